@@ -1,0 +1,3 @@
+"""forensics: offline forensics analyzer for container images."""
+
+__version__ = "0.1.0"

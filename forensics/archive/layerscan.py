@@ -1,0 +1,221 @@
+"""Hash a blob, and if it is a layer, decompress, hash and walk it: all in one pass.
+
+Two threads share the work so that both cores run hashlib/ISA-L/zstd with the
+GIL released: the calling thread reads the outer member, hashes the compressed
+bytes and decompresses; a worker hashes the uncompressed stream (the diff_id),
+parses the tar headers and hashes each file's content. A bounded queue between
+them keeps memory flat whatever the layer size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from forensics.archive.decompress import DecompressError, open_stream, sniff
+from forensics.archive.tarstream import Member, Source, TarError, TarReader
+
+CHUNK = 1 << 20
+QUEUE_DEPTH = 8
+HEAD = 4096  # enough bytes to sniff a tar header and any compression magic
+
+
+@dataclass(slots=True)
+class LayerMember:
+    """A layer entry as read, before normalization (that is the verifier's job)."""
+
+    name: str
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: float
+    linkname: str
+    sha256: str | None
+    kind: str | None
+    offset: int
+
+
+@dataclass
+class LayerScan:
+    compression: str  # gzip, zstd, none
+    diff_id: str | None = None
+    uncompressed_size: int = 0
+    members: list[LayerMember] = field(default_factory=list)
+    captured: dict[str, bytes] = field(default_factory=dict)  # raw member name -> content
+    error: str | None = None  # why the tar or the compressed stream could not be read to its end
+    trailing_garbage: int = 0
+    is_tar: bool = True
+
+
+@dataclass
+class Limits:
+    max_uncompressed: int = 1 << 40  # per layer; beyond this we stop (decompression bomb)
+    max_ratio: int = 10_000  # once past 1 GiB, uncompressed/compressed above this is a bomb
+    max_json: int = 16 << 20  # JSON documents held in memory
+    max_capture: int = 64 << 20  # per captured file (package databases)
+
+
+def content_kind(head: bytes, size: int) -> str:
+    if size == 0:
+        return "empty"
+    if head.startswith(b"\x7fELF"):
+        return "elf"
+    if head.startswith(b"#!"):
+        return "script"
+    return "data"
+
+
+class _HashingReader:
+    """The outer member as a file-like object that hashes what passes through."""
+
+    def __init__(self, first: bytes, read: Callable[[int], memoryview]) -> None:
+        self._first = first
+        self._read = read
+        self.hash = hashlib.sha256(first)
+        self.count = len(first)
+
+    def read(self, n: int) -> bytes:
+        if self._first:
+            out, self._first = self._first[:n], self._first[n:]
+            return out
+        part = self._read(n)
+        if not part:
+            return b""
+        self.hash.update(part)
+        self.count += len(part)
+        return bytes(part)
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+class _QueueSource(Source):
+    def __init__(self, q: queue.Queue, hash_stream: bool) -> None:
+        super().__init__()
+        self._q = q
+        self.hash = hashlib.sha256() if hash_stream else None
+        self.total = 0
+        self.closed = False
+
+    def _fill(self) -> bytes:
+        if self.closed:
+            return b""
+        item = self._q.get()
+        if item is None:
+            self.closed = True
+            return b""
+        if self.hash is not None:
+            self.hash.update(item)
+        self.total += len(item)
+        return item
+
+    def drain(self) -> None:
+        self._pos = len(self._buf)
+        while self._fill():
+            pass
+
+
+def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits) -> None:
+    tar = TarReader(src)
+    out = scan.members
+    sha = hashlib.sha256
+    try:
+        while True:
+            m: Member | None = tar.next()
+            if m is None:
+                break
+            digest = kind = None
+            if m.type == "file":
+                h = sha()
+                first = tar.read(CHUNK)
+                head = bytes(first[:4])
+                h.update(first)
+                keep = [bytes(first)] if capture(m.name, m.size) and m.size <= limits.max_capture else None
+                while True:
+                    part = tar.read(CHUNK)
+                    if not part:
+                        break
+                    h.update(part)
+                    if keep is not None:
+                        keep.append(bytes(part))
+                digest = h.hexdigest()
+                kind = content_kind(head, m.size)
+                if keep is not None:
+                    scan.captured[m.name] = b"".join(keep)
+            out.append(LayerMember(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
+                                   m.linkname, digest, kind, m.offset))
+        if tar.members_seen == 0 and not tar.end_seen:
+            scan.is_tar = False
+    except TarError as exc:
+        scan.is_tar = bool(out) or tar.end_seen
+        scan.error = f"layer tar: {exc} (after {len(out)} entries)"
+    except Exception as exc:  # never leave the producer blocked on a full queue
+        scan.error = f"layer tar: {type(exc).__name__}: {exc} (after {len(out)} entries)"
+    finally:
+        src.drain()  # the diff_id covers every byte, the end-of-archive padding included
+
+
+def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
+                capture: Callable[[str, int], bool], limits: Limits) -> tuple[str, int, LayerScan]:
+    """Consume a blob whose first bytes sniff as `kind` (gzip, zstd or tar).
+
+    Returns (sha256 hex of the blob, its byte count, the layer scan).
+    """
+    raw = _HashingReader(first, read)
+    compression = "none" if kind == "tar" else kind
+    scan = LayerScan(compression=compression)
+    q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    # For an uncompressed layer the diff_id is the blob digest: don't hash twice.
+    src = _QueueSource(q, hash_stream=compression != "none")
+    worker = threading.Thread(target=_walk, args=(src, scan, capture, limits), daemon=True)
+    worker.start()
+    stream = open_stream(compression, raw)
+    produced = 0
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            produced += len(chunk)
+            if produced > limits.max_uncompressed or (
+                produced > (1 << 30) and produced > limits.max_ratio * max(raw.count, 1)
+            ):
+                scan.error = (f"decompression stopped after {produced} bytes from {raw.count} "
+                              "compressed bytes (decompression bomb guard)")
+                break
+            q.put(chunk)
+    except DecompressError as exc:
+        scan.error = f"{compression}: {exc}"
+    except Exception as exc:  # the compressed stream is hostile; never let it escape as a traceback
+        scan.error = f"{compression}: {type(exc).__name__}: {exc}"
+    finally:
+        q.put(None)
+        worker.join()
+    raw.drain()
+    scan.trailing_garbage = getattr(stream, "trailing_garbage", 0)
+    scan.uncompressed_size = produced
+    if scan.error is None or "bomb" not in scan.error:
+        scan.diff_id = "sha256:" + (src.hash.hexdigest() if src.hash is not None else raw.hash.hexdigest())
+    return raw.hash.hexdigest(), raw.count, scan
+
+
+def sniff_head(read: Callable[[int], memoryview]) -> bytes:
+    """Read up to HEAD bytes (joining short reads) to decide what a blob is."""
+    parts: list[bytes] = []
+    got = 0
+    while got < HEAD:
+        part = read(HEAD - got)
+        if not part:
+            break
+        parts.append(bytes(part))
+        got += len(part)
+    return b"".join(parts)
+
+
+__all__ = ["LayerMember", "LayerScan", "Limits", "scan_stream", "sniff", "sniff_head", "content_kind"]

@@ -1,0 +1,389 @@
+"""Turn the inventory of one pass into images: which entry is which blob of which image.
+
+Detects the format by content (index.json -> OCI, manifest.json -> docker,
+both -> the dual layout of Docker 25+ and containerd exports), walks nested
+indexes, and follows docker's in-archive symlinks. It records what each
+descriptor *declares* next to the entry it resolves to; judging whether they
+agree is the verifiers' job. Only unreadable documents and an unknown format
+are reported here.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from forensics.archive.scan import Inventory, OuterEntry, norm_outer
+from forensics.findings import finding
+from forensics.models import Finding
+
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+MANIFEST_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+}
+MAX_INDEX_DEPTH = 8
+NAMED_RE = re.compile(r"(?:^|/)(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
+MAX_LINK_HOPS = 40
+
+
+@dataclass
+class Descriptor:
+    where: str  # which document and field declared it, for evidence
+    media_type: str | None
+    digest: str | None
+    size: int | None
+    annotations: dict[str, str] = field(default_factory=dict)
+    platform: dict[str, Any] | None = None
+    urls: list[str] = field(default_factory=list)
+    data: str | None = None
+    path: str | None = None  # where the blob should be in the archive
+    entry: OuterEntry | None = None  # the entry found there (after links)
+    valid: bool = True  # the digest is well formed
+
+
+@dataclass
+class LayerRef:
+    index: int
+    descriptor: Descriptor  # for docker-archive: built from the manifest.json path
+    declared_diff_id: str | None = None
+
+
+@dataclass
+class ResolvedImage:
+    index: int
+    source: str  # "oci" or "docker"
+    refs: list[str] = field(default_factory=list)
+    manifest: Descriptor | None = None
+    manifest_doc: dict | None = None
+    config: Descriptor | None = None
+    config_doc: dict | None = None
+    layers: list[LayerRef] = field(default_factory=list)
+    diff_ids: list[str] = field(default_factory=list)
+    platform: str | None = None
+    repo_tags: list[str] = field(default_factory=list)  # manifest.json RepoTags
+
+
+@dataclass
+class Resolved:
+    format: str
+    images: list[ResolvedImage] = field(default_factory=list)
+    descriptors: list[Descriptor] = field(default_factory=list)  # every descriptor seen
+    index_doc: dict | None = None
+    manifest_json: list | None = None
+    repositories: dict | None = None
+    referenced: set[str] = field(default_factory=set)  # entry paths something points at
+    artifacts: list[Descriptor] = field(default_factory=list)  # attestations, signatures
+    findings: list[Finding] = field(default_factory=list)
+
+
+def load_json(entry: OuterEntry | None, what: str, out: list[Finding], *,
+              digest: str | None = None) -> Any:
+    """Parse a kept document; an unreadable one becomes archive.malformed."""
+    if entry is None:
+        return None
+    where = dict(entry=entry.name, digest=digest)
+    if entry.data is None:
+        reason = ("too large to be a metadata document" if entry.nbytes else "empty")
+        if entry.layer is not None:
+            reason = f"is a {entry.sniffed} stream, not JSON"
+        out.append(finding("archive.malformed", "high", entry.name,
+                           f"{what} {entry.name!r} is not a JSON document: {reason} ({entry.nbytes} bytes)",
+                           **where))
+        return None
+    try:
+        return json.loads(entry.data)
+    except RecursionError:
+        msg = "nested too deeply"
+    except (ValueError, UnicodeDecodeError) as exc:
+        msg = str(exc)[:200]
+    out.append(finding("archive.malformed", "high", entry.name,
+                       f"{what} {entry.name!r} is not valid JSON: {msg}", **where))
+    return None
+
+
+def follow(inv: Inventory, path: str) -> tuple[OuterEntry | None, str]:
+    """The entry a path leads to through in-archive symlinks and hardlinks."""
+    current, _ = norm_outer(path)
+    for _ in range(MAX_LINK_HOPS):
+        entry = inv.get(current)
+        if entry is None or entry.type not in ("symlink", "hardlink"):
+            return entry, current
+        if entry.type == "symlink":
+            target = posixpath.normpath(posixpath.join("/" + posixpath.dirname(current), entry.linkname))
+        else:
+            target = "/" + entry.linkname
+        current, unsafe = norm_outer(target.lstrip("/"))
+        if unsafe:
+            return None, current
+    return None, current  # a loop
+
+
+def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry | None) -> Descriptor | None:
+    if not isinstance(raw, dict):
+        out.append(finding("archive.malformed", "high", where, f"{where} is not a descriptor object",
+                           entry=doc_entry.name if doc_entry else None))
+        return None
+    digest = raw.get("digest")
+    size = raw.get("size")
+    d = Descriptor(
+        where=where,
+        media_type=raw.get("mediaType") if isinstance(raw.get("mediaType"), str) else None,
+        digest=digest if isinstance(digest, str) else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        annotations={k: v for k, v in (raw.get("annotations") or {}).items()
+                     if isinstance(k, str) and isinstance(v, str)} if isinstance(raw.get("annotations"), dict) else {},
+        platform=raw.get("platform") if isinstance(raw.get("platform"), dict) else None,
+        urls=[u for u in raw.get("urls") or [] if isinstance(u, str)] if isinstance(raw.get("urls"), list) else [],
+        data=raw.get("data") if isinstance(raw.get("data"), str) else None,
+    )
+    if d.digest is None or not DIGEST_RE.match(d.digest):
+        d.valid = False
+        out.append(finding("archive.malformed", "high", where,
+                           f"{where} has an invalid digest {str(digest)[:100]!r}",
+                           entry=doc_entry.name if doc_entry else None))
+    return d
+
+
+def _platform_str(p: dict | None) -> str | None:
+    if not p or not isinstance(p.get("os"), str) or not isinstance(p.get("architecture"), str):
+        return None
+    s = f"{p['os']}/{p['architecture']}"
+    if isinstance(p.get("variant"), str) and p["variant"]:
+        s += f"/{p['variant']}"
+    return s
+
+
+class _Resolver:
+    def __init__(self, inv: Inventory) -> None:
+        self.inv = inv
+        self.out: list[Finding] = []
+
+    def blob(self, d: Descriptor) -> None:
+        """Attach the entry at blobs/<alg>/<hex> to a descriptor."""
+        if not d.valid:
+            return
+        alg, hexpart = d.digest.split(":", 1)
+        d.path = f"blobs/{alg}/{hexpart}"
+        d.entry, resolved = follow(self.inv, d.path)
+        self.res.referenced.add(d.path)
+        if d.entry is not None:
+            self.res.referenced.add(resolved)
+
+    def run(self) -> Resolved:
+        inv = self.inv
+        has_index = inv.get("index.json") is not None
+        has_manifest = inv.get("manifest.json") is not None
+        if has_index and has_manifest:
+            fmt = "docker-archive+oci"
+        elif has_index:
+            fmt = "oci-layout" if inv.is_dir else "oci-archive"
+        elif has_manifest:
+            fmt = "docker-archive"
+        else:
+            fmt = "unknown"
+        self.res = Resolved(format=fmt)
+        for meta in ("index.json", "manifest.json", "oci-layout", "repositories"):
+            if inv.get(meta) is not None:
+                self.res.referenced.add(meta)
+        if fmt == "unknown":
+            what = "an empty directory" if not inv.entries else f"{len(inv.entries)} entries"
+            self.out.append(finding(
+                "archive.unknown-format", "high", inv.source,
+                f"neither manifest.json (docker save) nor index.json (OCI layout) found among {what}; "
+                "this is not an image archive (a container export or a pre-1.10 docker save?)"))
+        if has_index:
+            self._oci()
+        if has_manifest:
+            self._docker(link_to_oci=has_index)
+        repos = inv.get("repositories")
+        if repos is not None:
+            doc = load_json(repos, "repositories", self.out)
+            self.res.repositories = doc if isinstance(doc, dict) else None
+        for i, img in enumerate(self.res.images):
+            img.index = i
+        self.res.findings = self.out
+        return self.res
+
+    # --- OCI layout ---------------------------------------------------------------
+    def _oci(self) -> None:
+        entry = self.inv.get("index.json")
+        doc = load_json(entry, "index.json", self.out)
+        if doc is None:
+            return
+        if not isinstance(doc, dict):
+            self.out.append(finding("archive.malformed", "high", "index.json",
+                                    "index.json is not a JSON object", entry="index.json"))
+            return
+        self.res.index_doc = doc
+        self._walk_index(doc, "index.json", entry, depth=0, inherited=[], inherited_platform=None)
+
+    def _walk_index(self, doc: dict, where: str, doc_entry: OuterEntry | None, depth: int,
+                    inherited: list[str], inherited_platform: dict | None) -> None:
+        manifests = doc.get("manifests")
+        if manifests is None:
+            return  # Docker 25 writes "manifests": null for untagged images
+        if not isinstance(manifests, list):
+            self.out.append(finding("archive.malformed", "high", where,
+                                    f"{where}: 'manifests' is not a list", entry=doc_entry.name if doc_entry else None))
+            return
+        for i, raw in enumerate(manifests):
+            d = _descriptor(raw, f"{where} manifests[{i}]", self.out, doc_entry)
+            if d is None:
+                continue
+            self.res.descriptors.append(d)
+            self.blob(d)
+            refs = list(inherited)
+            if depth == 0:  # ref.name is only meaningful on index.json's own descriptors
+                for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
+                    if key in d.annotations and d.annotations[key] not in refs:
+                        refs.append(d.annotations[key])
+            if not d.valid or d.entry is None:
+                continue
+            child = load_json(d.entry, f"{d.where} ({d.media_type or 'no media type'})", self.out, digest=d.digest)
+            if not isinstance(child, dict):
+                continue
+            mt = d.media_type or child.get("mediaType")
+            if mt in INDEX_TYPES or (mt not in MANIFEST_TYPES and "manifests" in child):
+                if depth >= MAX_INDEX_DEPTH:
+                    self.out.append(finding("archive.malformed", "high", d.where,
+                                            f"image indexes nested deeper than {MAX_INDEX_DEPTH}", digest=d.digest))
+                    continue
+                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, d.platform)
+            elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
+                self._oci_manifest(d, child, refs)
+            # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
+
+    def _oci_manifest(self, d: Descriptor, doc: dict, refs: list[str]) -> None:
+        where = f"manifest {d.digest[:19]}"
+        config = _descriptor(doc.get("config"), f"{where} config", self.out, d.entry)
+        layers_raw = doc.get("layers") if isinstance(doc.get("layers"), list) else []
+        layer_descs = []
+        for i, raw in enumerate(layers_raw):
+            ld = _descriptor(raw, f"{where} layers[{i}]", self.out, d.entry)
+            if ld is not None:
+                self.res.descriptors.append(ld)
+                self.blob(ld)
+                layer_descs.append(ld)
+        if config is not None:
+            self.res.descriptors.append(config)
+            self.blob(config)
+        subject = doc.get("subject")
+        if isinstance(subject, dict):
+            sd = _descriptor(subject, f"{where} subject", self.out, d.entry)
+            if sd is not None and sd.valid:
+                # A referrer (signature, attestation) points at another manifest; not a blob of its own.
+                self.res.artifacts.append(d)
+        atype = d.annotations.get("vnd.docker.reference.type")
+        plat = _platform_str(d.platform)
+        if atype == "attestation-manifest" or plat == "unknown/unknown" or isinstance(subject, dict) or (
+                config is not None and config.media_type not in (None, "application/vnd.oci.image.config.v1+json",
+                                                                 "application/vnd.docker.container.image.v1+json")):
+            if d not in self.res.artifacts:
+                self.res.artifacts.append(d)
+            return
+        img = ResolvedImage(index=0, source="oci", refs=refs, manifest=d, manifest_doc=doc, config=config)
+        img.layers = [LayerRef(index=i, descriptor=ld) for i, ld in enumerate(layer_descs)]
+        if config is not None and config.entry is not None:
+            img.config_doc = self._config(config.entry, config.digest)
+        self._finish_image(img, plat)
+        self.res.images.append(img)
+
+    def _config(self, entry: OuterEntry, digest: str | None) -> dict | None:
+        doc = load_json(entry, "image config", self.out, digest=digest)
+        if doc is not None and not isinstance(doc, dict):
+            self.out.append(finding("archive.malformed", "high", entry.name,
+                                    "image config is not a JSON object", entry=entry.name, digest=digest))
+            return None
+        return doc
+
+    def _finish_image(self, img: ResolvedImage, descriptor_platform: str | None) -> None:
+        cfg = img.config_doc or {}
+        rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs.get("diff_ids"), list) else []
+        img.diff_ids = [x if isinstance(x, str) else str(x) for x in diff_ids]
+        for lr in img.layers:
+            if lr.index < len(img.diff_ids):
+                lr.declared_diff_id = img.diff_ids[lr.index]
+        img.platform = _platform_str(cfg) or descriptor_platform
+
+    # --- docker save --------------------------------------------------------------
+    def _docker(self, link_to_oci: bool) -> None:
+        entry = self.inv.get("manifest.json")
+        doc = load_json(entry, "manifest.json", self.out)
+        if doc is None:
+            if entry is not None and entry.data is not None and entry.data.strip() == b"null":
+                self.out.append(finding("archive.malformed", "high", "manifest.json",
+                                        "manifest.json holds null: it lists no image", entry="manifest.json"))
+            return
+        if not isinstance(doc, list):
+            self.out.append(finding("archive.malformed", "high", "manifest.json",
+                                    f"manifest.json is a JSON {type(doc).__name__}, not the list of images it must be",
+                                    entry="manifest.json"))
+            return
+        self.res.manifest_json = doc
+        oci_images = {img.config.digest: img for img in self.res.images if img.config is not None}
+        for i, item in enumerate(doc):
+            where = f"manifest.json[{i}]"
+            if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
+                self.out.append(finding("archive.malformed", "high", where,
+                                        f"{where} has no Config path", entry="manifest.json"))
+                continue
+            tags = [t for t in item.get("RepoTags") or [] if isinstance(t, str)] if isinstance(
+                item.get("RepoTags"), list) else []
+            config_path = item["Config"]
+            cd = self._docker_blob(config_path, f"{where} Config")
+            img_oci = oci_images.get(cd.digest) if link_to_oci and cd.digest else None
+            if img_oci is not None:
+                img_oci.repo_tags = tags  # the same image seen through both layouts
+                continue
+            img = ResolvedImage(index=0, source="docker", refs=list(tags), config=cd, repo_tags=tags)
+            if cd.entry is not None:
+                img.config_doc = self._config(cd.entry, cd.digest)
+            layer_paths = item.get("Layers") if isinstance(item.get("Layers"), list) else []
+            for j, lp in enumerate(layer_paths):
+                if not isinstance(lp, str):
+                    self.out.append(finding("archive.malformed", "high", f"{where} Layers[{j}]",
+                                            "layer path is not a string", entry="manifest.json"))
+                    continue
+                ld = self._docker_blob(lp, f"{where} Layers[{j}]")
+                img.layers.append(LayerRef(index=len(img.layers), descriptor=ld))
+            self._finish_image(img, None)
+            self.res.images.append(img)
+
+    def _docker_blob(self, path: str, where: str) -> Descriptor:
+        """A manifest.json path as a descriptor: the digest comes from the name where it
+        is content-addressed (`<hex>.json`, `blobs/sha256/<hex>`), else from the bytes."""
+        norm, unsafe = norm_outer(path)
+        entry, resolved = (None, norm) if unsafe else follow(self.inv, norm)
+        self.res.referenced.add(norm)
+        if entry is not None:
+            self.res.referenced.add(resolved)
+            # the legacy layout's sibling files belong to the same layer directory
+            base_dir = posixpath.dirname(norm)
+            if base_dir and posixpath.basename(norm) == "layer.tar":
+                for sib in ("json", "VERSION"):
+                    self.res.referenced.add(f"{base_dir}/{sib}")
+        d = Descriptor(where=where, media_type=None, digest=None, size=None, path=norm, entry=entry)
+        # Content-addressed names (<hex>.json, <diffid>.tar, blobs/sha256/<hex>, ggcr's
+        # sha256:<hex>) declare a digest; `<v1id>/layer.tar` declares none.
+        m = NAMED_RE.search(resolved if entry is not None else norm)
+        if m:
+            d.digest = "sha256:" + m.group(1)
+            d.annotations["digest-source"] = "name"
+        elif entry is not None and entry.sha256:
+            d.digest = "sha256:" + entry.sha256
+            d.annotations["digest-source"] = "computed"
+        return d
+
+
+def resolve(inv: Inventory) -> Resolved:
+    return _Resolver(inv).run()

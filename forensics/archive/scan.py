@@ -1,0 +1,291 @@
+"""The one pass over the input: every outer entry hashed as it streams by.
+
+Input may be a tar (plain, gzip or zstd), stdin, or a directory (an OCI layout
+on disk). Blobs come in any order relative to index.json/manifest.json, so
+nothing here interprets the archive: it records what every entry is, its
+digest, the JSON documents, and the walk of every layer. `resolve` turns this
+inventory into images after the pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from forensics.archive.decompress import DecompressError, open_stream, sniff
+from forensics.archive.layerscan import CHUNK, HEAD, LayerScan, Limits, scan_stream, sniff_head
+from forensics.archive.tarstream import FileSource, TarError, TarReader
+
+ProgressFn = Callable[[int, int | None], None]
+
+# Files whose content we keep regardless of what they sniff as: the metadata of both layouts.
+METADATA_NAMES = {"manifest.json", "index.json", "oci-layout", "repositories", "VERSION", "json"}
+
+
+class InputError(Exception):
+    """The input cannot be analyzed at all (not found, not an archive)."""
+
+
+@dataclass
+class OuterEntry:
+    seq: int  # position in the archive
+    name: str  # as stored
+    path: str  # normalized, relative, no leading "./" or "/"
+    type: str  # file, dir, symlink, hardlink, other
+    size: int  # as the header says
+    mode: int = 0
+    mtime: float = 0
+    linkname: str = ""
+    sha256: str | None = None
+    nbytes: int = 0  # bytes actually read
+    sniffed: str | None = None  # gzip, zstd, tar, json, data, ...
+    data: bytes | None = None  # kept content (JSON documents and small metadata)
+    layer: LayerScan | None = None
+    error: str | None = None  # the entry could not be read to its end
+
+
+@dataclass
+class Inventory:
+    source: str
+    is_dir: bool
+    input_size: int = 0
+    input_sha256: str | None = None
+    input_compression: str | None = None
+    entries: list[OuterEntry] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # damage to the outer container itself
+    truncated: bool = False
+    _by_path: dict[str, list[OuterEntry]] = field(default_factory=dict, repr=False)
+
+    def add(self, entry: OuterEntry) -> None:
+        self.entries.append(entry)
+        self._by_path.setdefault(entry.path, []).append(entry)
+
+    def get_all(self, path: str) -> list[OuterEntry]:
+        return self._by_path.get(norm_outer(path)[0], [])
+
+    def get(self, path: str) -> OuterEntry | None:
+        """The copy of a path that extraction would leave: the last one."""
+        found = self.get_all(path)
+        return found[-1] if found else None
+
+
+def norm_outer(name: str) -> tuple[str, bool]:
+    """Normalize an outer entry name; say whether it is unsafe (absolute or escaping)."""
+    unsafe = name.startswith("/")
+    path = posixpath.normpath("/" + name.replace("\\", "/")) if name else "/"
+    stripped = name.lstrip("/")
+    parts = [p for p in stripped.split("/") if p not in ("", ".")]
+    depth = 0
+    for p in parts:
+        depth = depth - 1 if p == ".." else depth + 1
+        if depth < 0:
+            unsafe = True
+            break
+    return path.lstrip("/"), unsafe
+
+
+class _CountingReader:
+    """The raw input: counts and hashes what is read (chain of custody), reports progress."""
+
+    def __init__(self, f, progress: ProgressFn | None, total: int | None) -> None:
+        self._f = f
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self._progress = progress
+        self._total = total
+        self._next_report = 0
+
+    def read(self, n: int) -> bytes:
+        data = self._f.read(n)
+        if data:
+            self.hash.update(data)
+            self.count += len(data)
+            if self._progress and self.count >= self._next_report:
+                self._progress(self.count, self._total)
+                self._next_report = self.count + (8 << 20)
+        return data
+
+
+class _Prefixed:
+    def __init__(self, head: bytes, f) -> None:
+        self._head = head
+        self._f = f
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._f.read(n)
+
+
+class _MemberReader:
+    """Content of the current outer member; truncation becomes a recorded error."""
+
+    def __init__(self, read: Callable[[int], memoryview | bytes]) -> None:
+        self._read = read
+        self.error: str | None = None
+
+    def __call__(self, n: int):
+        if self.error:
+            return b""
+        try:
+            return self._read(n)
+        except (TarError, DecompressError) as exc:
+            self.error = str(exc)
+            return b""
+        except OSError as exc:
+            self.error = f"read error: {exc}"
+            return b""
+
+
+def _default_capture(name: str, size: int) -> bool:
+    return False
+
+
+def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits) -> None:
+    """Hash one regular entry; walk it if it is a layer; keep it if it is a document."""
+    head = sniff_head(read)
+    entry.sniffed = sniff(head)
+    if entry.sniffed in ("gzip", "zstd", "tar"):
+        digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits)
+        entry.sha256, entry.nbytes, entry.layer = digest, count, scan
+    else:
+        h = hashlib.sha256(head)
+        count = len(head)
+        base = entry.path.rsplit("/", 1)[-1]
+        keep = entry.sniffed == "json" or base in METADATA_NAMES or base.endswith(".json")
+        parts = [head] if keep else None
+        while True:
+            part = read(CHUNK)
+            if not part:
+                break
+            h.update(part)
+            count += len(part)
+            if parts is not None:
+                if count > limits.max_json:
+                    parts = None  # too large to be a document we need; hash only
+                else:
+                    parts.append(bytes(part))
+        entry.sha256, entry.nbytes = h.hexdigest(), count
+        if parts is not None:
+            entry.data = b"".join(parts)
+    entry.error = read.error
+
+
+def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None,
+               limits: Limits | None = None, progress: ProgressFn | None = None) -> Inventory:
+    capture = capture or _default_capture
+    limits = limits or Limits()
+    if source != "-" and os.path.isdir(source):
+        return _scan_dir(source, capture, limits, progress)
+    if source == "-":
+        f, total = sys.stdin.buffer, None
+    else:
+        try:
+            f = open(source, "rb")
+        except FileNotFoundError:
+            raise InputError(f"{source}: no such file or directory") from None
+        except OSError as exc:
+            raise InputError(f"{source}: cannot open: {exc.strerror or exc}") from None
+        total = os.fstat(f.fileno()).st_size
+    try:
+        return _scan_tar(source, f, total, capture, limits, progress)
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def _scan_tar(source, f, total, capture, limits, progress) -> Inventory:
+    raw = _CountingReader(f, progress, total)
+    inv = Inventory(source=source, is_dir=False)
+    head = raw.read(HEAD)
+    kind = sniff(head)
+    if not head:
+        raise InputError(f"{source}: empty input, not an image archive")
+    if kind in ("gzip", "zstd"):
+        inv.input_compression = kind
+        stream = open_stream(kind, _Prefixed(head, raw))
+    elif kind == "tar":
+        inv.input_compression = "none"
+        stream = _Prefixed(head, raw)
+    else:
+        raise InputError(f"{source}: not a tar archive (starts with {head[:8]!r}); "
+                         "expected a docker save or OCI image layout tarball")
+    tar = TarReader(FileSource(stream, CHUNK))
+    seq = 0
+    while True:
+        try:
+            m = tar.next()
+        except (TarError, DecompressError) as exc:
+            inv.errors.append(f"outer archive: {exc} (after {seq} entries)")
+            inv.truncated = "truncated" in str(exc) or "end of data" in str(exc)
+            break
+        if m is None:
+            break
+        path, _ = norm_outer(m.name)
+        entry = OuterEntry(seq=seq, name=m.name, path=path, type=m.type, size=m.size,
+                           mode=m.mode, mtime=m.mtime, linkname=m.linkname)
+        seq += 1
+        if m.type in ("file", "other"):
+            reader = _MemberReader(tar.read)
+            _consume(entry, reader, capture, limits)
+            if entry.error:
+                inv.truncated = True
+                inv.add(entry)
+                inv.errors.append(f"outer archive: entry {m.name!r}: {entry.error}")
+                break
+        inv.add(entry)
+    # Read whatever follows the end marker so the input digest covers the whole file.
+    try:
+        while stream.read(CHUNK):
+            pass
+    except (DecompressError, Exception) as exc:  # noqa: BLE001 - damage after the tar end
+        inv.errors.append(f"outer archive: after the end of the tar: {exc}")
+    if progress:
+        progress(raw.count, total)
+    inv.input_size = raw.count
+    inv.input_sha256 = "sha256:" + raw.hash.hexdigest()
+    return inv
+
+
+def _scan_dir(root, capture, limits, progress) -> Inventory:
+    inv = Inventory(source=root, is_dir=True)
+    total = 0
+    seq = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        names = sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in names:
+            full = os.path.join(dirpath, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            rel = rel.replace(os.sep, "/")
+            try:
+                st = os.lstat(full)
+            except OSError as exc:
+                inv.errors.append(f"{rel}: {exc.strerror}")
+                continue
+            entry = OuterEntry(seq=seq, name=rel, path=rel, type="other", size=st.st_size,
+                               mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
+            seq += 1
+            if stat.S_ISLNK(st.st_mode):
+                entry.type, entry.size = "symlink", 0
+                entry.linkname = os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                entry.type = "file"
+                try:
+                    with open(full, "rb") as fh:
+                        _consume(entry, _MemberReader(fh.read), capture, limits)
+                except OSError as exc:
+                    entry.error = f"cannot read: {exc.strerror}"
+                total += entry.nbytes
+                if progress:
+                    progress(total, None)
+            inv.add(entry)
+    inv.input_size = total
+    return inv

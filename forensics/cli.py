@@ -1,0 +1,177 @@
+"""Command line: `forensics scan|history|diff|report|schema`.
+
+Exit codes (every command): 0 nothing at or above --fail-on, 1 findings at or
+above --fail-on (or, for diff, the contents differ), 2 the input could not be
+analyzed (not found, not an image archive, bad usage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from forensics import __version__
+from forensics.archive.scan import InputError
+from forensics.findings import at_or_above
+from forensics.models import Report, Severity
+
+EXIT_DOC = """
+Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
+could not be analyzed (not found, not an image archive, bad usage).
+"""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help=(
+        "Offline forensics for container images.\n\n"
+        "Image history is editable metadata and tags are mutable: this tool looks at what an image "
+        "really contains. It recomputes every digest in a `docker save` archive or an OCI image layout "
+        "(tar, directory or stdin; gzip/zstd/plain layers), indexes every file of every layer, and "
+        "reports what the metadata does not explain.\n\n"
+        "Start with:  forensics scan image.tar\n\n" + EXIT_DOC
+    ),
+)
+
+
+class FailOn(str, Enum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+    info = "info"
+    never = "never"
+
+
+def _fail(msg: str) -> "typer.Exit":
+    typer.echo(f"forensics: error: {msg}", err=True)
+    return typer.Exit(2)
+
+
+def _write(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool):
+    from forensics.pipeline import analyze
+    from forensics.render.progress import Progress
+
+    if archive != "-" and not os.path.exists(archive):
+        raise _fail(f"{archive}: no such file or directory")
+    progress = Progress(f"scanning {os.path.basename(archive) or archive}", enabled=None if not quiet else False)
+    try:
+        return analyze(archive, expect=expect, progress=progress, history=history, command=["forensics", *sys.argv[1:]])
+    except InputError as exc:
+        raise _fail(str(exc))
+    except KeyboardInterrupt:
+        raise _fail("interrupted")
+    except Exception as exc:  # a bug must still not dump a traceback on an investigator
+        if os.environ.get("FORENSICS_DEBUG"):
+            traceback.print_exc()
+        raise _fail(f"internal error while analyzing {archive}: {type(exc).__name__}: {exc} "
+                    "(set FORENSICS_DEBUG=1 for a traceback, and please report it)")
+    finally:
+        progress.close()
+
+
+def _exit_for(report: Report, fail_on: FailOn) -> int:
+    if report.verdict == "unreadable":
+        return 2
+    if fail_on == FailOn.never:
+        return 0
+    return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
+
+
+def _emit(report: Report, json_out: Optional[str], html_out: Optional[str], quiet: bool) -> None:
+    from forensics.render.text import render_text
+
+    if json_out:
+        _write(json_out, report.model_dump_json(indent=1) + "\n")
+    if html_out:
+        try:
+            from forensics.render.html import render_html
+        except ImportError:
+            raise _fail("the HTML report is not available in this build")
+        _write(html_out, render_html(report))
+    if not quiet and json_out != "-":
+        typer.echo(render_text(report), nl=False)
+
+
+@app.command(epilog=EXIT_DOC)
+def scan(
+    archive: str = typer.Argument(..., help="docker save tar, OCI layout (tar or directory), optionally "
+                                            "gzip/zstd compressed; '-' reads stdin."),
+    json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-",
+                                           help="write the full result as JSON ('-' for stdout)."),
+    html_out: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="write a self-contained HTML report."),
+    expect: list[str] = typer.Option([], "--expect", metavar="sha256:HEX",
+                                     help="the manifest, index or config digest you deployed by; repeatable. "
+                                          "Any that matches nothing is ref.pin-mismatch."),
+    fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
+    history: bool = typer.Option(True, "--history/--no-history",
+                                 help="diff history against layer content (on by default)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
+) -> None:
+    """Verify every digest of an image archive and report what its metadata does not explain.
+
+    Reads the input once, streaming: each blob is hashed against its name and every
+    descriptor, each layer is decompressed and hashed against rootfs.diff_ids, and every
+    file of every layer is indexed.
+
+    Examples:
+
+      forensics scan image.tar
+
+      docker save app:1 | forensics scan - --json result.json
+
+      forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
+    """
+    report = _run_analysis(archive, expect, history, quiet)
+    _emit(report, json_out, html_out, quiet)
+    raise typer.Exit(_exit_for(report, fail_on))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the `scan --json` output."""
+    typer.echo(json.dumps(Report.model_json_schema(), indent=1))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"forensics {__version__}")
+
+
+def _register_optional() -> None:
+    """Commands whose modules may be absent in a partial build register themselves."""
+    for mod in ("forensics.cli_history", "forensics.cli_report", "forensics.cli_diff"):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        module.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise

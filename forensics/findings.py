@@ -1,0 +1,128 @@
+"""The finding vocabulary (shared/findings.md), with one explanation per code.
+
+The explanations serve the terminal, the JSON consumers and the HTML report alike,
+so they live here once. `RAISED_BY` names the one module that emits each code:
+start there when a finding surprises you.
+"""
+
+from __future__ import annotations
+
+from forensics.models import Finding, Severity
+
+SEVERITY_ORDER = [Severity.critical, Severity.high, Severity.medium, Severity.low, Severity.info]
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+
+EXPLANATIONS: dict[str, str] = {
+    "archive.malformed": (
+        "Part of the archive could not be parsed (truncated tar, bad header, invalid JSON, "
+        "corrupt compressed stream). Whatever depends on it could not be verified."
+    ),
+    "archive.unsafe-path": (
+        "An entry name is absolute or climbs out with '..', or a link points outside the root. "
+        "Extracting such an archive naively writes outside the target directory."
+    ),
+    "archive.duplicate-entry": (
+        "The same path occurs twice in one tar. Tools disagree on which copy wins, so two "
+        "readers of the same archive can see different content."
+    ),
+    "archive.unknown-format": (
+        "Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."
+    ),
+    "blob.digest-mismatch": (
+        "The sha256 of the bytes differs from the digest they are addressed by. The content "
+        "was changed after the name (or descriptor) was written."
+    ),
+    "blob.size-mismatch": "A descriptor's size differs from the blob's real byte count.",
+    "blob.missing": "Something refers to a blob that the archive does not hold.",
+    "blob.unreferenced": (
+        "The archive holds a blob that nothing refers to. Often harmless (Docker 25+ writes "
+        "legacy v1 JSON blobs), but it is also a place to smuggle content."
+    ),
+    "blob.media-type-mismatch": (
+        "The declared media type or compression disagrees with the bytes (says gzip, is zstd)."
+    ),
+    "layer.diffid-mismatch": (
+        "The sha256 of the uncompressed layer differs from rootfs.diff_ids in the config: the "
+        "layer is not the one the image ID was computed over."
+    ),
+    "layer.count-mismatch": "The manifest lists a different number of layers than rootfs.diff_ids.",
+    "ref.conflict": (
+        "One tag points at different images in different places of the archive "
+        "(manifest.json, repositories, index.json annotations)."
+    ),
+    "ref.pin-mismatch": (
+        "The digest you pinned (--expect) is neither the manifest nor the config digest of the "
+        "image: this is not the image you deployed by digest."
+    ),
+    "history.count-mismatch": (
+        "The number of history entries that own a layer differs from the number of layers."
+    ),
+    "history.empty-layer-mismatch": (
+        "A history entry's empty_layer flag contradicts its layer."
+    ),
+    "history.unexplained-change": (
+        "A layer changes paths that its history line does not account for: the history may "
+        "have been rewritten to hide what the step really did."
+    ),
+    "history.package-file-modified": (
+        "A file's content differs from the digest its package manager recorded at install."
+    ),
+    "history.time-anomaly": (
+        "Timestamps go backwards, lie in the future, or files are newer than their step."
+    ),
+    "file.binary-replaced": (
+        "A path that held an executable is replaced by a different kind of file (an ELF by a "
+        "script): the classic trojan wrapper."
+    ),
+    "file.setuid-added": "A layer adds a setuid or setgid file.",
+    "file.persistence": (
+        "A layer writes a known persistence or hijack point (ld.so.preload, cron, "
+        "authorized_keys, shell profile) outside a package install."
+    ),
+    "compare.history-equal-content-differs": (
+        "The two images' history lines are identical, yet the files they contain differ: "
+        "comparing histories alone would have passed this image."
+    ),
+    "compare.content-differs": "A path differs in content, mode, owner or presence between the images.",
+}
+
+RAISED_BY: dict[str, str] = {
+    "archive.malformed": "forensics.archive.scan (tar/JSON/compression) and forensics.archive.resolve",
+    "archive.unsafe-path": "forensics.verify.paths",
+    "archive.duplicate-entry": "forensics.verify.paths",
+    "archive.unknown-format": "forensics.archive.resolve",
+    "blob.digest-mismatch": "forensics.verify.blobs",
+    "blob.size-mismatch": "forensics.verify.blobs",
+    "blob.missing": "forensics.verify.blobs",
+    "blob.unreferenced": "forensics.verify.blobs",
+    "blob.media-type-mismatch": "forensics.verify.blobs",
+    "layer.diffid-mismatch": "forensics.verify.layers",
+    "layer.count-mismatch": "forensics.verify.layers",
+    "ref.conflict": "forensics.verify.refs",
+    "ref.pin-mismatch": "forensics.verify.refs",
+    "history.count-mismatch": "forensics.history.mapping",
+    "history.empty-layer-mismatch": "forensics.history.mapping",
+    "history.unexplained-change": "forensics.history.explain",
+    "history.package-file-modified": "forensics.history.packages",
+    "history.time-anomaly": "forensics.history.timeline",
+    "file.binary-replaced": "forensics.history.content",
+    "file.setuid-added": "forensics.history.content",
+    "file.persistence": "forensics.history.content",
+    "compare.history-equal-content-differs": "forensics.compare",
+    "compare.content-differs": "forensics.compare",
+}
+
+
+def finding(code: str, severity: Severity | str, subject: str, detail: str, **fields) -> Finding:
+    if code not in EXPLANATIONS:
+        raise ValueError(f"unknown finding code {code!r}: add it to shared/findings.md first")
+    return Finding(code=code, severity=Severity(severity), subject=subject, detail=detail, **fields)
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code, f.subject))
+
+
+def at_or_above(findings: list[Finding], threshold: Severity) -> list[Finding]:
+    limit = SEVERITY_RANK[threshold]
+    return [f for f in findings if SEVERITY_RANK[f.severity] <= limit]

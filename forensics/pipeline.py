@@ -1,0 +1,253 @@
+"""read -> verify -> analyze: one function from an input path to a Report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from forensics import __version__
+from forensics.archive.layerfs import norm_layer_path, to_file_entries
+from forensics.archive.layerscan import Limits
+from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
+from forensics.archive.scan import Inventory, scan_input
+from forensics.findings import SEVERITY_RANK, sort_findings
+from forensics.models import (
+    Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
+    ToolInfo,
+)
+from forensics.verify import blobs, layers, refs, structure
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+def _capture(name: str, size: int) -> bool:
+    """Keep the content of package databases: the history analysis reads them."""
+    try:
+        from forensics.packages import is_db_path
+    except ImportError:  # pragma: no cover
+        return False
+    return is_db_path(norm_layer_path(name)[0])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _config_summary(cfg: dict | None) -> ConfigSummary | None:
+    if not isinstance(cfg, dict):
+        return None
+    c = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+
+    def strs(v):
+        return [str(x) for x in v] if isinstance(v, list) else None
+
+    def s(v):
+        return v if isinstance(v, str) else None
+
+    return ConfigSummary(
+        os=s(cfg.get("os")), architecture=s(cfg.get("architecture")), variant=s(cfg.get("variant")),
+        created=s(cfg.get("created")), author=s(cfg.get("author")), user=s(c.get("User")),
+        workdir=s(c.get("WorkingDir")), entrypoint=strs(c.get("Entrypoint")), cmd=strs(c.get("Cmd")),
+        env=strs(c.get("Env")) or [],
+        exposed_ports=sorted(str(k) for k in c.get("ExposedPorts") or {}) if isinstance(c.get("ExposedPorts"), dict) else [],
+        volumes=sorted(str(k) for k in c.get("Volumes") or {}) if isinstance(c.get("Volumes"), dict) else [],
+        labels={str(k): str(v) for k, v in c.get("Labels").items()} if isinstance(c.get("Labels"), dict) else {},
+    )
+
+
+def _history(cfg: dict | None) -> list[HistoryEntry]:
+    raw = cfg.get("history") if isinstance(cfg, dict) and isinstance(cfg.get("history"), list) else []
+    out: list[HistoryEntry] = []
+    layer = 0
+    for i, h in enumerate(raw):
+        if not isinstance(h, dict):
+            h = {}
+        empty = h.get("empty_layer") is True
+        out.append(HistoryEntry(
+            index=i,
+            created=h.get("created") if isinstance(h.get("created"), str) else None,
+            created_by=h.get("created_by") if isinstance(h.get("created_by"), str) else None,
+            author=h.get("author") if isinstance(h.get("author"), str) else None,
+            comment=h.get("comment") if isinstance(h.get("comment"), str) else None,
+            empty_layer=empty, layer_index=None if empty else layer))
+        if not empty:
+            layer += 1
+    return out
+
+
+def _text(data: bytes | None) -> str | None:
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
+def _actual(d: Descriptor | None) -> str | None:
+    if d is None:
+        return None
+    if d.entry is not None and d.entry.sha256:
+        return "sha256:" + d.entry.sha256
+    return d.digest
+
+
+def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]]) -> Image:
+    layers_out: list[Layer] = []
+    for lr in img.layers:
+        d, e = lr.descriptor, lr.descriptor.entry
+        docker = img.source == "docker"
+        scan = e.layer if e is not None else None
+        layers_out.append(Layer(
+            index=lr.index,
+            digest=(_actual(d) if docker else d.digest),
+            size=(e.nbytes if docker and e is not None else d.size),
+            media_type=d.media_type, path_in_archive=d.path, present=e is not None,
+            actual_sha256=("sha256:" + e.sha256) if e is not None and e.sha256 else None,
+            actual_size=e.nbytes if e is not None else None,
+            compression=(scan.compression if scan else ("unknown" if e is not None else None)),
+            diff_id=scan.diff_id if scan else None, declared_diff_id=lr.declared_diff_id,
+            entries=len(scan.members) if scan else 0,
+            files=files_by_entry.get(e.path, []) if e is not None else [],
+        ))
+    return Image(
+        index=img.index, refs=img.refs, platform=img.platform,
+        manifest_digest=_actual(img.manifest), manifest_media_type=img.manifest.media_type if img.manifest else None,
+        config_digest=_actual(img.config), declared_config_digest=img.config.digest if img.config else None,
+        config=_config_summary(img.config_doc), layers=layers_out, history=_history(img.config_doc),
+        manifest_text=_text(img.manifest.entry.data) if img.manifest and img.manifest.entry else None,
+        config_text=_text(img.config.entry.data) if img.config and img.config.entry else None,
+    )
+
+
+def _blob_kinds(res: Resolved) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for d in res.descriptors:
+        if d.path and d.entry is not None:
+            kinds.setdefault(d.entry.path, "manifest")
+    for img in res.images:
+        if img.manifest and img.manifest.entry:
+            kinds[img.manifest.entry.path] = "manifest"
+        if img.config and img.config.entry:
+            kinds[img.config.entry.path] = "config"
+        for lr in img.layers:
+            if lr.descriptor.entry:
+                kinds[lr.descriptor.entry.path] = "layer"
+    for d in res.descriptors:
+        if d.entry is not None and d.media_type and "index" in d.media_type:
+            kinds[d.entry.path] = "index"
+    for d in res.artifacts:
+        if d.entry is not None:
+            kinds[d.entry.path] = "artifact"
+    return kinds
+
+
+def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
+    kinds = _blob_kinds(res)
+    out: list[Blob] = []
+    for e in inv.entries:
+        if e.type == "dir":
+            continue
+        if e.type in ("symlink", "hardlink"):
+            out.append(Blob(name=e.name, digest=None, size=0, kind="link", link=e.linkname))
+            continue
+        kind = kinds.get(e.path)
+        if kind is None:
+            if e.path in ("index.json", "manifest.json", "oci-layout", "repositories") or e.path.endswith(
+                    ("/json", "/VERSION")) or e.path == "VERSION":
+                kind = "metadata"
+            elif e.path in res.referenced:
+                kind = "referenced"
+            else:
+                kind = "unreferenced"
+        declared = None
+        if e.path.startswith("blobs/sha256/"):
+            declared = "sha256:" + e.path.rsplit("/", 1)[-1]
+        out.append(Blob(name=e.name, digest=("sha256:" + e.sha256) if e.sha256 else None, size=e.nbytes,
+                        kind=kind, declared_digest=declared))
+    return out
+
+
+def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
+    f: list[Finding] = list(res.findings)
+    if res.format == "unknown":
+        return f, {}  # not an image archive: nothing else to verify against
+    f += structure.check_outer(inv)
+    f += blobs.check_blob_names(inv, res)
+    checked: set[int] = set()
+    for img in res.images:
+        if img.manifest is not None:
+            f += blobs.check_descriptor(img.manifest, "manifest", image=img.index)
+            checked.add(id(img.manifest))
+        if img.config is not None:
+            f += blobs.check_descriptor(img.config, "config", image=img.index)
+            checked.add(id(img.config))
+        for lr in img.layers:
+            f += blobs.check_descriptor(lr.descriptor, "layer", image=img.index, layer=lr.index)
+            f += blobs.check_media_type(lr.descriptor, "layer", image=img.index, layer=lr.index)
+            checked.add(id(lr.descriptor))
+        f += layers.check_layers(img)
+    for d in res.descriptors:
+        if id(d) not in checked:
+            f += blobs.check_descriptor(d, "index" if d.media_type and "index" in d.media_type else "blob")
+    f += blobs.check_unreferenced(inv, res)
+    f += structure.check_layer_stream(res)
+    f += refs.check_conflicts(res, inv)
+    f += refs.check_pins(res, expect)
+
+    files_by_entry: dict[str, list[FileEntry]] = {}
+    for img in res.images:
+        for lr in img.layers:
+            e = lr.descriptor.entry
+            if e is None or e.layer is None or e.path in files_by_entry:
+                continue
+            entries, escaping = to_file_entries(e.layer.members)
+            files_by_entry[e.path] = entries
+            f += structure.check_layer_entries(lr.index, e.name, entries, escaping, image_index=img.index)
+    return f, files_by_entry
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: dict[tuple, Finding] = {}
+    for x in findings:
+        key = (x.code, x.subject, x.path, x.entry if x.layer is None else None)
+        prev = seen.get(key)
+        if prev is None or (prev.layer is None and x.layer is not None):
+            seen[key] = x
+    return list(seen.values())
+
+
+def verdict_for(findings: list[Finding], n_images: int, fmt: str) -> str:
+    if fmt == "unknown" or any(x.code == "archive.unknown-format" for x in findings):
+        return "unreadable"
+    worst = min((SEVERITY_RANK[x.severity] for x in findings), default=99)
+    if worst <= SEVERITY_RANK[Severity.high]:
+        return "tampered"
+    if worst <= SEVERITY_RANK[Severity.medium]:
+        return "suspicious"
+    return "clean"
+
+
+def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
+            limits: Limits | None = None, history: bool = True, command: list[str] | None = None) -> Report:
+    """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable."""
+    expect = expect or []
+    started, t0 = _now(), time.monotonic()
+    inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
+    res = resolve(inv)
+    findings, files_by_entry = _verify(inv, res, expect)
+    images = [_build_image(img, files_by_entry) for img in res.images]
+    if history:
+        try:
+            from forensics.history import analyze_images
+        except ImportError:
+            analyze_images = None
+        if analyze_images is not None:
+            findings += analyze_images(images, res, inv)
+    findings = sort_findings(_dedupe(findings))
+    report = Report(
+        tool=ToolInfo(version=__version__),
+        input=InputInfo(path=source, size=inv.input_size, sha256=inv.input_sha256, compression=inv.input_compression),
+        format=res.format, images=images, blobs=_blobs(inv, res), findings=findings,
+        analysis=Analysis(started=started, finished=_now(), seconds=round(time.monotonic() - t0, 3),
+                          command=command if command is not None else list(sys.argv), expect=expect),
+    )
+    report.verdict = verdict_for(findings, len(images), res.format)
+    return report

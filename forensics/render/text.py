@@ -1,0 +1,69 @@
+"""The terminal summary: verdict first, then findings by severity, then the digest table."""
+
+from __future__ import annotations
+
+from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
+from forensics.models import Report
+
+VERDICT_LINE = {
+    "clean": "CLEAN: every digest verified; nothing at medium severity or above",
+    "suspicious": "SUSPICIOUS: findings at medium severity need a look",
+    "tampered": "TAMPERED: the archive contradicts its own metadata (high or critical findings)",
+    "unreadable": "UNREADABLE: this is not an image archive the tool can analyze",
+}
+
+
+def _short(d: str | None, n: int = 19) -> str:
+    return "-" if not d else (d if len(d) <= n else d[:n] + "…")
+
+
+def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True) -> str:
+    lines: list[str] = []
+    counts = {s: 0 for s in SEVERITY_ORDER}
+    for f in report.findings:
+        counts[f.severity] += 1
+    summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+    lines.append(VERDICT_LINE[report.verdict] + (f" [{summary}]" if summary else ""))
+    lines.append(f"input   {report.input.path}  {report.input.size} bytes  {report.input.sha256 or '(directory)'}")
+    lines.append(f"format  {report.format}, {len(report.images)} image(s), {len(report.blobs)} entries")
+    lines.append("")
+    if report.findings:
+        lines.append("Findings")
+        for sev in SEVERITY_ORDER:
+            group = [f for f in report.findings if f.severity == sev]
+            if not group:
+                continue
+            by_code: dict[str, list] = {}
+            for f in group:
+                by_code.setdefault(f.code, []).append(f)
+            for code, items in by_code.items():
+                lines.append(f"  {sev.value.upper():8} {code} ({len(items)})")
+                if explain:
+                    lines.append(f"           {EXPLANATIONS.get(code, '')}")
+                for f in items[:max_per_code]:
+                    lines.append(f"           - {f.subject}: {f.detail}")
+                if len(items) > max_per_code:
+                    lines.append(f"           … {len(items) - max_per_code} more in the JSON output")
+        lines.append("")
+    for img in report.images:
+        name = ", ".join(img.refs) or "(untagged)"
+        lines.append(f"Image {img.index}: {name}  {img.platform or ''}")
+        if img.manifest_digest:
+            lines.append(f"  manifest  {img.manifest_digest}")
+            for r in img.refs[:1]:
+                if "/" in r or ":" in r:
+                    repo = r.rsplit(":", 1)[0] if ":" in r.rsplit("/", 1)[-1] else r
+                    lines.append(f"  pin as    {repo}@{img.manifest_digest}")
+        lines.append(f"  config    {img.config_digest or '-'}  (image ID)")
+        lines.append(f"  {'#':>3} {'digest':21} {'size':>11} {'comp':5} {'diff_id (computed)':21} {'ok':3} files")
+        for layer in img.layers:
+            ok = "yes"
+            if not layer.present:
+                ok = "MISSING"
+            elif layer.diff_id != layer.declared_diff_id or (layer.digest and layer.actual_sha256
+                                                              and layer.digest != layer.actual_sha256):
+                ok = "NO"
+            lines.append(f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
+                         f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

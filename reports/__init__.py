@@ -1,0 +1,1 @@
+"""Report templates and assets, shipped inside the wheel (see forensics.render)."""
