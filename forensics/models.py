@@ -80,6 +80,41 @@ class Layer(BaseModel):
     files: list[FileEntry] = Field(default_factory=list)
 
 
+ChangeKind = Literal["added", "deleted", "modified"]
+
+
+class PathChange(BaseModel):
+    """One path a layer changed, against the merged filesystem of the layers below."""
+
+    path: str
+    change: ChangeKind
+    type: FileType  # the type in this layer (for deletions: the type that was deleted)
+    what: list[str] = Field(default_factory=list)  # for modified: content, mode, owner, type, link, metadata
+    size: int | None = None
+    sha256: str | None = None
+    before_sha256: str | None = None
+    explained_by: str | None = None  # why the step accounts for it; None = unexplained
+
+
+class StepInstruction(BaseModel):
+    """What a history line says, parsed (forensics.history.instructions)."""
+
+    kind: str  # RUN, COPY, ADD, WORKDIR, ENV, ..., UNKNOWN
+    builder: str  # classic, buildkit, buildah, kaniko, docker-commit, docker-import, debuerreotype, unknown
+    args: str = ""
+    dest: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    metadata_only: bool = False
+
+
+class StepAnalysis(BaseModel):
+    instruction: StepInstruction
+    counts: dict[str, int] = Field(default_factory=dict)  # added / deleted / modified / explained / unexplained
+    explained: list[PathChange] = Field(default_factory=list)
+    unexplained: list[PathChange] = Field(default_factory=list)
+    findings: list[int] = Field(default_factory=list)  # indexes into Report.findings
+
+
 class HistoryEntry(BaseModel):
     index: int
     created: str | None = None
@@ -88,7 +123,7 @@ class HistoryEntry(BaseModel):
     comment: str | None = None
     empty_layer: bool = False
     layer_index: int | None = None
-    analysis: dict[str, Any] | None = None  # filled by the history analysis
+    analysis: StepAnalysis | None = None  # filled by the history analysis
 
 
 class ConfigSummary(BaseModel):

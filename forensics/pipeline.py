@@ -99,7 +99,8 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]])
             index=lr.index,
             digest=(_actual(d) if docker else d.digest),
             size=(e.nbytes if docker and e is not None else d.size),
-            media_type=d.media_type, path_in_archive=d.path, present=e is not None,
+            media_type=d.media_type, path_in_archive=d.path,
+            present=e is not None and e.error is None,  # a truncated blob is not the blob
             actual_sha256=("sha256:" + e.sha256) if e is not None and e.sha256 else None,
             actual_size=e.nbytes if e is not None else None,
             compression=(scan.compression if scan else ("unknown" if e is not None else None)),
@@ -169,7 +170,7 @@ def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Find
     f: list[Finding] = list(res.findings)
     if res.format == "unknown":
         return f, {}  # not an image archive: nothing else to verify against
-    f += structure.check_outer(inv)
+    f += structure.check_outer(inv, res)
     f += blobs.check_blob_names(inv, res)
     checked: set[int] = set()
     for img in res.images:
@@ -242,6 +243,11 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
         if analyze_images is not None:
             findings += analyze_images(images, res, inv)
     findings = sort_findings(_dedupe(findings))
+    for n, f in enumerate(findings):  # let each history step point at its findings
+        if f.image is not None and f.history is not None and f.image < len(images):
+            hist = images[f.image].history
+            if f.history < len(hist) and hist[f.history].analysis is not None:
+                hist[f.history].analysis.findings.append(n)
     report = Report(
         tool=ToolInfo(version=__version__),
         input=InputInfo(path=source, size=inv.input_size, sha256=inv.input_sha256, compression=inv.input_compression),

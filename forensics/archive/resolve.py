@@ -263,6 +263,11 @@ class _Resolver:
             # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
 
     def _oci_manifest(self, d: Descriptor, doc: dict, refs: list[str]) -> None:
+        for seen in self.res.images:
+            if seen.manifest is not None and seen.manifest.digest == d.digest:
+                # Several tags on one manifest are one image with several refs.
+                seen.refs += [r for r in refs if r not in seen.refs]
+                return
         where = f"manifest {d.digest[:19]}"
         config = _descriptor(doc.get("config"), f"{where} config", self.out, d.entry)
         layers_raw = doc.get("layers") if isinstance(doc.get("layers"), list) else []

@@ -1,0 +1,155 @@
+"""History against layers: what each step says, what its layer really changed.
+
+Stage order per image: parse every `created_by` (instructions), pair entries with
+layers (mapping), check the timeline, then replay the layers over a merged
+filesystem (overlay), explain each change from its step (explain), check what
+was written (content), and verify package files against their records
+(packages).
+"""
+
+from __future__ import annotations
+
+import time
+
+from forensics.archive.layerfs import norm_layer_path
+from forensics.history import content, explain, mapping, packages, timeline
+from forensics.history.instructions import Instruction, parse_created_by
+from forensics.history.overlay import Overlay
+from forensics.history.shellwords import RunEffects, run_effects
+from forensics.models import FileEntry, Finding, Image, PathChange, StepAnalysis, StepInstruction
+
+FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
+
+
+def _step_instruction(ins: Instruction) -> StepInstruction:
+    return StepInstruction(kind=ins.kind, builder=ins.builder, args=ins.args, dest=ins.dest,
+                           sources=list(ins.sources), metadata_only=ins.metadata_only)
+
+
+def _effects(ins: Instruction, workdir: str, env: dict[str, str]) -> RunEffects | None:
+    if ins.kind != "RUN":
+        return None
+    shell = ins.shell if ins.shell is not None else " ".join(ins.argv or [])
+    return run_effects(shell, workdir, {**env, **ins.build_args})
+
+
+def _env_of(instructions: list[Instruction], upto: int) -> tuple[str, dict[str, str]]:
+    """WORKDIR and ENV in force at history entry `upto` (what the build container had)."""
+    workdir, env = "/", {}
+    for ins in instructions[:upto]:
+        if ins.kind == "WORKDIR" and ins.dest:
+            workdir = ins.dest
+        elif ins.kind == "ENV":
+            for part in ins.args.split():
+                k, eq, v = part.partition("=")
+                if eq:
+                    env[k] = v
+    return workdir, env
+
+
+def _executable(entries: dict[str, FileEntry]):
+    def check(ch: PathChange) -> bool:
+        e = entries.get(ch.path)
+        return e is not None and e.type in ("file", "hardlink") and (e.kind in ("elf", "script") or bool(e.mode & 0o111))
+    return check
+
+
+def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
+                  source: str, now: float) -> list[Finding]:
+    ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
+    findings: list[Finding] = mapping.map_history(img, ins)
+    findings += timeline.check_times(img, now)
+    owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
+    overlay = Overlay()
+    pkg = packages.PackageState()
+    versions: dict[str, list[tuple[int, str | None]]] = {}
+    prev_owner = -1
+    for layer in img.layers:
+        files = layer.files
+        here = {f.path: f for f in files if f.type not in ("whiteout", "opaque")}
+        before = {p: overlay.get(p) for p in here}
+        owned_before = dict(pkg.owners)
+        changes = overlay.apply(layer.index, files)
+        for f in here.values():
+            if f.type in ("file", "hardlink"):
+                node = overlay.get(f.path)
+                versions.setdefault(f.path, []).append((layer.index, node.sha256 if node else None))
+        deleted = {c.path for c in changes if c.change == "deleted"}
+        captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
+        pkg.apply(layer.index, captured, deleted)
+        h_idx = owner.get(layer.index)
+        group: list[int] = []
+        if h_idx is not None:
+            # buildah --layers=false: the steps before the owner were recorded empty but their
+            # changes landed in this one layer; they explain it together.
+            group = [i for i in range(prev_owner + 1, h_idx)
+                     if img.history[i].empty_layer and ins[i].kind in FILE_WRITING] + [h_idx]
+            prev_owner = h_idx
+            effects = []
+            for i in group:
+                workdir, env = _env_of(ins, i)
+                e = _effects(ins[i], workdir, env)
+                if e is not None:
+                    effects.append(e)
+            managers = set().union(*(e.package_managers for e in effects)) if effects else set()
+            ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
+                                      instructions=[ins[i] for i in group], effects=effects,
+                                      package_step=bool(managers), managers=managers, package_owned=pkg.owned,
+                                      entries=here)
+            explain.explain_step(changes, ctx)
+            f = explain.unexplained_finding(changes, ctx, image=img.index, created_by=img.history[h_idx].created_by,
+                                            owned_before=lambda p: p in owned_before,
+                                            executable=_executable(here))
+            if f is not None:
+                findings.append(f)
+        base = h_idx is not None and any(explain.is_base(ins[i]) for i in group)
+        for ch in changes:
+            from_pkg = base or bool(h_idx is not None and ch.explained_by == "file of a package installed by this step")
+            prior = before.get(ch.path)
+            findings += content.check_change(
+                ch, here.get(ch.path), prior.entry if prior else None, image=img.index, layer=layer.index,
+                history=h_idx, from_package=from_pkg,
+                explained=ch.explained_by is not None if h_idx is not None else False)
+        if h_idx is not None:
+            counts = {"added": 0, "deleted": 0, "modified": 0}
+            for ch in changes:
+                counts[ch.change] += 1
+            explained = [c for c in changes if c.explained_by]
+            unexplained = [c for c in changes if not c.explained_by]
+            counts["explained"], counts["unexplained"] = len(explained), len(unexplained)
+            img.history[h_idx].analysis = StepAnalysis(
+                instruction=_step_instruction(ins[h_idx]), counts=counts, explained=explained, unexplained=unexplained)
+    for h in img.history:
+        if h.analysis is None:
+            h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
+    # Package files rewritten after their record: confirm with the recorded digest where we can.
+    cands = packages.candidates(pkg, overlay, versions)
+    digests: dict[str, dict[str, str]] = {}
+    seekable = source != "-"
+    if cands and seekable:
+        wanted: dict[str, set[str]] = {}
+        for c in cands:
+            entry_path = layer_entries[c.file_layer]
+            if entry_path:
+                wanted.setdefault(entry_path, set()).add(c.actual_path)
+        got = packages.rehash(source, wanted, {c.algo for c in cands})
+        for c in cands:
+            entry_path = layer_entries[c.file_layer]
+            if (entry_path, c.actual_path) in got:
+                digests[c.actual_path] = got[(entry_path, c.actual_path)]
+    findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable)
+    return findings
+
+
+def analyze_images(images: list[Image], res, inv) -> list[Finding]:
+    now = time.time()
+    out: list[Finding] = []
+    for img, rimg in zip(images, res.images):
+        captured = []
+        entries = []
+        for lr in rimg.layers:
+            e = lr.descriptor.entry
+            captured.append(e.layer.captured if e is not None and e.layer is not None else {})
+            entries.append(e.path if e is not None else None)
+        out += analyze_image(img, captured, entries, inv.source, now)
+    return out

@@ -15,8 +15,20 @@ from forensics.findings import finding
 from forensics.models import FileEntry, Finding
 
 
-def check_outer(inv: Inventory) -> list[Finding]:
+def _layer_positions(res: Resolved | None) -> dict[str, tuple[int, int]]:
+    """entry path -> (image, layer) for entries that are some image's layer."""
+    pos: dict[str, tuple[int, int]] = {}
+    for img in res.images if res else []:
+        for lr in img.layers:
+            for p in (lr.descriptor.path, lr.descriptor.entry.path if lr.descriptor.entry else None):
+                if p:
+                    pos.setdefault(p, (img.index, lr.index))
+    return pos
+
+
+def check_outer(inv: Inventory, res: Resolved | None = None) -> list[Finding]:
     out: list[Finding] = []
+    positions = _layer_positions(res)
     for err in inv.errors:
         entry = None
         if "entry '" in err:
@@ -53,7 +65,8 @@ def check_outer(inv: Inventory) -> list[Finding]:
             f"{len(copies)} entries named {copies[0].name!r} ({listing}); "
             + ("identical content" if same else "their content differs: extraction and docker load keep the last "
                "copy, which is the one analyzed here"),
-            entry=copies[0].name, evidence={"copies": [c.sha256 for c in copies]}))
+            entry=copies[0].name, evidence={"copies": [c.sha256 for c in copies]},
+            image=positions.get(path, (None, None))[0], layer=positions.get(path, (None, None))[1]))
     return out
 
 

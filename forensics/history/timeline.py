@@ -1,0 +1,82 @@
+"""history.time-anomaly: history going backwards, dated in the future, files newer than their step.
+
+Timestamps are weak evidence (SOURCE_DATE_EPOCH, epoch-0 builders, copied mtimes),
+so the rules only fire on what an honest builder cannot produce, and file mtimes
+count only when they are later than the step that *follows* (or the image).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from forensics.findings import finding
+from forensics.models import Finding, Image
+
+SLACK = 60.0  # seconds: clocks, rounding, commit latency
+EPOCH_FLOOR = 315532800.0  # 1980-01-01: anything earlier is a reproducible-build stamp, not a time
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    t = text.strip()
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    # Python 3.11 handles up to 6 fractional digits; Go writes 9.
+    if "." in t:
+        head, _, rest = t.partition(".")
+        frac = "".join(ch for ch in rest if ch.isdigit())
+        tz = rest[len(frac):]
+        t = f"{head}.{frac[:6]}{tz}"
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_times(img: Image, now: float) -> list[Finding]:
+    out: list[Finding] = []
+    times = [parse_time(h.created) for h in img.history]
+    prev_i, prev_t = None, None
+    for i, t in enumerate(times):
+        if t is None or t < EPOCH_FLOOR:
+            continue
+        if t > now + 86400:
+            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
+                               f"history[{i}] is dated {img.history[i].created}, after the analysis time {_iso(now)}",
+                               image=img.index, history=i))
+        if prev_t is not None and t + SLACK < prev_t:
+            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
+                               f"history[{i}] is dated {img.history[i].created}, before history[{prev_i}] "
+                               f"({img.history[prev_i].created}): history goes backwards",
+                               image=img.index, history=i))
+        prev_i, prev_t = i, t
+    # Files newer than the step after the one that wrote them cannot come from an honest build.
+    owners = [h for h in img.history if h.layer_index is not None]
+    image_created = parse_time(img.config.created) if img.config else None
+    for k, h in enumerate(owners):
+        t = times[h.index]
+        if t is None or t < EPOCH_FLOOR or h.layer_index >= len(img.layers):
+            continue
+        later = [times[o.index] for o in owners[k + 1:] if times[o.index] and times[o.index] >= EPOCH_FLOOR]
+        bound = later[0] if later else image_created
+        files = img.layers[h.layer_index].files
+        newest = max((f for f in files if f.mtime >= EPOCH_FLOOR), key=lambda f: f.mtime, default=None)
+        if newest is None or newest.mtime <= t + SLACK:
+            continue
+        strong = bound is not None and newest.mtime > bound + SLACK
+        out.append(finding(
+            # File mtimes are weak evidence (copied mtimes, unclamped builds): low severity.
+            "history.time-anomaly", "low", f"history[{h.index}]",
+            f"layer {h.layer_index} holds {newest.path} dated {_iso(newest.mtime)}, after its step "
+            f"history[{h.index}] ({img.history[h.index].created})"
+            + (f" and after the next step ({_iso(bound)})" if strong else ""),
+            image=img.index, history=h.index, layer=h.layer_index, path=newest.path))
+    return out
