@@ -29,6 +29,7 @@ could not be analyzed (not found, not an image archive, bad usage).
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     help=(

@@ -93,6 +93,7 @@ class PathChange(BaseModel):
     size: int | None = None
     sha256: str | None = None
     before_sha256: str | None = None
+    link: str | None = None  # symlink target
     explained_by: str | None = None  # why the step accounts for it; None = unexplained
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, mapping, packages, timeline
+from forensics.history import content, explain, mapping, packages, records, timeline
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, run_effects
@@ -152,4 +152,5 @@ def analyze_images(images: list[Image], res, inv) -> list[Finding]:
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
         out += analyze_image(img, captured, entries, inv.source, now)
+        out += records.check_records(img, rimg, inv)
     return out

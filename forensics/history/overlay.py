@@ -133,7 +133,8 @@ class Overlay:
     @staticmethod
     def _compare(before: Node | None, f: FileEntry, sha: str | None) -> PathChange | None:
         if before is None:
-            return PathChange(path=f.path, change="added", type=f.type, size=f.size, sha256=sha)
+            return PathChange(path=f.path, change="added", type=f.type, size=f.size, sha256=sha,
+                              link=f.link if f.type == "symlink" else None)
         b = before.entry
         what: list[str] = []
         if b.type != f.type and not {b.type, f.type} <= {"file", "hardlink"}:
@@ -151,4 +152,4 @@ class Overlay:
                 return None  # a parent directory re-emitted: not a change of its own
             what.append("metadata")
         return PathChange(path=f.path, change="modified", type=f.type, what=what, size=f.size, sha256=sha,
-                          before_sha256=before.sha256)
+                          before_sha256=before.sha256, link=f.link if f.type == "symlink" else None)

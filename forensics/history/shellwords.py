@@ -124,6 +124,8 @@ _OPERATORS = (
     ">|", "<>", "|&", ";", "&", "|", "<", ">", "(", ")",
 )  # fmt: skip
 _OP_CHARS = frozenset(";&|<>()")
+# Longest match first, grouped by first character (the lexer's hot path).
+_OPS_BY_CHAR = {c: sorted((o for o in _OPERATORS if o[0] == c), key=len, reverse=True) for c in _OP_CHARS}
 REDIRECT_OPS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<", "<&", "<>", "<<", "<<-", "<<<"})
 WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 
@@ -215,7 +217,7 @@ class _Lexer:
             self.buf, self.in_word = [], False
         else:
             self._end_word()
-        op = next(o for o in _OPERATORS if text.startswith(o, self.pos))
+        op = next(o for o in _OPS_BY_CHAR[text[self.pos]] if text.startswith(o, self.pos))
         self.pos += len(op)
         self._emit(Tok(op, op=True))
         if op in ("<<", "<<-"):

@@ -1,0 +1,31 @@
+"""`forensics history ARCHIVE`: the steps beside what each layer changed."""
+
+
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from forensics.cli import EXIT_DOC, FailOn, _emit, _exit_for, _run_analysis
+
+    @app.command(epilog=EXIT_DOC)
+    def history(
+        archive: str = typer.Argument(..., help="any input `scan` reads; '-' for stdin."),
+        all_paths: bool = typer.Option(False, "--all", help="list every changed path, not the first dozen per step."),
+        width: Optional[int] = typer.Option(None, "--width", help="output width (default: the terminal's)."),
+        json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="also write the full JSON result."),
+        fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
+    ) -> None:
+        """Show each history step beside what its layer really changed.
+
+        Steps with findings are marked !!; each changed path says why the step explains it,
+        or that it does not. Paths: + added, ~ modified [what changed], - deleted.
+        """
+        from forensics.render.history_text import render_history
+
+        report = _run_analysis(archive, [], True, False)
+        _emit(report, json_out, None, quiet=True)
+        if json_out != "-":
+            typer.echo(render_history(report, width=width, all_paths=all_paths), nl=False)
+        raise typer.Exit(_exit_for(report, fail_on))

@@ -1,0 +1,93 @@
+"""Other copies of the build record, cross-checked against `config.history`.
+
+A forger who rewrites `history` rarely rewrites every copy: the classic builder
+stores the last step's command again in `container_config.Cmd` (its build cache
+relies on that equality, moby image/cache), and a legacy `docker save` writes
+the top layer's `<v1id>/json` with its own `created`, `container_config` and
+`config`. Each disagreement is reported with both values.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+from forensics.archive.resolve import ResolvedImage, follow
+from forensics.archive.scan import Inventory
+from forensics.findings import finding
+from forensics.history.timeline import EPOCH_FLOOR, parse_time
+from forensics.models import Finding, Image
+
+
+def _cmd(cc) -> str | None:
+    if isinstance(cc, dict) and isinstance(cc.get("Cmd"), list) and cc["Cmd"]:
+        return " ".join(str(x) for x in cc["Cmd"])
+    return None
+
+
+def _top_v1_json(rimg: ResolvedImage, inv: Inventory) -> tuple[str, dict] | None:
+    if not rimg.layers:
+        return None
+    top = rimg.layers[-1].descriptor
+    dirs = set()
+    if top.path and top.path.endswith("/layer.tar"):
+        dirs.add(posixpath.dirname(top.path))
+    if top.entry is not None:
+        for e in inv.entries:
+            if e.path.endswith("/layer.tar") and follow(inv, e.path)[0] is top.entry:
+                dirs.add(posixpath.dirname(e.path))
+    for d in sorted(dirs):
+        e = inv.get(f"{d}/json")
+        if e is not None and e.data:
+            try:
+                doc = json.loads(e.data)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(doc, dict):
+                return e.name, doc
+    return None
+
+
+def check_records(img: Image, rimg: ResolvedImage, inv: Inventory) -> list[Finding]:
+    out: list[Finding] = []
+    cfg = rimg.config_doc if isinstance(rimg.config_doc, dict) else {}
+    if not img.history:
+        return out
+    last = img.history[-1]
+    cmd = _cmd(cfg.get("container_config"))
+    if cmd is not None and last.created_by is not None and cmd.strip() != last.created_by.strip():
+        out.append(finding(
+            "history.unexplained-change", "medium", f"history[{last.index}]",
+            f"the config's container_config.Cmd records the last step as {cmd[:200]!r}, but history[{last.index}] "
+            f"says {last.created_by[:200]!r}: the classic builder writes the same command to both, so one was edited",
+            image=img.index, history=last.index,
+            evidence={"container_config.Cmd": cmd, "history.created_by": last.created_by}))
+    found = _top_v1_json(rimg, inv)
+    if found is None:
+        return out
+    name, v1 = found
+    t_cfg, t_v1 = parse_time(cfg.get("created")), parse_time(v1.get("created"))
+    # An epoch stamp means "not recorded" (lower layers, shared layer directories).
+    if t_cfg is not None and t_v1 is not None and t_v1 >= EPOCH_FLOOR and abs(t_cfg - t_v1) > 1:
+        out.append(finding(
+            "history.time-anomaly", "medium", name,
+            f"{name} (the legacy copy of the image config) says created {v1.get('created')}, the config says "
+            f"{cfg.get('created')}", image=img.index, entry=name,
+            evidence={"legacy": v1.get("created"), "config": cfg.get("created")}))
+    v1_cmd = _cmd(v1.get("container_config"))
+    if v1_cmd is not None and cmd is not None and v1_cmd.strip() != cmd.strip():
+        out.append(finding(
+            "history.unexplained-change", "medium", name,
+            f"{name} records the last build command as {v1_cmd[:200]!r}, the config's container_config as "
+            f"{cmd[:200]!r}", image=img.index, history=last.index, entry=name,
+            evidence={"legacy": v1_cmd, "config": cmd}))
+    for key in ("Entrypoint", "Cmd", "User", "Env"):
+        a = (cfg.get("config") or {}).get(key) if isinstance(cfg.get("config"), dict) else None
+        b = (v1.get("config") or {}).get(key) if isinstance(v1.get("config"), dict) else None
+        if "config" in v1 and isinstance(v1.get("config"), dict) and (a or None) != (b or None):
+            out.append(finding(
+                "history.unexplained-change", "medium", name,
+                f"{name} gives config.{key} = {json.dumps(b)[:200]}, the image config {json.dumps(a)[:200]}: "
+                "the two copies of the run configuration disagree", image=img.index, entry=name,
+                evidence={"legacy": b, "config": a, "field": key}))
+    return out
