@@ -87,9 +87,10 @@ EXPLANATIONS: dict[str, str] = {
 }
 
 RAISED_BY: dict[str, str] = {
-    "archive.malformed": "forensics.archive.scan (tar/JSON/compression) and forensics.archive.resolve",
-    "archive.unsafe-path": "forensics.verify.paths",
-    "archive.duplicate-entry": "forensics.verify.paths",
+    "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors) and "
+                         "forensics.verify.structure (outer tar, layer streams)",
+    "archive.unsafe-path": "forensics.verify.structure",
+    "archive.duplicate-entry": "forensics.verify.structure",
     "archive.unknown-format": "forensics.archive.resolve",
     "blob.digest-mismatch": "forensics.verify.blobs",
     "blob.size-mismatch": "forensics.verify.blobs",
@@ -102,9 +103,10 @@ RAISED_BY: dict[str, str] = {
     "ref.pin-mismatch": "forensics.verify.refs",
     "history.count-mismatch": "forensics.history.mapping",
     "history.empty-layer-mismatch": "forensics.history.mapping",
-    "history.unexplained-change": "forensics.history.explain",
+    "history.unexplained-change": "forensics.history.explain (layer content) and forensics.history.records "
+                                  "(container_config and legacy JSON copies of the record)",
     "history.package-file-modified": "forensics.history.packages",
-    "history.time-anomaly": "forensics.history.timeline",
+    "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",
     "file.persistence": "forensics.history.content",
