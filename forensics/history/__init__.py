@@ -15,7 +15,7 @@ from forensics.archive.layerfs import norm_layer_path
 from forensics.history import content, explain, mapping, packages, records, timeline
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
-from forensics.history.shellwords import RunEffects, run_effects
+from forensics.history.shellwords import RunEffects, norm_path, run_effects
 from forensics.models import FileEntry, Finding, Image, PathChange, StepAnalysis, StepInstruction
 
 FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
@@ -38,7 +38,7 @@ def _env_of(instructions: list[Instruction], upto: int) -> tuple[str, dict[str, 
     workdir, env = "/", {}
     for ins in instructions[:upto]:
         if ins.kind == "WORKDIR" and ins.dest:
-            workdir = ins.dest
+            workdir = norm_path(ins.dest, workdir)  # WORKDIR b after WORKDIR /a is /a/b
         elif ins.kind == "ENV":
             for part in ins.args.split():
                 k, eq, v = part.partition("=")
@@ -95,7 +95,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
                                       instructions=[ins[i] for i in group], effects=effects,
                                       package_step=bool(managers), managers=managers, package_owned=pkg.owned,
-                                      entries=here)
+                                      entries=here, workdirs=[_env_of(ins, i)[0] for i in group])
             explain.explain_step(changes, ctx)
             f = explain.unexplained_finding(changes, ctx, image=img.index, created_by=img.history[h_idx].created_by,
                                             owned_before=lambda p: p in owned_before,

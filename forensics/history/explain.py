@@ -50,6 +50,7 @@ class StepContext:
     managers: set[str] = field(default_factory=set)
     package_owned: Callable[[str], bool] = lambda p: False
     entries: dict = field(default_factory=dict)  # path -> FileEntry of this layer
+    workdirs: list[str] = field(default_factory=list)  # WORKDIR in force for each instruction
 
 
 def is_base(ins: Instruction) -> bool:
@@ -84,17 +85,18 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
         return "timestamp only"
     if path in BUILDER_NOISE or path.startswith(NOISE_TREES):
         return "build container mount point or runtime file"
-    for ins in ctx.instructions:
+    for n, ins in enumerate(ctx.instructions):
+        cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
-            dest = norm_path(ins.dest)
+            dest = norm_path(ins.dest, cwd)  # BuildKit keeps `COPY . .` relative to WORKDIR
             if _under(path, dest):
                 return f"{ins.kind} destination {dest}"
             if _ancestor_of(path, dest) and ch.type == "dir":
                 return f"parent directory of the {ins.kind} destination"
         if ins.kind == "WORKDIR" and ins.dest:
-            dest = norm_path(ins.dest)
+            dest = norm_path(ins.dest, cwd)
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
                 return f"WORKDIR {dest}"
     if ctx.package_step:
@@ -106,7 +108,7 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
         if entry is not None and entry.type == "symlink" and (entry.link or "").startswith("/etc/alternatives/"):
             return "alternatives link made by a package's maintainer script (update-alternatives)"
     for eff in ctx.effects:
-        if any(eff.explains(a) for a in _aliases(path)):
+        if any(eff.explains(a, ch.change) for a in _aliases(path)):
             return "written by the command"
         if any(a in eff.named_paths for a in _aliases(path)):
             return "named by the command"

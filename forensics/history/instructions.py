@@ -100,7 +100,8 @@ def _as_text(value: object) -> str:
 def _parse(raw: str, comment: str, author: str) -> Instruction:
     text = raw[:MAX_PARSE_CHARS]
     if comment.startswith("Imported from"):
-        return Instruction(kind="IMPORT", builder="docker-import", builder_confident=True, args=comment[len("Imported from") :].strip())
+        source = comment[len("Imported from") :].strip()
+        return Instruction(kind="IMPORT", builder="docker-import", builder_confident=True, args=source)
     if comment.startswith("buildkit.exporter"):
         # Added by the exporter for a layer no Dockerfile step claims: no command to check.
         return Instruction(kind="UNKNOWN", builder="buildkit", builder_confident=True, args=text.strip())
@@ -158,7 +159,9 @@ def _parse_free_text(text: str, comment: str, hint: str | None) -> Instruction:
     interactive = len(words) == 1 and posixpath.basename(words[0]) in _INTERACTIVE_SHELLS
     if interactive or (comment and hint is None):
         # docker commit records the container's Cmd and its -m message as comment.
-        return Instruction(kind="COMMIT", builder="docker-commit", builder_confident=bool(comment), args=text, argv=words)
+        return Instruction(
+            kind="COMMIT", builder="docker-commit", builder_confident=bool(comment), args=text, argv=words
+        )
     if text.startswith("/"):
         # Classic builder, exec-form RUN ["/app/setup","--x"]: recorded as the argv joined.
         return _exec_run(text, {}, hint or "classic", confident=False)
@@ -260,7 +263,8 @@ def _split_shell_prefix(text: str) -> tuple[str, str] | None:
             return prefix, text[len(prefix) + 1 :]
         if not w.startswith(("-", "+", "/")) or name in _SHELL_NAMES and w.startswith("/"):
             return None  # an operand: `/bin/sh script.sh` is not a `-c` prefix
-        i += 2 if w in ("-o", "+o", "-O", "+O") or (w.startswith("-") and w[-1] in "oO" and not w.startswith("--")) else 1
+        takes_value = w in ("-o", "+o", "-O", "+O") or (w.startswith("-") and w[-1] in "oO" and not w.startswith("--"))
+        i += 2 if takes_value else 1  # `-o pipefail`, `-eo pipefail`
     return None
 
 
@@ -364,7 +368,10 @@ def _set_command(ins: Instruction, body: str, argv: list[str] | None) -> None:
 
 
 def _exec_run(text: str, build_args: dict[str, str], builder: str, *, confident: bool) -> Instruction:
-    return Instruction(kind="RUN", builder=builder, builder_confident=confident, args=text, shell=text, argv=text.split(), build_args=build_args)
+    return Instruction(
+        kind="RUN", builder=builder, builder_confident=confident, args=text, shell=text, argv=text.split(),
+        build_args=build_args,
+    )
 
 
 # --------------------------------------------------------------------------- Dockerfile lines
@@ -437,7 +444,9 @@ def _parse_copy_args(keyword: str, rest: str) -> Instruction:
     return _copy_instruction(keyword, rest.strip(), sources, dest, flags, dir_like)
 
 
-def _copy_instruction(keyword: str, args: str, sources: list[str], dest: str, flags: dict[str, str], dir_like: bool) -> Instruction:
+def _copy_instruction(
+    keyword: str, args: str, sources: list[str], dest: str, flags: dict[str, str], dir_like: bool
+) -> Instruction:
     written_as_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
     return Instruction(
         kind=keyword,
@@ -461,7 +470,10 @@ def _dest_path(dest: str) -> str:
 # --------------------------------------------------------------------------- effects
 
 
-_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tar.lz", ".tar.lzma")
+# ADD extracts local archives in these formats (remote URLs are copied as they are).
+_ARCHIVE_SUFFIXES = (
+    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tar.lz", ".tar.lzma",
+)  # fmt: skip
 
 
 def instruction_effects(ins: Instruction, workdir: str | None = None, env: dict[str, str] | None = None) -> RunEffects:
@@ -494,7 +506,9 @@ def _copy_effects(ins: Instruction, dest: str, fx: RunEffects) -> None:
     for src in ins.sources or ["."]:
         base = posixpath.basename(src.rstrip("/"))
         opaque_source = src.startswith(("file:", "dir:", "multi:")) or base in ("", ".", "..")
-        extracted = ins.kind == "ADD" and "://" not in src and (src.endswith(_ARCHIVE_SUFFIXES) or src.startswith("file:"))
+        # Classic ADD hides the name behind file:<hex>; it may have been an archive.
+        local = "://" not in src
+        extracted = ins.kind == "ADD" and local and (src.endswith(_ARCHIVE_SUFFIXES) or src.startswith("file:"))
         if extracted or opaque_source or not ins.dest_is_dir:
             # The names inside are unknown (hash, archive, directory contents): the subtree.
             fx.written_trees.add(dest)

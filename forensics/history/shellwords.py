@@ -27,9 +27,11 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, Field, PrivateAttr, field_serializer
 
-# Longer inputs are cut: a history line this long is itself suspicious, and the
-# lexer is linear but pure Python.
-MAX_SHELL_CHARS = 262_144
+# Longer inputs are cut, and walking stops after so many simple commands: a history
+# line this long is itself suspicious, and the reader is linear but pure Python
+# (a hostile image may hold many such lines). Real RUN lines stay far below both.
+MAX_SHELL_CHARS = 131_072
+MAX_COMMANDS = 4_096
 # `sh -c "sh -c '...'"` nesting deeper than this is not followed.
 MAX_DEPTH = 8
 
@@ -316,7 +318,9 @@ class RunEffects(BaseModel):
 
     _ancestor_cache: tuple[tuple[int, ...], set[str]] | None = PrivateAttr(default=None)
 
-    @field_serializer("named_paths", "written_paths", "written_trees", "modified_trees", "deleted_paths", "globs", "package_managers")
+    @field_serializer(
+        "named_paths", "written_paths", "written_trees", "modified_trees", "deleted_paths", "globs", "package_managers"
+    )
     def _sorted(self, value: set[str]) -> list[str]:
         return sorted(value)  # stable reports
 
@@ -381,6 +385,7 @@ class _Ctx:
     fx: RunEffects = field(default_factory=RunEffects)
     dirs: set[str] = field(default_factory=lambda: set(STANDARD_DIRS))
     depth: int = 0
+    commands: int = 0  # simple commands walked so far, nested ones included
     stdin_roots: list[str] | None = None  # `find ROOT ... | xargs cmd`: what cmd receives
     find_roots: list[str] | None = None
 
@@ -580,14 +585,17 @@ class Opts:
         return [v for n in names for v in self.values.get(n, [])]
 
 
-def parse_opts(args: list[str], short_values: str = "", long_values: Iterable[str] = (), *, stop_at_pos: bool = False) -> Opts:
+def parse_opts(
+    args: list[str], short_values: str = "", long_values: Iterable[str] | str = (), *, stop_at_pos: bool = False
+) -> Opts:
     """getopt-style parse: `-abc` clusters, `-ovalue`/`-o value`, `--long[=value]`, `--`.
 
-    `short_values`/`long_values` name the options that take a value; everything else
+    `short_values`/`long_values` (a set, or one blank-separated string) name the
+    options that take a value; everything else
     starting with `-` is a flag. `stop_at_pos` ends option parsing at the first operand
     (for wrappers like `sudo cmd -x`, where `-x` belongs to `cmd`).
     """
-    long_values = set(long_values)
+    long_values = set(long_values.split() if isinstance(long_values, str) else long_values)
     flags: set[str] = set()
     values: dict[str, list[str]] = {}
     pos: list[str] = []
@@ -637,7 +645,7 @@ class _Simple:
 
 
 # Words that open or close compound commands; the command proper follows them.
-KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac", "time", "[[", "]]"})
+KEYWORDS = frozenset("if then else elif fi do done while until ! { } esac time".split())
 
 
 def _simple_commands(toks: list[Tok]) -> list[_Simple]:
@@ -685,6 +693,10 @@ def _run_script(ctx: _Ctx, text: str) -> None:
     ctx.depth += 1
     try:
         for cmd in _simple_commands(tokenize(text)):
+            ctx.commands += 1
+            if ctx.commands > MAX_COMMANDS:
+                ctx.opaque(f"more than {MAX_COMMANDS} commands; the rest is not read")
+                break
             _run_simple(ctx, cmd)
     finally:
         ctx.depth -= 1
@@ -759,13 +771,15 @@ def _dispatch(ctx: _Ctx, words: list[str], cmd: _Simple) -> None:
         ctx.opaque(f"runs a command not known from the text ({_short(words[0])})")
         return
     name = posixpath.basename(word0)
+    if "/" in word0 and not word0.startswith("/"):
+        # `./configure`, `bin/setup`: a program from the build context, whatever its name.
+        ctx.opaque(f"runs a local program {_short(word0)}")
+        return
     handler = _HANDLERS.get(name) or _pattern_handler(name)
     if handler is not None:
         handler(ctx, word0, words[1:], cmd)
     elif name in NO_WRITE or (words[1:] and set(words[1:]) <= VERSION_PROBES):
         pass
-    elif "/" in word0 and not word0.startswith("/"):
-        ctx.opaque(f"runs a local program {_short(word0)}")
     elif name.endswith((".sh", ".bash", ".py", ".pl", ".rb")):
         ctx.opaque(f"runs a script {_short(word0)}")
     else:
@@ -798,7 +812,7 @@ VERSION_PROBES = frozenset({"--version", "-v", "-V", "-version", "version", "--h
 
 # Commands that do not write files (beyond stdout); their path arguments are only named.
 NO_WRITE = frozenset("""
-    echo printf true false test [ : cat grep egrep fgrep zgrep rg awk gawk mawk nawk head tail wc
+    echo printf true false test [ [[ : cat grep egrep fgrep zgrep rg awk gawk mawk nawk head tail wc
     cut tr sort uniq ls stat file id whoami which type hash uname date sleep printenv pwd
     basename dirname readlink realpath seq expr exit return set unset shopt trap wait alias
     getent nproc md5sum sha1sum sha224sum sha256sum sha384sum sha512sum b2sum cksum diff cmp
@@ -870,7 +884,7 @@ def _run_words(ctx: _Ctx, words: list[str], cmd: _Simple) -> None:
 
 @_handles("sudo")
 def _h_sudo(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "ugChpUrtDRT", {"--user", "--group", "--host", "--prompt", "--chdir"}, stop_at_pos=True)
+    o = parse_opts(args, "ugChpUrtDRT", "--user --group --host --prompt --chdir", stop_at_pos=True)
     _run_words(ctx, o.pos, cmd)
 
 
@@ -882,13 +896,32 @@ def _h_env(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     _run_words(ctx, o.pos, cmd)
 
 
-@_handles("exec", "nohup", "command", "builtin", "setsid", "fakeroot", "unbuffer", "chronic", "stdbuf", "nice", "ionice", "timeout", "tini", "dumb-init")
+# Commands that run their operands as a command, with their options that take a value.
+_WRAPPERS: dict[str, tuple[str, str]] = {
+    "exec": ("a", ""),
+    "nohup": ("", ""),
+    "command": ("", ""),
+    "builtin": ("", ""),
+    "setsid": ("", ""),
+    "fakeroot": ("ilsb", "--lib --faked --unknown-is-real"),
+    "unbuffer": ("", ""),
+    "chronic": ("", ""),
+    "stdbuf": ("ioe", "--input --output --error"),
+    "nice": ("n", "--adjustment"),
+    "ionice": ("cnpPu", "--class --classdata --pid --pgid --uid"),
+    "timeout": ("sk", "--signal --kill-after"),
+    "tini": ("spe", ""),
+    "dumb-init": ("r", "--rewrite"),
+}
+
+
+@_handles(*_WRAPPERS)
 def _h_wrapper(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     name = posixpath.basename(word0)
     if name == "command" and args[:1] and args[0] in ("-v", "-V"):
-        return
-    o = parse_opts(args, "nciksoe", {"--signal", "--kill-after", "--adjustment", "--class", "--classdata", "--input", "--output", "--error"}, stop_at_pos=True)
-    rest = o.pos
+        return  # `command -v x` only looks x up
+    short, long = _WRAPPERS[name]
+    rest = parse_opts(args, short, long, stop_at_pos=True).pos
     if name == "timeout" and rest:
         rest = rest[1:]  # the duration
     _run_words(ctx, rest, cmd)
@@ -920,7 +953,9 @@ def _h_su(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("xargs")
 def _h_xargs(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "IiLlnPsdEea", {"--replace", "--max-lines", "--max-args", "--max-procs", "--delimiter", "--eof", "--arg-file", "--max-chars"}, stop_at_pos=True)
+    o = parse_opts(args, "ILnPsdEa", (
+        "--replace --max-lines --max-args --max-procs --delimiter --eof --arg-file --max-chars"
+    ), stop_at_pos=True)
     inner = o.pos or ["echo"]
     if ctx.stdin_roots:  # `find ROOT ... | xargs cmd`: cmd gets paths below ROOT
         _run_words(ctx, inner + [r.rstrip("/") + "/*" for r in ctx.stdin_roots], cmd)
@@ -1048,7 +1083,7 @@ def _h_copy(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
             return _h_mkdir(ctx, word0, o.pos, cmd)
         recursive = False
     elif name == "rsync":
-        o = parse_opts(args, "eBfT", {"--rsh", "--exclude", "--include", "--filter", "--chown", "--chmod", "--temp-dir"})
+        o = parse_opts(args, "eBfT", "--rsh --exclude --include --filter --chown --chmod --temp-dir")
         o.pos = [a for a in o.pos if ":" not in a.split("/", 1)[0]]  # drop remote host:path
         recursive = True
     else:
@@ -1058,7 +1093,7 @@ def _h_copy(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 
 def _copy_into(ctx: _Ctx, o: Opts, *, recursive: bool, move: bool) -> None:
-    """cp/mv/install/ln: the destination, and dest/basename(src) when dest is a directory."""
+    """cp/mv/install/rsync: the destination, and dest/basename(src) when dest is a directory."""
     target_dir = o.get("-t", "--target-directory")
     if target_dir is not None:
         dest_word, sources, into_dir = target_dir, o.pos, True
@@ -1103,7 +1138,9 @@ def _h_ln(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     if dest is None:
         return
     ctx.write(dest)
-    into_dir = target_dir is not None or len(sources) > 1 or dest_word.endswith("/") or dest_word in (".", "..") or ctx.is_dir(dest)
+    into_dir = (
+        target_dir is not None or len(sources) > 1 or dest_word.endswith(("/", "/.")) or dest_word in (".", "..")
+    ) or ctx.is_dir(dest)
     if not into_dir or o.has("-T", "--no-target-directory"):
         return
     # A symlink's own target is relative to the link, not to cwd: only its basename
@@ -1319,7 +1356,7 @@ def _h_unzip(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("patch")
 def _h_patch(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "pdiorDFBVYzg", {"--directory", "--input", "--output", "--strip", "--reject-file", "--backup-if-mismatch"})
+    o = parse_opts(args, "pdiorDFBVYzg", "--directory --input --output --strip --reject-file --backup-if-mismatch")
     out = o.get("-o", "--output")
     if out:
         ctx.write(ctx.path(out))
@@ -1356,6 +1393,7 @@ def _h_curl(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         if f != "-":
             ctx.write(ctx.path(f))
     if o.has("-O", "--remote-name", "--remote-name-all"):
+        base = base or ctx.cwd_path()
         for url in o.pos + o.all("--url"):
             name = _url_basename(url)
             if name and base:
@@ -1397,10 +1435,17 @@ def _h_git(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     repo = ctx.path(where, writing=False) if where else ctx.cwd
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
     if sub == "clone":
-        c = parse_opts(rest, "bojcu", {"--branch", "--origin", "--depth", "--config", "--reference", "--jobs", "--upload-pack", "--separate-git-dir", "--template", "--filter", "--shallow-since", "--shallow-exclude", "--reference-if-able", "--server-option", "--bundle-uri"})
+        c = parse_opts(rest, "bojcu", (
+            "--branch --origin --depth --config --reference --jobs --upload-pack --separate-git-dir "
+            "--template --filter --shallow-since --shallow-exclude --reference-if-able --server-option "
+            "--bundle-uri"
+        ))
         if not c.pos:
             return
-        target, unknown = ctx.expand(c.pos[1]) if len(c.pos) > 1 else (re.sub(r"\.git$", "", _url_basename(c.pos[0])), False)
+        if len(c.pos) > 1:
+            target, unknown = ctx.expand(c.pos[1])
+        else:
+            target, unknown = re.sub(r"\.git$", "", _url_basename(c.pos[0])), False
         if unknown or not target or (repo is None and not target.startswith("/")):
             ctx.opaque("git clone into a directory not known from the text")
             return
@@ -1418,7 +1463,10 @@ def _h_git(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         ctx.tree(repo if repo else ctx.cwd_path())
 
 
-_GIT_READ_ONLY = frozenset({"log", "rev-parse", "describe", "show", "status", "diff", "ls-files", "ls-remote", "version", "--version", "help", "rev-list", "cat-file", "show-ref", "for-each-ref", "blame", "grep", "verify-commit", "verify-tag"})
+_GIT_READ_ONLY = frozenset("""
+    log rev-parse describe show status diff ls-files ls-remote version --version help rev-list cat-file
+    show-ref for-each-ref blame grep verify-commit verify-tag
+""".split())
 
 
 # --- accounts and system databases ---
@@ -1435,7 +1483,13 @@ def _accounts(ctx: _Ctx) -> None:
         ctx.write(f)
 
 
-@_handles("groupadd", "addgroup", "groupmod", "groupdel", "delgroup", "passwd", "chpasswd", "gpasswd", "chsh", "chfn", "chage", "newusers", "pwconv", "grpconv", "pwunconv", "grpunconv", "vipw", "vigr", "deluser")
+_ACCOUNT_TOOLS = """
+    groupadd addgroup groupmod groupdel delgroup passwd chpasswd gpasswd chsh chfn chage newusers
+    pwconv grpconv pwunconv grpunconv vipw vigr deluser
+""".split()
+
+
+@_handles(*_ACCOUNT_TOOLS)
 def _h_accounts(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     _accounts(ctx)
     if posixpath.basename(word0) == "deluser" and "--remove-home" in args:
@@ -1453,12 +1507,12 @@ def _h_useradd(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         "--groups", "--skel", "--key", "--password", "--shell", "--uid", "--selinux-user", "--root",
         "--prefix", "--login",
     })  # fmt: skip
-    user = o.pos[-1] if o.pos else None
-    if user is None:
+    if not o.pos:
         return
+    user = ctx.expand(o.pos[-1])[0]
     home = o.get("-d", "--home-dir", "--home") if name != "userdel" else None
     base = o.get("-b", "--base-dir") or "/home"
-    home_path = ctx.path(home) if home else norm_path(ctx.expand(user)[0], base)
+    home_path = ctx.path(home) if home else norm_path(user, base)
     if name == "useradd":
         for f in ("/var/log/lastlog", "/var/log/faillog", f"/var/mail/{user}", f"/var/spool/mail/{user}"):
             ctx.write(f)
@@ -1516,12 +1570,13 @@ _FIXED: dict[str, Handler] = {
     "locale-gen": _fixed_effects((), ("/usr/lib/locale", "/var/lib/locales/supported.d")),
     "localedef": _fixed_effects((), ("/usr/lib/locale",)),
     "update-locale": _fixed_effects(("/etc/default/locale",)),
-    "update-alternatives": _fixed_effects((), ("/etc/alternatives", "/var/lib/dpkg/alternatives", "/var/lib/alternatives")),
+    "update-alternatives": _fixed_effects(
+        (), ("/etc/alternatives", "/var/lib/dpkg/alternatives", "/var/lib/alternatives")
+    ),
     "alternatives": _fixed_effects((), ("/etc/alternatives", "/var/lib/alternatives")),
     "update-rc.d": _fixed_effects((), ("/etc/rc?.d",)),
     "rc-update": _fixed_effects((), ("/etc/runlevels",)),
     "chkconfig": _fixed_effects((), ("/etc/rc.d",)),
-    "crontab": _fixed_effects((), ("/var/spool/cron",)),
     "debconf-set-selections": _fixed_effects((), ("/var/cache/debconf",)),
     "apt-key": _fixed_effects(("/etc/apt/trusted.gpg",), ("/etc/apt/trusted.gpg.d",)),
     "add-apt-repository": _fixed_effects((), ("/etc/apt/sources.list.d", "/etc/apt/trusted.gpg.d")),
@@ -1543,6 +1598,13 @@ def _h_update_alternatives(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple)
             ctx.write(ctx.path(args[i + 1]))  # the generic link, e.g. /usr/bin/java
 
 
+@_handles("crontab")
+def _h_crontab(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
+    if not {"-l", "--list"} & set(args):
+        ctx.tree("/var/spool/cron")  # Debian, RHEL: crontabs/<user>, cron/<user>
+        ctx.tree("/etc/crontabs")  # busybox / Alpine
+
+
 @_handles("systemctl")
 def _h_systemctl(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     if {"enable", "disable", "mask", "unmask", "set-default", "preset", "link", "add-wants"} & set(args):
@@ -1553,7 +1615,11 @@ def _h_systemctl(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("gpg", "gpg2")
 def _h_gpg(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "orua", {"--output", "--homedir", "--keyserver", "--recipient", "--local-user", "--recv-keys", "--default-key", "--export-options", "--import-options", "--keyring", "--trust-model", "--passphrase", "--passphrase-fd", "--pinentry-mode", "--status-fd", "--logger-fd"})
+    o = parse_opts(args, "orua", (
+        "--output --homedir --keyserver --recipient --local-user --recv-keys --default-key "
+        "--export-options --import-options --keyring --trust-model --passphrase --passphrase-fd "
+        "--pinentry-mode --status-fd --logger-fd"
+    ))
     for out in o.all("-o", "--output"):
         if out != "-":
             ctx.write(ctx.path(out))
@@ -1587,13 +1653,28 @@ def _h_ssh_keygen(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 # --- package managers ---
 
-APT_STATE = ("/var/lib/apt", "/var/cache/apt", "/var/lib/dpkg", "/var/log/apt", "/var/log/dpkg.log", "/var/cache/debconf", "/var/log/alternatives.log", "/etc/alternatives", "/etc/ld.so.cache", "/var/cache/ldconfig")
+# What a package manager run writes besides the package files themselves (those are
+# checked against the package database by the caller): its state, caches and logs.
+APT_STATE = (
+    "/var/lib/apt", "/var/cache/apt", "/var/lib/dpkg", "/var/log/apt", "/var/log/dpkg.log", "/var/cache/debconf",
+    "/var/log/alternatives.log", "/etc/alternatives", "/etc/ld.so.cache", "/var/cache/ldconfig",
+)  # fmt: skip
 APK_STATE = ("/lib/apk", "/usr/lib/apk", "/var/cache/apk", "/etc/apk")
-RPM_STATE = ("/var/lib/rpm", "/usr/lib/sysimage/rpm", "/var/lib/dnf", "/var/lib/yum", "/var/cache/dnf", "/var/cache/yum", "/var/log/dnf.log", "/var/log/dnf.librepo.log", "/var/log/dnf.rpm.log", "/var/log/hawkey.log", "/var/log/yum.log", "/etc/ld.so.cache", "/var/cache/ldconfig", "/etc/alternatives", "/var/lib/alternatives")
+RPM_STATE = (
+    "/var/lib/rpm", "/usr/lib/sysimage/rpm", "/var/lib/dnf", "/var/lib/yum", "/var/cache/dnf", "/var/cache/yum",
+    "/var/log/dnf.log", "/var/log/dnf.librepo.log", "/var/log/dnf.rpm.log", "/var/log/hawkey.log",
+    "/var/log/yum.log", "/etc/ld.so.cache", "/var/cache/ldconfig", "/etc/alternatives", "/var/lib/alternatives",
+)  # fmt: skip
 ZYPP_STATE = RPM_STATE + ("/var/cache/zypp", "/var/lib/zypp", "/var/log/zypper.log", "/var/log/zypp", "/etc/zypp")
-PIP_TREES = ("/usr/local/lib/python*/site-packages", "/usr/local/lib/python*/dist-packages", "/usr/lib/python3*/site-packages", "/usr/lib/python3/dist-packages", "/usr/local/bin", "/usr/local/share", "/usr/local/include")
+PIP_TREES = (
+    "/usr/local/lib/python*/site-packages", "/usr/local/lib/python*/dist-packages", "/usr/lib/python3*/site-packages",
+    "/usr/lib/python3/dist-packages", "/usr/local/bin", "/usr/local/share", "/usr/local/include",
+)  # fmt: skip
 NPM_GLOBAL = ("/usr/local/lib/node_modules", "/usr/local/bin", "/usr/lib/node_modules", "/usr/local/share/man")
-GEM_TREES = ("/usr/local/bundle", "/var/lib/gems", "/usr/local/lib/ruby/gems", "/usr/lib/ruby/gems", "/usr/local/bin", HOME + "/.gem", HOME + "/.local/share/gem")
+GEM_TREES = (
+    "/usr/local/bundle", "/var/lib/gems", "/usr/local/lib/ruby/gems", "/usr/lib/ruby/gems", "/usr/local/bin",
+    HOME + "/.gem", HOME + "/.local/share/gem",
+)  # fmt: skip
 
 _VERSION_SPLIT = re.compile(r"[=<>~!;\[ ]")
 
@@ -1643,14 +1724,17 @@ def _h_dpkg(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     elif install or remove or o.has("--configure", "--set-selections", "--clear-selections", "-a"):
         _state(ctx, "dpkg", APT_STATE)
         if install:
-            ctx.packages("dpkg", [a for a in o.pos])
+            ctx.packages("dpkg", o.pos)
         if remove:
             ctx.packages("dpkg", o.pos, removed=True)
 
 
 @_handles("apk")
 def _h_apk(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "Xtpo", {"--repository", "--virtual", "--root", "--arch", "--cache-dir", "--keys-dir", "--repositories-file", "--cache-max-age", "--output"})
+    o = parse_opts(args, "Xtpo", (
+        "--repository --virtual --root --arch --cache-dir --keys-dir --repositories-file --cache-max-age "
+        "--output"
+    ))
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
     if sub in ("info", "search", "version", "policy", "stats", "audit", "verify", "dot", "list", "manifest", ""):
         ctx.manager("apk")
@@ -1666,14 +1750,19 @@ def _h_apk(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         ctx.tree(ctx.path(out) if out else ctx.cwd_path())
 
 
-_YUM_INSTALL = frozenset({"install", "in", "reinstall", "localinstall", "groupinstall", "update", "upgrade", "up", "downgrade", "distro-sync", "dsync", "swap"})
+_YUM_INSTALL = frozenset(
+    "install in reinstall localinstall groupinstall update upgrade up downgrade distro-sync dsync swap".split()
+)
 _YUM_REMOVE = frozenset({"remove", "erase", "rm", "autoremove", "groupremove"})
 
 
 @_handles("yum", "dnf", "dnf5", "microdnf", "tdnf")
 def _h_dnf(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     name = posixpath.basename(word0)
-    o = parse_opts(args, "xcRed", {"--exclude", "--config", "--setopt", "--enablerepo", "--disablerepo", "--releasever", "--installroot", "--repo", "--repoid", "--forcearch", "--downloaddir", "--destdir"})
+    o = parse_opts(args, "xcRed", (
+        "--exclude --config --setopt --enablerepo --disablerepo --releasever --installroot --repo "
+        "--repoid --forcearch --downloaddir --destdir"
+    ))
     root = o.get("--installroot")
     _state(ctx, name, RPM_STATE, root=ctx.path(root) if root else None)
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
@@ -1689,7 +1778,7 @@ def _h_dnf(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("zypper")
 def _h_zypper(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "rRDCt", {"--repo", "--root", "--reposd-dir", "--cache-dir", "--type", "--from", "--config"})
+    o = parse_opts(args, "rRDCt", "--repo --root --reposd-dir --cache-dir --type --from --config")
     _state(ctx, "zypper", ZYPP_STATE)
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
     if sub in ("in", "install", "up", "update", "dup", "dist-upgrade", "patch"):
@@ -1702,7 +1791,9 @@ def _h_zypper(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("rpm")
 def _h_rpm(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "D", {"--define", "--root", "--dbpath", "--predefine", "--eval", "--macros", "--rcfile", "--excludepath", "--relocate", "--prefix"})
+    o = parse_opts(args, "D", (
+        "--define --root --dbpath --predefine --eval --macros --rcfile --excludepath --relocate --prefix"
+    ))
     install = o.has("-i", "-U", "-F", "--install", "--upgrade", "--freshen", "--reinstall")
     remove = o.has("-e", "--erase")
     if not (install or remove or o.has("--import", "--rebuilddb", "--initdb", "--setperms", "--setugids", "--restore")):
@@ -1792,7 +1883,7 @@ def _h_virtualenv(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 @_handles("npm", "yarn", "pnpm")
 def _h_npm(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     name = posixpath.basename(word0)
-    o = parse_opts(args, "", {"--prefix", "--registry", "--omit", "--cache", "--userconfig", "--loglevel", "--cwd", "--modules-folder"})
+    o = parse_opts(args, "", "--prefix --registry --omit --cache --userconfig --loglevel --cwd --modules-folder")
     ctx.manager(name)
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("install" if name == "yarn" else "", [])
     if sub == "global" and rest:  # yarn global add
@@ -1802,9 +1893,9 @@ def _h_npm(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     if sub in ("run", "run-script", "exec", "start", "test", "dlx", "x"):
         ctx.opaque(f"{name} {sub} runs package scripts")
         return
-    if sub not in ("install", "i", "ci", "add", "isntall", "update", "up", "upgrade", "uninstall", "un", "remove", "rm", "r", "link", "rebuild", "prune", "dedupe"):
+    if sub not in _JS_INSTALL | _JS_REMOVE:
         return
-    removed = sub in ("uninstall", "un", "remove", "rm", "r")
+    removed = sub in _JS_REMOVE
     ctx.packages(name, [_npm_name(p) for p in rest], removed=removed)
     prefix = o.get("--prefix", "--cwd")
     if global_:
@@ -1822,6 +1913,8 @@ def _h_npm(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         ctx.tree(t)
 
 
+_JS_INSTALL = frozenset("install i ci add isntall update up upgrade link rebuild prune dedupe".split())
+_JS_REMOVE = frozenset("uninstall un remove rm r".split())
 _JS_LOCKS = {"npm": "package-lock.json", "yarn": "yarn.lock", "pnpm": "pnpm-lock.yaml"}
 _JS_CACHES = {
     "npm": (HOME + "/.npm",),
@@ -1838,7 +1931,7 @@ def _npm_name(spec: str) -> str:
 @_handles("gem", "bundle", "bundler")
 def _h_gem(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     name = posixpath.basename(word0)
-    o = parse_opts(args, "viN", {"--version", "--install-dir", "--bindir", "--source", "--jobs", "--path", "--gemfile"})
+    o = parse_opts(args, "viN", "--version --install-dir --bindir --source --jobs --path --gemfile")
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("install" if name != "gem" else "", [])
     if sub not in ("install", "update", "uninstall"):
         return
@@ -1850,7 +1943,13 @@ def _h_gem(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         ctx.tree(t)
 
 
-_BUILD_TOOLS = frozenset({"make", "gmake", "cmake", "ninja", "meson", "configure", "go", "cargo", "rustup", "mvn", "gradle", "ant", "dotnet", "node", "deno", "bun", "ruby", "php", "composer", "scons", "autoreconf", "autoconf", "automake", "libtool", "dpkg-reconfigure", "docker-php-ext-install", "docker-php-ext-configure", "docker-php-ext-enable", "pecl", "cpan", "cpanm", "java", "javac", "sdkmanager", "conda", "mamba", "micromamba", "poetry", "pipx", "uv", "luarocks", "R", "Rscript", "rustc", "gcc", "cc", "g++", "clang", "chroot", "script", "expect"})
+# Build systems, interpreters and installers: they can write anything.
+_BUILD_TOOLS = frozenset("""
+    make gmake cmake ninja meson configure go cargo rustup mvn gradle ant dotnet node deno bun ruby php
+    composer scons autoreconf autoconf automake libtool dpkg-reconfigure docker-php-ext-install
+    docker-php-ext-configure docker-php-ext-enable pecl cpan cpanm java javac sdkmanager conda mamba
+    micromamba poetry pipx uv luarocks R Rscript rustc gcc cc g++ clang chroot script expect
+""".split())
 
 
 @_handles(*_BUILD_TOOLS)
