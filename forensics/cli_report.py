@@ -1,0 +1,105 @@
+"""`forensics report RESULT.json --html FILE`: render a saved `scan --json` result.
+
+Registered by forensics.cli._register_optional. Exit codes: 0 written, 2 the
+JSON is unreadable or not a forensics result (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+
+from forensics.models import SCHEMA_VERSION, Report
+
+
+def _fail(msg: str) -> typer.Exit:
+    typer.echo(f"forensics: error: {msg}", err=True)
+    return typer.Exit(2)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def load_report(source: str) -> Report:
+    """Read and validate a `scan --json` result; raises typer.Exit(2) with a one-line message."""
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise _fail(f"{source}: no such file or directory")
+    except IsADirectoryError:
+        raise _fail(f"{source}: is a directory, not a JSON result")
+    except OSError as exc:
+        raise _fail(f"cannot read {source}: {exc.strerror or exc}")
+    try:
+        return Report.model_validate_json(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            raise _fail(f"{source}: not valid JSON: {_one_line(first.get('msg', ''))}")
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+        raise _fail(f"{source}: not a forensics scan result (schema {SCHEMA_VERSION}): {where}: "
+                    f"{_one_line(first.get('msg', ''))}" + (f" (+{len(errors) - 1} more problems)" if len(errors) > 1
+                                                              else ""))
+    except (ValueError, RecursionError) as exc:
+        raise _fail(f"{source}: not a forensics scan result: {_one_line(exc)}")
+
+
+def _write(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        result: str = typer.Argument(...,
+                                     help="a result written by `forensics scan --json` ('-' reads stdin)."),
+        html_out: Optional[str] = typer.Option(None, "--html", metavar="FILE|-",
+                                               help="write the self-contained HTML report ('-' for stdout)."),
+    ) -> None:
+        """Render a saved `scan --json` result: the HTML report, or the terminal summary without --html.
+
+        Nothing is re-analyzed: the report shows exactly the saved result.
+
+        Exit codes: 0 = written; 2 = the file is not readable JSON or not a forensics result.
+
+        Example:
+
+          forensics scan image.tar --json scan.json && forensics report scan.json --html report.html
+        """
+        loaded = load_report(result)
+        try:
+            if html_out:
+                from forensics.render.html import render_html
+
+                _write(html_out, render_html(loaded))
+            else:
+                from forensics.render.text import render_text
+
+                _write("-", render_text(loaded))
+        except typer.Exit:
+            raise
+        except Exception as exc:  # a bug must not dump a traceback on an investigator
+            if os.environ.get("FORENSICS_DEBUG"):
+                traceback.print_exc()
+            raise _fail(f"internal error while rendering {result}: {type(exc).__name__}: {_one_line(exc)} "
+                        "(set FORENSICS_DEBUG=1 for a traceback, and please report it)")
+        raise typer.Exit(0)
