@@ -24,11 +24,10 @@ ProgressFn = Callable[[int, int | None], None]
 
 def _capture(name: str, size: int) -> bool:
     """Keep the content of package databases: the history analysis reads them."""
-    try:
-        from forensics.packages import is_db_path
-    except ImportError:  # pragma: no cover
-        return False
-    return is_db_path(norm_layer_path(name)[0])
+    from forensics.packages import is_db_path, is_maintainer_script
+
+    path = norm_layer_path(name)[0]
+    return is_db_path(path) or is_maintainer_script(path)
 
 
 def _now() -> str:
@@ -169,7 +168,8 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
 def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
     f: list[Finding] = list(res.findings)
     if res.format == "unknown":
-        return f, {}  # not an image archive: nothing else to verify against
+        # Not an image archive: nothing to verify against, but say if it was cut short.
+        return f + [x for x in structure.check_outer(inv, res) if x.code == "archive.malformed"], {}
     f += structure.check_outer(inv, res)
     f += blobs.check_blob_names(inv, res)
     checked: set[int] = set()

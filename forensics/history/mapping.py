@@ -85,10 +85,16 @@ def map_history(img: Image, instructions: list[Instruction]) -> list[Finding]:
         h.layer_index = None
     for layer_index, hist_index in enumerate(owners[:n_layers]):
         hist[hist_index].layer_index = layer_index
+    previous_owner = -1
     for h in hist:
         ins = instructions[h.index]
-        if h.layer_index is None or not ins.metadata_only:
+        if h.layer_index is None:
             continue
+        squashed = any(hist[i].empty_layer and instructions[i].kind in FILE_WRITING
+                       for i in range(previous_owner + 1, h.index))
+        previous_owner = h.index
+        if not ins.metadata_only or squashed:
+            continue  # buildah --layers=false: the last step owns the changes of the ones before
         layer = img.layers[h.layer_index]
         if layer.diff_id == EMPTY_TAR_DIFF_ID or (layer.entries == 0 and layer.present):
             continue  # BuildKit gives such steps the empty tar: not a lie

@@ -91,7 +91,7 @@ class Overlay:
                     node = self._remove(p)
                     if node is not None:
                         changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256, explained_by=None))
+                                                  before_sha256=node.sha256, link=node.entry.link))
         for f in files:
             if f.type == "whiteout":
                 targets = [f.path] + self._descendants(f.path) if f.path in lower else self._descendants(f.path)
@@ -99,7 +99,7 @@ class Overlay:
                     node = self._remove(p)
                     if node is not None:
                         changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256))
+                                                  before_sha256=node.sha256, link=node.entry.link))
         # 2. new content
         same_layer: dict[str, FileEntry] = {}
         for f in files:
@@ -125,7 +125,7 @@ class Overlay:
                     node = self._remove(p)
                     if node is not None:
                         changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256))
+                                                  before_sha256=node.sha256, link=node.entry.link))
             self.nodes[f.path] = Node(f, layer, sha)
             self._link(f.path)
         return changes

@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from forensics.findings import finding
 from forensics.models import Finding
 
-try:
-    from forensics.packages import is_db_path, parse_package_dbs
-except ImportError:  # pragma: no cover
-    is_db_path = None  # type: ignore[assignment]
-    parse_package_dbs = None  # type: ignore[assignment]
+from forensics.packages import is_maintainer_script, parse_package_dbs
 
+SHARED_DB_FILES = {"/var/lib/dpkg/status"}
 ALGOS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
 
 
@@ -33,6 +30,8 @@ class PackageState:
     owners: dict = field(default_factory=dict)  # path -> Package
     dbs: list = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    scripts: dict[str, bytes] = field(default_factory=dict)  # maintainer script path -> content
+    touched: set[str] = field(default_factory=set)  # packages whose record the last layer wrote
 
     def apply(self, layer: int, captured: dict[str, bytes], deleted: set[str]) -> bool:
         changed = False
@@ -41,17 +40,35 @@ class PackageState:
                 del self.files[p]
                 self.writer.pop(p, None)
                 changed = True
+        written = set()
         for p, data in captured.items():
+            if is_maintainer_script(p):
+                self.scripts[p] = data
+                continue
             self.files[p] = data
             self.writer[p] = layer
+            written.add(p)
             changed = True
-        if changed and parse_package_dbs is not None:
+        if changed:
             self.dbs = parse_package_dbs(dict(self.files))
             owners: dict = {}
             for db in self.dbs:
                 owners.update(db.file_owners())
             self.owners = owners
+        # The shared status file changes with every install; a package's own info files
+        # (.list, .md5sums) change only when it is installed, upgraded or removed.
+        own = written - SHARED_DB_FILES
+        self.touched = {pkg.name for db in self.dbs for pkg in db.packages
+                        if own & set(getattr(pkg, "source_paths", [pkg.source_path]))}
         return changed
+
+    def scripts_of(self, names: set[str]) -> list[bytes]:
+        out = []
+        for path, data in self.scripts.items():
+            base = path.rsplit("/", 1)[-1].rsplit(".", 1)[0].split(":", 1)[0]
+            if base in names:
+                out.append(data)
+        return out
 
     def owned(self, path: str) -> bool:
         return path in self.owners
@@ -170,9 +187,18 @@ class _Pre:
 
 
 def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image: int,
-           history_of_layer: dict[int, int], seekable: bool) -> list[Finding]:
+           history_of_layer: dict[int, int], seekable: bool,
+           explained_at: dict[tuple[int, str], str | None] | None = None, overlay=None) -> list[Finding]:
+    """Severity follows the step that rewrote the file: high when its history line does
+    not account for the rewrite; when it does (`sed -i /etc/login.defs`, a COPY over a
+    packaged page), medium for executables and low for data and configuration."""
     out: list[Finding] = []
+    explained_at = explained_at or {}
     for c in cands:
+        why = explained_at.get((c.file_layer, c.actual_path))
+        node = overlay.get(c.actual_path) if overlay is not None else None
+        exe = node is not None and (node.entry.kind in ("elf", "script") or bool(node.entry.mode & 0o111))
+        severity = "high" if why is None else ("medium" if exe else "low")
         actual = digests.get(c.actual_path, {}).get(c.algo)
         if actual is not None and actual == c.digest:
             continue  # the bytes still match the record
@@ -183,10 +209,12 @@ def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image:
                         f"record was written (sha256:{(c.install_sha256 or 'none')[:16]})"
                         + ("" if seekable else "; the recorded digest could not be checked on stdin input"))
         rec = f"layer {c.record_layer}" if c.record_layer is not None else "an unknown layer"
+        step = (f"; the step's history line accounts for the rewrite ({why})" if why
+                else "; the step's history line does not account for it")
         out.append(finding(
-            "history.package-file-modified", "high", f"layer[{c.file_layer}]:{c.actual_path}",
+            "history.package-file-modified", severity, f"layer[{c.file_layer}]:{c.actual_path}",
             f"{c.actual_path} belongs to {c.manager} package {c.package} (recorded in {rec}) but was rewritten "
-            f"in layer {c.file_layer}: {evidence}",
+            f"in layer {c.file_layer}: {evidence}{step}",
             image=image, layer=c.file_layer, history=history_of_layer.get(c.file_layer), path=c.actual_path,
             evidence={"package": c.package, "algo": c.algo, "recorded": c.digest, "actual": actual,
                       "record_layer": c.record_layer, "file_layer": c.file_layer}))

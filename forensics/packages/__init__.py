@@ -9,10 +9,11 @@ from __future__ import annotations
 from .apk import parse_apk
 from .dpkg import parse_dpkg
 from .model import Package, PackageDB, PackageFile, norm_path
-from .paths import db_manager, is_bookkeeping_path, is_db_path
+from .paths import db_manager, is_bookkeeping_path, is_db_path, is_maintainer_script
 from .rpm import parse_rpmdb, parse_rpmdb_sqlite
 
 __all__ = [
+    "is_maintainer_script",
     "Package",
     "PackageDB",
     "PackageFile",

@@ -62,6 +62,9 @@ BOOKKEEPING_PATTERNS: dict[str, tuple[str, ...]] = {
         "/etc/alternatives/**",
         "/etc/ld.so.cache",  # ldconfig trigger
         "/var/cache/ldconfig/**",
+        "/var/lib/systemd/deb-systemd-helper-enabled/**",  # deb-systemd-helper state
+        "/var/lib/systemd/deb-systemd-helper-masked/**",
+        "/var/lib/ucf/**",  # ucf: conffile tracking used by many maintainer scripts
     ),
     "apk": (
         "/lib/apk/**",
@@ -141,6 +144,18 @@ def db_manager(path: str) -> str | None:
         if match_any(path, patterns):
             return manager
     return None
+
+
+MAINTAINER_SCRIPT_PATTERNS: tuple[str, ...] = (
+    "/var/lib/dpkg/info/*.preinst",
+    "/var/lib/dpkg/info/*.postinst",
+    "/var/lib/dpkg/info/*.config",
+)
+
+
+def is_maintainer_script(path: str) -> bool:
+    """dpkg maintainer scripts: they write files no package lists (/etc/timezone, ...)."""
+    return any(_compile(p).match(path) for p in MAINTAINER_SCRIPT_PATTERNS)
 
 
 def is_db_path(path: str) -> bool:
