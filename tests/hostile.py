@@ -184,49 +184,53 @@ def compress(data: bytes, kind: str) -> bytes:
     return {"gzip": gz, "zstd": zst, "none": lambda d: d}[kind](data)
 
 
-def gzip_zero_bomb(total: int, payload_name: str = "zero") -> tuple[bytes, str]:
-    """A gzip layer holding one file of `total` zero bytes, built as multi-member gzip.
+# sha256 of the uncompressed bomb tar (header of "zero" + N zero bytes + end blocks),
+# precomputed: hashing 2 GiB costs ~1.5 s that a test should not pay every run.
+ZERO_BOMB_DIFF_IDS = {
+    1 << 30: "sha256:ecbbacb95c1c2a19e530aca112652a86526aa7d44d36a3e69d869ed1734dbed4",
+    (1 << 30) + (64 << 20): "sha256:5fbfeec693555cd36471302e1c6d226c5cdd97c4389589eb094ae36b6b1b27d3",
+    (5 << 30) // 4: "sha256:ffbcfaedfdb74de748ca9f52fd42a7d1290ba7f8425f2de64d961b01d19c85f1",
+    2 << 30: "sha256:d8b3798857ef9e2707088e2ed71355cb54ed6f96893bf0aa4a6d5f921ea1c446",
+}
 
-    Returns (compressed blob, diff_id). Every member is a valid gzip; zlib and
-    gzip(1) read the concatenation as one stream. Building takes milliseconds.
+
+def _zero_tar_header(total: int) -> bytes:
+    ti = tarfile.TarInfo("zero")
+    ti.size, ti.mtime, ti.mode, ti.uname, ti.gname = total, MTIME, 0o644, "", ""
+    return ti.tobuf(tarfile.GNU_FORMAT)
+
+
+def zero_bomb_diff_id(total: int) -> str:
+    if total in ZERO_BOMB_DIFF_IDS:
+        return ZERO_BOMB_DIFF_IDS[total]
+    h = hashlib.sha256(_zero_tar_header(total))
+    zeros = b"\0" * (16 << 20)
+    left = total
+    while left:
+        n = min(left, len(zeros))
+        h.update(zeros[:n])
+        left -= n
+    h.update(b"\0" * (2 * BLOCK))
+    return "sha256:" + h.hexdigest()
+
+
+def zero_bomb(total: int, kind: str) -> tuple[bytes, str]:
+    """A layer holding one file "zero" of `total` zero bytes; returns (blob, diff_id).
+
+    Built from repeated compressed members/frames of 16 MiB of zeros (multi-member
+    gzip and multi-frame zstd are both valid single streams), so building takes
+    milliseconds. gzip cannot exceed ~1030:1 (2 GiB -> ~2 MB); zstd reaches ~30000:1.
     """
     chunk = 16 << 20
     assert total % chunk == 0
-    head = tar_bytes([M(payload_name, b"")], end=False)
-    head = bytearray(head)
-    # rewrite the size field for `total` bytes of content
-    ti = tarfile.TarInfo(payload_name)
-    ti.size, ti.mtime, ti.mode, ti.uname, ti.gname = total, MTIME, 0o644, "", ""
-    hdr = ti.tobuf(tarfile.GNU_FORMAT)
-    tail = b"\0" * (2 * BLOCK)
-    zero_member = gz(b"\0" * chunk, level=9)
-    n = total // chunk
-    blob = gz(hdr) + zero_member * n + gz(tail)
-    h = hashlib.sha256(hdr)
-    zeros = b"\0" * chunk
-    for _ in range(n):
-        h.update(zeros)
-    h.update(tail)
-    return blob, "sha256:" + h.hexdigest()
-
-
-def zstd_zero_bomb(total: int) -> tuple[bytes, str]:
-    """A zstd layer of one file of `total` zero bytes: ratio far beyond 10000."""
-    ti = tarfile.TarInfo("zero")
-    ti.size, ti.mtime, ti.mode, ti.uname, ti.gname = total, MTIME, 0o644, "", ""
-    hdr = ti.tobuf(tarfile.GNU_FORMAT)
-    chunk = 64 << 20
-    assert total % chunk == 0
-    cctx = zstandard.ZstdCompressor(level=1)
-    zero_frame = cctx.compress(b"\0" * chunk)
-    tail = b"\0" * (2 * BLOCK)
-    blob = cctx.compress(hdr) + zero_frame * (total // chunk) + cctx.compress(tail)
-    h = hashlib.sha256(hdr)
-    zeros = b"\0" * chunk
-    for _ in range(total // chunk):
-        h.update(zeros)
-    h.update(tail)
-    return blob, "sha256:" + h.hexdigest()
+    if kind == "gzip":
+        comp = lambda data: gz(data, level=9)  # noqa: E731
+    else:
+        cctx = zstandard.ZstdCompressor(level=3)
+        comp = cctx.compress
+    zero_member = comp(b"\0" * chunk)
+    blob = comp(_zero_tar_header(total)) + zero_member * (total // chunk) + comp(b"\0" * (2 * BLOCK))
+    return blob, zero_bomb_diff_id(total)
 
 
 # --------------------------------------------------------------------------

@@ -56,7 +56,10 @@ def to_file_entries(members: list[LayerMember]) -> tuple[list[FileEntry], list[t
             parent = posixpath.dirname(path)
             if base == OPAQUE:
                 ftype, path = "opaque", parent
-            elif base != WHITEOUT:
+            elif base[len(WHITEOUT):] in ("", ".", ".."):
+                unsafe.append((m.name, "whiteout of '.' or '..' would delete a parent directory"))
+                ftype, path = "other", m.name
+            else:
                 ftype, path = "whiteout", posixpath.join(parent, base[len(WHITEOUT):])
         if ftype == "hardlink" and link is not None:
             lpath, lesc = norm_layer_path(link)

@@ -54,8 +54,11 @@ class LayerScan:
 
 @dataclass
 class Limits:
-    max_uncompressed: int = 1 << 40  # per layer; beyond this we stop (decompression bomb)
-    max_ratio: int = 10_000  # once past 1 GiB, uncompressed/compressed above this is a bomb
+    max_uncompressed: int = 256 << 30  # per layer; beyond this we stop (decompression bomb)
+    # Past 1 GiB of output, a ratio above this is a bomb. gzip cannot pass ~1030:1, so a
+    # gzip layer is only bounded by max_uncompressed (a zero-filled disk image is legal);
+    # zstd reaches 30,000:1 on zeros and is stopped here.
+    max_ratio: int = 2000
     max_json: int = 16 << 20  # JSON documents held in memory
     max_capture: int = 64 << 20  # per captured file (package databases)
 
@@ -177,6 +180,7 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
     worker.start()
     stream = open_stream(compression, raw)
     produced = 0
+    stopped: str | None = None
     try:
         while True:
             chunk = stream.read(CHUNK)
@@ -186,8 +190,8 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
             if produced > limits.max_uncompressed or (
                 produced > (1 << 30) and produced > limits.max_ratio * max(raw.count, 1)
             ):
-                scan.error = (f"decompression stopped after {produced} bytes from {raw.count} "
-                              "compressed bytes (decompression bomb guard)")
+                stopped = (f"decompression stopped after {produced} bytes from {raw.count} "
+                           "compressed bytes (decompression bomb guard)")
                 break
             q.put(chunk)
     except DecompressError as exc:
@@ -197,10 +201,12 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
     finally:
         q.put(None)
         worker.join()
+    if stopped is not None:
+        scan.error = stopped  # the walker saw a cut stream; the cut is ours, not the archive's
     raw.drain()
     scan.trailing_garbage = getattr(stream, "trailing_garbage", 0)
     scan.uncompressed_size = produced
-    if scan.error is None or "bomb" not in scan.error:
+    if stopped is None:
         scan.diff_id = "sha256:" + (src.hash.hexdigest() if src.hash is not None else raw.hash.hexdigest())
     return raw.hash.hexdigest(), raw.count, scan
 

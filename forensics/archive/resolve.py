@@ -82,6 +82,7 @@ class Resolved:
     repositories: dict | None = None
     referenced: set[str] = field(default_factory=set)  # entry paths something points at
     artifacts: list[Descriptor] = field(default_factory=list)  # attestations, signatures
+    unsafe_refs: list[tuple[str, str]] = field(default_factory=list)  # (where, path) escaping the archive
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -134,6 +135,13 @@ def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry 
         return None
     digest = raw.get("digest")
     size = raw.get("size")
+    for key, want in (("size", int), ("mediaType", str), ("digest", str)):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, want) or isinstance(value, bool) or (
+                key == "size" and value < 0)):
+            out.append(finding("archive.malformed", "high", where,
+                               f"{where}: {key} is {json.dumps(value)[:80]}, not a valid {key}",
+                               entry=doc_entry.name if doc_entry else None))
     d = Descriptor(
         where=where,
         media_type=raw.get("mediaType") if isinstance(raw.get("mediaType"), str) else None,
@@ -166,6 +174,7 @@ class _Resolver:
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
         self.out: list[Finding] = []
+        self._indexes_walked: set[str] = set()
 
     def blob(self, d: Descriptor) -> None:
         """Attach the entry at blobs/<alg>/<hex> to a descriptor."""
@@ -195,10 +204,11 @@ class _Resolver:
             if inv.get(meta) is not None:
                 self.res.referenced.add(meta)
         if fmt == "unknown":
-            what = "an empty directory" if not inv.entries else f"{len(inv.entries)} entries"
+            what = (f"{len(inv.entries)} entries" if inv.entries
+                    else "an empty directory" if inv.is_dir else "an archive with no entries")
             self.out.append(finding(
                 "archive.unknown-format", "high", inv.source,
-                f"neither manifest.json (docker save) nor index.json (OCI layout) found among {what}; "
+                f"neither manifest.json (docker save) nor index.json (OCI layout) found ({what}); "
                 "this is not an image archive (a container export or a pre-1.10 docker save?)"))
         if has_index:
             self._oci()
@@ -217,6 +227,10 @@ class _Resolver:
     def _oci(self) -> None:
         entry = self.inv.get("index.json")
         doc = load_json(entry, "index.json", self.out)
+        if doc is None and entry is not None and entry.data is not None and entry.data.strip() == b"null":
+            self.out.append(finding("archive.malformed", "high", "index.json",
+                                    "index.json holds null: it must be an image index object", entry="index.json"))
+            return
         if doc is None:
             return
         if not isinstance(doc, dict):
@@ -227,7 +241,8 @@ class _Resolver:
         self._walk_index(doc, "index.json", entry, depth=0, inherited=[], inherited_platform=None)
 
     def _walk_index(self, doc: dict, where: str, doc_entry: OuterEntry | None, depth: int,
-                    inherited: list[str], inherited_platform: dict | None) -> None:
+                    inherited: list[str], inherited_platform: dict | None,
+                    ancestors: frozenset[str] = frozenset()) -> None:
         manifests = doc.get("manifests")
         if manifests is None:
             return  # Docker 25 writes "manifests": null for untagged images
@@ -250,14 +265,28 @@ class _Resolver:
                 continue
             child = load_json(d.entry, f"{d.where} ({d.media_type or 'no media type'})", self.out, digest=d.digest)
             if not isinstance(child, dict):
+                if child is not None or (d.entry.data is not None and d.entry.data.strip() == b"null"):
+                    self.out.append(finding(
+                        "archive.malformed", "high", d.digest,
+                        f"{d.where} points at a JSON {type(child).__name__ if child is not None else 'null'}, "
+                        "not a manifest or index object", entry=d.entry.name, digest=d.digest))
                 continue
             mt = d.media_type or child.get("mediaType")
             if mt in INDEX_TYPES or (mt not in MANIFEST_TYPES and "manifests" in child):
+                if d.digest in ancestors:
+                    self.out.append(finding("archive.malformed", "high", d.digest,
+                                            f"{d.where} points back at an index that contains it: a cycle",
+                                            digest=d.digest, entry=d.entry.name))
+                    continue
+                if d.digest in self._indexes_walked:
+                    continue  # a DAG of indexes shares children: walk each once
+                self._indexes_walked.add(d.digest)
                 if depth >= MAX_INDEX_DEPTH:
                     self.out.append(finding("archive.malformed", "high", d.where,
                                             f"image indexes nested deeper than {MAX_INDEX_DEPTH}", digest=d.digest))
                     continue
-                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, d.platform)
+                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, d.platform,
+                                 ancestors | {d.digest})
             elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
                 self._oci_manifest(d, child, refs)
             # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
@@ -271,6 +300,10 @@ class _Resolver:
         where = f"manifest {d.digest[:19]}"
         config = _descriptor(doc.get("config"), f"{where} config", self.out, d.entry)
         layers_raw = doc.get("layers") if isinstance(doc.get("layers"), list) else []
+        if "layers" in doc and not isinstance(doc.get("layers"), list):
+            self.out.append(finding("archive.malformed", "high", d.digest,
+                                    f"{where}: 'layers' is a JSON {type(doc.get('layers')).__name__}, not a list",
+                                    entry=d.entry.name if d.entry else None, digest=d.digest))
         layer_descs = []
         for i, raw in enumerate(layers_raw):
             ld = _descriptor(raw, f"{where} layers[{i}]", self.out, d.entry)
@@ -304,6 +337,8 @@ class _Resolver:
 
     def _config(self, entry: OuterEntry, digest: str | None) -> dict | None:
         doc = load_json(entry, "image config", self.out, digest=digest)
+        if doc is None and entry.data is not None and entry.data.strip() == b"null":
+            doc = "null"  # reported below like any other non-object
         if doc is not None and not isinstance(doc, dict):
             self.out.append(finding("archive.malformed", "high", entry.name,
                                     "image config is not a JSON object", entry=entry.name, digest=digest))
@@ -370,6 +405,8 @@ class _Resolver:
         norm, unsafe = norm_outer(path)
         entry, resolved = (None, norm) if unsafe else follow(self.inv, norm)
         self.res.referenced.add(norm)
+        if unsafe:
+            self.res.unsafe_refs.append((where, path))
         if entry is not None:
             self.res.referenced.add(resolved)
             # the legacy layout's sibling files belong to the same layer directory

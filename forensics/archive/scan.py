@@ -24,6 +24,7 @@ from forensics.archive.tarstream import FileSource, TarError, TarReader
 ProgressFn = Callable[[int, int | None], None]
 
 # Files whose content we keep regardless of what they sniff as: the metadata of both layouts.
+TRAILING_LIMIT = 64 << 20
 METADATA_NAMES = {"manifest.json", "index.json", "oci-layout", "repositories", "VERSION", "json"}
 
 
@@ -192,7 +193,8 @@ def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None
             raise InputError(f"{source}: no such file or directory") from None
         except OSError as exc:
             raise InputError(f"{source}: cannot open: {exc.strerror or exc}") from None
-        total = os.fstat(f.fileno()).st_size
+        st = os.fstat(f.fileno())
+        total = st.st_size if stat.S_ISREG(st.st_mode) else None
     try:
         return _scan_tar(source, f, total, capture, limits, progress)
     finally:
@@ -240,12 +242,22 @@ def _scan_tar(source, f, total, capture, limits, progress) -> Inventory:
                 inv.errors.append(f"outer archive: entry {m.name!r}: {entry.error}")
                 break
         inv.add(entry)
-    # Read whatever follows the end marker so the input digest covers the whole file.
+    # Read whatever follows the end marker so the input digest covers the whole file;
+    # a device or pipe that never ends (/dev/zero) is cut off after TRAILING_LIMIT.
+    after = 0
     try:
-        while stream.read(CHUNK):
-            pass
+        while part := stream.read(CHUNK):
+            after += len(part)
+            if total is None and after > TRAILING_LIMIT:
+                inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the end of the tar; "
+                                  "stopped reading (the input digest covers only what was read)")
+                break
     except (DecompressError, Exception) as exc:  # noqa: BLE001 - damage after the tar end
         inv.errors.append(f"outer archive: after the end of the tar: {exc}")
+    garbage = getattr(stream, "trailing_garbage", 0)
+    if garbage:
+        inv.errors.append(f"outer archive: {garbage} bytes of non-{inv.input_compression} data follow the "
+                          f"compressed stream")
     if progress:
         progress(raw.count, total)
     inv.input_size = raw.count

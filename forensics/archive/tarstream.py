@@ -10,6 +10,7 @@ write. It never seeks and never writes anywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 BLOCK = 512
@@ -111,8 +112,14 @@ def _num(field_: bytes) -> int:
         raise TarError(f"bad numeric field {field_!r}") from None
 
 
+def _decode(raw: bytes) -> str:
+    # Invalid UTF-8 stays visible as \xNN escapes: the evidence keeps every byte and
+    # the JSON report can still be written (lone surrogates cannot be).
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _str(field_: bytes) -> str:
-    return field_.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return _decode(field_.split(b"\0", 1)[0])
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -145,7 +152,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
         record = data[sp + 1:pos + length - 1]
         key, eq, value = record.partition(b"=")
         if eq:
-            out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+            out[_decode(key)] = _decode(value)
         pos += length
     return out
 
@@ -256,8 +263,12 @@ class TarReader:
                 uid = int(merged["uid"])
             if "gid" in merged:
                 gid = int(merged["gid"])
-        except ValueError:
+        except (ValueError, OverflowError):
             raise TarError(f"bad pax value at offset {offset}") from None
+        if size < 0:
+            raise TarError(f"negative size {size} at offset {offset}")
+        if not math.isfinite(mtime):
+            raise TarError(f"mtime {mtime!r} is not a time, at offset {offset}")
         mtype = TYPES.get(flag, "other")
         # Links, dirs and devices carry no content whatever their size field says
         # (GNU tar and Go agree); regular files and unknown types do.

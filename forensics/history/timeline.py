@@ -37,7 +37,12 @@ def parse_time(text: str | None) -> float | None:
     return dt.timestamp()
 
 
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: beyond this a time is not a date
+
+
 def _iso(ts: float) -> str:
+    if not (-62135596800.0 <= ts <= MAX_TIME):  # also false for nan
+        return f"{ts!r} (not a representable date)"
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -38,9 +38,14 @@ def _is_foreign(d: Descriptor) -> bool:
 def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, layer: int | None = None) -> list[Finding]:
     out: list[Finding] = []
     where = dict(image=image, layer=layer, digest=d.digest)
-    if not d.valid or d.digest is None:
+    if not d.valid:
         return out  # resolve already reported the invalid digest
     e = d.entry
+    if e is None and d.digest is None:  # a docker-save path that names nothing
+        out.append(finding("blob.missing", "high", d.path or d.where,
+                           f"{role} {d.path!r} named by {d.where} is not in the archive", entry=d.path,
+                           image=image, layer=layer))
+        return out
     if e is None:
         if _is_foreign(d):
             sev, why = "low", "a foreign/non-distributable layer, absent by design (urls: " + ", ".join(d.urls[:2]) + ")"

@@ -50,6 +50,9 @@ def check_outer(inv: Inventory, res: Resolved | None = None) -> list[Finding]:
                 out.append(finding("archive.unsafe-path", "high", e.name,
                                    f"outer {e.type} {e.name!r} -> {e.linkname!r} points outside the archive root",
                                    entry=e.name))
+    for where, path in res.unsafe_refs if res else []:
+        out.append(finding("archive.unsafe-path", "high", path,
+                           f"{where} names {path!r}, a path outside the archive root", entry=path))
     seen: dict[str, list[OuterEntry]] = {}
     for e in inv.entries:
         if e.type != "dir":
