@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from forensics import __version__
-from forensics.archive.layerfs import norm_layer_path, to_file_entries
+from forensics.archive.layerfs import norm_layer_path
 from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
+from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
     Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
     ToolInfo,
@@ -22,10 +23,15 @@ from forensics.verify import blobs, layers, refs, structure
 ProgressFn = Callable[[int, int | None], None]
 
 
-def _capture(name: str, size: int) -> bool:
-    """Keep the content of package databases: the history analysis reads them."""
-    from forensics.packages import is_db_path, is_maintainer_script
+# Every package-database path contains one of these; the regexes run only on those names.
+_DB_HINTS = ("dpkg", "apk/", "rpm")
 
+
+def _capture(name: str, size: int) -> bool:
+    """Keep the content of package databases: the history analysis reads them.
+    Called for every file of every layer on the hashing thread, so it must be cheap."""
+    if not any(h in name for h in _DB_HINTS):
+        return False
     path = norm_layer_path(name)[0]
     return is_db_path(path) or is_maintainer_script(path)
 
@@ -104,7 +110,7 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]])
             actual_size=e.nbytes if e is not None else None,
             compression=(scan.compression if scan else ("unknown" if e is not None else None)),
             diff_id=scan.diff_id if scan else None, declared_diff_id=lr.declared_diff_id,
-            entries=len(scan.members) if scan else 0,
+            entries=len(scan.files) if scan else 0,
             files=files_by_entry.get(e.path, []) if e is not None else [],
         ))
     return Image(
@@ -199,7 +205,7 @@ def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Find
             e = lr.descriptor.entry
             if e is None or e.layer is None or e.path in files_by_entry:
                 continue
-            entries, escaping = to_file_entries(e.layer.members)
+            entries, escaping = e.layer.files, e.layer.unsafe
             files_by_entry[e.path] = entries
             f += structure.check_layer_entries(lr.index, e.name, entries, escaping, image_index=img.index)
     return f, files_by_entry

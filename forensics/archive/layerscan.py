@@ -16,28 +16,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
+from forensics.archive.layerfs import member_entry
 from forensics.archive.tarstream import Member, Source, TarError, TarReader
+from forensics.models import FileEntry
 
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8
 HEAD = 4096  # enough bytes to sniff a tar header and any compression magic
-
-
-@dataclass(slots=True)
-class LayerMember:
-    """A layer entry as read, before normalization (that is the verifier's job)."""
-
-    name: str
-    type: str
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    mtime: float
-    linkname: str
-    sha256: str | None
-    kind: str | None
-    offset: int
 
 
 @dataclass
@@ -45,7 +30,8 @@ class LayerScan:
     compression: str  # gzip, zstd, none
     diff_id: str | None = None
     uncompressed_size: int = 0
-    members: list[LayerMember] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)  # every entry, normalized (layerfs)
+    unsafe: list[tuple[str, str]] = field(default_factory=list)  # (raw name, why) escaping the root
     captured: dict[str, bytes] = field(default_factory=dict)  # raw member name -> content
     error: str | None = None  # why the tar or the compressed stream could not be read to its end
     trailing_garbage: int = 0
@@ -126,7 +112,8 @@ class _QueueSource(Source):
 
 def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits) -> None:
     tar = TarReader(src)
-    out = scan.members
+    out = scan.files
+    unsafe = scan.unsafe
     sha = hashlib.sha256
     try:
         while True:
@@ -151,8 +138,8 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
                 kind = content_kind(head, m.size)
                 if keep is not None:
                     scan.captured[m.name] = b"".join(keep)
-            out.append(LayerMember(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
-                                   m.linkname, digest, kind, m.offset))
+            out.append(member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
+                                    m.linkname, digest, kind, unsafe))
         if tar.members_seen == 0 and not tar.end_seen:
             scan.is_tar = False
     except TarError as exc:
@@ -224,4 +211,4 @@ def sniff_head(read: Callable[[int], memoryview]) -> bytes:
     return b"".join(parts)
 
 
-__all__ = ["LayerMember", "LayerScan", "Limits", "scan_stream", "sniff", "sniff_head", "content_kind"]
+__all__ = ["LayerScan", "Limits", "scan_stream", "sniff", "sniff_head", "content_kind"]

@@ -11,6 +11,7 @@ write. It never seeks and never writes anywhere.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 
 BLOCK = 512
@@ -75,6 +76,10 @@ class FileSource(Source):
         return self._f.read(self._chunk)
 
 
+# name mode uid gid size mtime chksum typeflag linkname magic version uname gname devmajor devminor prefix
+_HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s")
+_NO_CONTENT = frozenset(("hardlink", "symlink", "dir", "char", "block", "fifo"))
+
 TYPES = {
     b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
     b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo",
@@ -97,6 +102,10 @@ class Member:
 
 
 def _num(field_: bytes) -> int:
+    try:  # the common case: NUL/space-terminated octal ASCII
+        return int(field_.rstrip(b"\0 ").lstrip(b" ") or b"0", 8)
+    except ValueError:
+        pass
     if field_ and field_[0] & 0x80:
         # GNU base-256: big-endian two's complement with the top bit as marker.
         value = int.from_bytes(field_, "big", signed=False) & ~(0x80 << (8 * (len(field_) - 1)))
@@ -128,7 +137,7 @@ def _checksum_ok(block: bytes) -> bool:
         want = int(stored, 8)
     except ValueError:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
     if unsigned == want:
         return True
     # Some old writers summed signed chars.
@@ -216,7 +225,7 @@ class TarReader:
                 return None
             if len(block) < BLOCK:
                 raise TarError("unexpected end of data in a header (truncated archive)")
-            if block.count(0) == BLOCK:
+            if not block[0] and block.count(0) == BLOCK:  # a real header never starts with NUL
                 self.end_seen = True
                 return None
             if not _checksum_ok(block):
@@ -239,49 +248,41 @@ class TarReader:
                 continue
             break
 
-        name = _str(block[0:100])
-        if block[257:262] == b"ustar":
-            prefix = _str(block[345:500]) if block[257:263] == b"ustar\x00" else ""
-            if prefix:
-                name = prefix + "/" + name
+        (name_f, mode_f, uid_f, gid_f, _size_f, mtime_f, _chk, _flag, link_f, magic, _ver, _un, _gn, _maj, _min,
+         prefix_f) = _HEADER.unpack_from(block)
+        name = _decode(name_f.partition(b"\0")[0])
+        if magic == b"ustar\x00" and prefix_f[0]:
+            name = _decode(prefix_f.partition(b"\0")[0]) + "/" + name
         if long_name is not None:
             name = long_name
-        linkname = long_link if long_link is not None else _str(block[157:257])
-        merged = {**self._global_pax, **pax}
-        if "path" in merged:
-            name = merged["path"]
-        if "linkpath" in merged:
-            linkname = merged["linkpath"]
-        mtime: float = _num(block[136:148])
-        uid, gid = _num(block[108:116]), _num(block[116:124])
-        try:
-            if "size" in merged:
-                size = int(merged["size"])
-            if "mtime" in merged:
-                mtime = float(merged["mtime"])
-            if "uid" in merged:
-                uid = int(merged["uid"])
-            if "gid" in merged:
-                gid = int(merged["gid"])
-        except (ValueError, OverflowError):
-            raise TarError(f"bad pax value at offset {offset}") from None
-        if size < 0:
-            raise TarError(f"negative size {size} at offset {offset}")
-        if not math.isfinite(mtime):
-            raise TarError(f"mtime {mtime!r} is not a time, at offset {offset}")
+        linkname = long_link if long_link is not None else (_decode(link_f.partition(b"\0")[0]) if link_f[0] else "")
+        mtime: float = _num(mtime_f)
+        uid, gid = _num(uid_f), _num(gid_f)
+        if pax or self._global_pax:
+            merged = {**self._global_pax, **pax}
+            name = merged.get("path", name)
+            linkname = merged.get("linkpath", linkname)
+            try:
+                if "size" in merged:
+                    size = int(merged["size"])
+                if "mtime" in merged:
+                    mtime = float(merged["mtime"])
+                if "uid" in merged:
+                    uid = int(merged["uid"])
+                if "gid" in merged:
+                    gid = int(merged["gid"])
+            except (ValueError, OverflowError):
+                raise TarError(f"bad pax value at offset {offset}") from None
+            if size < 0:
+                raise TarError(f"negative size {size} at offset {offset}")
+            if not math.isfinite(mtime):
+                raise TarError(f"mtime {mtime!r} is not a time, at offset {offset}")
         mtype = TYPES.get(flag, "other")
         # Links, dirs and devices carry no content whatever their size field says
         # (GNU tar and Go agree); regular files and unknown types do.
-        if mtype in ("hardlink", "symlink", "dir", "char", "block", "fifo"):
-            content = 0
-        else:
-            content = size
+        content = 0 if mtype in _NO_CONTENT else size
         self._remaining = content
         self._padding = (-content) % BLOCK
         self.members_seen += 1
-        return Member(
-            name=name, type=mtype, size=size if mtype == "file" or mtype == "other" else 0,
-            mode=_num(block[100:108]) & 0o7777 if block[100:108].strip(b" \0") else 0,
-            uid=uid, gid=gid, mtime=mtime, linkname=linkname, offset=offset,
-            typeflag=flag.decode("latin-1") or "0", pax=pax,
-        )
+        return Member(name, mtype, content, _num(mode_f) & 0o7777, uid, gid, mtime, linkname, offset,
+                      flag.decode("latin-1") or "0", pax)
