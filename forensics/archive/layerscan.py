@@ -161,8 +161,11 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
     compression = "none" if kind == "tar" else kind
     scan = LayerScan(compression=compression)
     q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-    # For an uncompressed layer the diff_id is the blob digest: don't hash twice.
-    src = _QueueSource(q, hash_stream=compression != "none")
+    # Balance the two threads: inflating gzip is the slowest step, so the worker hashes
+    # the diff_id; zstd inflates fast, so the producer does. For an uncompressed layer
+    # the diff_id is the blob digest: no second hash at all.
+    producer_hash = hashlib.sha256() if compression == "zstd" else None
+    src = _QueueSource(q, hash_stream=compression == "gzip")
     worker = threading.Thread(target=_walk, args=(src, scan, capture, limits), daemon=True)
     worker.start()
     stream = open_stream(compression, raw)
@@ -180,6 +183,8 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
                 stopped = (f"decompression stopped after {produced} bytes from {raw.count} "
                            "compressed bytes (decompression bomb guard)")
                 break
+            if producer_hash is not None:
+                producer_hash.update(chunk)
             q.put(chunk)
     except DecompressError as exc:
         scan.error = f"{compression}: {exc}"
@@ -194,7 +199,8 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
     scan.trailing_garbage = getattr(stream, "trailing_garbage", 0)
     scan.uncompressed_size = produced
     if stopped is None:
-        scan.diff_id = "sha256:" + (src.hash.hexdigest() if src.hash is not None else raw.hash.hexdigest())
+        diff = src.hash or producer_hash or raw.hash
+        scan.diff_id = "sha256:" + diff.hexdigest()
     return raw.hash.hexdigest(), raw.count, scan
 
 

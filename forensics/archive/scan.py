@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import queue
 import stat
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -90,12 +92,35 @@ def norm_outer(name: str) -> tuple[str, bool]:
     return path.lstrip("/"), unsafe
 
 
+class _BackgroundHash:
+    """sha256 on its own thread: hashlib releases the GIL, so hashing the whole input
+    (chain of custody) overlaps with decompression instead of adding to it."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._q: queue.Queue = queue.Queue(maxsize=16)
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (chunk := self._q.get()) is not None:
+            self._h.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._q.put(chunk)
+
+    def hexdigest(self) -> str:
+        self._q.put(None)
+        self._t.join()
+        return self._h.hexdigest()
+
+
 class _CountingReader:
     """The raw input: counts and hashes what is read (chain of custody), reports progress."""
 
     def __init__(self, f, progress: ProgressFn | None, total: int | None) -> None:
         self._f = f
-        self.hash = hashlib.sha256()
+        self.hash = _BackgroundHash()
         self.count = 0
         self._progress = progress
         self._total = total
