@@ -103,10 +103,8 @@ def _emit(report: Report, json_out: Optional[str], html_out: Optional[str], quie
     if json_out:
         _write(json_out, report.model_dump_json(indent=1) + "\n")
     if html_out:
-        try:
-            from forensics.render.html import render_html
-        except ImportError:
-            raise _fail("the HTML report is not available in this build")
+        from forensics.render.html import render_html
+
         _write(html_out, render_html(report))
     if not quiet and json_out != "-":
         typer.echo(render_text(report), nl=False)
@@ -158,17 +156,15 @@ def version() -> None:
     typer.echo(f"forensics {__version__}")
 
 
-def _register_optional() -> None:
-    """Commands whose modules may be absent in a partial build register themselves."""
-    for mod in ("forensics.cli_history", "forensics.cli_report", "forensics.cli_diff"):
-        try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
-            continue
+def _register_commands() -> None:
+    """The other commands live in their own modules and add themselves to `app`."""
+    from forensics import cli_diff, cli_history, cli_report
+
+    for module in (cli_history, cli_diff, cli_report):
         module.register(app)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

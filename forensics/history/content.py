@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import re
+from fnmatch import translate
 
 from forensics.findings import finding
 from forensics.models import FileEntry, Finding, PathChange
@@ -27,8 +28,12 @@ PERSISTENCE_PATTERNS = (
 )
 
 
+# One regex for all patterns: this runs for every changed path of every layer.
+_PERSISTENCE_RE = re.compile("|".join(f"(?:{translate(p)})" for p in PERSISTENCE_PATTERNS))
+
+
 def is_persistence_path(path: str) -> bool:
-    return any(fnmatchcase(path, p) for p in PERSISTENCE_PATTERNS)
+    return _PERSISTENCE_RE.match(path) is not None
 
 
 def _executable(kind: str | None, mode: int) -> bool:

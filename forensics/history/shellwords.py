@@ -56,8 +56,11 @@ def norm_path(p: str, cwd: str = "/") -> str:
     return "/" + p.lstrip("/")
 
 
+_GLOB_SET = frozenset(GLOB_CHARS)
+
+
 def has_glob(p: str) -> bool:
-    return any(c in GLOB_CHARS for c in p)
+    return not _GLOB_SET.isdisjoint(p)  # C-speed: runs per path per written pattern
 
 
 @lru_cache(maxsize=4096)
