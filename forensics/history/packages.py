@@ -118,72 +118,20 @@ def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int,
 
 
 def rehash(source: str, wanted: dict[str, set[str]], algos: set[str]) -> dict[tuple[str, str], dict[str, str]]:
-    """Second pass: digests of chosen files of chosen layers.
-
-    `wanted` maps an outer entry path (layer blob) to normalized member paths.
-    Returns {(entry path, member path): {algo: hex}}. Only for seekable inputs.
-    """
-    from forensics.archive.decompress import open_stream, sniff
-    from forensics.archive.layerfs import norm_layer_path
-    from forensics.archive.scan import norm_outer
-    from forensics.archive.tarstream import FileSource, TarError, TarReader
-    import os
+    """Second pass: {(layer entry path, file path): {algo: hex}} for the files wanted."""
+    from forensics.archive.reread import reread
 
     result: dict[tuple[str, str], dict[str, str]] = {}
-    if source == "-" or not wanted:
-        return result
 
-    def walk_layer(read, entry_path: str) -> None:
-        head = read(4096)
-        kind = sniff(bytes(head))
-        stream = open_stream("none" if kind == "tar" else kind, _Pre(bytes(head), read))
-        tar = TarReader(FileSource(stream))
-        targets = wanted[entry_path]
-        try:
-            while (m := tar.next()) is not None:
-                p = norm_layer_path(m.name)[0]
-                if m.type != "file" or p not in targets:
-                    continue
-                hs = {a: hashlib.new(ALGOS[a]) for a in algos}
-                while part := tar.read(1 << 20):
-                    for h in hs.values():
-                        h.update(part)
-                result[(entry_path, p)] = {a: h.hexdigest() for a, h in hs.items()}
-        except (TarError, Exception):  # noqa: BLE001 - the first pass reported the damage
-            return
+    def consume(entry_path: str, path: str, member, read) -> None:
+        hs = {a: hashlib.new(ALGOS[a]) for a in algos}
+        while part := read(1 << 20):
+            for h in hs.values():
+                h.update(part)
+        result[(entry_path, path)] = {a: h.hexdigest() for a, h in hs.items()}
 
-    if os.path.isdir(source):
-        for entry_path in wanted:
-            try:
-                with open(os.path.join(source, entry_path), "rb") as fh:
-                    walk_layer(fh.read, entry_path)
-            except OSError:
-                continue
-        return result
-    try:
-        with open(source, "rb") as fh:
-            head = fh.read(4096)
-            kind = sniff(head)
-            stream = open_stream("none" if kind == "tar" else kind, _Pre(head, fh.read))
-            outer = TarReader(FileSource(stream))
-            while (m := outer.next()) is not None:
-                path, _ = norm_outer(m.name)
-                if m.type == "file" and path in wanted:
-                    walk_layer(outer.read, path)
-    except Exception:  # noqa: BLE001 - hostile input: keep what was computed
-        pass
+    reread(source, wanted, consume)
     return result
-
-
-class _Pre:
-    def __init__(self, head: bytes, read) -> None:
-        self._head, self._read = head, read
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return bytes(self._read(n))
 
 
 def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image: int,
