@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from forensics.compare.model import WHAT_ORDER, PathDiff, PathState
 from forensics.history.overlay import PERM_MASK, Overlay
 from forensics.models import FileEntry, Image
+from forensics.render.units import human_size
 
 REGULAR = ("file", "hardlink")
 
@@ -160,14 +161,7 @@ def _article(phrase: str) -> str:
 def size_phrase(n: int | None) -> str:
     if n is None:
         return "unknown-size"
-    if n < 1024:
-        return f"{n}-byte"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-    return f"{n}-byte"  # pragma: no cover
+    return f"{n}-byte" if n < 1024 else human_size(n)
 
 
 def _detail(path: str, change: str, what: list[str], a: St | None, b: St | None) -> str:

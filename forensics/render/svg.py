@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from forensics.findings import SEVERITY_RANK
 from forensics.models import Finding, Image, Report, Severity
+from forensics.render.units import human_size
 
 NODE_H = 56
 ROW_H = 68
@@ -68,16 +69,7 @@ def _short(digest: str | None, n: int = 12) -> str:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "size ?"
-    if n < 1024:
-        return f"{n} B"
-    v = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        v /= 1024
-        if v < 1024 or unit == "TiB":
-            return f"{v:.1f} {unit}"
-    return f"{n} B"  # pragma: no cover
+    return "size ?" if n is None else human_size(n)
 
 
 def _media_label(media_type: str | None) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER, SEVERITY_RANK
 from forensics.models import Blob, FileEntry, Finding, Image, Layer, PathChange, Report, Severity
+from forensics.render import units
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,7 @@ TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "char": "
 # ---------------------------------------------------------------- formatting
 
 def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-    return f"{n} B"  # pragma: no cover
+    return "-" if n is None else units.human_size(n)
 
 
 def size_text(n: int | None) -> str:
