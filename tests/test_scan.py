@@ -264,3 +264,9 @@ def test_fast_file_entry_equals_model_construct():
     assert fast == slow and fast.model_dump() == slow.model_dump()
     assert fast.model_dump_json() == FileEntry.model_validate(slow.model_dump()).model_dump_json()
     assert set(vars(fast)) == set(vars(slow)) and not unsafe
+
+
+def test_diff_schema_is_printed():
+    cp = run("schema", "--diff")
+    schema = json.loads(cp.stdout)
+    assert cp.returncode == 0 and "history" in schema["properties"]
