@@ -103,8 +103,9 @@ RAISED_BY: dict[str, str] = {
     "ref.pin-mismatch": "forensics.verify.refs",
     "history.count-mismatch": "forensics.history.mapping",
     "history.empty-layer-mismatch": "forensics.history.mapping",
-    "history.unexplained-change": "forensics.history.explain (layer content) and forensics.history.records "
-                                  "(container_config and legacy JSON copies of the record)",
+    "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
+                                  "(container_config and legacy JSON copies of the record) and "
+                                  "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",

