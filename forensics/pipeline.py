@@ -13,6 +13,7 @@ from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
+from forensics.history import analyze_images
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
     Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
@@ -242,12 +243,7 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     findings, files_by_entry = _verify(inv, res, expect)
     images = [_build_image(img, files_by_entry) for img in res.images]
     if history:
-        try:
-            from forensics.history import analyze_images
-        except ImportError:
-            analyze_images = None
-        if analyze_images is not None:
-            findings += analyze_images(images, res, inv)
+        findings += analyze_images(images, res, inv)
     findings = sort_findings(_dedupe(findings))
     for n, f in enumerate(findings):  # let each history step point at its findings
         if f.image is not None and f.history is not None and f.image < len(images):

@@ -23,11 +23,7 @@ from forensics.history.maintainer import Generated
 from forensics.history.shellwords import RunEffects, norm_path
 from forensics.models import Finding, PathChange
 
-try:
-    from forensics.packages import is_bookkeeping_path
-except ImportError:  # pragma: no cover
-    def is_bookkeeping_path(path: str, managers=None) -> bool:  # type: ignore[misc]
-        return False
+from forensics.packages import is_bookkeeping_path
 
 # What builders leave in RUN layers on their own: mount points of the build
 # container (buildah, podman, docker on vfs) and the runtime's marker files.
