@@ -28,6 +28,7 @@ from forensics.compare.model import (
 from forensics.compare.noise import NORMALIZERS, build_rules, classify, timestamp_candidates
 from forensics.findings import SEVERITY_ORDER, finding, sort_findings
 from forensics.models import Finding, Image, Report
+from forensics.verify.refs import short_name
 
 MAX_PATH_FINDINGS = 1000
 
@@ -40,15 +41,7 @@ class SelectionError(ValueError):
 
 # ------------------------------------------------------------------ choosing the image
 
-def _norm_ref(ref: str) -> str:
-    r = ref.strip()
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
-        if r.startswith(prefix):
-            r = r[len(prefix):]
-            break
-    if r.startswith("library/"):
-        r = r[len("library/"):]
-    return r
+_norm_ref = short_name
 
 
 def _split_ref(r: str) -> tuple[str, str | None]:

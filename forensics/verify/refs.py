@@ -10,14 +10,21 @@ from forensics.findings import finding
 from forensics.models import Finding
 
 
-def familiar(name: str) -> str:
-    """docker.io/library/x:1 and x:1 are the same reference."""
+def short_name(name: str) -> str:
+    """docker.io/library/x:1 -> x:1: the form `docker images` shows."""
+    name = name.strip()
     for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
         if name.startswith(prefix):
             name = name[len(prefix):]
             break
     if name.startswith("library/"):
         name = name[len("library/"):]
+    return name
+
+
+def familiar(name: str) -> str:
+    """docker.io/library/x:1 and x:1 are the same reference; x means x:latest."""
+    name = short_name(name)
     last = name.rsplit("/", 1)[-1]
     if ":" not in last and "@" not in last:
         name += ":latest"
