@@ -215,7 +215,7 @@ def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Find
 def _dedupe(findings: list[Finding]) -> list[Finding]:
     seen: dict[tuple, Finding] = {}
     for x in findings:
-        key = (x.code, x.subject, x.path, x.entry if x.layer is None else None)
+        key = (x.code, x.subject, x.path, x.entry if x.layer is None else None, x.detail)
         prev = seen.get(key)
         if prev is None or (prev.layer is None and x.layer is not None):
             seen[key] = x

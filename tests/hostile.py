@@ -287,10 +287,10 @@ class Oci:
 
     def config_doc(self) -> dict:
         return {
-            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+            "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
             "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
-            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"ADD layer{i} /"}
+            "history": [{"created": "2023-11-14T22:13:20Z", "created_by": f"ADD layer{i} /"}
                         for i in range(len(self.layers))],
         }
 

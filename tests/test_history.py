@@ -227,12 +227,15 @@ def test_package_file_rewritten_identically_is_not_reported(tmp_path):
 
 def test_history_going_backwards_and_future(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")]]
-    history = [{"created": "2025-01-02T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created": "2025-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  ENV A=1", "empty_layer": True},
+    history = [{"created": "2023-01-02T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+               {"created": "2023-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  ENV A=1", "empty_layer": True},
                {"created": "2099-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]",
                 "empty_layer": True}]
     r = analyze(str(build(tmp_path, layers, history)))
-    assert sorted(f.history for f in codes(r, "history.time-anomaly")) == [1, 2]
+    medium = [f for f in codes(r, "history.time-anomaly") if f.severity.value == "medium"]
+    assert sorted(f.history for f in medium) == [1, 2]
+    # the files (stamped 2023-11-14) are newer than the step that wrote them: weak evidence, low
+    assert [f.history for f in codes(r, "history.time-anomaly") if f.severity.value == "low"] == [0]
 
 
 def test_container_config_contradicting_history(tmp_path):
@@ -334,3 +337,13 @@ def test_provenance_contradicts_rewritten_history(tmp_path):
     found = [f for f in codes(r, "history.unexplained-change") if "provenance" in f.detail]
     assert {(f.history, f.layer) for f in found} == {(1, 1)}
     assert len(found) == 2  # the instruction and the layer both contradict the record
+
+
+def test_history_dated_after_the_archive_was_written(tmp_path):
+    layers = [[M("etc/", type="dir"), M("etc/a", b"a")]]  # hostile.M stamps members 2023-11-14
+    history = [{"created": "2023-11-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+               {"created": "2024-06-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]",
+                "empty_layer": True}]
+    r = analyze(str(build(tmp_path, layers, history)))
+    [f] = [x for x in codes(r, "history.time-anomaly") if x.severity.value == "medium"]
+    assert f.history == 1 and "after the archive was written" in f.detail

@@ -55,10 +55,10 @@ def _executable(entries: dict[str, FileEntry]):
 
 
 def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
-                  source: str, now: float) -> list[Finding]:
+                  source: str, now: float, archive_time: float | None = None) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     findings: list[Finding] = mapping.map_history(img, ins)
-    findings += timeline.check_times(img, now)
+    findings += timeline.check_times(img, now, archive_time)
     owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
     overlay = Overlay()
     pkg = packages.PackageState()
@@ -164,6 +164,8 @@ def analyze_images(images: list[Image], res, inv) -> list[Finding]:
     now = time.time()
     out: list[Finding] = []
     attested = provenance.statements_for(inv, res)
+    stamps = [e.mtime for e in inv.entries if timeline.EPOCH_FLOOR <= e.mtime <= timeline.MAX_TIME]
+    archive_time = max(stamps) if stamps and not inv.is_dir else None
     for img, rimg in zip(images, res.images):
         captured = []
         entries = []
@@ -171,7 +173,7 @@ def analyze_images(images: list[Image], res, inv) -> list[Finding]:
             e = lr.descriptor.entry
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, inv.source, now)
+        out += analyze_image(img, captured, entries, inv.source, now, archive_time)
         out += records.check_records(img, rimg, inv)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])

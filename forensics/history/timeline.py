@@ -46,7 +46,9 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def check_times(img: Image, now: float) -> list[Finding]:
+def check_times(img: Image, now: float, archive_time: float | None = None) -> list[Finding]:
+    """`archive_time`: the newest member mtime of the archive (when it was written, for
+    tools that stamp members; None when every stamp is an epoch placeholder)."""
     out: list[Finding] = []
     times = [parse_time(h.created) for h in img.history]
     prev_i, prev_t = None, None
@@ -56,6 +58,11 @@ def check_times(img: Image, now: float) -> list[Finding]:
         if t > now + 86400:
             out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
                                f"history[{i}] is dated {img.history[i].created}, after the analysis time {_iso(now)}",
+                               image=img.index, history=i))
+        elif archive_time is not None and t > archive_time + SLACK:
+            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
+                               f"history[{i}] is dated {img.history[i].created}, after the archive was written "
+                               f"(its newest member is dated {_iso(archive_time)}): the history was edited later",
                                image=img.index, history=i))
         if prev_t is not None and t + SLACK < prev_t:
             out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
