@@ -243,6 +243,9 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     findings, files_by_entry = _verify(inv, res, expect)
     images = [_build_image(img, files_by_entry) for img in res.images]
     if history:
+        stage = getattr(progress, "stage", None)
+        if stage is not None:
+            stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
         findings += analyze_images(images, res, inv)
     findings = sort_findings(_dedupe(findings))
     for n, f in enumerate(findings):  # let each history step point at its findings

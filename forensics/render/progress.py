@@ -32,6 +32,15 @@ class Progress:
         sys.stderr.flush()
         self._shown = True
 
+    def stage(self, text: str) -> None:
+        """Say what the long step after the byte stream is doing."""
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.t0
+        sys.stderr.write(f"\r{self.label}: read in {elapsed:.1f} s; {text}…".ljust(90))
+        sys.stderr.flush()
+        self._shown = True
+
     def close(self) -> None:
         if self._shown:
             sys.stderr.write("\r" + " " * 90 + "\r")
