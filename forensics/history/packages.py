@@ -20,6 +20,8 @@ from forensics.models import Finding
 from forensics.packages import is_maintainer_script, parse_package_dbs
 
 SHARED_DB_FILES = {"/var/lib/dpkg/status"}
+# Record algorithms whose digest is a prefix of the sha256 the first pass computed (hex length).
+SHA256_FAMILY = {"sha256": 64, "sha256-160": 40}
 ALGOS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
 
 
@@ -91,6 +93,7 @@ class Candidate:
     record_layer: int | None
     sha256: str | None
     install_sha256: str | None  # content at or below the record layer, if the path existed there
+    actual: str | None = None  # the digest in the record's algorithm, when the first pass knows it
 
 
 def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int, str | None]]]) -> list[Candidate]:
@@ -100,11 +103,19 @@ def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int,
         for pkg in db.packages:
             rec = state.record_layer(pkg)
             for pf in pkg.files:
-                if not pf.digest or pf.algo not in ALGOS or pf.ghost or pf.not_installed or getattr(pf, "obsolete", False):
+                if not pf.digest or (pf.algo not in ALGOS and pf.algo not in SHA256_FAMILY) or pf.ghost or pf.not_installed or getattr(pf, "obsolete", False):
                     continue
                 node = overlay.resolve(pf.path)
                 if node is None or node.entry.type not in ("file", "hardlink"):
                     continue  # missing files are rarely evidence (path-exclude, docs stripped)
+                if pf.algo in SHA256_FAMILY and node.sha256:
+                    # rpm sha256 and apk v3 sha256/160 records are checked against the digest the
+                    # first pass took of every file: every file, in any layer, at no extra cost.
+                    have = node.sha256[:SHA256_FAMILY[pf.algo]]
+                    if have != pf.digest.lower() and not pf.is_config:
+                        out.append(Candidate(pf.path, node.entry.path, pkg.name, db.manager, pf.algo,
+                                             pf.digest.lower(), node.layer, rec, node.sha256, None, actual=have))
+                    continue
                 if rec is None or node.layer <= rec:
                     continue
                 actual = node.entry.path
@@ -143,13 +154,13 @@ def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image:
     out: list[Finding] = []
     explained_at = explained_at or {}
     for c in cands:
+        actual = c.actual or digests.get(c.actual_path, {}).get(c.algo)
+        if actual is not None and actual == c.digest:
+            continue  # the bytes still match the record
         why = explained_at.get((c.file_layer, c.actual_path))
         node = overlay.get(c.actual_path) if overlay is not None else None
         exe = node is not None and (node.entry.kind in ("elf", "script") or bool(node.entry.mode & 0o111))
         severity = "high" if why is None else ("medium" if exe else "low")
-        actual = digests.get(c.actual_path, {}).get(c.algo)
-        if actual is not None and actual == c.digest:
-            continue  # the bytes still match the record
         if actual is not None:
             evidence = f"its {c.algo} is {actual}, the {c.manager} record says {c.digest}"
         else:
@@ -159,10 +170,15 @@ def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image:
         rec = f"layer {c.record_layer}" if c.record_layer is not None else "an unknown layer"
         step = (f"; the step's history line accounts for the rewrite ({why})" if why
                 else "; the step's history line does not account for it")
+        if c.record_layer is not None and c.file_layer <= c.record_layer:
+            how = f"its content, written in layer {c.file_layer}, differs from what the package manager recorded"
+            step = ""  # installed and altered in one step: the record itself was written over it
+        else:
+            how = f"it was rewritten in layer {c.file_layer}"
         out.append(finding(
             "history.package-file-modified", severity, f"layer[{c.file_layer}]:{c.actual_path}",
-            f"{c.actual_path} belongs to {c.manager} package {c.package} (recorded in {rec}) but was rewritten "
-            f"in layer {c.file_layer}: {evidence}{step}",
+            f"{c.actual_path} belongs to {c.manager} package {c.package} (recorded in {rec}) but {how}: "
+            f"{evidence}{step}",
             image=image, layer=c.file_layer, history=history_of_layer.get(c.file_layer), path=c.actual_path,
             evidence={"package": c.package, "algo": c.algo, "recorded": c.digest, "actual": actual,
                       "record_layer": c.record_layer, "file_layer": c.file_layer}))
