@@ -67,7 +67,13 @@ def _write(path: str, text: str) -> None:
         raise _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool):
+class VerifyPackages(str, Enum):
+    changed = "changed"
+    all = "all"
+
+
+def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
+                  verify_packages: str = "changed"):
     from forensics.pipeline import analyze
     from forensics.render.progress import Progress
 
@@ -75,7 +81,8 @@ def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool):
         raise _fail(f"{archive}: no such file or directory")
     progress = Progress(f"scanning {os.path.basename(archive) or archive}", enabled=None if not quiet else False)
     try:
-        return analyze(archive, expect=expect, progress=progress, history=history, command=["forensics", *sys.argv[1:]])
+        return analyze(archive, expect=expect, progress=progress, history=history,
+                       command=["forensics", *sys.argv[1:]], verify_packages=verify_packages)
     except InputError as exc:
         raise _fail(str(exc))
     except KeyboardInterrupt:
@@ -123,6 +130,11 @@ def scan(
     fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
     history: bool = typer.Option(True, "--history/--no-history",
                                  help="diff history against layer content (on by default)."),
+    verify_packages: VerifyPackages = typer.Option(
+        VerifyPackages.changed, "--verify-packages",
+        help="which md5/sha1 package records (dpkg, apk v2) to check: 'changed' = files rewritten after "
+             "their record (free); 'all' = every recorded file, read again in a second pass. "
+             "sha256 records (rpm, apk v3) are always checked for every file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -139,7 +151,7 @@ def scan(
 
       forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
     """
-    report = _run_analysis(archive, expect, history, quiet)
+    report = _run_analysis(archive, expect, history, quiet, verify_packages.value)
     _emit(report, json_out, html_out, quiet)
     raise typer.Exit(_exit_for(report, fail_on))
 

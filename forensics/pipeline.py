@@ -234,7 +234,8 @@ def verdict_for(findings: list[Finding], n_images: int, fmt: str) -> str:
 
 
 def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
-            limits: Limits | None = None, history: bool = True, command: list[str] | None = None) -> Report:
+            limits: Limits | None = None, history: bool = True, command: list[str] | None = None,
+            verify_packages: str = "changed") -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable."""
     expect = expect or []
     started, t0 = _now(), time.monotonic()
@@ -246,7 +247,7 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, inv)
+        findings += analyze_images(images, res, inv, verify_packages)
     findings = sort_findings(_dedupe(findings))
     for n, f in enumerate(findings):  # let each history step point at its findings
         if f.image is not None and f.history is not None and f.image < len(images):

@@ -371,3 +371,20 @@ def test_apk_v3_record_checked_against_every_file_without_a_second_pass(tmp_path
     assert f["path"] == "/usr/bin/tool" and f["evidence"]["algo"] == "sha256-160"
     assert f["evidence"]["actual"] == hashlib.sha256(evil).hexdigest()[:40]
     assert "differs from what the package manager recorded" in f["detail"]
+
+
+def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_path):
+    zgrep, evil = b"#!/bin/sh\necho genuine zgrep\n", b"#!/bin/sh\necho evil\n"
+    status = b"Package: gzip\nStatus: install ok installed\nVersion: 1.12-1\nArchitecture: amd64\n\n"
+    layer = [M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/zgrep", evil, mode=0o755),
+             M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
+             M("var/lib/dpkg/status", status), M("var/lib/dpkg/info/", type="dir"),
+             M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
+             M("var/lib/dpkg/info/gzip.md5sums", f"{hashlib.md5(zgrep).hexdigest()}  usr/bin/zgrep\n".encode())]
+    p = str(build(tmp_path, [layer], [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}]))
+    assert not codes(analyze(p), "history.package-file-modified")  # default: cross-layer evidence only
+    [f] = codes(analyze(p, verify_packages="all"), "history.package-file-modified")
+    assert f.path == "/usr/bin/zgrep" and f.evidence["actual"] == hashlib.md5(evil).hexdigest()
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "all", "--json", "-",
+                         "-q"], capture_output=True)
+    assert any(x["code"] == "history.package-file-modified" for x in json.loads(cp.stdout)["findings"])

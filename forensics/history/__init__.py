@@ -55,7 +55,8 @@ def _executable(entries: dict[str, FileEntry]):
 
 
 def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
-                  source: str, now: float, archive_time: float | None = None) -> list[Finding]:
+                  source: str, now: float, archive_time: float | None = None,
+                  verify_packages: str = "changed") -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     findings: list[Finding] = mapping.map_history(img, ins)
     findings += timeline.check_times(img, now, archive_time)
@@ -141,7 +142,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
         if h.analysis is None:
             h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
     # Package files rewritten after their record: confirm with the recorded digest where we can.
-    cands = packages.candidates(pkg, overlay, versions)
+    cands = packages.candidates(pkg, overlay, versions, every_file=verify_packages == "all")
     digests: dict[str, dict[str, str]] = {}
     seekable = source != "-"
     need = [c for c in cands if c.actual is None]  # md5/sha1 records: read those files again
@@ -150,18 +151,21 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
         for c in need:
             entry_path = layer_entries[c.file_layer]
             if entry_path:
-                wanted.setdefault(entry_path, set()).add(c.actual_path)
+                wanted.setdefault(entry_path, set()).add(c.read_path or c.actual_path)
         got = packages.rehash(source, wanted, {c.algo for c in need})
         for c in need:
             entry_path = layer_entries[c.file_layer]
-            if (entry_path, c.actual_path) in got:
-                digests[c.actual_path] = got[(entry_path, c.actual_path)]
+            if (entry_path, c.read_path or c.actual_path) in got:
+                digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
     findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
                                 explained_at=explained_at, overlay=overlay)
     return findings
 
 
-def analyze_images(images: list[Image], res, inv) -> list[Finding]:
+def analyze_images(images: list[Image], res, inv, verify_packages: str = "changed") -> list[Finding]:
+    """`verify_packages`: "changed" checks md5/sha1 package records only for files rewritten
+    after their record (sha256 records are always checked for every file); "all" also
+    reads every md5/sha1-recorded file again, which costs a second pass over its layers."""
     now = time.time()
     out: list[Finding] = []
     attested = provenance.statements_for(inv, res)
@@ -174,7 +178,7 @@ def analyze_images(images: list[Image], res, inv) -> list[Finding]:
             e = lr.descriptor.entry
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, inv.source, now, archive_time)
+        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages)
         out += records.check_records(img, rimg, inv)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])

@@ -94,10 +94,13 @@ class Candidate:
     sha256: str | None
     install_sha256: str | None  # content at or below the record layer, if the path existed there
     actual: str | None = None  # the digest in the record's algorithm, when the first pass knows it
+    read_path: str | None = None  # where the bytes are in the layer tar (a hardlink's target)
 
 
-def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int, str | None]]]) -> list[Candidate]:
-    """Package files whose content was rewritten after their package record."""
+def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int, str | None]]],
+               every_file: bool = False) -> list[Candidate]:
+    """Package files to check against their record: those rewritten after it, or with
+    `every_file` each md5/sha1-recorded file (read again in the second pass)."""
     out: list[Candidate] = []
     for db in state.dbs:
         for pkg in db.packages:
@@ -116,15 +119,21 @@ def candidates(state: PackageState, overlay, versions: dict[str, list[tuple[int,
                         out.append(Candidate(pf.path, node.entry.path, pkg.name, db.manager, pf.algo,
                                              pf.digest.lower(), node.layer, rec, node.sha256, None, actual=have))
                     continue
-                if rec is None or node.layer <= rec:
+                if not every_file and (rec is None or node.layer <= rec):
                     continue
+                same_layer = rec is not None and node.layer <= rec
+                if every_file and pf.is_config and same_layer:
+                    continue  # edited at install time by design (debconf); dpkg keeps the md5 as a hint
                 actual = node.entry.path
                 earlier = [sha for (lay, sha) in versions.get(actual, []) if lay <= rec]
                 install_sha = earlier[-1] if earlier else None
-                if install_sha is not None and install_sha == node.sha256:
+                if install_sha is not None and install_sha == node.sha256 and not (
+                        every_file and rec is not None and node.layer <= rec):
                     continue  # rewritten with the same bytes (chmod, touch, re-copy)
+                # A hardlink member carries no bytes: they are read at its target (perl5.36.0 -> perl).
+                read = node.entry.link if node.entry.type == "hardlink" and node.entry.link else actual
                 out.append(Candidate(pf.path, actual, pkg.name, db.manager, pf.algo, pf.digest.lower(),
-                                     node.layer, rec, node.sha256, install_sha))
+                                     node.layer, rec, node.sha256, install_sha, read_path=read))
     return out
 
 
@@ -157,6 +166,8 @@ def verify(cands: list[Candidate], digests: dict[str, dict[str, str]], *, image:
         actual = c.actual or digests.get(c.actual_path, {}).get(c.algo)
         if actual is not None and actual == c.digest:
             continue  # the bytes still match the record
+        if actual is None and c.record_layer is not None and c.file_layer <= c.record_layer:
+            continue  # checked in full mode but not readable again: no evidence either way
         why = explained_at.get((c.file_layer, c.actual_path))
         node = overlay.get(c.actual_path) if overlay is not None else None
         exe = node is not None and (node.entry.kind in ("elf", "script") or bool(node.entry.mode & 0o111))
