@@ -222,7 +222,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return list(seen.values())
 
 
-def verdict_for(findings: list[Finding], n_images: int, fmt: str) -> str:
+def verdict_for(findings: list[Finding], fmt: str) -> str:
     if fmt == "unknown" or any(x.code == "archive.unknown-format" for x in findings):
         return "unreadable"
     worst = min((SEVERITY_RANK[x.severity] for x in findings), default=99)
@@ -261,5 +261,5 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
         analysis=Analysis(started=started, finished=_now(), seconds=round(time.monotonic() - t0, 3),
                           command=command if command is not None else list(sys.argv), expect=expect),
     )
-    report.verdict = verdict_for(findings, len(images), res.format)
+    report.verdict = verdict_for(findings, res.format)
     return report

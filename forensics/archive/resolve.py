@@ -238,11 +238,10 @@ class _Resolver:
                                     "index.json is not a JSON object", entry="index.json"))
             return
         self.res.index_doc = doc
-        self._walk_index(doc, "index.json", entry, depth=0, inherited=[], inherited_platform=None)
+        self._walk_index(doc, "index.json", entry, depth=0, inherited=[])
 
     def _walk_index(self, doc: dict, where: str, doc_entry: OuterEntry | None, depth: int,
-                    inherited: list[str], inherited_platform: dict | None,
-                    ancestors: frozenset[str] = frozenset()) -> None:
+                    inherited: list[str], ancestors: frozenset[str] = frozenset()) -> None:
         manifests = doc.get("manifests")
         if manifests is None:
             return  # Docker 25 writes "manifests": null for untagged images
@@ -285,7 +284,7 @@ class _Resolver:
                     self.out.append(finding("archive.malformed", "high", d.where,
                                             f"image indexes nested deeper than {MAX_INDEX_DEPTH}", digest=d.digest))
                     continue
-                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, d.platform,
+                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs,
                                  ancestors | {d.digest})
             elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
                 self._oci_manifest(d, child, refs)
