@@ -104,17 +104,20 @@ def _exit_for(report: Report, fail_on: FailOn) -> int:
     return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
 
 
-def _emit(report: Report, json_out: Optional[str], html_out: Optional[str], quiet: bool) -> None:
-    from forensics.render.text import render_text
-
-    if json_out:
-        _write(json_out, report.model_dump_json(indent=1) + "\n")
-    if html_out:
+def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool, *, text=None, html=None) -> None:
+    """Write a result (a Report, or a diff's Comparison with its own renderers) where asked;
+    the terminal summary unless --quiet or the JSON goes to stdout."""
+    if text is None or html is None:
         from forensics.render.html import render_html
+        from forensics.render.text import render_text
 
-        _write(html_out, render_html(report))
+        text, html = text or render_text, html or render_html
+    if json_out:
+        _write(json_out, result.model_dump_json(indent=1) + "\n")
+    if html_out:
+        _write(html_out, html(result))
     if not quiet and json_out != "-":
-        typer.echo(render_text(report), nl=False)
+        typer.echo(text(result), nl=False)
 
 
 @app.command(epilog=EXIT_DOC)

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
           forensics diff multi.oci.tar other.tar --platform linux/arm64
         """
-        from forensics.cli import _fail, _run_analysis, _write
+        from forensics.cli import _emit, _fail, _run_analysis
         from forensics.compare import SelectionError, build_rules, compare, select_image
         from forensics.compare.render import render_html, render_text
         from forensics.findings import at_or_above
@@ -93,12 +93,7 @@ def register(app: typer.Typer) -> None:
         except SelectionError as exc:
             raise _fail(str(exc))
 
-        if json_out:
-            _write(json_out, cmp.model_dump_json(indent=1) + "\n")
-        if html_out:
-            _write(html_out, render_html(cmp))
-        if not quiet and json_out != "-":
-            typer.echo(render_text(cmp), nl=False)
+        _emit(cmp, json_out, html_out, quiet, text=render_text, html=render_html)
 
         code = 0 if cmp.content_equal else 1
         if fail_on != FailOn.never and (at_or_above(report_a.findings, Severity(fail_on.value))
