@@ -122,20 +122,16 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
                 break
             digest = kind = None
             if m.type == "file":
-                h = sha()
                 first = tar.read(CHUNK)
-                head = bytes(first[:4])
-                h.update(first)
+                h = sha(first)
                 keep = [bytes(first)] if capture(m.name, m.size) and m.size <= limits.max_capture else None
-                while True:
-                    part = tar.read(CHUNK)
-                    if not part:
-                        break
-                    h.update(part)
-                    if keep is not None:
-                        keep.append(bytes(part))
+                if len(first) < m.size:  # most files sit whole in the current chunk: no loop
+                    while part := tar.read(CHUNK):
+                        h.update(part)
+                        if keep is not None:
+                            keep.append(bytes(part))
                 digest = h.hexdigest()
-                kind = content_kind(head, m.size)
+                kind = content_kind(bytes(first[:4]), m.size)
                 if keep is not None:
                     scan.captured[m.name] = b"".join(keep)
             out.append(member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
