@@ -388,3 +388,15 @@ def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_p
     cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "all", "--json", "-",
                          "-q"], capture_output=True)
     assert any(x["code"] == "history.package-file-modified" for x in json.loads(cp.stdout)["findings"])
+
+
+def test_fast_path_change_equals_the_validated_model():
+    from forensics.history.overlay import _change
+    from forensics.models import PathChange
+
+    fast = _change(path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab", before_sha256="cd")
+    slow = PathChange(path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab",
+                      before_sha256="cd")
+    assert fast == slow and set(vars(fast)) == set(vars(slow)) and fast.model_dump_json() == slow.model_dump_json()
+    fast.explained_by = "written by the command"  # the explanation stage assigns it
+    assert fast.explained_by == "written by the command"

@@ -15,6 +15,23 @@ from forensics.models import FileEntry, PathChange
 
 # Mode bits that matter; mtime differences alone are "metadata".
 PERM_MASK = 0o7777
+_FIELDS = set(PathChange.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _change(path: str, change: str, type: str, what: list[str] | None = None, size: int | None = None,
+            sha256: str | None = None, before_sha256: str | None = None, link: str | None = None) -> PathChange:
+    """A PathChange without validation: one per changed path of every layer, values
+    already of the right types (tests/test_history.py compares it with the validated model)."""
+    obj = _new(PathChange)
+    _set(obj, "__dict__", {"path": path, "change": change, "type": type, "what": what if what is not None else [],
+                           "size": size, "sha256": sha256, "before_sha256": before_sha256, "link": link,
+                           "explained_by": None})
+    _set(obj, "__pydantic_fields_set__", _FIELDS)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
 
 
 @dataclass(slots=True)
@@ -90,7 +107,7 @@ class Overlay:
                 for p in self._descendants(f.path):
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
+                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
                                                   before_sha256=node.sha256, link=node.entry.link))
         for f in files:
             if f.type == "whiteout":
@@ -98,7 +115,7 @@ class Overlay:
                 for p in targets:
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
+                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
                                                   before_sha256=node.sha256, link=node.entry.link))
         # 2. new content
         same_layer: dict[str, FileEntry] = {}
@@ -124,7 +141,7 @@ class Overlay:
                 for p in self._descendants(f.path):  # a non-dir replaces a whole subtree
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(PathChange(path=p, change="deleted", type=node.entry.type,
+                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
                                                   before_sha256=node.sha256, link=node.entry.link))
             self.nodes[f.path] = Node(f, layer, sha)
             self._link(f.path)
@@ -133,7 +150,7 @@ class Overlay:
     @staticmethod
     def _compare(before: Node | None, f: FileEntry, sha: str | None) -> PathChange | None:
         if before is None:
-            return PathChange(path=f.path, change="added", type=f.type, size=f.size, sha256=sha,
+            return _change(path=f.path, change="added", type=f.type, size=f.size, sha256=sha,
                               link=f.link if f.type == "symlink" else None)
         b = before.entry
         what: list[str] = []
@@ -151,5 +168,5 @@ class Overlay:
             if f.type == "dir":
                 return None  # a parent directory re-emitted: not a change of its own
             what.append("metadata")
-        return PathChange(path=f.path, change="modified", type=f.type, what=what, size=f.size, sha256=sha,
+        return _change(path=f.path, change="modified", type=f.type, what=what, size=f.size, sha256=sha,
                           before_sha256=before.sha256, link=f.link if f.type == "symlink" else None)
