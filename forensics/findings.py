@@ -67,6 +67,11 @@ EXPLANATIONS: dict[str, str] = {
     "history.package-file-modified": (
         "A file's content differs from the digest its package manager recorded at install."
     ),
+    "history.effect-mismatch": (
+        "A change contradicts what the step's own command says it produces there: a script "
+        "where the command makes a symlink, other bytes than the literal it writes, a content "
+        "change where it only changes modes. The history line was written for another layer."
+    ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."
     ),
@@ -107,6 +112,7 @@ RAISED_BY: dict[str, str] = {
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
+    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

@@ -95,6 +95,13 @@ class PathChange(BaseModel):
     before_sha256: str | None = None
     link: str | None = None  # symlink target
     explained_by: str | None = None  # why the step accounts for it; None = unexplained
+    # How far the explanation goes: "verified" (what the command produces there was
+    # checked: literal bytes, a symlink target, a copied file's content, unchanged
+    # content), "package" (a file of a package the step installs), "unverified" (the path
+    # is the command's, its content came from outside: a download, an archive, a
+    # program the analysis cannot see into), "builder" (build-container noise, parent
+    # directories, timestamps). None when unexplained.
+    assurance: Literal["verified", "package", "unverified", "builder"] | None = None
 
 
 class StepInstruction(BaseModel):

@@ -359,8 +359,10 @@ def test_poisoned_line_is_not_explained_by_the_genuine_one():
     assert planted <= real.written_paths
     for p in planted:
         assert not genuine.explains(p, "added"), p
-    # chown -R only touches what exists: it explains a modified file below, not a new one.
-    assert genuine.explains("/var/spool/relay/q1", "modified")
+    # chown -R only touches what exists, and only its modes and owners: the tree is a
+    # metadata tree, which explain.py holds to "no content change", never a written one.
+    assert genuine.metadata_tree("/var/spool/relay/q1") == "/var/spool/relay"
+    assert not genuine.explains("/var/spool/relay/q1", "modified")
     assert not genuine.explains("/var/spool/relay/q1", "added")
     assert genuine.explains("/etc/relay", "modified")  # parent of a written file
 
@@ -583,9 +585,12 @@ def test_accounts():
     assert ACCOUNT_FILES <= fx.written_paths
     assert "/var/lib/app" not in fx.written_trees  # -r without -m: no home
     home = run_effects("useradd -m -s /bin/bash dev && echo 'dev:dev' | chpasswd")
-    assert "/home/dev" in home.written_trees and home.explains("/home/dev/.bashrc")
+    # useradd -m makes the home and copies /etc/skel (judged by content in explain.py):
+    # the home is not a tree in which anything goes.
+    assert "/home/dev" in home.homes and home.claims["/home/dev"].produces == "dir"
+    assert not home.explains("/home/dev/.ssh/authorized_keys", "added")
     alpine = run_effects("addgroup -S -g 1000 app && adduser -S -D -u 1000 -G app -h /home/app app")
-    assert ACCOUNT_FILES <= alpine.written_paths and "/home/app" in alpine.written_trees
+    assert ACCOUNT_FILES <= alpine.written_paths and "/home/app" in alpine.homes
     debian = run_effects("adduser --system --group --no-create-home svc")
     assert not debian.written_trees
 

@@ -113,13 +113,15 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                                       package_step=bool(managers), managers=managers, package_owned=pkg.owned,
                                       entries=here, workdirs=[_env_of(ins, i)[0] for i in group],
                                       owned_before=lambda p: p in owned_before, generated=generated,
-                                      lookup=overlay.get, group=group, squashed_base=squashed_base)
+                                      lookup=overlay.get, group=group, squashed_base=squashed_base,
+                                      before=before.get)
             explain.explain_step(changes, ctx)
             f = explain.unexplained_finding(changes, ctx, image=img.index, created_by=img.history[h_idx].created_by,
                                             owned_before=lambda p: p in owned_before,
                                             executable=_executable(here))
             if f is not None:
                 findings.append(f)
+            findings += explain.mismatch_findings(ctx, image=img.index, executable=_executable(here))
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
             explained_at[(layer.index, ch.path)] = ch.explained_by

@@ -1,12 +1,16 @@
-"""history.unexplained-change: does the history line account for each change of its layer?
+"""history.unexplained-change and history.effect-mismatch: does each change of a layer
+match what its history line says the step produces?
 
-A change is explained when it is a file of a package the step installed (or the
-package manager's bookkeeping), lies under a COPY/ADD destination, is a path the
-RUN command writes or names, or is a WORKDIR the step creates. Parent
-directories of explained paths, builder mount stubs and timestamp-only rewrites
-are explained too. The rest is reported, with a severity that rises when the path
-existed below, is executable, belongs to a package the step did not touch, or is
-a persistence point.
+A change at a path the command makes a typed claim about (forensics.history.claims:
+a symlink to T, these bytes, a copy of X, modes only, deleted) is held to that claim:
+a match explains it (verified), a contradiction is history.effect-mismatch. Otherwise
+a change is explained when it is a file of a package the step installed (or the
+package manager's bookkeeping), lies under a COPY/ADD destination or a tree the
+command fills (an archive extracted, a package installed: unverified), or is a
+WORKDIR the step creates. Parent directories of explained paths, builder mount
+stubs and timestamp-only rewrites are explained too. The rest is reported, with a
+severity that rises when the path existed below, is executable, belongs to a
+package the step did not touch, or is a persistence point.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from forensics.findings import finding
+from forensics.history import claims as C
 from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
 from forensics.history.maintainer import Generated
@@ -54,6 +59,11 @@ class StepContext:
     lookup: Callable[[str], object] = lambda p: None  # merged filesystem after this layer (Node)
     group: list[int] = field(default_factory=list)  # history indexes explaining this layer
     squashed_base: bool = False  # layer 0 holds a whole OS that no history step describes
+    before: Callable[[str], object] = lambda p: None  # merged filesystem below this layer (Node)
+    # Filled by explain_step: changes that contradict a claim of the step's command.
+    mismatches: list[tuple[PathChange, C.Claim, C.Verdict]] = field(default_factory=list)
+    claims_at: dict = field(default_factory=dict)  # landing path -> Claim
+    deleted_before: dict = field(default_factory=dict)  # path -> (type, sha256) deleted by this layer
 
 
 def is_base(ins: Instruction) -> bool:
@@ -83,11 +93,31 @@ def _ancestor_of(path: str, target: str) -> bool:
 
 
 def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
+    """Why the step accounts for `ch`; sets `ch.assurance`. None when it does not (a
+    contradicted claim is also recorded in ctx.mismatches)."""
+    why = _explain(ch, ctx)
+    if why is not None and ch.assurance is None:
+        ch.assurance = "unverified"
+    return why
+
+
+def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     path = ch.path
     if ch.change == "modified" and ch.what == ["metadata"]:
+        ch.assurance = "verified"
         return "timestamp only"
     if path in BUILDER_NOISE or path.startswith(NOISE_TREES):
+        ch.assurance = "builder"
         return "build container mount point or runtime file"
+    claim = ctx.claims_at.get(path)
+    if claim is not None:
+        verdict = C.judge(claim, ch, ctx.entries.get(path), ctx.before(path), lambda p, below: _source(ctx, p, below))
+        if verdict.ok:
+            ch.assurance = "verified" if verdict.verified else "unverified"
+            return verdict.why
+        if not (ctx.package_step and any(ctx.package_owned(a) for a in _aliases(path))):
+            ctx.mismatches.append((ch, claim, verdict))
+            return None
     for n, ins in enumerate(ctx.instructions):
         cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
@@ -104,6 +134,7 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
                 return f"WORKDIR {dest}"
     if ctx.package_step:
         if any(ctx.package_owned(a) for a in _aliases(path)):
+            ch.assurance = "package"
             return "file of a package installed by this step"
         if is_bookkeeping_path(path, ctx.managers or None):
             return "package manager bookkeeping"
@@ -120,13 +151,100 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
                 return why
     skel = _from_skel(ch, ctx)
     if skel:
+        ch.assurance = "verified" if ch.type != "dir" else "builder"
         return skel
+    for eff in ctx.effects:
+        if eff.bytecode(path) and ch.change != "deleted" and ch.type in ("dir", "file"):
+            return "bytecode written by compileall"
+        tree = eff.metadata_tree(path)
+        if tree is not None and ch.change == "modified" and set(ch.what) <= {"mode", "owner", "metadata"}:
+            ch.assurance = "verified"
+            return f"mode/owner change below {tree} by the command"
     for eff in ctx.effects:
         if any(eff.explains(a, ch.change) for a in _aliases(path)):
             return "written by the command"
-        if any(a in eff.named_paths for a in _aliases(path)):
-            return "named by the command"
+        if any(a in eff.opaque_paths for a in _aliases(path)):
+            return "named by a program the analysis does not model"
+    for eff in ctx.effects:
+        tree = eff.metadata_tree(path)
+        if tree is not None and ch.change != "deleted":
+            # Below a chmod -R / chown -R root and nothing else writes here: the content
+            # or type changed where the command only changes modes and owners.
+            claim = C.Claim(path=tree, produces=C.META, command=f"chmod/chown -R {tree}")
+            ctx.mismatches.append((ch, claim, C.Verdict(False, False, _changed_words(ch, ctx))))
+            return None
     return None
+
+
+def _changed_words(ch: PathChange, ctx: StepContext) -> str:
+    entry = ctx.entries.get(ch.path)
+    if ch.change == "added":
+        return f"{C.holds(entry)} that was not there before"
+    return f"{C.holds(entry)} whose {'content' if 'content' in ch.what else 'type'} changed"
+
+
+def _source(ctx: StepContext, path: str, below: bool):
+    """(type, sha256) of another path: this layer's version, or with `below` the one
+    under it (mv moves what was there); None when the image does not hold it."""
+    for p in _aliases(path):
+        if below:
+            if p in ctx.deleted_before:
+                return ctx.deleted_before[p]
+            node = ctx.before(p) if p in ctx.entries else ctx.lookup(p)
+        else:
+            node = ctx.lookup(p)
+        if node is not None:
+            return node.entry.type, node.sha256
+    return None
+
+
+def _resolve(path: str, lookup, follow_last: bool, max_hops: int = 16) -> str:
+    """Where a write to `path` lands: symlinks in the merged tree after this layer are
+    followed in the parent directories (and in the last component for writes through
+    a link), as the kernel does for the build container."""
+    parts = [p for p in path.split("/") if p]
+    out = "/"
+    hops = 0
+    i = 0
+    while i < len(parts):
+        cand = posixpath.join(out, parts[i])
+        last = i == len(parts) - 1
+        node = lookup(cand)
+        if node is not None and node.entry.type == "symlink" and node.entry.link and (follow_last or not last):
+            hops += 1
+            if hops > max_hops:
+                return path
+            target = node.entry.link
+            rest = [p for p in posixpath.normpath(posixpath.join(out if not target.startswith("/") else "/",
+                                                                 target)).split("/") if p]
+            parts = rest + parts[i + 1:]
+            out, i = "/", 0
+            continue
+        out = cand
+        i += 1
+    return out
+
+
+_FOLLOWS = (C.FILE, C.EDIT, C.META, C.TOUCH)
+
+
+def _index_claims(ctx: StepContext) -> dict:
+    """Each claim under the path its change appears at in the layer: through lower
+    symlinks, into a directory (`ln -s T DIR` makes DIR/T), merged-/usr aliases."""
+    out: dict = {}
+    for eff in ctx.effects:  # in step order: a later step's claim wins
+        for path, claim in eff.claims.items():
+            landing = _resolve(path, ctx.lookup, follow_last=claim.produces in _FOLLOWS)
+            node = ctx.lookup(landing)
+            src = _source(ctx, claim.source, claim.source_below) if claim.source else None
+            if node is not None and node.entry.type == "dir" and claim.produces in (C.SYMLINK, C.FILE) \
+                    and (claim.link or claim.source) and not (src and src[0] == "dir"):
+                base = posixpath.basename((claim.link or claim.source or "").rstrip("/"))
+                if base:
+                    landing = posixpath.join(landing, base)
+            for a in _aliases(landing):
+                out[a] = claim
+    return out
 
 
 SKEL_HOMES = re.compile(r"^(/root|/home/[^/]+)/(.+)$")
@@ -157,6 +275,8 @@ PACKAGE_REASONS = (
 
 
 def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
+    ctx.deleted_before = {c.path: (c.type, c.before_sha256) for c in changes if c.change == "deleted"}
+    ctx.claims_at = _index_claims(ctx)
     for ch in changes:
         ch.explained_by = explain_one(ch, ctx)
     explained_paths = [c.path for c in changes if c.explained_by]
@@ -167,9 +287,11 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
         while parent not in ancestors and parent != "/":
             ancestors.add(parent)
             parent = posixpath.dirname(parent)
+    mismatched = {c.path for c, _, _ in ctx.mismatches}
     for ch in changes:
-        if ch.explained_by is None and ch.type == "dir" and ch.path in ancestors:
+        if ch.explained_by is None and ch.type == "dir" and ch.path in ancestors and ch.path not in mismatched:
             ch.explained_by = "parent directory of an explained change"
+            ch.assurance = "builder"
 
 
 def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: int, created_by: str | None,
@@ -223,3 +345,33 @@ def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: i
         f"({line!r}) does not account for: {shown}{more}{why}",
         image=image, history=ctx.history_index, layer=ctx.layer_index, path=bad[0].path,
         evidence={"paths": [c.path for c in bad], "reasons": list(dict.fromkeys(reasons))})
+
+
+# At most this many paths get a finding of their own per step; the rest are counted in
+# the last one (a forged step rarely needs more, a hostile image may hold millions).
+MAX_MISMATCH_FINDINGS = 25
+
+
+def mismatch_findings(ctx: StepContext, *, image: int, executable: Callable[[PathChange], bool]) -> list[Finding]:
+    """history.effect-mismatch: the layer contradicts what the step's command produces."""
+    out: list[Finding] = []
+    items = ctx.mismatches
+    for n, (ch, claim, verdict) in enumerate(items[:MAX_MISMATCH_FINDINGS]):
+        before = ctx.before(ch.path)
+        was_exec = before is not None and before.entry.type in ("file", "hardlink") and (
+            before.entry.kind in ("elf", "script") or bool(before.entry.mode & 0o111))
+        critical = executable(ch) or was_exec or is_persistence_path(ch.path)
+        detail = (f"history[{ctx.history_index}]: the command {C.describe_claim(claim)} "
+                  f"(`{claim.command}`); layer {ctx.layer_index} holds {verdict.why} at {ch.path}")
+        if claim.path != ch.path:
+            detail += f" (where a write to {claim.path} lands)"
+        if n == MAX_MISMATCH_FINDINGS - 1 and len(items) > MAX_MISMATCH_FINDINGS:
+            detail += f"; and {len(items) - MAX_MISMATCH_FINDINGS} more paths of this step contradict its command"
+        entry = ctx.entries.get(ch.path)
+        out.append(finding(
+            "history.effect-mismatch", "critical" if critical else "high", f"layer[{ctx.layer_index}]:{ch.path}",
+            detail, image=image, history=ctx.history_index, layer=ctx.layer_index, path=ch.path,
+            evidence={"claim": C.describe_claim(claim), "command": claim.command, "found": verdict.why,
+                      "type": entry.type if entry is not None else None,
+                      "sha256": ch.sha256, "link": ch.link, "paths": [ch.path]}))
+    return out

@@ -27,7 +27,7 @@ def _change(path: str, change: str, type: str, what: list[str] | None = None, si
     obj = _new(PathChange)
     _set(obj, "__dict__", {"path": path, "change": change, "type": type, "what": what if what is not None else [],
                            "size": size, "sha256": sha256, "before_sha256": before_sha256, "link": link,
-                           "explained_by": None})
+                           "explained_by": None, "assurance": None})
     _set(obj, "__pydantic_fields_set__", _FIELDS)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
