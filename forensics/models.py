@@ -97,11 +97,13 @@ class PathChange(BaseModel):
     explained_by: str | None = None  # why the step accounts for it; None = unexplained
     # How far the explanation goes: "verified" (what the command produces there was
     # checked: literal bytes, a symlink target, a copied file's content, unchanged
-    # content), "package" (a file of a package the step installs), "unverified" (the path
-    # is the command's, its content came from outside: a download, an archive, a
-    # program the analysis cannot see into), "builder" (build-container noise, parent
-    # directories, timestamps). None when unexplained.
-    assurance: Literal["verified", "package", "unverified", "builder"] | None = None
+    # content), "package" (the package manager's doing: a file of a package the step
+    # installs, its bookkeeping, its maintainer scripts), "unverified" (the command names
+    # this very path, its bytes come from outside: a download, a COPY of one file),
+    # "tree" (only a tree or opaque claim covers it: an archive extracted, a program the
+    # analysis cannot see into), "builder" (build-container noise, parent directories).
+    # None when unexplained.
+    assurance: Literal["verified", "package", "unverified", "tree", "builder"] | None = None
 
 
 class StepInstruction(BaseModel):

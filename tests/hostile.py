@@ -62,6 +62,8 @@ class M:
     mode: int | None = None
     pax: dict[str, str] | None = None
     mtime: int = MTIME
+    uid: int = 0
+    gid: int = 0
 
 
 _TARTYPE = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
@@ -72,7 +74,7 @@ def _tarinfo(m: M) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(m.name)
     ti.type = _TARTYPE[m.type]
     ti.mtime = m.mtime
-    ti.uid = ti.gid = 0
+    ti.uid, ti.gid = m.uid, m.gid
     ti.uname = ti.gname = ""
     ti.mode = m.mode if m.mode is not None else (0o755 if m.type == "dir" else 0o644)
     ti.linkname = m.link

@@ -130,7 +130,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             findings += content.check_change(
                 ch, here.get(ch.path), prior.entry if prior else None, image=img.index, layer=layer.index,
                 history=h_idx, from_package=from_pkg,
-                explained=ch.explained_by is not None if h_idx is not None else False)
+                explained=ch.explained_by is not None if h_idx is not None else False,
+                assurance=ch.assurance)
         if h_idx is not None:
             counts = {"added": 0, "deleted": 0, "modified": 0}
             for ch in changes:

@@ -40,8 +40,15 @@ def _executable(kind: str | None, mode: int) -> bool:
     return kind in ("elf", "script") or bool(mode & 0o111)
 
 
+# Explanations that cover only a tree or opaque code: the path is not the command's own,
+# so a privilege or persistence point there is never below medium (the step's text does
+# not vouch for it).
+WEAK = (None, "tree")
+
+
 def check_change(change: PathChange, entry: FileEntry | None, before: FileEntry | None, *, image: int,
-                 layer: int, history: int | None, from_package: bool, explained: bool) -> list[Finding]:
+                 layer: int, history: int | None, from_package: bool, explained: bool,
+                 assurance: str | None = None) -> list[Finding]:
     out: list[Finding] = []
     where = dict(image=image, layer=layer, history=history, path=change.path)
     subject = f"layer[{layer}]:{change.path}"
@@ -62,16 +69,25 @@ def check_change(change: PathChange, entry: FileEntry | None, before: FileEntry 
         was = before is not None and before.mode & 0o6000 and before.sha256 == entry.sha256
         if not was:
             bits = " and ".join(b for b, m in (("setuid", 0o4000), ("setgid", 0o2000)) if entry.mode & m)
+            weak = not explained or assurance == "tree"
             out.append(finding(
-                "file.setuid-added", "info" if from_package else ("low" if explained else "medium"), subject,
+                "file.setuid-added", "info" if from_package else ("medium" if weak else "low"), subject,
                 f"layer {layer} {'adds' if change.change == 'added' else 'changes'} {bits} file {change.path} "
                 f"(mode {entry.mode:04o}, owner {entry.uid}:{entry.gid})"
                 + (", owned by a package" if from_package else ""),
                 **where))
     if entry.type != "dir" and not from_package and is_persistence_path(change.path):
+        if not explained:
+            severity, why = "high", "; its history line does not account for it"
+        elif assurance == "tree":
+            severity, why = "medium", ("; only a tree or a program the analysis cannot see into covers it "
+                                       "(an archive extracted, a script run): its content is not vouched for")
+        elif assurance == "verified":
+            severity, why = "low", "; the step's command writes exactly this"
+        else:
+            severity, why = "low", "; the step's command names it, with content from outside the image"
         out.append(finding(
-            "file.persistence", "low" if explained else "high", subject,
-            f"layer {layer} writes {change.path}, a persistence/hijack point, outside a package install"
-            + ("; the step's command names it" if explained else "; its history line does not account for it"),
+            "file.persistence", severity, subject,
+            f"layer {layer} writes {change.path}, a persistence/hijack point, outside a package install" + why,
             **where))
     return out

@@ -113,7 +113,8 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     if claim is not None:
         verdict = C.judge(claim, ch, ctx.entries.get(path), ctx.before(path), lambda p, below: _source(ctx, p, below))
         if verdict.ok:
-            ch.assurance = "verified" if verdict.verified else "unverified"
+            ch.assurance = "verified" if verdict.verified else (
+                "unverified" if claim.precision == C.EXACT else "tree")
             return verdict.why
         if not (ctx.package_step and any(ctx.package_owned(a) for a in _aliases(path))):
             ctx.mismatches.append((ch, claim, verdict))
@@ -121,20 +122,28 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     for n, ins in enumerate(ctx.instructions):
         cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
+            ch.assurance = "tree"
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
             dest = norm_path(ins.dest, cwd)  # BuildKit keeps `COPY . .` relative to WORKDIR
             if _under(path, dest):
+                # The destination itself (one file copied there) is the step's own path;
+                # what lands below it (a directory, an archive) is a tree.
+                ch.assurance = "unverified" if path == dest else "tree"
                 return f"{ins.kind} destination {dest}"
             if _ancestor_of(path, dest) and ch.type == "dir":
+                ch.assurance = "builder"
                 return f"parent directory of the {ins.kind} destination"
         if ins.kind == "WORKDIR" and ins.dest:
             dest = norm_path(ins.dest, cwd)
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
+                ch.assurance = "verified" if ch.type == "dir" else None
+                if ch.type != "dir":
+                    continue
                 return f"WORKDIR {dest}"
     if ctx.package_step:
+        ch.assurance = "package"  # everything below is the package manager's doing
         if any(ctx.package_owned(a) for a in _aliases(path)):
-            ch.assurance = "package"
             return "file of a package installed by this step"
         if is_bookkeeping_path(path, ctx.managers or None):
             return "package manager bookkeeping"
@@ -149,12 +158,14 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             why = ctx.generated.explain(ch, entry, ch.link)
             if why:
                 return why
+        ch.assurance = None
     skel = _from_skel(ch, ctx)
     if skel:
         ch.assurance = "verified" if ch.type != "dir" else "builder"
         return skel
     for eff in ctx.effects:
         if eff.bytecode(path) and ch.change != "deleted" and ch.type in ("dir", "file"):
+            ch.assurance = "unverified"
             return "bytecode written by compileall"
         tree = eff.metadata_tree(path)
         if tree is not None and ch.change == "modified" and set(ch.what) <= {"mode", "owner", "metadata"}:
@@ -162,8 +173,11 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             return f"mode/owner change below {tree} by the command"
     for eff in ctx.effects:
         if any(eff.explains(a, ch.change) for a in _aliases(path)):
+            exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
+            ch.assurance = "unverified" if exact else "tree"
             return "written by the command"
         if any(a in eff.opaque_paths for a in _aliases(path)):
+            ch.assurance = "tree"
             return "named by a program the analysis does not model"
     for eff in ctx.effects:
         tree = eff.metadata_tree(path)
@@ -244,6 +258,12 @@ def _index_claims(ctx: StepContext) -> dict:
                     landing = posixpath.join(landing, base)
             for a in _aliases(landing):
                 out[a] = claim
+            if landing != path and claim.produces in _FOLLOWS:
+                # The link itself is judged too when this layer changed it: a write goes
+                # through a link that was there, it does not make one.
+                direct = _resolve(path, ctx.lookup, follow_last=False)
+                for a in _aliases(direct):
+                    out.setdefault(a, claim)
     return out
 
 
@@ -313,10 +333,12 @@ def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: i
     unknown = all(i.kind == "UNKNOWN" for i in ctx.instructions)
     opaque = any(e.opaque for e in ctx.effects)
     only_dirs = all(c.type == "dir" for c in bad)
+    privileged = any(c.change != "deleted" and c.type != "dir" and is_persistence_path(c.path) for c in bad)
     if unknown or ctx.squashed_base:
         # A history line we cannot read, or a squashed base OS no step describes, makes no
-        # claim precise enough to hold these paths to.
-        severity = "low"
+        # claim precise enough to hold these paths to; a persistence or privilege point
+        # no record explains is still worth a look.
+        severity = "medium" if privileged else "low"
     elif reasons:
         severity = "medium" if opaque else "high"
     elif only_dirs or opaque:
