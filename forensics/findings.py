@@ -112,7 +112,8 @@ RAISED_BY: dict[str, str] = {
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
-    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py)",
+    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py) and "
+                               "forensics.history.trees (files in an extracted tree that do not look extracted)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

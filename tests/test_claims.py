@@ -290,3 +290,45 @@ def test_judge_checks_literal_content_by_digest():
     assert judge(claim, Ch, E, None, lambda p, b: None).verified
     Ch.sha256 = hashlib.sha256(b"y\n").hexdigest()
     assert not judge(claim, Ch, E, None, lambda p, b: None).ok
+
+
+# --- evidence inside extracted trees -------------------------------------------------------------
+
+VENDOR_TIME = 1_682_899_200  # 2023-05-01: when the release was packed
+BUILD_TIME = 1_698_797_000  # the step's own time
+
+
+def _sdk_layer(extra: list[M]) -> list[M]:
+    tree = dirs("opt/", "opt/sdk/", "opt/sdk/lib/", "opt/sdk/share/")
+    tree += [M(f"opt/sdk/lib/mod{i}.so", ELF + bytes([i]), mtime=VENDOR_TIME, uid=1000, gid=1000, mode=0o644)
+             for i in range(8)]
+    tree += [M("opt/sdk/share/README", b"sdk\n", mtime=VENDOR_TIME, uid=1000, gid=1000)]
+    return tree + extra
+
+
+def _scan_at(tmp_path, created_by, layer):
+    def mutate(cfg):
+        cfg["history"] = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
+                          {"created_by": created_by, "created": "2023-11-01T00:00:00Z"}]
+    oci = Oci(layers=[Layer.of(tar_bytes(BASE)), Layer.of(tar_bytes(layer))], mutate_config=mutate)
+    path = tmp_path / "img.tar"
+    path.write_bytes(oci.tar())
+    return analyze(str(path))
+
+
+def test_file_planted_in_an_extracted_tree_breaks_the_release_pattern(tmp_path):
+    cmd = "/bin/sh -c tar -xzf /tmp/sdk.tgz -C /opt/sdk && rm /tmp/sdk.tgz"
+    clean = _scan_at(tmp_path, cmd, _sdk_layer([]))
+    assert not alarms(clean), [(f.code, f.detail) for f in alarms(clean)]
+    planted = M("opt/sdk/lib/helper", SCRIPT, mtime=BUILD_TIME, uid=0, gid=0, mode=0o755)
+    report = _scan_at(tmp_path, cmd, _sdk_layer([planted]))
+    [f] = [f for f in mismatches(report) if f.path == "/opt/sdk/lib/helper"]
+    assert f.severity.value == "medium"
+    assert "build's time" in f.detail and "owned by 0:0" in f.detail
+
+
+def test_no_same_owner_and_touch_drop_the_checks_they_void(tmp_path):
+    planted = M("opt/sdk/lib/helper", SCRIPT, mtime=BUILD_TIME, uid=0, gid=0, mode=0o755)
+    report = _scan_at(tmp_path, "/bin/sh -c tar -xzmf /tmp/sdk.tgz --no-same-owner -C /opt/sdk",
+                      _sdk_layer([planted]))
+    assert not [f for f in mismatches(report) if f.path == "/opt/sdk/lib/helper"]

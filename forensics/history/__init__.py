@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline
+from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline, trees
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -122,6 +122,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             if f is not None:
                 findings.append(f)
             findings += explain.mismatch_findings(ctx, image=img.index, executable=_executable(here))
+            findings += trees.check_trees(ctx, image=img.index,
+                                          step_time=timeline.parse_time(img.history[h_idx].created))
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
             explained_at[(layer.index, ch.path)] = ch.explained_by

@@ -355,6 +355,10 @@ class RunEffects(BaseModel):
     bytecode_trees: set[str] = Field(default_factory=set)
     # Homes made by useradd -m / adduser: the directory itself, and /etc/skel copies.
     homes: set[str] = Field(default_factory=set)
+    # Trees an archive was extracted into, with what the extraction keeps of the archive:
+    # root -> {"mtimes": bool, "owners": bool, "command": str}. Files that land there
+    # carry the release's metadata (forensics.history.trees checks the pattern).
+    extracted: dict[str, dict] = Field(default_factory=dict)
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -1653,7 +1657,16 @@ def _h_tar(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         if archive and archive != "-":
             ctx.path(archive, writing=False)
         where = o.get("-C", "--directory")
-        ctx.tree(ctx.path(where) if where else ctx.cwd_path())
+        root = ctx.path(where) if where else ctx.cwd_path()
+        ctx.tree(root)
+        if root and not has_glob(root) and not ctx.cond:
+            # GNU tar keeps the archive's mtimes unless -m/--touch, and (as root, which a
+            # RUN step is unless USER says otherwise) its owners unless -o/--no-same-owner.
+            ctx.fx.extracted[root] = {
+                "mtimes": not o.has("-m", "--touch"),
+                "owners": not o.has("-o", "--no-same-owner") and not o.get("--owner", "--group"),
+                "command": ctx.current,
+            }
     elif o.has("-c", "--create", "-r", "--append", "-u", "--update", "-A", "--catenate", "--concatenate", "--delete"):
         if archive and archive != "-":
             ctx.write(ctx.path(archive))
