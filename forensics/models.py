@@ -152,6 +152,49 @@ class ConfigSummary(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class CoverageCount(BaseModel):
+    files: int = 0
+    bytes: int = 0
+
+
+class CoverageGap(BaseModel):
+    """Files one step put in the image whose content nothing in the image vouches for."""
+
+    history: int | None  # the step (None: a layer no history entry owns)
+    command: str | None = None
+    files: int = 0
+    bytes: int = 0
+    why: str = ""
+
+
+class Coverage(BaseModel):
+    """What vouches for each regular file of the image's final filesystem (forensics.history.coverage).
+
+    verified_earlier_record: a package digest recorded by an earlier layer than the file's.
+    verified_same_step: a digest recorded by the same step that wrote the file (dpkg md5sums,
+    pip RECORD): whoever controlled that step could have rewritten both, so this is
+    consistency, not proof. verified_claim: what the command produces was checked (literal
+    bytes, a copy of a file in the image, content unchanged). verified_copy_hash: a COPY/ADD
+    source hash recomputed from the layer. unverifiable: the step's own path or tree with
+    content from outside (a download, an archive, a COPY of the build context, a program the
+    analysis cannot see into). contradicted: a digest or claim says otherwise (a finding).
+    unexplained: no step accounts for it (a finding).
+    """
+
+    files: int = 0
+    bytes: int = 0
+    verified_earlier_record: CoverageCount = Field(default_factory=CoverageCount)
+    verified_same_step: CoverageCount = Field(default_factory=CoverageCount)
+    verified_claim: CoverageCount = Field(default_factory=CoverageCount)
+    verified_copy_hash: CoverageCount = Field(default_factory=CoverageCount)
+    unverifiable: CoverageCount = Field(default_factory=CoverageCount)
+    contradicted: CoverageCount = Field(default_factory=CoverageCount)
+    unexplained: CoverageCount = Field(default_factory=CoverageCount)
+    absent_platforms: int = 0  # platform manifests named by the index but not in the archive
+    gaps: list[CoverageGap] = Field(default_factory=list)  # the largest unverifiable steps first
+    advice: list[str] = Field(default_factory=list)  # how to close what is left, in sentences
+
+
 class Image(BaseModel):
     index: int
     refs: list[str] = Field(default_factory=list)
@@ -165,6 +208,7 @@ class Image(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     manifest_text: str | None = None
     config_text: str | None = None
+    coverage: Coverage | None = None  # filled by the history analysis
 
 
 class Blob(BaseModel):

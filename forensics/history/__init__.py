@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline, trees
+from forensics.history import (content, coverage, explain, maintainer, mapping, packages, provenance, records,
+                               timeline, trees)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -65,6 +66,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     pkg = packages.PackageState()
     versions: dict[str, list[tuple[int, str | None]]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
+    change_at: dict[tuple[int, str], PathChange] = {}
     prev_owner = -1
     for layer in img.layers:
         files = layer.files
@@ -127,6 +129,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
             explained_at[(layer.index, ch.path)] = ch.explained_by
+            change_at[(layer.index, ch.path)] = ch
             from_pkg = base or ch.explained_by in explain.PACKAGE_REASONS
             prior = before.get(ch.path)
             findings += content.check_change(
@@ -164,7 +167,26 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
     findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
                                 explained_at=explained_at, overlay=overlay)
+    img.coverage = coverage.image_coverage(
+        overlay, change_at, owner, {h.index: h.created_by or "" for h in img.history},
+        records=_record_status(cands, digests))
     return findings
+
+
+def _record_status(cands, digests) -> dict[str, str]:
+    """Package-record status of each checked file (see forensics.history.coverage)."""
+    out: dict[str, str] = {}
+    for c in cands:
+        actual = c.actual or digests.get(c.actual_path, {}).get(c.algo)
+        if actual is None:
+            continue
+        if actual != c.digest:
+            out[c.actual_path] = coverage.MISMATCH
+        elif c.record_layer is not None and c.file_layer > c.record_layer:
+            out[c.actual_path] = coverage.EARLIER
+        else:
+            out[c.actual_path] = coverage.SAME_STEP
+    return out
 
 
 def analyze_images(images: list[Image], res, inv, verify_packages: str = "changed") -> list[Finding]:

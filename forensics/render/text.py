@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
-from forensics.models import Report
+from forensics.models import Coverage, Report
+from forensics.render.units import human_size
 
 VERDICT_LINE = {
     "clean": "CLEAN: every digest verified; nothing at medium severity or above",
@@ -15,6 +16,24 @@ VERDICT_LINE = {
 
 def _short(d: str | None, n: int = 19) -> str:
     return "-" if not d else (d if len(d) <= n else d[:n] + "…")
+
+
+def coverage_lines(cov: Coverage | None) -> list[str]:
+    """What vouches for the image's files, in three lines and the advice."""
+    if cov is None or not cov.files:
+        return []
+    def part(c) -> str:
+        return f"{c.files} ({human_size(c.bytes)})"
+    verified = [cov.verified_earlier_record, cov.verified_same_step, cov.verified_claim, cov.verified_copy_hash]
+    v_files, v_bytes = sum(c.files for c in verified), sum(c.bytes for c in verified)
+    out = [f"  coverage  {cov.files} files, {human_size(cov.bytes)}: verified {v_files} ({human_size(v_bytes)}), "
+           f"explained but unverifiable {part(cov.unverifiable)}, unexplained {part(cov.unexplained)}"
+           + (f", contradicted {part(cov.contradicted)}" if cov.contradicted.files else ""),
+           f"            verified against an earlier record {part(cov.verified_earlier_record)}, a same-step record "
+           f"{part(cov.verified_same_step)} (not proof), a command's claim {part(cov.verified_claim)}, a COPY hash "
+           f"{part(cov.verified_copy_hash)}"]
+    out += [f"            {a}" for a in cov.advice]
+    return out
 
 
 def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True) -> str:
@@ -48,6 +67,7 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
     for img in report.images:
         name = ", ".join(img.refs) or "(untagged)"
         lines.append(f"Image {img.index}: {name}  {img.platform or ''}")
+        lines += coverage_lines(img.coverage)
         if img.manifest_digest:
             lines.append(f"  manifest  {img.manifest_digest}")
             for r in img.refs[:1]:

@@ -288,6 +288,35 @@ def _image_view(img: Image) -> dict:
         "n_layers": len(img.layers),
         "n_steps": len(img.history),
         "config": _config_rows(img),
+        "coverage": _coverage_view(img.coverage),
+    }
+
+
+def _coverage_view(cov) -> dict | None:
+    """Rows for what vouches for the image's files (forensics.history.coverage)."""
+    if cov is None or not cov.files:
+        return None
+
+    def row(label: str, c, note: str = "", kind: str = "") -> dict:
+        share = f"{100 * c.bytes / cov.bytes:.0f}%" if cov.bytes else "-"
+        return {"label": label, "files": c.files, "bytes": human_size(c.bytes), "share": share,
+                "note": note, "kind": kind}
+    return {
+        "total": f"{cov.files} files, {human_size(cov.bytes)}",
+        "rows": [
+            row("Verified: a package record written by an earlier layer", cov.verified_earlier_record, kind="ok"),
+            row("Verified: a record written by the same step", cov.verified_same_step,
+                "whoever controlled the step could have rewritten both: consistency, not proof", "weak"),
+            row("Verified: what the command produces (literal bytes, a copy, unchanged)", cov.verified_claim,
+                kind="ok"),
+            row("Verified: a COPY/ADD source hash", cov.verified_copy_hash, kind="ok"),
+            row("Explained, unverifiable: content from outside the image", cov.unverifiable, kind="weak"),
+            row("Contradicted by a record or a claim", cov.contradicted, kind="bad"),
+            row("Unexplained", cov.unexplained, kind="bad"),
+        ],
+        "gaps": [{"history": g.history, "command": g.command or "", "files": g.files, "bytes": human_size(g.bytes),
+                  "why": g.why} for g in cov.gaps],
+        "advice": list(cov.advice),
     }
 
 
