@@ -97,23 +97,23 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
     contradicted claim is also recorded in ctx.mismatches)."""
     why = _explain(ch, ctx)
     if why is not None and ch.assurance is None:
-        ch.assurance = "unverified"
+        ch.__dict__["assurance"] = "unverified"
     return why
 
 
 def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     path = ch.path
     if ch.change == "modified" and ch.what == ["metadata"]:
-        ch.assurance = "verified"
+        ch.__dict__["assurance"] = "verified"
         return "timestamp only"
     if path in BUILDER_NOISE or path.startswith(NOISE_TREES):
-        ch.assurance = "builder"
+        ch.__dict__["assurance"] = "builder"
         return "build container mount point or runtime file"
     claim = ctx.claims_at.get(path)
     if claim is not None:
         verdict = C.judge(claim, ch, ctx.entries.get(path), ctx.before(path), lambda p, below: _source(ctx, p, below))
         if verdict.ok:
-            ch.assurance = "verified" if verdict.verified else (
+            ch.__dict__["assurance"] = "verified" if verdict.verified else (
                 "unverified" if claim.precision == C.EXACT else "tree")
             return verdict.why
         if not (ctx.package_step and any(ctx.package_owned(a) for a in _aliases(path))):
@@ -122,27 +122,27 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     for n, ins in enumerate(ctx.instructions):
         cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
-            ch.assurance = "tree"
+            ch.__dict__["assurance"] = "tree"
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
             dest = norm_path(ins.dest, cwd)  # BuildKit keeps `COPY . .` relative to WORKDIR
             if _under(path, dest):
                 # The destination itself (one file copied there) is the step's own path;
                 # what lands below it (a directory, an archive) is a tree.
-                ch.assurance = "unverified" if path == dest else "tree"
+                ch.__dict__["assurance"] = "unverified" if path == dest else "tree"
                 return f"{ins.kind} destination {dest}"
             if _ancestor_of(path, dest) and ch.type == "dir":
-                ch.assurance = "builder"
+                ch.__dict__["assurance"] = "builder"
                 return f"parent directory of the {ins.kind} destination"
         if ins.kind == "WORKDIR" and ins.dest:
             dest = norm_path(ins.dest, cwd)
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
-                ch.assurance = "verified" if ch.type == "dir" else None
+                ch.__dict__["assurance"] = "verified" if ch.type == "dir" else None
                 if ch.type != "dir":
                     continue
                 return f"WORKDIR {dest}"
     if ctx.package_step:
-        ch.assurance = "package"  # everything below is the package manager's doing
+        ch.__dict__["assurance"] = "package"  # everything below is the package manager's doing
         if any(ctx.package_owned(a) for a in _aliases(path)):
             return "file of a package installed by this step"
         if is_bookkeeping_path(path, ctx.managers or None):
@@ -158,26 +158,26 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             why = ctx.generated.explain(ch, entry, ch.link)
             if why:
                 return why
-        ch.assurance = None
+        ch.__dict__["assurance"] = None
     skel = _from_skel(ch, ctx)
     if skel:
-        ch.assurance = "verified" if ch.type != "dir" else "builder"
+        ch.__dict__["assurance"] = "verified" if ch.type != "dir" else "builder"
         return skel
     for eff in ctx.effects:
         if eff.bytecode(path) and ch.change != "deleted" and ch.type in ("dir", "file"):
-            ch.assurance = "unverified"
+            ch.__dict__["assurance"] = "unverified"
             return "bytecode written by compileall"
         tree = eff.metadata_tree(path)
         if tree is not None and ch.change == "modified" and set(ch.what) <= {"mode", "owner", "metadata"}:
-            ch.assurance = "verified"
+            ch.__dict__["assurance"] = "verified"
             return f"mode/owner change below {tree} by the command"
     for eff in ctx.effects:
         if any(eff.explains(a, ch.change) for a in _aliases(path)):
             exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
-            ch.assurance = "unverified" if exact else "tree"
+            ch.__dict__["assurance"] = "unverified" if exact else "tree"
             return "written by the command"
         if any(a in eff.opaque_paths for a in _aliases(path)):
-            ch.assurance = "tree"
+            ch.__dict__["assurance"] = "tree"
             return "named by a program the analysis does not model"
     for eff in ctx.effects:
         tree = eff.metadata_tree(path)
@@ -298,7 +298,9 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
     ctx.deleted_before = {c.path: (c.type, c.before_sha256) for c in changes if c.change == "deleted"}
     ctx.claims_at = _index_claims(ctx)
     for ch in changes:
-        ch.explained_by = explain_one(ch, ctx)
+        # PathChange is built unvalidated (overlay._change) and set the same way: this
+        # runs for every changed path, and pydantic's __setattr__ costs 5 µs a call.
+        ch.__dict__["explained_by"] = explain_one(ch, ctx)
     explained_paths = [c.path for c in changes if c.explained_by]
     # Directories whose entries change only because a child did.
     ancestors: set[str] = set()
@@ -310,8 +312,8 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
     mismatched = {c.path for c, _, _ in ctx.mismatches}
     for ch in changes:
         if ch.explained_by is None and ch.type == "dir" and ch.path in ancestors and ch.path not in mismatched:
-            ch.explained_by = "parent directory of an explained change"
-            ch.assurance = "builder"
+            ch.__dict__["explained_by"] = "parent directory of an explained change"
+            ch.__dict__["assurance"] = "builder"
 
 
 def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: int, created_by: str | None,
