@@ -172,7 +172,7 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             ch.__dict__["assurance"] = "verified"
             return f"mode/owner change below {tree} by the command"
     for eff in ctx.effects:
-        if any(eff.explains(a, ch.change) for a in _aliases(path)):
+        if any(eff.explains(a, ch.change, is_dir=ch.type == "dir") for a in _aliases(path)):
             exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
             ch.__dict__["assurance"] = "unverified" if exact else "tree"
             return "written by the command"

@@ -371,7 +371,7 @@ class RunEffects(BaseModel):
     def _sorted(self, value: set[str]) -> list[str]:
         return sorted(value)  # stable reports
 
-    def explains(self, path: str, change: str | None = None) -> bool:
+    def explains(self, path: str, change: str | None = None, *, is_dir: bool = True) -> bool:
         """Whether a change at `path` in this step's layer is accounted for by the command.
 
         True for a written path or a match of a written pattern, anything under a written
@@ -388,8 +388,8 @@ class RunEffects(BaseModel):
         removing_ok = change != "added"
         if removing_ok and (p in self.deleted_paths or (change is None and p in self.modified_trees)):
             return True
-        if p in self._ancestor_set():
-            return True
+        if is_dir and p in self._ancestor_set():
+            return True  # a parent's entry changes when a child does; it stays a directory
         # A modified tree (chmod -R) explains mode and owner changes only: the caller
         # checks those with `metadata_tree`; a content change below it is not explained.
         trees = self.written_trees | (self.deleted_paths if removing_ok else set())
@@ -1965,6 +1965,7 @@ def _h_gpg(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     for out in o.all("-o", "--output"):
         if out != "-":
             ctx.write(ctx.path(out))
+            ctx.claim(ctx.path(out, writing=False), C.FILE)
     homedir = o.get("--homedir")
     if homedir:
         ctx.tree(ctx.path(homedir))
@@ -1979,6 +1980,7 @@ def _h_openssl(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     for i, a in enumerate(args[:-1]):
         if a in ("-out", "-keyout", "-certout"):
             ctx.write(ctx.path(args[i + 1]))
+            ctx.claim(ctx.path(args[i + 1], writing=False), C.FILE)
 
 
 @_handles("ssh-keygen")
