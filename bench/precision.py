@@ -125,7 +125,8 @@ def score_sample(truth: dict, findings: list) -> dict:
     hit = [bool(named_paths(f) & forged or named_keys(f) & keys) for f in scored]
 
     def brief(f) -> dict:
-        return {"severity": f.severity.value, "code": f.code, "subject": f.subject}
+        return {"severity": f.severity.value, "code": f.code, "subject": f.subject,
+                "paths": sorted(named_paths(f))[:8]}
 
     return {
         "paths": len(poisoned), "paths_found": sorted(poisoned & seen_paths), "paths_missed": sorted(poisoned - seen_paths),
@@ -192,7 +193,8 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None) -> in
                      "verdict": verdict, "score": score})
         if truth["clean"]:
             for a in score["alarms"]:
-                print(f"  false alarm: {truth['sample']}: {a['severity']} {a['code']} {a['subject']}")
+                more = f" {' '.join(a['paths'])}" if a["paths"] and a["paths"] != [a["subject"]] else ""
+                print(f"  false alarm: {truth['sample']}: {a['severity']} {a['code']} {a['subject']}{more}")
         elif score["paths_missed"] or score["keys_missed"]:
             print(f"  missed: {truth['sample']}: {score['paths_missed'] + score['keys_missed']}")
     tables = {"technique": _aggregate(rows, "technique"), "builder": _aggregate(rows, "builder"),
