@@ -104,7 +104,7 @@ def ensure_base(kind: str) -> None:
 
 def build(builder: str, image: str, dockerfile: str, tag: str, logfile: Path) -> None:
     kind, env, flags = BUILDERS[builder]
-    ctx = OUT / "ctx" / image
+    ctx = OUT / "ctx" / f"{image}.{builder}"
     df = ctx / f"Dockerfile.{tag.rsplit(':', 1)[1]}"
     df.write_text(dockerfile.replace("{BASE}", base_ref(kind)))
     if kind == "docker":
@@ -177,7 +177,8 @@ def do_image(builder: str, image: str, techniques: list[Technique], force: bool)
     if not wanted and not clean_missing:
         return
     logfile = LOGS / f"{image}.{builder}.log"
-    write_context(image, OUT / "ctx" / image, OUT / "rootfs", CA)
+    # One context per image and builder: builders may run in parallel processes.
+    write_context(image, OUT / "ctx" / f"{image}.{builder}", OUT / "rootfs", CA)
     work = WORK / f"{image}.{builder}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -280,8 +281,8 @@ def main() -> int:
             ts = [t for t in TECHNIQUES if t.image == image and (not only or t.name in only)]
             try:
                 do_image(builder, image, ts, a.force)
-            except RuntimeError as e:
-                log(f"FAILED {image} {builder}: {e}")
+            except Exception as e:  # one image failing must not stop the set
+                log(f"FAILED {image} {builder}: {type(e).__name__}: {e}")
     status()
     return 0
 
