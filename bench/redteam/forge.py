@@ -30,10 +30,13 @@ def forge_config(cfg: dict, clean: dict | None, changes: dict) -> dict:
         for h, ch in zip(hist, chist):
             if h.get("empty_layer", False) != ch.get("empty_layer", False):
                 raise ValueError("empty_layer pattern differs from the clean image")
-            if "created_by" in ch:
-                h["created_by"] = ch["created_by"]
-            else:
-                h.pop("created_by", None)
+            # buildah's comment names the parent intermediate image ("FROM 877d362ee02a"):
+            # the poisoned build's would differ from the clean one's after the changed step.
+            for key in ("created_by", "comment"):
+                if key in ch:
+                    h[key] = ch[key]
+                else:
+                    h.pop(key, None)
         cc, ccc = out.get("container_config"), clean.get("container_config")
         if isinstance(cc, dict) and isinstance(ccc, dict) and "Cmd" in ccc:
             cc["Cmd"] = ccc["Cmd"]
