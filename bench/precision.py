@@ -23,11 +23,13 @@ Two sets:
      name a poisoned path, a path the forgery also touched (`also_forged_paths`)
      or a poisoned key / all medium+ history.* and file.* findings on them.
    - On clean samples every medium+ finding (any code) is a false alarm.
+   - "low only": poisoned paths missed at medium+ but named by a low or info finding.
+   - "detected": poisoned samples where at least one poisoned path or key was found.
    Tables per technique, per builder and per format; `--json FILE` writes them
    with every sample's detail.
 
     python bench/precision.py [CORPUS_DIR]
-    python bench/precision.py --redteam [DIR] [--json FILE] [--only SUBSTRING]
+    python bench/precision.py --redteam [DIR] [--json FILE] [--only SUBSTRING] [--jobs N]
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ def score_sample(truth: dict, findings: list) -> dict:
     keys = {k.lower() for k in truth["poisoned_config"]}
     seen_paths = set().union(*(named_paths(f) for f in alarms)) if alarms else set()
     seen_keys = set().union(*(named_keys(f) for f in alarms)) if alarms else set()
+    lows = [f for f in findings if f.severity.value not in ALARM]
+    seen_low = set().union(*(named_paths(f) for f in lows)) if lows else set()
     scored = [f for f in alarms if f.code.startswith(("history.", "file."))]
     hit = [bool(named_paths(f) & forged or named_keys(f) & keys) for f in scored]
 
@@ -130,6 +134,7 @@ def score_sample(truth: dict, findings: list) -> dict:
 
     return {
         "paths": len(poisoned), "paths_found": sorted(poisoned & seen_paths), "paths_missed": sorted(poisoned - seen_paths),
+        "paths_low_only": sorted((poisoned - seen_paths) & seen_low),
         "keys": len(keys), "keys_found": sorted(k for k in truth["poisoned_config"] if k.lower() in seen_keys),
         "keys_missed": sorted(k for k in truth["poisoned_config"] if k.lower() not in seen_keys),
         "scored_findings": len(scored), "true_findings": sum(hit),
@@ -142,7 +147,8 @@ def _aggregate(rows: list[dict], key: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in rows:
         a = out.setdefault(r[key] or "clean", {"samples": 0, "poisoned": 0, "found": 0, "scored": 0, "true": 0,
-                                                "clean_samples": 0, "false_alarms": 0, "detected": 0})
+                                                "clean_samples": 0, "false_alarms": 0, "detected": 0,
+                                                "low_only": 0})
         a["samples"] += 1
         if r["clean"]:
             a["clean_samples"] += 1
@@ -151,6 +157,7 @@ def _aggregate(rows: list[dict], key: str) -> dict[str, dict]:
         s = r["score"]
         a["poisoned"] += s["paths"] + s["keys"]
         a["found"] += len(s["paths_found"]) + len(s["keys_found"])
+        a["low_only"] += len(s["paths_low_only"])
         a["scored"] += s["scored_findings"]
         a["true"] += s["true_findings"]
         a["detected"] += bool(s["paths_found"] or s["keys_found"])
@@ -161,15 +168,23 @@ def _aggregate(rows: list[dict], key: str) -> dict[str, dict]:
 
 
 def _table(title: str, agg: dict[str, dict]) -> None:
-    print(f"\n{title:<26} {'samples':>7} {'recall':>14} {'precision':>14} {'detected':>9} {'clean':>6} {'false alarms':>13}")
+    print(f"\n{title:<26} {'samples':>7} {'recall':>14} {'precision':>14} {'low only':>8} {'detected':>9} {'clean':>6} {'false alarms':>13}")
     for name, a in sorted(agg.items()):
         rec = f"{a['found']}/{a['poisoned']}" + (f" {a['recall']:.2f}" if a["recall"] is not None else "")
         pre = f"{a['true']}/{a['scored']}" + (f" {a['precision']:.2f}" if a["precision"] is not None else "")
         det = f"{a['detected']}/{a['samples'] - a['clean_samples']}"
-        print(f"{name:<26} {a['samples']:>7} {rec:>14} {pre:>14} {det:>9} {a['clean_samples']:>6} {a['false_alarms']:>13}")
+        print(f"{name:<26} {a['samples']:>7} {rec:>14} {pre:>14} {a['low_only']:>8} {det:>9} {a['clean_samples']:>6} {a['false_alarms']:>13}")
 
 
-def redteam_main(directory: Path, json_out: Path | None, only: str | None) -> int:
+def _analyze(sample: str) -> tuple[list, str, str | None]:
+    try:
+        report = analyze(sample)
+    except Exception as e:  # a sample the tool cannot read counts as a miss, with the reason
+        return [], "error", f"{type(e).__name__}: {e}"
+    return report.findings, report.verdict, None
+
+
+def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs: int) -> int:
     truths = sorted(directory.glob("*.truth.json"))
     if only:
         truths = [t for t in truths if only in t.name]
@@ -177,16 +192,17 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None) -> in
         print(f"no red-team samples in {directory} (build them: bench/redteam/build.py)")
         return 2
     rows = []
-    for tf in truths:
-        truth = json.loads(tf.read_text())
-        sample = directory / truth["sample"]
-        try:
-            report = analyze(str(sample))
-        except Exception as e:  # a sample the tool cannot read counts as a miss, with the reason
-            print(f"  {sample.name}: analysis failed: {type(e).__name__}: {e}")
-            findings, verdict = [], "error"
-        else:
-            findings, verdict = report.findings, report.verdict
+    docs = [json.loads(tf.read_text()) for tf in truths]
+    samples = [str(directory / t["sample"]) for t in docs]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(_analyze, samples))
+    else:
+        results = map(_analyze, samples)
+    for truth, (findings, verdict, error) in zip(docs, results):
+        if error:
+            print(f"  {truth['sample']}: analysis failed: {error}")
         score = score_sample(truth, findings)
         rows.append({"sample": truth["sample"], "image": truth["image"], "builder": truth["builder"],
                      "format": truth["format"], "technique": truth["technique"], "clean": truth["clean"],
@@ -222,9 +238,10 @@ def main() -> int:
     ap.add_argument("--redteam", nargs="?", type=Path, const=REDTEAM, default=None, metavar="DIR")
     ap.add_argument("--json", type=Path, default=None, metavar="FILE")
     ap.add_argument("--only", default=None, metavar="SUBSTRING", help="red-team samples whose name contains this")
+    ap.add_argument("--jobs", type=int, default=1, help="red-team samples analyzed in parallel processes")
     a = ap.parse_args()
     if a.redteam is not None:
-        return redteam_main(a.redteam, a.json, a.only)
+        return redteam_main(a.redteam, a.json, a.only, a.jobs)
     return corpus_main(a.corpus)
 
 
