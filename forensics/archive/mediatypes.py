@@ -53,16 +53,18 @@ def is_foreign_layer(media_type: str | None, urls: list[str]) -> bool:
 
 
 def artifact_kind(types: list[str], annotations: dict[str, str], refs: list[str]) -> str:
-    """signature, attestation, sbom or artifact."""
+    """signature, attestation, sbom or artifact: what the media types say first (they
+    are what a verifier reads), then cosign's `kind` annotation and tag suffixes."""
     low = [t.lower() for t in types if t]
-    kind_note = annotations.get("kind", "")  # cosign save: dev.cosignproject.cosign/sigs|atts|sboms
-    if any(t.startswith(SIGNATURE_TYPES) for t in low) or kind_note.endswith("/sigs") or any(
-            r.endswith(".sig") for r in refs) or "dev.cosignproject.cosign/signature" in annotations:
+    if any(t.startswith(SIGNATURE_TYPES) for t in low) or "dev.cosignproject.cosign/signature" in annotations:
         return "signature"
-    if any(m in t for t in low for m in SBOM_MARKERS) or kind_note.endswith("/sboms") or any(
-            r.endswith(".sbom") for r in refs):
+    if any(m in t for t in low for m in SBOM_MARKERS):
         return "sbom"
-    if any(t.startswith(ATTESTATION_TYPES) for t in low) or kind_note.endswith("/atts") or any(
-            r.endswith(".att") for r in refs) or annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+    if any(t.startswith(ATTESTATION_TYPES) for t in low) or annotations.get(
+            "vnd.docker.reference.type") == "attestation-manifest":
         return "attestation"
+    kind_note = annotations.get("kind", "")  # cosign save: dev.cosignproject.cosign/sigs|atts|sboms
+    for suffix, kind in (("sig", "signature"), ("att", "attestation"), ("sbom", "sbom")):
+        if kind_note.endswith(f"/{suffix}s") or any(r.endswith(f".{suffix}") for r in refs):
+            return kind
     return "artifact"

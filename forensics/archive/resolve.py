@@ -30,6 +30,7 @@ DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 MAX_INDEX_DEPTH = 8
 NAMED_RE = re.compile(r"(?:^|/)(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 MAX_LINK_HOPS = 40
+COSIGN_TAG_RE = re.compile(r"(?:^|:)sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$")
 
 
 @dataclass
@@ -428,6 +429,11 @@ class _Resolver:
         if subject is None:  # BuildKit names the manifest an attestation describes here
             ref = d.annotations.get("vnd.docker.reference.digest")
             subject = ref if isinstance(ref, str) and DIGEST_RE.match(ref) else None
+        for r in refs if subject is None else []:  # cosign's tag scheme: sha256-<hex>.sig|.att|.sbom
+            m = COSIGN_TAG_RE.search(r)
+            if m:
+                subject = "sha256:" + m.group(1)
+                break
         atype = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
         types = [atype or "", config.media_type if config else "", *(b.media_type or "" for b in blobs)]
         notes = dict(d.annotations)

@@ -182,7 +182,8 @@ def _not_exported(ic: IndexChildren) -> Finding:
     verified = [p for k, p in ic.present if k == "platform" and p]
     only = (f"only {', '.join(verified)} can be verified" if verified
             else "no image of it can be verified")
-    detail = f"{'; '.join(parts)} of {name} are not in this export; {only}"
+    verb = "is" if len(ic.absent) == 1 else "are"
+    detail = f"{'; '.join(parts)} of {name} {verb} not in this export; {only}"
     return finding(
         "blob.not-exported", "info", d.digest if d is not None else "index.json", detail,
         digest=d.digest if d is not None else None, entry=d.path if d is not None else "index.json",
