@@ -162,7 +162,7 @@ class Blob(BaseModel):
     name: str  # outer entry name as stored
     digest: str | None  # sha256 of the bytes read (None for links and directories)
     size: int
-    kind: str  # index, manifest, config, layer, metadata, link, unreferenced, other
+    kind: str  # index, manifest, config, layer, artifact, artifact-blob, metadata, link, unreferenced, other
     declared_digest: str | None = None  # what the file name says, for blobs/<alg>/<hex>
     link: str | None = None
 

@@ -142,8 +142,8 @@ def _blob_kinds(res: Resolved) -> dict[str, str]:
             kinds[d.entry.path] = "index"
     for art in res.artifact_refs:
         for b in [art.config, *art.blobs]:
-            if b is not None and b.entry is not None:
-                kinds.setdefault(b.entry.path, "artifact-blob")
+            if b is not None and b.entry is not None and kinds.get(b.entry.path) in (None, "manifest"):
+                kinds[b.entry.path] = "artifact-blob"  # unless an image uses the same bytes
     for d in res.artifacts:
         if d.entry is not None:
             kinds[d.entry.path] = "artifact"

@@ -231,3 +231,30 @@ def test_foreign_layers_are_low_and_a_config_with_urls_is_not(tmp_path):
     path2.write_bytes(cfg_urls.tar())
     r2 = analyze(str(path2))
     assert ("blob.missing", "high") in {(x.code, x.severity.value) for x in r2.findings}
+
+
+def test_the_inventory_is_rendered_escaped_in_terminal_and_html(tmp_path):
+    from forensics.render.html import render_html
+    from forensics.render.text import render_text
+
+    hostile = "\x1b[31m<script>alert(1)</script>\u202e"
+    statement = b'{"_type":"https://in-toto.io/Statement/v1"}'
+    img, man, _ = _image()
+    art = H.jbytes({"schemaVersion": 2, "mediaType": H.MT_MANIFEST, "artifactType": hostile,
+                    "config": _desc("application/vnd.oci.empty.v1+json", b"{}"),
+                    "layers": [_desc(MT_INTOTO, statement)]})
+    amd, amd_man, _ = _image("amd")
+    nested = H.jbytes({"schemaVersion": 2, "mediaType": H.MT_INDEX, "manifests": [
+        _desc(H.MT_MANIFEST, man, platform={"os": "linux", "architecture": "amd64"}),
+        _desc(H.MT_MANIFEST, amd_man, platform={"os": "linux", "architecture": "s390x"})]})
+    path = _layout(tmp_path, [*img, art, b"{}", statement, nested], {"schemaVersion": 2, "manifests": [
+        _desc(H.MT_INDEX, nested, annotations={"org.opencontainers.image.ref.name": hostile}),
+        _desc(H.MT_MANIFEST, art, annotations={"org.opencontainers.image.ref.name": hostile})]})
+    r = analyze(path)
+    assert r.verdict == "clean" and len(r.artifacts) == 1 and r.artifacts[0].artifact_type == hostile
+    text = render_text(r)
+    assert "Artifacts (1)" in text and "Not in this export (1, unverified): linux/s390x" in text
+    assert "\x1b" not in text and "\u202e" not in text and "\\x1b[31m" in text and "\\u202e" in text
+    page = render_html(r)
+    assert 'id="artifact-0"' in page and 'id="not-exported"' in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

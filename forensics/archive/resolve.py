@@ -30,6 +30,7 @@ DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 MAX_INDEX_DEPTH = 8
 NAMED_RE = re.compile(r"(?:^|/)(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 MAX_LINK_HOPS = 40
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 COSIGN_TAG_RE = re.compile(r"(?:^|:)sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$")
 
 
@@ -213,6 +214,19 @@ def _not_an_image(config: Descriptor | None, layers: list[Descriptor]) -> str | 
     if others:
         return "its blobs are " + ", ".join(others[:3]) + ", not layers"
     return None
+
+
+def _untyped_artifact_type(config: Descriptor | None, blobs: list[Descriptor]) -> str | None:
+    """No artifactType: the config media type says what it is (image-spec manifest.md),
+    unless it is the image or empty config that cosign and regctl wrap payloads in;
+    then the payload's media type does."""
+    if config is not None and config.media_type and config.media_type not in IMAGE_CONFIG_TYPES and (
+            config.media_type != EMPTY_CONFIG_TYPE):
+        return config.media_type
+    for b in blobs:
+        if b.media_type:
+            return b.media_type
+    return config.media_type if config is not None else None
 
 
 def _child_kind(d: Descriptor) -> str:
@@ -442,7 +456,7 @@ class _Resolver:
         self.res.artifacts.append(d)
         self.res.artifact_refs.append(ArtifactRef(
             manifest=d, doc=doc, kind=artifact_kind(types, notes, refs),
-            artifact_type=atype or (config.media_type if config else None), config=config, blobs=blobs,
+            artifact_type=atype or _untyped_artifact_type(config, blobs), config=config, blobs=blobs,
             subject=subject, refs=list(refs), why=why))
 
     def _config(self, entry: OuterEntry, digest: str | None) -> dict | None:
