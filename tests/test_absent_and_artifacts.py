@@ -258,3 +258,26 @@ def test_the_inventory_is_rendered_escaped_in_terminal_and_html(tmp_path):
     page = render_html(r)
     assert 'id="artifact-0"' in page and 'id="not-exported"' in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_layer_hidden_behind_an_unknown_media_type_is_still_analysed(tmp_path):
+    # An attacker who knows "unknown blobs make an artifact" relabels a layer; its bytes are
+    # a gzip tar that a sniffing runtime unpacks, so it stays an image and is reported.
+    oci = Oci(mutate_manifest=lambda m: {**m, "layers": [{**m["layers"][0], "mediaType": "application/x-notes"}]})
+    path = tmp_path / "relabelled.oci.tar"
+    path.write_bytes(oci.tar())
+    r = analyze(str(path))
+    assert not r.artifacts and len(r.images) == 1 and r.images[0].layers[0].files
+    mt = [f for f in r.findings if f.code == "blob.media-type-mismatch"]
+    assert [(f.severity.value, f.layer) for f in mt] == [("medium", 0)]
+
+
+def test_an_encrypted_layer_makes_an_artifact_not_a_broken_image(tmp_path):
+    blob = b"\x01ocicrypt ciphertext"
+    oci = Oci(layers=[], mutate_manifest=lambda m: {**m, "layers": [
+        _desc("application/vnd.oci.image.layer.v1.tar+gzip+encrypted", blob)]}, extra_blobs=[blob])
+    path = tmp_path / "enc.oci.tar"
+    path.write_bytes(oci.tar())
+    r = analyze(str(path))
+    assert not r.images and r.artifacts[0].kind == "artifact"
+    assert not [f for f in r.findings if f.severity.value in ("critical", "high", "medium")]

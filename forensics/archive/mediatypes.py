@@ -34,6 +34,14 @@ LAYER_COMPRESSION = {
     "application/vnd.docker.image.rootfs.foreign.diff.tar": "none",
 }
 LAYER_TYPES = frozenset(LAYER_COMPRESSION)
+LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
+
+
+def is_layer_type(media_type: str | None) -> bool:
+    """A layer media type, known or of the layer families; encrypted layers (ocicrypt)
+    cannot be read here, so they are not layers to unpack."""
+    mt = media_type or ""
+    return mt in LAYER_TYPES or (mt.startswith(LAYER_PREFIXES) and "encrypted" not in mt)
 
 # What an artifact is, from its artifactType, config or blob media types, annotations
 # and tags. Signatures are kept apart: the signature checks read them from here.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forensics.archive.mediatypes import (
-    IMAGE_CONFIG_TYPES, INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, artifact_kind,
+    IMAGE_CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, artifact_kind, is_layer_type,
 )
 from forensics.archive.scan import Inventory, OuterEntry, norm_outer
 from forensics.findings import finding
@@ -210,7 +210,11 @@ def _not_an_image(config: Descriptor | None, layers: list[Descriptor]) -> str | 
     # still read as an image part, so that a forger gains no blind spot by dropping it.
     if config is not None and config.media_type is not None and config.media_type not in IMAGE_CONFIG_TYPES:
         return f"its config is {config.media_type}, not an image config"
-    others = sorted({ld.media_type for ld in layers if ld.media_type is not None and ld.media_type not in LAYER_TYPES})
+    # A blob under an unknown media type whose bytes are a layer is still a layer: runtimes
+    # that sniff the bytes (containers/storage) unpack and run it, so it is analysed as one
+    # (and its media type reported), never set aside as an artifact.
+    others = sorted({ld.media_type for ld in layers if ld.media_type is not None and not is_layer_type(ld.media_type)
+                     and not (ld.entry is not None and ld.entry.layer is not None and ld.entry.layer.is_tar)})
     if others:
         return "its blobs are " + ", ".join(others[:3]) + ", not layers"
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 
-from forensics.archive.mediatypes import LAYER_COMPRESSION, is_foreign_layer
+from forensics.archive.mediatypes import LAYER_COMPRESSION, is_foreign_layer, is_layer_type
 from forensics.archive.resolve import Descriptor, IndexChildren, Resolved
 from forensics.archive.scan import Inventory, OuterEntry
 from forensics.findings import finding
@@ -88,6 +88,13 @@ def check_media_type(d: Descriptor, role: str, *, image: int, layer: int | None 
     if role == "layer":
         declared = LAYER_COMPRESSION.get(d.media_type)
         actual = SNIFF_AS_COMPRESSION.get(e.sniffed or "", e.sniffed)
+        if not is_layer_type(d.media_type):
+            # Readers that go by the media type skip it; readers that sniff run it.
+            return [finding("blob.media-type-mismatch", "medium", d.digest,
+                            f"layer {layer} is declared {d.media_type}, which is not a layer media type, but its "
+                            f"bytes are a {actual} layer: runtimes disagree on whether it is part of the image",
+                            image=image, layer=layer, digest=d.digest, entry=e.name,
+                            evidence={"declared": d.media_type, "actual": actual})]
         if declared is not None and actual != declared:
             return [finding("blob.media-type-mismatch", "medium", d.digest,
                             f"layer {layer} is declared {d.media_type} ({declared}) but its bytes are {actual}",
