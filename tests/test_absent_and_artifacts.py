@@ -281,3 +281,15 @@ def test_an_encrypted_layer_makes_an_artifact_not_a_broken_image(tmp_path):
     r = analyze(str(path))
     assert not r.images and r.artifacts[0].kind == "artifact"
     assert not [f for f in r.findings if f.severity.value in ("critical", "high", "medium")]
+
+
+def test_a_platform_blob_that_is_a_dangling_link_is_not_a_left_out_platform(tmp_path):
+    path, docs = _multiarch(tmp_path)
+    arm = "blobs/sha256/" + H.hexof(docs["arm"])
+    data = H.append_members(Path(path).read_bytes(), [M(arm, type="symlink", link="nowhere")])
+    p = tmp_path / "link.oci.tar"
+    p.write_bytes(data)
+    r = analyze(str(p))
+    missing = [f for f in r.findings if f.code == "blob.missing"]
+    assert [(f.digest, f.severity.value) for f in missing] == [(H.sha(docs["arm"]), "high")]
+    assert {n.kind for n in r.not_exported} == {"attestation"}

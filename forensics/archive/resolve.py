@@ -53,6 +53,7 @@ class Descriptor:
     # "artifact-config" / "artifact-blob" (blobs of an artifact manifest).
     role: str = "top"
     parent: str | None = None  # digest of the index a child belongs to
+    not_exported: bool = False  # a child of an index with nothing at its path
 
 
 @dataclass
@@ -353,9 +354,11 @@ class _Resolver:
                     if key in d.annotations and d.annotations[key] not in refs:
                         refs.append(d.annotations[key])
             kind = _child_kind(d)
-            if d.valid and d.entry is None and depth > 0:
+            if d.valid and d.entry is None and depth > 0 and self.inv.get(d.path) is None:
                 # An index names every platform; exports keep only what was pulled
                 # (containerd, Docker 29, skopeo --multi-arch index-only).
+                # Nothing at all at its path: a link that leads nowhere is not a left-out blob.
+                d.not_exported = True
                 children.absent.append(Absent(descriptor=d, kind=kind, platform=_platform_str(d.platform)))
                 continue
             if not d.valid or d.entry is None:

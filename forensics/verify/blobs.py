@@ -38,7 +38,7 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
                            image=image, layer=layer))
         return out
     if e is None:
-        if d.role == "child":
+        if d.not_exported:
             return out  # left out of the export: check_not_exported lists it once per index
         if _is_foreign(d):
             urls = ", ".join(d.urls[:2]) or "none"
