@@ -87,3 +87,13 @@ def test_a_file_destination_is_that_path_not_a_tree(tmp_path):
     r = scan(tmp_path, [lower, upper], [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in /srv/app "}])
     assert "/srv/app/data" in unexplained(r)
     assert explained(r, 1).get("/srv/app") == "COPY destination /srv/app"
+
+
+def test_a_wh_name_without_a_target_explains_no_deletion(tmp_path):
+    # `.wh.` and `.wh..` name nothing beside them, and COPY makes the parents of its
+    # destination, never removes them: neither line accounts for deleting /opt.
+    lower = BASE + [M("opt/", type="dir"), M("opt/tool", b"t\n")]
+    for dest in ("/opt/.wh.", "/opt/.wh..", "/opt/sub/x"):
+        r = scan(tmp_path, [lower, [M(".wh.opt", b"")]],
+                 [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in {dest} "}])
+        assert {"/opt", "/opt/tool"} <= unexplained(r), dest

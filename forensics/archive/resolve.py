@@ -82,7 +82,7 @@ class ArtifactRef:
     manifest: Descriptor
     doc: dict
     kind: str  # signature, attestation, sbom, artifact
-    artifact_type: str | None  # artifactType, else the config media type
+    artifact_type: str | None  # artifactType, else the config's or the payload's media type
     config: Descriptor | None
     blobs: list[Descriptor]
     subject: str | None
@@ -356,8 +356,8 @@ class _Resolver:
             kind = _child_kind(d)
             if d.valid and d.entry is None and depth > 0 and self.inv.get(d.path) is None:
                 # An index names every platform; exports keep only what was pulled
-                # (containerd, Docker 29, skopeo --multi-arch index-only).
-                # Nothing at all at its path: a link that leads nowhere is not a left-out blob.
+                # (containerd, Docker 29, skopeo --multi-arch index-only). Only nothing at
+                # all at its path counts: a link that leads nowhere is not a left-out blob.
                 d.not_exported = True
                 children.absent.append(Absent(descriptor=d, kind=kind, platform=_platform_str(d.platform)))
                 continue

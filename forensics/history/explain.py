@@ -139,7 +139,7 @@ def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext
         parent = posixpath.dirname(dest)
         if base == ".wh..wh..opq" and _ancestor_of(parent, path):
             return f"{ins.kind} of an opaque-directory marker into {parent}"
-        if path == norm_path(base[4:], parent):
+        if base[4:] not in ("", ".", "..") and path == norm_path(base[4:], parent):
             return f"{ins.kind} of a file named {base}, which deletes {path}"
     node = ctx.lookup(dest) if not ins.dest_is_dir else None
     entry = getattr(node, "entry", None)
@@ -150,8 +150,8 @@ def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext
             return f"{ins.kind} destination {dest}"
     elif _under(path, dest):
         return f"{ins.kind} destination {dest}"
-    if _ancestor_of(path, dest) and ch.type == "dir":
-        return f"parent directory of the {ins.kind} destination"
+    if _ancestor_of(path, dest) and ch.type == "dir" and ch.change != "deleted":
+        return f"parent directory of the {ins.kind} destination"  # made or touched, never removed
     return None
 
 
