@@ -153,6 +153,10 @@ def test_an_artifact_blob_that_is_missing_is_reported(tmp_path):
     assert "artifact" in missing[0].detail
     assert r.artifacts[0].blobs[1].present is False and r.artifacts[0].blobs[1].verified is False
     assert not any(f.code in ("layer.count-mismatch", "archive.malformed") for f in r.findings)
+    from forensics.render.view import build_view
+    rows = [row for row in build_view(r)["ledger"]["rows"] if row["declared_digest"] == H.sha(statement)]
+    assert [(row["kind"], row["state"], [f["code"] for f in row["findings"]]) for row in rows] == [
+        ("artifact blob (missing)", "fail", ["blob.missing"])]
 
 
 def test_an_artifact_blob_whose_bytes_differ_from_its_digest_is_critical(tmp_path):

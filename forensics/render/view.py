@@ -449,6 +449,21 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
                 "severity": SEVERITY_ORDER[worst].value,
             })
+    for a in report.artifacts:
+        for b in a.blobs:
+            if b.present or not b.digest:
+                continue
+            ns = sorted(set(by_digest.get(b.digest, [])))
+            rows.append({
+                "name": "blobs/" + b.digest.replace(":", "/", 1), "kind": f"artifact {b.role} (missing)", "link": None,
+                "declared_digest": b.digest, "digest": None, "declared_size": b.size, "size": None,
+                "size_text": "absent", "declared_size_text": f"{b.size:,}" if b.size is not None else "-",
+                "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
+                          _mark(False, "")],
+                "digest_differs": True, "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
+                "state": "fail", "severity": "medium",
+            })
     failing = [r for r in rows if r["state"] != "pass"]
     shown = rows
     omitted = 0
