@@ -48,9 +48,9 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
                                "its content cannot be verified here", entry=d.path, **where))
             return out
         if d.role in ("artifact-config", "artifact-blob"):
-            # No exporter leaves out part of an artifact it writes; only its content is
-            # unverifiable, nothing an image runs, so not a contradiction of the image.
-            sev, why = "medium", "part of an artifact manifest the archive holds, so that artifact cannot be verified"
+            # Part of a signature, attestation or SBOM, never of what runs: its absence makes
+            # that artifact unverifiable (the signature checks say so) but contradicts no image.
+            sev, why = "low", "part of an artifact manifest the archive holds, so that artifact cannot be verified"
         else:
             sev, why = "high", "the archive does not hold it, so it cannot be verified"
         out.append(finding("blob.missing", sev, d.digest,
