@@ -34,6 +34,15 @@ EXPLANATIONS: dict[str, str] = {
     ),
     "blob.size-mismatch": "A descriptor's size differs from the blob's real byte count.",
     "blob.missing": "Something refers to a blob that the archive does not hold.",
+    "blob.not-exported": (
+        "An index names a platform manifest, attestation or referrer that the export left out, as "
+        "containerd and Docker exports do for platforms that were not pulled. Allowed by the image-layout "
+        "spec and never a sign of tampering, but nothing in it can be verified."
+    ),
+    "blob.foreign": (
+        "A foreign or non-distributable layer (urls, foreign/nondistributable media type) is referenced "
+        "and, as its format intends, not in the archive: its content cannot be verified here."
+    ),
     "blob.unreferenced": (
         "The archive holds a blob that nothing refers to. Often harmless (Docker 25+ writes "
         "legacy v1 JSON blobs), but it is also a place to smuggle content."
@@ -100,6 +109,8 @@ RAISED_BY: dict[str, str] = {
     "blob.digest-mismatch": "forensics.verify.blobs",
     "blob.size-mismatch": "forensics.verify.blobs",
     "blob.missing": "forensics.verify.blobs",
+    "blob.not-exported": "forensics.verify.blobs",
+    "blob.foreign": "forensics.verify.blobs",
     "blob.unreferenced": "forensics.verify.blobs",
     "blob.media-type-mismatch": "forensics.verify.blobs",
     "layer.diffid-mismatch": "forensics.verify.layers",

@@ -215,9 +215,50 @@ class Blob(BaseModel):
     name: str  # outer entry name as stored
     digest: str | None  # sha256 of the bytes read (None for links and directories)
     size: int
-    kind: str  # index, manifest, config, layer, metadata, link, unreferenced, other
+    kind: str  # index, manifest, config, layer, artifact, artifact-blob, metadata, link, unreferenced, other
     declared_digest: str | None = None  # what the file name says, for blobs/<alg>/<hex>
     link: str | None = None
+
+
+class ArtifactBlob(BaseModel):
+    """One blob of an artifact: checked against its descriptor, never unpacked."""
+
+    role: Literal["config", "blob"]
+    media_type: str | None = None
+    digest: str | None = None  # as declared
+    size: int | None = None  # as declared
+    present: bool = False
+    verified: bool = False  # present, and its bytes hash to the digest with the declared size
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Artifact(BaseModel):
+    """A manifest that is not an image (a signature, an attestation, an SBOM, any OCI
+    artifact): listed with what it is about; it has no layers or rootfs to check."""
+
+    index: int
+    kind: Literal["signature", "attestation", "sbom", "artifact"]
+    artifact_type: str | None = None  # artifactType, else the config media type
+    manifest_digest: str | None = None
+    manifest_media_type: str | None = None
+    size: int | None = None  # of the manifest, as declared
+    verified: bool = False  # the manifest's own bytes match its descriptor
+    subject: str | None = None  # the manifest it refers to (OCI 1.1 subject, BuildKit reference)
+    subject_in_archive: bool | None = None  # None when it names no subject
+    refs: list[str] = Field(default_factory=list)
+    why: str = ""  # why it is not an image
+    blobs: list[ArtifactBlob] = Field(default_factory=list)
+
+
+class NotExported(BaseModel):
+    """A child of an index that the export left out: named, but not in the archive."""
+
+    index_digest: str | None  # the index that names it (None: index.json)
+    refs: list[str] = Field(default_factory=list)
+    digest: str | None = None
+    media_type: str | None = None
+    kind: str  # platform, attestation, index, referrer, other
+    platform: str | None = None
 
 
 class ToolInfo(BaseModel):
@@ -252,5 +293,7 @@ class Report(BaseModel):
     verdict: Verdict = "clean"
     images: list[Image] = Field(default_factory=list)
     blobs: list[Blob] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    not_exported: list[NotExported] = Field(default_factory=list)  # unverified: not in this export
     findings: list[Finding] = Field(default_factory=list)
     analysis: Analysis | None = None

@@ -16,8 +16,8 @@ from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import analyze_images
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
-    Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
-    ToolInfo,
+    Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer,
+    NotExported, Report, Severity, ToolInfo,
 )
 from forensics.verify import blobs, layers, refs, structure
 
@@ -140,10 +140,46 @@ def _blob_kinds(res: Resolved) -> dict[str, str]:
     for d in res.descriptors:
         if d.entry is not None and d.media_type and "index" in d.media_type:
             kinds[d.entry.path] = "index"
+    for art in res.artifact_refs:
+        for b in [art.config, *art.blobs]:
+            if b is not None and b.entry is not None and kinds.get(b.entry.path) in (None, "manifest"):
+                kinds[b.entry.path] = "artifact-blob"  # unless an image uses the same bytes
     for d in res.artifacts:
         if d.entry is not None:
             kinds[d.entry.path] = "artifact"
     return kinds
+
+
+def _matches(d: Descriptor | None) -> bool:
+    """The blob is there, whole, and its bytes are what the descriptor names."""
+    e = d.entry if d is not None else None
+    return (e is not None and e.error is None and e.sha256 is not None and d.digest == "sha256:" + e.sha256
+            and (d.size is None or d.size == e.nbytes))
+
+
+def _artifacts(res: Resolved) -> list[Artifact]:
+    held = {_actual(d) for d in res.descriptors if d.entry is not None and d.role in ("top", "child")}
+    out: list[Artifact] = []
+    for n, art in enumerate(res.artifact_refs):
+        blobs = [ArtifactBlob(role="config" if b is art.config else "blob", media_type=b.media_type,
+                              digest=b.digest, size=b.size, present=b.entry is not None, verified=_matches(b),
+                              annotations=dict(list(b.annotations.items())[:16]))
+                 for b in ([art.config] if art.config is not None else []) + art.blobs]
+        out.append(Artifact(
+            index=n, kind=art.kind, artifact_type=art.artifact_type, manifest_digest=art.manifest.digest,
+            manifest_media_type=art.manifest.media_type or (
+                art.doc["mediaType"] if isinstance(art.doc.get("mediaType"), str) else None),
+            size=art.manifest.size, verified=_matches(art.manifest), subject=art.subject,
+            subject_in_archive=(art.subject in held) if art.subject else None, refs=art.refs, why=art.why,
+            blobs=blobs))
+    return out
+
+
+def _not_exported(res: Resolved) -> list[NotExported]:
+    return [NotExported(index_digest=ic.descriptor.digest if ic.descriptor else None, refs=ic.refs,
+                        digest=a.descriptor.digest, media_type=a.descriptor.media_type, kind=a.kind,
+                        platform=a.platform)
+            for ic in res.index_children for a in ic.absent]
 
 
 def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
@@ -192,9 +228,13 @@ def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Find
             f += blobs.check_media_type(lr.descriptor, "layer", image=img.index, layer=lr.index)
             checked.add(id(lr.descriptor))
         f += layers.check_layers(img)
+    roles = {"artifact-config": "artifact config", "artifact-blob": "artifact blob", "layer": "layer",
+             "config": "config"}
     for d in res.descriptors:
         if id(d) not in checked:
-            f += blobs.check_descriptor(d, "index" if d.media_type and "index" in d.media_type else "blob")
+            f += blobs.check_descriptor(d, "index" if d.media_type and "index" in d.media_type
+                                        else roles.get(d.role, "blob"))
+    f += blobs.check_not_exported(res)
     f += blobs.check_unreferenced(inv, res)
     f += structure.check_layer_stream(res)
     f += refs.check_conflicts(res, inv)
@@ -257,7 +297,8 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     report = Report(
         tool=ToolInfo(version=__version__),
         input=InputInfo(path=source, size=inv.input_size, sha256=inv.input_sha256, compression=inv.input_compression),
-        format=res.format, images=images, blobs=_blobs(inv, res), findings=findings,
+        format=res.format, images=images, blobs=_blobs(inv, res), artifacts=_artifacts(res),
+        not_exported=_not_exported(res), findings=findings,
         analysis=Analysis(started=started, finished=_now(), seconds=round(time.monotonic() - t0, 3),
                           command=command if command is not None else list(sys.argv), expect=expect),
     )

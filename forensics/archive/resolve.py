@@ -3,9 +3,12 @@
 Detects the format by content (index.json -> OCI, manifest.json -> docker,
 both -> the dual layout of Docker 25+ and containerd exports), walks nested
 indexes, and follows docker's in-archive symlinks. It records what each
-descriptor *declares* next to the entry it resolves to; judging whether they
-agree is the verifiers' job. Only unreadable documents and an unknown format
-are reported here.
+descriptor *declares* next to the entry it resolves to, and what each blob is for
+(a child of an index the export may leave out, a config or layer of an image, a
+blob of an artifact); judging whether they agree is the verifiers' job. A manifest
+is an image only when it has an image config and layers; the rest are artifacts,
+kept for the inventory. Only unreadable documents and an unknown format are
+reported here.
 """
 
 from __future__ import annotations
@@ -16,23 +19,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from forensics.archive.mediatypes import (
+    IMAGE_CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, artifact_kind, is_layer_type,
+)
 from forensics.archive.scan import Inventory, OuterEntry, norm_outer
 from forensics.findings import finding
 from forensics.models import Finding
 
 DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
-
-INDEX_TYPES = {
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-}
-MANIFEST_TYPES = {
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-}
 MAX_INDEX_DEPTH = 8
 NAMED_RE = re.compile(r"(?:^|/)(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 MAX_LINK_HOPS = 40
+EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
+COSIGN_TAG_RE = re.compile(r"(?:^|:)sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$")
 
 
 @dataclass
@@ -45,9 +44,50 @@ class Descriptor:
     platform: dict[str, Any] | None = None
     urls: list[str] = field(default_factory=list)
     data: str | None = None
+    artifact_type: str | None = None
     path: str | None = None  # where the blob should be in the archive
     entry: OuterEntry | None = None  # the entry found there (after links)
     valid: bool = True  # the digest is well formed
+    # What the blob is for, which decides what its absence means: "top" (an index.json
+    # entry), "child" (a manifest or index inside an index), "config", "layer",
+    # "artifact-config" / "artifact-blob" (blobs of an artifact manifest).
+    role: str = "top"
+    parent: str | None = None  # digest of the index a child belongs to
+    not_exported: bool = False  # a child of an index with nothing at its path
+
+
+@dataclass
+class Absent:
+    """A child of an index that the export left out (spec-legal: image-layout.md)."""
+
+    descriptor: Descriptor
+    kind: str  # platform, attestation, index, referrer, other
+    platform: str | None
+
+
+@dataclass
+class IndexChildren:
+    """One index and what became of its children: which are held, which were left out."""
+
+    descriptor: Descriptor | None  # None for index.json itself
+    refs: list[str]
+    present: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, platform)
+    absent: list[Absent] = field(default_factory=list)
+
+
+@dataclass
+class ArtifactRef:
+    """A manifest that is not an image: inventoried, its blobs checked, never unpacked."""
+
+    manifest: Descriptor
+    doc: dict
+    kind: str  # signature, attestation, sbom, artifact
+    artifact_type: str | None  # artifactType, else the config's or the payload's media type
+    config: Descriptor | None
+    blobs: list[Descriptor]
+    subject: str | None
+    refs: list[str]
+    why: str  # why it is not an image
 
 
 @dataclass
@@ -81,7 +121,9 @@ class Resolved:
     manifest_json: list | None = None
     repositories: dict | None = None
     referenced: set[str] = field(default_factory=set)  # entry paths something points at
-    artifacts: list[Descriptor] = field(default_factory=list)  # attestations, signatures
+    artifacts: list[Descriptor] = field(default_factory=list)  # manifests that are not images
+    artifact_refs: list[ArtifactRef] = field(default_factory=list)  # the same, read
+    index_children: list[IndexChildren] = field(default_factory=list)  # nested indexes with absent children
     unsafe_refs: list[tuple[str, str]] = field(default_factory=list)  # (where, path) escaping the archive
     findings: list[Finding] = field(default_factory=list)
 
@@ -152,6 +194,7 @@ def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry 
         platform=raw.get("platform") if isinstance(raw.get("platform"), dict) else None,
         urls=[u for u in raw.get("urls") or [] if isinstance(u, str)] if isinstance(raw.get("urls"), list) else [],
         data=raw.get("data") if isinstance(raw.get("data"), str) else None,
+        artifact_type=raw.get("artifactType") if isinstance(raw.get("artifactType"), str) else None,
     )
     if d.digest is None or not DIGEST_RE.match(d.digest):
         d.valid = False
@@ -159,6 +202,52 @@ def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry 
                            f"{where} has an invalid digest {str(digest)[:100]!r}",
                            entry=doc_entry.name if doc_entry else None))
     return d
+
+
+def _not_an_image(config: Descriptor | None, layers: list[Descriptor]) -> str | None:
+    """Why a manifest is an artifact rather than an image, or None for an image: an image
+    has an image config and nothing but layers (a reader MUST ignore unknown layer types)."""
+    # A descriptor without a media type is malformed (reported by _descriptor); it is
+    # still read as an image part, so that a forger gains no blind spot by dropping it.
+    if config is not None and config.media_type is not None and config.media_type not in IMAGE_CONFIG_TYPES:
+        return f"its config is {config.media_type}, not an image config"
+    # A blob under an unknown media type whose bytes are a layer is still a layer: runtimes
+    # that sniff the bytes (containers/storage) unpack and run it, so it is analysed as one
+    # (and its media type reported), never set aside as an artifact.
+    others = sorted({ld.media_type for ld in layers if ld.media_type is not None and not is_layer_type(ld.media_type)
+                     and not (ld.entry is not None and ld.entry.layer is not None and ld.entry.layer.is_tar)})
+    if others:
+        return "its blobs are " + ", ".join(others[:3]) + ", not layers"
+    return None
+
+
+def _untyped_artifact_type(config: Descriptor | None, blobs: list[Descriptor]) -> str | None:
+    """No artifactType: the config media type says what it is (image-spec manifest.md),
+    unless it is the image or empty config that cosign and regctl wrap payloads in;
+    then the payload's media type does."""
+    if config is not None and config.media_type and config.media_type not in IMAGE_CONFIG_TYPES and (
+            config.media_type != EMPTY_CONFIG_TYPE):
+        return config.media_type
+    for b in blobs:
+        if b.media_type:
+            return b.media_type
+    return config.media_type if config is not None else None
+
+
+def _child_kind(d: Descriptor) -> str:
+    """What an index entry is for, as its descriptor says."""
+    if d.annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+        return "attestation"
+    if d.media_type in INDEX_TYPES:
+        return "index"
+    plat = _platform_str(d.platform)
+    if plat == "unknown/unknown":
+        return "attestation"
+    if d.artifact_type:
+        return "referrer"
+    if plat is not None:
+        return "platform"
+    return "other"
 
 
 def _platform_str(p: dict | None) -> str | None:
@@ -241,7 +330,8 @@ class _Resolver:
         self._walk_index(doc, "index.json", entry, depth=0, inherited=[])
 
     def _walk_index(self, doc: dict, where: str, doc_entry: OuterEntry | None, depth: int,
-                    inherited: list[str], ancestors: frozenset[str] = frozenset()) -> None:
+                    inherited: list[str], ancestors: frozenset[str] = frozenset(),
+                    parent: Descriptor | None = None) -> None:
         manifests = doc.get("manifests")
         if manifests is None:
             return  # Docker 25 writes "manifests": null for untagged images
@@ -249,10 +339,13 @@ class _Resolver:
             self.out.append(finding("archive.malformed", "high", where,
                                     f"{where}: 'manifests' is not a list", entry=doc_entry.name if doc_entry else None))
             return
+        children = IndexChildren(descriptor=parent, refs=list(inherited))
         for i, raw in enumerate(manifests):
             d = _descriptor(raw, f"{where} manifests[{i}]", self.out, doc_entry)
             if d is None:
                 continue
+            if depth > 0:
+                d.role, d.parent = "child", parent.digest if parent else None
             self.res.descriptors.append(d)
             self.blob(d)
             refs = list(inherited)
@@ -260,8 +353,17 @@ class _Resolver:
                 for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
                     if key in d.annotations and d.annotations[key] not in refs:
                         refs.append(d.annotations[key])
+            kind = _child_kind(d)
+            if d.valid and d.entry is None and depth > 0 and self.inv.get(d.path) is None:
+                # An index names every platform; exports keep only what was pulled
+                # (containerd, Docker 29, skopeo --multi-arch index-only). Only nothing at
+                # all at its path counts: a link that leads nowhere is not a left-out blob.
+                d.not_exported = True
+                children.absent.append(Absent(descriptor=d, kind=kind, platform=_platform_str(d.platform)))
+                continue
             if not d.valid or d.entry is None:
                 continue
+            children.present.append((kind, _platform_str(d.platform)))
             child = load_json(d.entry, f"{d.where} ({d.media_type or 'no media type'})", self.out, digest=d.digest)
             if not isinstance(child, dict):
                 if child is not None or (d.entry.data is not None and d.entry.data.strip() == b"null"):
@@ -285,16 +387,22 @@ class _Resolver:
                                             f"image indexes nested deeper than {MAX_INDEX_DEPTH}", digest=d.digest))
                     continue
                 self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs,
-                                 ancestors | {d.digest})
+                                 ancestors | {d.digest}, parent=d)
             elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
                 self._oci_manifest(d, child, refs)
             # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
+        if children.absent:
+            self.res.index_children.append(children)
 
     def _oci_manifest(self, d: Descriptor, doc: dict, refs: list[str]) -> None:
         for seen in self.res.images:
             if seen.manifest is not None and seen.manifest.digest == d.digest:
                 # Several tags on one manifest are one image with several refs.
                 seen.refs += [r for r in refs if r not in seen.refs]
+                return
+        for art in self.res.artifact_refs:
+            if art.manifest.digest == d.digest:
+                art.refs += [r for r in refs if r not in art.refs]
                 return
         where = f"manifest {d.digest[:19]}"
         config = _descriptor(doc.get("config"), f"{where} config", self.out, d.entry)
@@ -313,26 +421,50 @@ class _Resolver:
         if config is not None:
             self.res.descriptors.append(config)
             self.blob(config)
-        subject = doc.get("subject")
-        if isinstance(subject, dict):
-            sd = _descriptor(subject, f"{where} subject", self.out, d.entry)
-            if sd is not None and sd.valid:
-                # A referrer (signature, attestation) points at another manifest; not a blob of its own.
-                self.res.artifacts.append(d)
-        atype = d.annotations.get("vnd.docker.reference.type")
-        plat = _platform_str(d.platform)
-        if atype == "attestation-manifest" or plat == "unknown/unknown" or isinstance(subject, dict) or (
-                config is not None and config.media_type not in (None, "application/vnd.oci.image.config.v1+json",
-                                                                 "application/vnd.docker.container.image.v1+json")):
-            if d not in self.res.artifacts:
-                self.res.artifacts.append(d)
+        why = _not_an_image(config, layer_descs)
+        if why is not None:
+            self._artifact(d, doc, config, layer_descs, refs, why)
             return
+        if config is not None:
+            config.role = "config"
+        for ld in layer_descs:
+            ld.role = "layer"
         img = ResolvedImage(index=0, source="oci", refs=refs, manifest=d, manifest_doc=doc, config=config)
         img.layers = [LayerRef(index=i, descriptor=ld) for i, ld in enumerate(layer_descs)]
         if config is not None and config.entry is not None:
             img.config_doc = self._config(config.entry, config.digest)
-        self._finish_image(img, plat)
+        self._finish_image(img, _platform_str(d.platform))
         self.res.images.append(img)
+
+    def _artifact(self, d: Descriptor, doc: dict, config: Descriptor | None, blobs: list[Descriptor],
+                  refs: list[str], why: str) -> None:
+        if config is not None:
+            config.role = "artifact-config"
+        for b in blobs:
+            b.role = "artifact-blob"
+        subject = None
+        raw_subject = doc.get("subject")
+        if isinstance(raw_subject, dict):
+            sd = _descriptor(raw_subject, f"manifest {d.digest[:19]} subject", self.out, d.entry)
+            subject = sd.digest if sd is not None and sd.valid else None
+        if subject is None:  # BuildKit names the manifest an attestation describes here
+            ref = d.annotations.get("vnd.docker.reference.digest")
+            subject = ref if isinstance(ref, str) and DIGEST_RE.match(ref) else None
+        for r in refs if subject is None else []:  # cosign's tag scheme: sha256-<hex>.sig|.att|.sbom
+            m = COSIGN_TAG_RE.search(r)
+            if m:
+                subject = "sha256:" + m.group(1)
+                break
+        atype = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+        types = [atype or "", config.media_type if config else "", *(b.media_type or "" for b in blobs)]
+        notes = dict(d.annotations)
+        for b in blobs:
+            notes.update(b.annotations)
+        self.res.artifacts.append(d)
+        self.res.artifact_refs.append(ArtifactRef(
+            manifest=d, doc=doc, kind=artifact_kind(types, notes, refs),
+            artifact_type=atype or _untyped_artifact_type(config, blobs), config=config, blobs=blobs,
+            subject=subject, refs=list(refs), why=why))
 
     def _config(self, entry: OuterEntry, digest: str | None) -> dict | None:
         doc = load_json(entry, "image config", self.out, digest=digest)
@@ -380,6 +512,7 @@ class _Resolver:
                 item.get("RepoTags"), list) else []
             config_path = item["Config"]
             cd = self._docker_blob(config_path, f"{where} Config")
+            cd.role = "config"
             img_oci = oci_images.get(cd.digest) if link_to_oci and cd.digest else None
             if img_oci is not None:
                 img_oci.repo_tags = tags  # the same image seen through both layouts
@@ -394,6 +527,7 @@ class _Resolver:
                                             "layer path is not a string", entry="manifest.json"))
                     continue
                 ld = self._docker_blob(lp, f"{where} Layers[{j}]")
+                ld.role = "layer"
                 img.layers.append(LayerRef(index=len(img.layers), descriptor=ld))
             self._finish_image(img, None)
             self.res.images.append(img)

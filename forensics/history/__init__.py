@@ -34,9 +34,10 @@ def _effects(ins: Instruction, workdir: str, env: dict[str, str]) -> RunEffects 
     return run_effects(shell, workdir, {**env, **ins.build_args})
 
 
-def _env_of(instructions: list[Instruction], upto: int) -> tuple[str, dict[str, str]]:
-    """WORKDIR and ENV in force at history entry `upto` (what the build container had)."""
-    workdir, env = "/", {}
+def _env_of(instructions: list[Instruction], upto: int, inherited: str | None = None) -> tuple[str, dict[str, str]]:
+    """WORKDIR and ENV in force at history entry `upto` (what the build container had).
+    `inherited`: the WorkingDir of a base config that no history line records."""
+    workdir, env = norm_path(inherited) if inherited else "/", {}
     for ins in instructions[:upto]:
         if ins.kind == "WORKDIR" and ins.dest:
             workdir = norm_path(ins.dest, workdir)  # WORKDIR b after WORKDIR /a is /a/b
@@ -59,6 +60,12 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                   source: str, now: float, archive_time: float | None = None,
                   verify_packages: str = "changed") -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
+    # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
+    # hands its WorkingDir to the build: with no WORKDIR in the whole history, the final
+    # config's WorkingDir is the one every step ran in, and relative COPY/ADD/RUN paths
+    # resolve against it as the builder resolved them.
+    inherited = (img.config.workdir if img.config is not None and img.config.workdir
+                 and img.config.workdir.startswith("/") and not any(i.kind == "WORKDIR" for i in ins) else None)
     findings: list[Finding] = mapping.map_history(img, ins)
     findings += timeline.check_times(img, now, archive_time)
     owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
@@ -92,7 +99,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             prev_owner = h_idx
             effects = []
             for i in group:
-                workdir, env = _env_of(ins, i)
+                workdir, env = _env_of(ins, i, inherited)
                 e = _effects(ins[i], workdir, env)
                 if e is not None:
                     effects.append(e)
@@ -113,7 +120,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
                                       instructions=[ins[i] for i in group], effects=effects,
                                       package_step=bool(managers), managers=managers, package_owned=pkg.owned,
-                                      entries=here, workdirs=[_env_of(ins, i)[0] for i in group],
+                                      entries=here, workdirs=[_env_of(ins, i, inherited)[0] for i in group],
                                       owned_before=lambda p: p in owned_before, generated=generated,
                                       lookup=overlay.get, group=group, squashed_base=squashed_base,
                                       before=before.get)

@@ -125,15 +125,9 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             ch.__dict__["assurance"] = "tree"
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
-            dest = norm_path(ins.dest, cwd)  # BuildKit keeps `COPY . .` relative to WORKDIR
-            if _under(path, dest):
-                # The destination itself (one file copied there) is the step's own path;
-                # what lands below it (a directory, an archive) is a tree.
-                ch.__dict__["assurance"] = "unverified" if path == dest else "tree"
-                return f"{ins.kind} destination {dest}"
-            if _ancestor_of(path, dest) and ch.type == "dir":
-                ch.__dict__["assurance"] = "builder"
-                return f"parent directory of the {ins.kind} destination"
+            why = _copy_explains(ch, ins, norm_path(ins.dest, cwd), ctx)
+            if why:
+                return why
         if ins.kind == "WORKDIR" and ins.dest:
             dest = norm_path(ins.dest, cwd)
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
@@ -265,6 +259,37 @@ def _index_claims(ctx: StepContext) -> dict:
                 for a in _aliases(direct):
                     out.setdefault(a, claim)
     return out
+
+
+def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext) -> str | None:
+    """A COPY/ADD destination resolved as the builder resolved it: relative ones against
+    the WORKDIR in force (`dest` comes resolved); `x` is the file x unless the step left a
+    directory there (trailing slash, several sources, a `dir:` source or an existing
+    directory); a file named `.wh.<name>` is a whiteout to every reader, so the line
+    that copies it deletes <name> beside it."""
+    path = ch.path
+    base = posixpath.basename(dest)
+    ch.__dict__["assurance"] = "unverified" if path == dest else "tree"
+    if ch.change == "deleted" and base.startswith(".wh."):
+        parent = posixpath.dirname(dest)
+        if base == ".wh..wh..opq" and _ancestor_of(parent, path):
+            return f"{ins.kind} of an opaque-directory marker into {parent}"
+        if base[4:] not in ("", ".", "..") and path == norm_path(base[4:], parent):
+            return f"{ins.kind} of a file named {base}, which deletes {path}"
+    node = ctx.lookup(dest) if not ins.dest_is_dir else None
+    entry = getattr(node, "entry", None)
+    if entry is not None and entry.type in ("file", "hardlink"):
+        # A file at the destination: the step wrote that one path, not a tree an
+        # attacker could fill under its name.
+        if path == dest:
+            return f"{ins.kind} destination {dest}"
+    elif _under(path, dest):
+        return f"{ins.kind} destination {dest}"
+    if _ancestor_of(path, dest) and ch.type == "dir" and ch.change != "deleted":
+        ch.__dict__["assurance"] = "builder"
+        return f"parent directory of the {ins.kind} destination"  # made or touched, never removed
+    ch.__dict__["assurance"] = None
+    return None
 
 
 SKEL_HOMES = re.compile(r"^(/root|/home/[^/]+)/(.+)$")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.models import Coverage, Report
 from forensics.render.units import human_size
@@ -12,6 +14,15 @@ VERDICT_LINE = {
     "tampered": "TAMPERED: the archive contradicts its own metadata (high or critical findings)",
     "unreadable": "UNREADABLE: this is not an image archive the tool can analyze",
 }
+
+
+def terminal_safe(line: str) -> str:
+    """Names, refs and media types come from the archive: control and format characters
+    (escape sequences, bidi overrides) are shown escaped, never sent to the terminal."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs" else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in line)
 
 
 def _short(d: str | None, n: int = 19) -> str:
@@ -86,4 +97,19 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
             lines.append(f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
                          f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}")
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    if report.artifacts:
+        lines.append(f"Artifacts ({len(report.artifacts)}): inventoried, every blob checked, not unpacked")
+        for a in report.artifacts:
+            ok = "yes" if a.verified and all(b.verified for b in a.blobs) else "NO"
+            about = (f"subject {_short(a.subject, 23)}{'' if a.subject_in_archive else ' (not in the archive)'}"
+                     if a.subject else "no subject")
+            lines.append(f"  {a.index:>3} {a.kind:11} {_short(a.manifest_digest, 23):23} {a.artifact_type or '-'}")
+            lines.append(f"      {about}; {len(a.blobs)} blob(s) verified: {ok}"
+                         + (f"; {', '.join(a.refs[:2])}" if a.refs else ""))
+        lines.append("")
+    if report.not_exported:
+        plats = [n.platform or n.kind for n in report.not_exported]
+        lines.append(f"Not in this export ({len(plats)}, unverified): {', '.join(plats[:12])}"
+                     + (" …" if len(plats) > 12 else ""))
+        lines.append("")
+    return "\n".join(terminal_safe(x) for x in "\n".join(lines).split("\n")).rstrip() + "\n"

@@ -322,6 +322,32 @@ def _coverage_view(cov) -> dict | None:
 
 # ---------------------------------------------------------------- ledger
 
+def _inventory(report: Report) -> dict:
+    """Artifacts (signatures, attestations, SBOMs) and the index children not exported."""
+    held = {img.manifest_digest for img in report.images if img.manifest_digest}
+    artifacts = []
+    for a in report.artifacts:
+        blobs_ok = all(b.verified for b in a.blobs)
+        artifacts.append({
+            "anchor": f"artifact-{a.index}", "index": a.index, "kind": a.kind, "type": a.artifact_type or "-",
+            "digest": a.manifest_digest, "size": size_text(a.size), "refs": a.refs, "why": a.why,
+            "subject": a.subject,
+            "subject_href": ("#" + image_anchor(next(i.index for i in report.images if i.manifest_digest == a.subject))
+                             if a.subject in held else None),
+            "subject_note": ("" if a.subject is None else "in this archive" if a.subject_in_archive
+                             else "not in this archive"),
+            "mark": _mark(a.verified and blobs_ok, f"{sum(b.verified for b in a.blobs)} of {len(a.blobs)} blobs verified"),
+            "blobs": [{"role": b.role, "media_type": b.media_type or "-", "digest": b.digest,
+                       "size": size_text(b.size), "mark": _mark(b.verified, "present and matching" if b.verified
+                                                                  else "present, bytes differ" if b.present
+                                                                  else "not in the archive")}
+                      for b in a.blobs],
+        })
+    absent = [{"kind": n.kind, "platform": n.platform or "-", "digest": n.digest, "media_type": n.media_type or "-",
+               "index": n.index_digest, "refs": ", ".join(n.refs)} for n in report.not_exported]
+    return {"artifacts": artifacts, "absent": absent}
+
+
 def _blob_findings(report: Report) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     by_digest: dict[str, list[int]] = {}
     by_entry: dict[str, list[int]] = {}
@@ -385,6 +411,10 @@ def _ledger(report: Report, limits: Limits) -> dict:
             for img in report.images:
                 if img.manifest_digest == blob.digest:
                     uses.append({"text": f"image {img.index} manifest", "href": "#" + image_anchor(img.index)})
+        elif blob.kind in ("artifact", "artifact-blob") and blob.digest:
+            for a in report.artifacts:
+                if a.manifest_digest == blob.digest or any(b.digest == blob.digest for b in a.blobs):
+                    uses.append({"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"})
         name_mark = _mark(None)
         if blob.declared_digest and blob.digest:
             name_mark = _mark(blob.declared_digest == blob.digest, "file name vs content")
@@ -428,6 +458,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
             if layer.present or (layer.path_in_archive and layer.path_in_archive in seen_names):
                 continue
             ns = sorted(set(by_digest.get(layer.digest, []) if layer.digest else []))
+            worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=SEVERITY_RANK[Severity.high])
             rows.append({
                 "name": layer.path_in_archive or "(no path)",
                 "kind": "layer (missing)",
@@ -444,8 +475,23 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 "findings": [_finding_ref(n, report.findings[n]) for n in ns],
                 "uses": [{"text": f"image {img.index} layer {layer.index}",
                           "href": "#" + layer_anchor(img.index, layer.index)}],
-                "state": "fail",
-                "severity": "high",
+                "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
+                "severity": SEVERITY_ORDER[worst].value,
+            })
+    for a in report.artifacts:
+        for b in a.blobs:
+            if b.present or not b.digest:
+                continue
+            ns = sorted(set(by_digest.get(b.digest, [])))
+            rows.append({
+                "name": "blobs/" + b.digest.replace(":", "/", 1), "kind": f"artifact {b.role} (missing)", "link": None,
+                "declared_digest": b.digest, "digest": None, "declared_size": b.size, "size": None,
+                "size_text": "absent", "declared_size_text": f"{b.size:,}" if b.size is not None else "-",
+                "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
+                          _mark(False, "")],
+                "digest_differs": True, "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
+                "state": "fail", "severity": "low",
             })
     failing = [r for r in rows if r["state"] != "pass"]
     shown = rows
@@ -797,6 +843,7 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
         "images": images,
         "n_images": len(images),
         "ledger": _ledger(report, limits),
+        "inventory": _inventory(report),
         "history_available": any(im["history"]["analysis"] for im in images),
         "file_cap": cap,
         "svg": render_structure_svg(report),

@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 import posixpath
 
-from forensics.archive.resolve import Descriptor, Resolved
+from forensics.archive.mediatypes import LAYER_COMPRESSION, is_foreign_layer, is_layer_type
+from forensics.archive.resolve import Descriptor, IndexChildren, Resolved
 from forensics.archive.scan import Inventory, OuterEntry
 from forensics.findings import finding
 from forensics.models import Finding
 
-LAYER_COMPRESSION = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar": "none",
-}
 SNIFF_AS_COMPRESSION = {"gzip": "gzip", "zstd": "zstd", "tar": "none", "bzip2": "bzip2", "xz": "xz"}
 # Files of the docker-save layouts that no descriptor names but that belong there.
 DOCKER_METADATA = {"manifest.json", "repositories", "index.json", "oci-layout", "VERSION"}
@@ -32,7 +21,9 @@ def _digest_of(e: OuterEntry) -> str | None:
 
 
 def _is_foreign(d: Descriptor) -> bool:
-    return bool(d.urls) or (d.media_type or "").find("foreign") >= 0 or "nondistributable" in (d.media_type or "")
+    # Only a layer may live outside the archive by design; a config or manifest with
+    # `urls` is still a blob the archive must hold.
+    return d.role in ("layer", "artifact-blob") and is_foreign_layer(d.media_type, d.urls)
 
 
 def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, layer: int | None = None) -> list[Finding]:
@@ -47,8 +38,19 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
                            image=image, layer=layer))
         return out
     if e is None:
+        if d.not_exported:
+            return out  # left out of the export: check_not_exported lists it once per index
         if _is_foreign(d):
-            sev, why = "low", "a foreign/non-distributable layer, absent by design (urls: " + ", ".join(d.urls[:2]) + ")"
+            urls = ", ".join(d.urls[:2]) or "none"
+            out.append(finding("blob.foreign", "low", d.digest,
+                               f"{role} {d.digest} ({d.media_type or 'no media type'}) named by {d.where} is a "
+                               f"foreign/non-distributable layer, not in the archive by design (urls: {urls}): "
+                               "its content cannot be verified here", entry=d.path, **where))
+            return out
+        if d.role in ("artifact-config", "artifact-blob"):
+            # Part of a signature, attestation or SBOM, never of what runs: its absence makes
+            # that artifact unverifiable (the signature checks say so) but contradicts no image.
+            sev, why = "low", "part of an artifact manifest the archive holds, so that artifact cannot be verified"
         else:
             sev, why = "high", "the archive does not hold it, so it cannot be verified"
         out.append(finding("blob.missing", sev, d.digest,
@@ -86,6 +88,13 @@ def check_media_type(d: Descriptor, role: str, *, image: int, layer: int | None 
     if role == "layer":
         declared = LAYER_COMPRESSION.get(d.media_type)
         actual = SNIFF_AS_COMPRESSION.get(e.sniffed or "", e.sniffed)
+        if not is_layer_type(d.media_type):
+            # Readers that go by the media type skip it; readers that sniff run it.
+            return [finding("blob.media-type-mismatch", "medium", d.digest,
+                            f"layer {layer} is declared {d.media_type}, which is not a layer media type, but its "
+                            f"bytes are a {actual} layer: runtimes disagree on whether it is part of the image",
+                            image=image, layer=layer, digest=d.digest, entry=e.name,
+                            evidence={"declared": d.media_type, "actual": actual})]
         if declared is not None and actual != declared:
             return [finding("blob.media-type-mismatch", "medium", d.digest,
                             f"layer {layer} is declared {d.media_type} ({declared}) but its bytes are {actual}",
@@ -143,3 +152,48 @@ def check_blob_names(inv: Inventory, res: Resolved) -> list[Finding]:
                                f"{e.name}: sha256 of its {e.nbytes} bytes is {actual}, not the digest its name declares",
                                entry=e.name, digest=named, evidence={"declared": named, "actual": actual}))
     return out
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+KIND_WORDS = {"platform": "platform manifest", "attestation": "attestation manifest", "index": "nested index",
+              "referrer": "referrer", "other": "manifest"}
+
+
+def check_not_exported(res: Resolved) -> list[Finding]:
+    """One info finding per index whose children the export left out.
+
+    The image-layout spec lets blobs be missing; containerd and Docker 29 exports keep
+    only the platforms that were pulled. Nothing absent can be verified, and nothing
+    present depends on it, so it never weighs on the verdict."""
+    out: list[Finding] = []
+    for ic in res.index_children:
+        out.append(_not_exported(ic))
+    return out
+
+
+def _not_exported(ic: IndexChildren) -> Finding:
+    d = ic.descriptor
+    name = (ic.refs[0] if ic.refs else None) or (f"index {d.digest}" if d is not None else "index.json")
+    parts = []
+    for kind in ("platform", "attestation", "index", "referrer", "other"):
+        absent = [a for a in ic.absent if a.kind == kind]
+        if not absent:
+            continue
+        total = len(absent) + sum(1 for k, _ in ic.present if k == kind)
+        plats = [a.platform for a in absent if a.platform and kind == "platform"]
+        shown = f" ({', '.join(plats[:12])}{', …' if len(plats) > 12 else ''})" if plats else ""
+        parts.append(f"{len(absent)} of the {_count(total, KIND_WORDS[kind])}{shown}")
+    verified = [p for k, p in ic.present if k == "platform" and p]
+    only = (f"only {', '.join(verified)} can be verified" if verified
+            else "no image of it can be verified")
+    verb = "is" if len(ic.absent) == 1 else "are"
+    detail = f"{'; '.join(parts)} of {name} {verb} not in this export; {only}"
+    return finding(
+        "blob.not-exported", "info", d.digest if d is not None else "index.json", detail,
+        digest=d.digest if d is not None else None, entry=d.path if d is not None else "index.json",
+        evidence={"absent": [{"digest": a.descriptor.digest, "media_type": a.descriptor.media_type,
+                              "kind": a.kind, "platform": a.platform} for a in ic.absent],
+                  "present_platforms": verified})
