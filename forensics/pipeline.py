@@ -14,6 +14,7 @@ from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resol
 from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import analyze_images
+from forensics.history.coverage import set_absent_platforms
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
     Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer,
@@ -303,4 +304,17 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
                           command=command if command is not None else list(sys.argv), expect=expect),
     )
     report.verdict = verdict_for(findings, res.format)
+    _count_absent_platforms(report)
     return report
+
+
+def _count_absent_platforms(report: Report) -> None:
+    """Platform manifests an index names but the export left out are unverified content
+    of that image's coverage (the image is the one whose refs the index carries)."""
+    absent = [n for n in report.not_exported if n.kind == "platform"]
+    for img in report.images:
+        if img.coverage is None:
+            continue
+        mine = [n for n in absent if set(n.refs) & set(img.refs)] or (absent if len(report.images) == 1 else [])
+        if mine:
+            set_absent_platforms(img.coverage, len(mine))

@@ -107,3 +107,8 @@ def _advice(cov: Coverage) -> list[str]:
         out.append(f"{cov.absent_platforms} platform manifest(s) named by the index are not in this export and "
                    f"were not verified: export them (all platforms) to check them.")
     return out
+
+
+def set_absent_platforms(cov: Coverage, n: int) -> None:
+    cov.absent_platforms = n
+    cov.advice = _advice(cov)
