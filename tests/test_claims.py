@@ -332,3 +332,24 @@ def test_no_same_owner_and_touch_drop_the_checks_they_void(tmp_path):
     report = _scan_at(tmp_path, "/bin/sh -c tar -xzmf /tmp/sdk.tgz --no-same-owner -C /opt/sdk",
                       _sdk_layer([planted]))
     assert not [f for f in mismatches(report) if f.path == "/opt/sdk/lib/helper"]
+
+
+def _squashed(tmp_path, history, layer):
+    def mutate(cfg):
+        cfg["history"] = history
+    oci = Oci(layers=[Layer.of(tar_bytes(BASE)), Layer.of(tar_bytes(layer))], mutate_config=mutate)
+    path = tmp_path / "img.tar"
+    path.write_bytes(oci.tar())
+    return analyze(str(path))
+
+
+def test_edit_of_a_file_another_squashed_step_made_is_explained_by_that_step(tmp_path):
+    # buildah --layers=false: COPY and RUN share one layer; sed -i edits what COPY made.
+    base = {"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "}
+    copy = {"created_by": "/bin/sh -c #(nop) COPY file:9b1c4d in /etc/app2.conf ", "empty_layer": True}
+    edit = {"created_by": "/bin/sh -c sed -i 's/prod/staging/' /etc/app2.conf"}
+    layer = dirs("etc/") + [M("etc/app2.conf", b"mode=staging\n")]
+    assert not alarms(_squashed(tmp_path, [base, copy, edit], layer))
+    # Without the COPY nothing made the file the edit expects: the claim stands.
+    report = _squashed(tmp_path, [base, edit], layer)
+    assert [f.path for f in mismatches(report)] == ["/etc/app2.conf"]

@@ -32,6 +32,9 @@ TOUCH = "touch"  # an empty file if new, else metadata only
 ANY = "any"  # a write whose type is not known (conflicting branches)
 
 EXACT, OPAQUE = "exact", "opaque"
+# Claims about a file that must already exist: on a path the layer adds, they say that
+# something else of the step made it.
+NEEDS_EXISTING = (EDIT, META)
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,9 +116,24 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
             ch.__dict__["assurance"] = "verified" if verdict.verified else (
                 "unverified" if claim.precision == C.EXACT else "tree")
             return verdict.why
+        if ch.change == "added" and claim.produces in C.NEEDS_EXISTING:
+            # `sed -i F` / `chmod F` on a file this layer created: something else of the
+            # step made it (a package's maintainer script, an earlier step squashed into
+            # this layer). What made it must explain it; if nothing does, the claim stands.
+            why = _explain_unclaimed(ch, ctx, path, rescue=True)
+            if why is not None:
+                return why
+            ctx.mismatches.append((ch, claim, verdict))
+            return None
         if not (ctx.package_step and any(ctx.package_owned(a) for a in _aliases(path))):
             ctx.mismatches.append((ch, claim, verdict))
             return None
+    return _explain_unclaimed(ch, ctx, path)
+
+
+def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool = False) -> str | None:
+    """The explanations that are not a claim at the path. With `rescue`, only those that
+    say who made a file a claim expects to exist (not the command's own mention of it)."""
     for n, ins in enumerate(ctx.instructions):
         cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
@@ -165,6 +180,8 @@ def _explain(ch: PathChange, ctx: StepContext) -> str | None:
         if tree is not None and ch.change == "modified" and set(ch.what) <= {"mode", "owner", "metadata"}:
             ch.__dict__["assurance"] = "verified"
             return f"mode/owner change below {tree} by the command"
+    if rescue:
+        return None
     for eff in ctx.effects:
         if any(eff.explains(a, ch.change, is_dir=ch.type == "dir") for a in _aliases(path)):
             exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
@@ -361,10 +378,13 @@ def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: i
     opaque = any(e.opaque for e in ctx.effects)
     only_dirs = all(c.type == "dir" for c in bad)
     privileged = any(c.change != "deleted" and c.type != "dir" and is_persistence_path(c.path) for c in bad)
-    if unknown or ctx.squashed_base:
-        # A history line we cannot read, or a squashed base OS no step describes, makes no
-        # claim precise enough to hold these paths to; a persistence or privilege point
-        # no record explains is still worth a look.
+    if ctx.squashed_base:
+        # A squashed base OS no step describes: debootstrap writes files no package owns
+        # (/etc/fstab, /etc/apt/sources.list), so nothing here is evidence.
+        severity = "low"
+    elif unknown:
+        # A history line we cannot read makes no claim precise enough to hold these
+        # paths to; a persistence or privilege point no record explains is still worth a look.
         severity = "medium" if privileged else "low"
     elif reasons:
         severity = "medium" if opaque else "high"
