@@ -25,6 +25,7 @@ from forensics.history import claims as C
 from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
 from forensics.history.maintainer import Generated
+from forensics.history.overlay import resolve_path
 from forensics.history.shellwords import RunEffects, norm_path
 from forensics.models import Finding, PathChange
 
@@ -223,31 +224,10 @@ def _source(ctx: StepContext, path: str, below: bool):
     return None
 
 
-def _resolve(path: str, lookup, follow_last: bool, max_hops: int = 16) -> str:
-    """Where a write to `path` lands: symlinks in the merged tree after this layer are
-    followed in the parent directories (and in the last component for writes through
-    a link), as the kernel does for the build container."""
-    parts = [p for p in path.split("/") if p]
-    out = "/"
-    hops = 0
-    i = 0
-    while i < len(parts):
-        cand = posixpath.join(out, parts[i])
-        last = i == len(parts) - 1
-        node = lookup(cand)
-        if node is not None and node.entry.type == "symlink" and node.entry.link and (follow_last or not last):
-            hops += 1
-            if hops > max_hops:
-                return path
-            target = node.entry.link
-            rest = [p for p in posixpath.normpath(posixpath.join(out if not target.startswith("/") else "/",
-                                                                 target)).split("/") if p]
-            parts = rest + parts[i + 1:]
-            out, i = "/", 0
-            continue
-        out = cand
-        i += 1
-    return out
+def _resolve(path: str, lookup, follow_last: bool) -> str:
+    """Where a write to `path` lands in the merged tree after this layer, as the kernel
+    resolved it for the build container (a link loop leaves the path as written)."""
+    return resolve_path(path, lookup, follow_last=follow_last, max_hops=16) or path
 
 
 _FOLLOWS = (C.FILE, C.EDIT, C.META, C.TOUCH)

@@ -41,6 +41,34 @@ class Node:
     sha256: str | None  # content digest, hardlinks resolved
 
 
+def resolve_path(path: str, lookup, *, follow_last: bool = True, max_hops: int = 40) -> str | None:
+    """Where `path` leads in a tree whose nodes `lookup` returns: symlinks in the parent
+    directories are followed, and in the last component too with `follow_last` (a write
+    through a link lands at its target; `ln -s` and `rm` act on the link). None after
+    `max_hops` links (a loop)."""
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    hops = 0
+    i = 0
+    while i < len(parts):
+        candidate = posixpath.join(current, parts[i])
+        node = lookup(candidate)
+        if node is not None and node.entry.type == "symlink" and node.entry.link and (
+                follow_last or i < len(parts) - 1):
+            hops += 1
+            if hops > max_hops:
+                return None
+            target = node.entry.link
+            base = "/" if target.startswith("/") else current
+            rest = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p]
+            parts = rest + parts[i + 1:]
+            current, i = "/", 0
+            continue
+        current = candidate
+        i += 1
+    return current
+
+
 class Overlay:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -75,26 +103,8 @@ class Overlay:
 
     def resolve(self, path: str, max_hops: int = 40) -> Node | None:
         """Follow symlinks in the merged tree (merged-/usr: /bin -> usr/bin)."""
-        parts = [p for p in path.split("/") if p]
-        current = "/"
-        hops = 0
-        i = 0
-        while i < len(parts):
-            candidate = posixpath.join(current, parts[i])
-            node = self.nodes.get(candidate)
-            if node is not None and node.entry.type == "symlink" and node.entry.link:
-                hops += 1
-                if hops > max_hops:
-                    return None
-                target = node.entry.link
-                base = "/" if target.startswith("/") else current
-                rest = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p]
-                parts = rest + parts[i + 1:]
-                current, i = "/", 0
-                continue
-            current = candidate
-            i += 1
-        return self.nodes.get(current)
+        landing = resolve_path(path, self.nodes.get, follow_last=True, max_hops=max_hops)
+        return self.nodes.get(landing) if landing is not None else None
 
     # --- applying a layer ----------------------------------------------------------
     def apply(self, layer: int, files: list[FileEntry]) -> list[PathChange]:
