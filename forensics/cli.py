@@ -12,7 +12,6 @@ import os
 import sys
 import traceback
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
