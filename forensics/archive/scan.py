@@ -285,19 +285,21 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
     # Read whatever follows the end marker so the input digest covers the whole file;
     # a device or pipe that never ends (/dev/zero) is cut off after TRAILING_LIMIT.
     after = 0
+    cut = False
     try:
         while part := stream.read(CHUNK):
             after += len(part)
             if total is None and after > TRAILING_LIMIT:
                 inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the end of the tar; "
                                   "stopped reading (the input digest covers only what was read)")
+                cut = True
                 break
     except (DecompressError, Exception) as exc:  # noqa: BLE001 - damage after the tar end
         inv.errors.append(f"outer archive: after the end of the tar: {exc}")
     # What the decompressor did not consume (it stopped on damage): read too, so that the
     # input digest, and the kept copy of a stream, cover every byte of the input.
     drained = 0
-    while part := raw.read(CHUNK):
+    while not cut and (part := raw.read(CHUNK)):
         drained += len(part)
         if total is None and drained > TRAILING_LIMIT:
             inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the readable data; "
