@@ -12,17 +12,15 @@ import os
 import sys
 import traceback
 from enum import Enum
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 
 from forensics import __version__
 from forensics.archive.scan import InputError
+from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
-
-if TYPE_CHECKING:
-    from forensics.evidence import Custody, Outputs
 
 EXIT_DOC = """
 Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
@@ -60,11 +58,9 @@ def _fail(msg: str) -> "typer.Exit":
 
 
 def _guard(inputs: list[str], outputs: list[tuple[str, Optional[str]]],
-           keep_input: Optional[str] = None) -> list["Custody"]:
+           keep_input: Optional[str] = None) -> list[Custody]:
     """Before anything is read: fingerprint the inputs, refuse any output that could reach
     one of them or another output (forensics.evidence)."""
-    from forensics.evidence import Custody, EvidenceError, refuse_overlaps
-
     if keep_input is not None and "-" not in inputs:
         raise _fail(f"--keep-input keeps a stream read from stdin ('-'); {shown(inputs[0])} is already a file")
     try:
@@ -75,20 +71,12 @@ def _guard(inputs: list[str], outputs: list[tuple[str, Optional[str]]],
     return custodies
 
 
-def _finish(custody: "Custody", report) -> None:
+def _finish(custody: Custody, report) -> None:
     """After the last read of the input: it must still be the bytes analyzed."""
-    from forensics.evidence import EvidenceError
-
     try:
         custody.finish(report.input)
     except EvidenceError as exc:
         raise _fail(str(exc))
-
-
-def shown(path: str) -> str:
-    from forensics.evidence import shown as _shown
-
-    return _shown(path)
 
 
 class VerifyPackages(str, Enum):
@@ -97,11 +85,10 @@ class VerifyPackages(str, Enum):
 
 
 def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
-                  verify_packages: str = "changed", *, custody: Optional["Custody"] = None,
-                  outputs: Optional["Outputs"] = None, keep_input: Optional[str] = None):
+                  verify_packages: str = "changed", *, custody: Optional[Custody] = None,
+                  outputs: Optional[Outputs] = None, keep_input: Optional[str] = None):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
     copied into a file of `outputs` as it is read."""
-    from forensics.evidence import EvidenceError, StreamCopy
     from forensics.pipeline import analyze
     from forensics.render.progress import Progress
 
@@ -138,14 +125,12 @@ def _exit_for(report: Report, fail_on: FailOn) -> int:
 
 
 def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool, *, text=None, html=None,
-          outputs: Optional["Outputs"] = None) -> None:
+          outputs: Optional[Outputs] = None) -> None:
     """Write a result (a Report, or a diff's Comparison with its own renderers) where asked;
     the terminal summary unless --quiet or the JSON goes to stdout.
 
     Files go through `outputs`: all are written and synced, then renamed over their targets
     together (with a kept input, if any); a failure leaves every previous file as it was."""
-    from forensics.evidence import EvidenceError, Outputs
-
     if text is None or html is None:
         from forensics.render.html import render_html
         from forensics.render.text import render_text
@@ -219,8 +204,6 @@ def scan(
 
       forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
     """
-    from forensics.evidence import Outputs
-
     [custody] = _guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
     with Outputs() as outputs:
         report = _run_analysis(archive, expect, history, quiet, verify_packages.value, custody=custody,

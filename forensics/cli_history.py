@@ -8,6 +8,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from forensics.cli import EXIT_DOC, FailOn, _emit, _exit_for, _finish, _guard, _run_analysis
+    from forensics.evidence import Outputs
 
     @app.command(epilog=EXIT_DOC)
     def history(
@@ -25,8 +26,6 @@ def register(app: typer.Typer) -> None:
         or that it does not. Paths: + added, ~ modified [what changed], - deleted.
         """
         from forensics.render.history_text import render_history
-
-        from forensics.evidence import Outputs
 
         [custody] = _guard([archive], [("--json", json_out)], keep_input)
         with Outputs() as outputs:
