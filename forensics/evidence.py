@@ -286,22 +286,31 @@ def _umask() -> int:
 
 
 class AtomicOutput:
-    """A file written beside its target and renamed over it once complete."""
+    """A file written beside its target and renamed over it once complete.
+
+    A target that exists and is not a regular file (/dev/null, a FIFO, /dev/stdout) is
+    written directly: renaming over it would replace the device node, not feed it."""
 
     def __init__(self, option: str, path: str) -> None:
         self.option, self.path = option, path
         self.target = os.path.realpath(path)
+        self.done = False
         try:
-            mode = stat.S_IMODE(os.stat(self.target).st_mode)
+            st = os.stat(path)
         except OSError:
-            mode = 0o666 & ~_umask()
+            st = None
+        self.direct = st is not None and not stat.S_ISREG(st.st_mode)
+        if self.direct:
+            self.tmp = path
+            self._f = open(path, "wb")
+            return
+        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
         directory, name = os.path.split(self.target)
         fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".partial")
         with _LOCK:
             _LIVE.add(self.tmp)
         os.fchmod(fd, mode)
         self._f = os.fdopen(fd, "wb")
-        self.done = False
 
     def write(self, data: bytes | str) -> None:
         self._f.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -309,11 +318,15 @@ class AtomicOutput:
     def sync(self) -> None:
         if not self._f.closed:
             self._f.flush()
-            os.fsync(self._f.fileno())
+            if not self.direct:
+                os.fsync(self._f.fileno())
             self._f.close()
 
     def commit(self) -> None:
         self.sync()
+        if self.direct:
+            self.done = True
+            return
         if os.path.realpath(self.path) != self.target:  # the path was re-pointed since it was checked
             raise EvidenceError(f"{self.option} {shown(self.path)} now resolves elsewhere; not written")
         os.replace(self.tmp, self.target)
@@ -336,6 +349,8 @@ class AtomicOutput:
             self._f.close()
         except OSError:
             pass
+        if self.direct:
+            return
         with _LOCK:
             _LIVE.discard(self.tmp)
         try:
@@ -349,6 +364,10 @@ class StreamCopy:
     Written on the hashing thread, so a write error is kept for verify(), never raised."""
 
     def __init__(self, out: AtomicOutput) -> None:
+        if out.direct:
+            out.abort()
+            raise EvidenceError(f"--keep-input {shown(out.path)}: not a regular file; the copy is read back "
+                                "before it is kept")
         self.out = out
         self.size = 0
         self.error: str | None = None

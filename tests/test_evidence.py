@@ -400,3 +400,18 @@ def test_old_results_without_the_block_still_render(case):
     r = cli("report", "old.json", "--html", "old.html")
     assert r.exit_code == 0, r.output
     assert "Resolved path" not in (case / "old.html").read_text()
+
+
+def test_a_device_or_fifo_output_is_written_not_replaced(case):
+    """Renaming over /dev/null (as root) would replace the device with a file."""
+    assert cli("scan", "suspect.tar", "--json", "/dev/null", "-q").exit_code == 0
+    import stat as st_
+
+    assert st_.S_ISCHR(os.stat("/dev/null").st_mode)
+    os.mkfifo(case / "fifo")
+    reader = subprocess.Popen(["cat", str(case / "fifo")], stdout=subprocess.PIPE)
+    assert cli("scan", "suspect.tar", "--json", "fifo", "-q").exit_code == 0
+    out, _ = reader.communicate(timeout=60)
+    assert Report.model_validate_json(out).input.sha256 == sha(case / "suspect.tar")
+    line = one_error_line(cli("scan", "-", "--keep-input", "/dev/null", stdin=SAMPLE.read_bytes()))
+    assert "not a regular file" in line
