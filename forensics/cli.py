@@ -12,13 +12,13 @@ import os
 import sys
 import traceback
 from enum import Enum
-from pathlib import Path
 from typing import Optional
 
 import typer
 
 from forensics import __version__
 from forensics.archive.scan import InputError
+from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
 
@@ -57,14 +57,26 @@ def _fail(msg: str) -> "typer.Exit":
     return typer.Exit(2)
 
 
-def _write(path: str, text: str) -> None:
-    if path == "-":
-        sys.stdout.write(text)
-        return
+def _guard(inputs: list[str], outputs: list[tuple[str, Optional[str]]],
+           keep_input: Optional[str] = None) -> list[Custody]:
+    """Before anything is read: fingerprint the inputs, refuse any output that could reach
+    one of them or another output (forensics.evidence)."""
+    if keep_input is not None and "-" not in inputs:
+        raise _fail(f"--keep-input keeps a stream read from stdin ('-'); {shown(inputs[0])} is already a file")
     try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"cannot write {path}: {exc.strerror or exc}")
+        custodies = [Custody.start_of(source) for source in inputs]
+        refuse_overlaps(custodies, [*outputs, ("--keep-input", keep_input)])
+    except (InputError, EvidenceError) as exc:
+        raise _fail(str(exc))
+    return custodies
+
+
+def _finish(custody: Custody, report) -> None:
+    """After the last read of the input: it must still be the bytes analyzed."""
+    try:
+        custody.finish(report.input)
+    except EvidenceError as exc:
+        raise _fail(str(exc))
 
 
 class VerifyPackages(str, Enum):
@@ -73,16 +85,24 @@ class VerifyPackages(str, Enum):
 
 
 def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
-                  verify_packages: str = "changed"):
+                  verify_packages: str = "changed", *, custody: Optional[Custody] = None,
+                  outputs: Optional[Outputs] = None, keep_input: Optional[str] = None):
+    """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
+    copied into a file of `outputs` as it is read."""
     from forensics.pipeline import analyze
     from forensics.render.progress import Progress
 
-    if archive != "-" and not os.path.exists(archive):
-        raise _fail(f"{archive}: no such file or directory")
+    if custody is None:
+        [custody] = _guard([archive], [])
+    if keep_input is not None and outputs is not None:
+        try:
+            custody.keep = StreamCopy(outputs.open("--keep-input", keep_input))
+        except EvidenceError as exc:
+            raise _fail(str(exc))
     progress = Progress(f"scanning {os.path.basename(archive) or archive}", enabled=None if not quiet else False)
     try:
         return analyze(archive, expect=expect, progress=progress, history=history,
-                       command=["forensics", *sys.argv[1:]], verify_packages=verify_packages)
+                       command=["forensics", *sys.argv[1:]], verify_packages=verify_packages, custody=custody)
     except InputError as exc:
         raise _fail(str(exc))
     except KeyboardInterrupt:
@@ -104,18 +124,44 @@ def _exit_for(report: Report, fail_on: FailOn) -> int:
     return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
 
 
-def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool, *, text=None, html=None) -> None:
+def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool, *, text=None, html=None,
+          outputs: Optional[Outputs] = None) -> None:
     """Write a result (a Report, or a diff's Comparison with its own renderers) where asked;
-    the terminal summary unless --quiet or the JSON goes to stdout."""
+    the terminal summary unless --quiet or the JSON goes to stdout.
+
+    Files go through `outputs`: all are written and synced, then renamed over their targets
+    together (with a kept input, if any); a failure leaves every previous file as it was."""
     if text is None or html is None:
         from forensics.render.html import render_html
         from forensics.render.text import render_text
 
         text, html = text or render_text, html or render_html
-    if json_out:
-        _write(json_out, result.model_dump_json(indent=1) + "\n")
-    if html_out:
-        _write(html_out, html(result))
+    if outputs is None:
+        with Outputs() as own:
+            return _emit(result, json_out, html_out, quiet, text=text, html=html, outputs=own)
+    to_stdout: list[str] = []
+    try:
+        for opt, path, render in (("--json", json_out, lambda r: r.model_dump_json(indent=1) + "\n"),
+                                  ("--html", html_out, html)):
+            if not path:
+                continue
+            body = render(result)
+            if path == "-":
+                to_stdout.append(body)
+                continue
+            out = outputs.open(opt, path)
+            try:
+                out.write(body)
+            except OSError as exc:
+                raise EvidenceError(f"cannot write {opt} {shown(path)}: {exc.strerror or exc}") from None
+        outputs.commit()
+    except EvidenceError as exc:
+        raise _fail(str(exc))
+    except KeyboardInterrupt:
+        raise _fail("interrupted; no output was written")
+    for body in to_stdout:
+        sys.stdout.write(body)
+        sys.stdout.flush()
     if not quiet and json_out != "-":
         typer.echo(text(result), nl=False)
 
@@ -138,6 +184,10 @@ def scan(
         help="which md5/sha1 package records (dpkg, apk v2) to check: 'changed' = files rewritten after "
              "their record (free); 'all' = every recorded file, read again in a second pass. "
              "sha256 records (rpm, apk v3) are always checked for every file."),
+    keep_input: Optional[str] = typer.Option(
+        None, "--keep-input", metavar="FILE",
+        help="with '-': keep the exact bytes read from stdin in FILE (written atomically); the report "
+             "names it with its sha256, which is that of what was analyzed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -154,8 +204,12 @@ def scan(
 
       forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
     """
-    report = _run_analysis(archive, expect, history, quiet, verify_packages.value)
-    _emit(report, json_out, html_out, quiet)
+    [custody] = _guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
+    with Outputs() as outputs:
+        report = _run_analysis(archive, expect, history, quiet, verify_packages.value, custody=custody,
+                               outputs=outputs, keep_input=keep_input)
+        _finish(custody, report)
+        _emit(report, json_out, html_out, quiet, outputs=outputs)
     raise typer.Exit(_exit_for(report, fail_on))
 
 

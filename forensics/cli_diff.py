@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
           forensics diff multi.oci.tar other.tar --platform linux/arm64
         """
-        from forensics.cli import _emit, _fail, _run_analysis
+        from forensics.cli import _emit, _fail, _finish, _guard, _run_analysis
         from forensics.compare import SelectionError, build_rules, compare, select_image
         from forensics.compare.render import render_html, render_text
         from forensics.findings import at_or_above
@@ -68,8 +68,9 @@ def register(app: typer.Typer) -> None:
 
         if len(image) > 2 or len(platform) > 2:
             raise _fail("--image and --platform take one value (both inputs) or two (A, then B)")
-        report_a = _run_analysis(a, [], True, quiet)
-        report_b = _run_analysis(b, [], True, quiet)
+        custody_a, custody_b = _guard([a, b], [("--json", json_out), ("--html", html_out)])
+        report_a = _run_analysis(a, [], True, quiet, custody=custody_a)
+        report_b = _run_analysis(b, [], True, quiet, custody=custody_b)
         for path, rep in ((a, report_a), (b, report_b)):
             if rep.verdict == "unreadable" or rep.format == "unknown":
                 raise _fail(f"{path}: not an image archive this tool can read")
@@ -92,6 +93,9 @@ def register(app: typer.Typer) -> None:
             cmp = compare(report_a, report_b, image_a=ia, image_b=ib, times=times, noise=rules)
         except SelectionError as exc:
             raise _fail(str(exc))
+        # After compare: its second pass (timestamps inside files) is the last read of the inputs.
+        _finish(custody_a, report_a)
+        _finish(custody_b, report_b)
 
         _emit(cmp, json_out, html_out, quiet, text=render_text, html=render_html)
 

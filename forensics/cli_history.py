@@ -7,7 +7,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from forensics.cli import EXIT_DOC, FailOn, _emit, _exit_for, _run_analysis
+    from forensics.cli import EXIT_DOC, FailOn, _emit, _exit_for, _finish, _guard, _run_analysis
+    from forensics.evidence import Outputs
 
     @app.command(epilog=EXIT_DOC)
     def history(
@@ -16,6 +17,8 @@ def register(app: typer.Typer) -> None:
         width: Optional[int] = typer.Option(None, "--width", help="output width (default: the terminal's)."),
         json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="also write the full JSON result."),
         fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
+        keep_input: Optional[str] = typer.Option(None, "--keep-input", metavar="FILE",
+                                                 help="with '-': keep the exact bytes read from stdin in FILE."),
     ) -> None:
         """Show each history step beside what its layer really changed.
 
@@ -24,8 +27,12 @@ def register(app: typer.Typer) -> None:
         """
         from forensics.render.history_text import render_history
 
-        report = _run_analysis(archive, [], True, False)
-        _emit(report, json_out, None, quiet=True)
+        [custody] = _guard([archive], [("--json", json_out)], keep_input)
+        with Outputs() as outputs:
+            report = _run_analysis(archive, [], True, False, custody=custody, outputs=outputs,
+                                   keep_input=keep_input)
+            _finish(custody, report)
+            _emit(report, json_out, None, quiet=True, outputs=outputs)
         if json_out != "-":
             typer.echo(render_history(report, width=width, all_paths=all_paths), nl=False)
         raise typer.Exit(_exit_for(report, fail_on))

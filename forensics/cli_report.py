@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
+from forensics.archive.scan import InputError
 from forensics.models import SCHEMA_VERSION, Report
 
 
@@ -56,13 +57,30 @@ def load_report(source: str) -> Report:
         raise _fail(f"{source}: not a forensics scan result: {_one_line(exc)}")
 
 
+def _refuse(result: str, html_out: Optional[str]) -> None:
+    """Before the result is read: the page must not overwrite it (forensics.evidence)."""
+    from forensics.evidence import Custody, EvidenceError, refuse_overlaps
+
+    try:
+        refuse_overlaps([Custody.start_of(result)], [("--html", html_out)])
+    except (EvidenceError, InputError) as exc:
+        raise _fail(str(exc))
+
+
 def _write(path: str, text: str) -> None:
+    """Write where asked; a file atomically (forensics.evidence)."""
     if path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from forensics.evidence import EvidenceError, Outputs
+
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        with Outputs() as outputs:
+            outputs.open("--html", path).write(text)
+            outputs.commit()
+    except EvidenceError as exc:
+        raise _fail(str(exc))
     except OSError as exc:
         raise _fail(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -85,6 +103,7 @@ def register(app: typer.Typer) -> None:
 
           forensics scan image.tar --json scan.json && forensics report scan.json --html report.html
         """
+        _refuse(result, html_out)
         loaded = load_report(result)
         try:
             if html_out:

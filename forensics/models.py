@@ -266,11 +266,34 @@ class ToolInfo(BaseModel):
     version: str
 
 
+class KeptCopy(BaseModel):
+    """The file --keep-input wrote: the exact bytes of the stream that was analyzed."""
+
+    path: str  # as given
+    resolved: str  # absolute, symlinks followed
+    size: int
+    sha256: str  # read back from the file once written; equals InputInfo.sha256
+
+
 class InputInfo(BaseModel):
-    path: str
+    """The evidence: what was read, and the proof it did not change while it was analyzed
+    (forensics.evidence)."""
+
+    path: str  # as given on the command line
     size: int  # bytes read from the input (compressed size for a compressed archive)
-    sha256: str | None  # of the bytes read; None for a directory input
+    sha256: str | None  # of the bytes read, at the start; None for a directory input
     compression: Literal["gzip", "zstd", "none"] | None = None
+    kind: Literal["file", "directory", "stream"] | None = None
+    resolved: str | None = None  # absolute, symlinks followed, `..` removed; None for a stream
+    mtime: str | None = None  # of the file or directory when the run started (UTC, ISO 8601)
+    inode: int | None = None
+    # Directory: sha256 of the listing of every file of the layout (name, type, content
+    # sha256 or link target), from the bytes read.
+    listing_sha256: str | None = None
+    # `sha256` (a file) or `listing_sha256` (a directory) computed again from the input
+    # after the analysis; None for a stream, which cannot be read twice.
+    sha256_end: str | None = None
+    kept: KeptCopy | None = None  # --keep-input
 
 
 class Analysis(BaseModel):

@@ -12,12 +12,13 @@ from forensics.archive.layerfs import norm_layer_path
 from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
+from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import analyze_images
 from forensics.history.coverage import set_absent_platforms
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
-    Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer,
+    Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, Layer,
     NotExported, Report, Severity, ToolInfo,
 )
 from forensics.verify import blobs, layers, refs, structure
@@ -276,11 +277,15 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
 
 def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
             limits: Limits | None = None, history: bool = True, command: list[str] | None = None,
-            verify_packages: str = "changed") -> Report:
-    """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable."""
+            verify_packages: str = "changed", custody: Custody | None = None) -> Report:
+    """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
+
+    `custody` fingerprints the input before it is read (and keeps a stream, if asked);
+    its end check (Custody.finish) is the caller's, after its last read of the input."""
     expect = expect or []
     started, t0 = _now(), time.monotonic()
-    inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
+    custody = custody or Custody.start_of(source)
+    inv = scan_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)
     images = [_build_image(img, files_by_entry) for img in res.images]
@@ -297,7 +302,7 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
                 hist[f.history].analysis.findings.append(n)
     report = Report(
         tool=ToolInfo(version=__version__),
-        input=InputInfo(path=source, size=inv.input_size, sha256=inv.input_sha256, compression=inv.input_compression),
+        input=custody.input_info(inv),
         format=res.format, images=images, blobs=_blobs(inv, res), artifacts=_artifacts(res),
         not_exported=_not_exported(res), findings=findings,
         analysis=Analysis(started=started, finished=_now(), seconds=round(time.monotonic() - t0, 3),

@@ -17,7 +17,7 @@ import stat
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
 from forensics.archive.layerscan import CHUNK, HEAD, LayerScan, Limits, scan_stream, sniff_head
@@ -92,12 +92,21 @@ def norm_outer(name: str) -> tuple[str, bool]:
     return path.lstrip("/"), unsafe
 
 
+class Sink(Protocol):
+    """Where a copy of the raw input goes as it is read (--keep-input); must not raise."""
+
+    def write(self, data: bytes) -> None: ...
+
+
 class _BackgroundHash:
     """sha256 on its own thread: hashlib releases the GIL, so hashing the whole input
-    (chain of custody) overlaps with decompression instead of adding to it."""
+    (chain of custody) overlaps with decompression instead of adding to it. The kept
+    copy of a stream is written on the same thread, from the same chunks: what is kept
+    is exactly what was hashed."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: Sink | None = None) -> None:
         self._h = hashlib.sha256()
+        self._sink = sink
         self._q: queue.Queue = queue.Queue(maxsize=16)
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -105,6 +114,8 @@ class _BackgroundHash:
     def _run(self) -> None:
         while (chunk := self._q.get()) is not None:
             self._h.update(chunk)
+            if self._sink is not None:
+                self._sink.write(chunk)
 
     def update(self, chunk: bytes) -> None:
         self._q.put(chunk)
@@ -118,9 +129,9 @@ class _BackgroundHash:
 class _CountingReader:
     """The raw input: counts and hashes what is read (chain of custody), reports progress."""
 
-    def __init__(self, f, progress: ProgressFn | None, total: int | None) -> None:
+    def __init__(self, f, progress: ProgressFn | None, total: int | None, sink: Sink | None = None) -> None:
         self._f = f
-        self.hash = _BackgroundHash()
+        self.hash = _BackgroundHash(sink)
         self.count = 0
         self._progress = progress
         self._total = total
@@ -204,9 +215,13 @@ def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits) ->
 
 
 def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None,
-               limits: Limits | None = None, progress: ProgressFn | None = None) -> Inventory:
+               limits: Limits | None = None, progress: ProgressFn | None = None,
+               keep: Sink | None = None) -> Inventory:
+    """Read the input once. `keep` (stdin only) receives every raw byte read, in order."""
     capture = capture or _default_capture
     limits = limits or Limits()
+    if keep is not None and source != "-":
+        raise ValueError("only a stream read from stdin is kept")
     if source != "-" and os.path.isdir(source):
         return _scan_dir(source, capture, limits, progress)
     if source == "-":
@@ -221,14 +236,14 @@ def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None
         st = os.fstat(f.fileno())
         total = st.st_size if stat.S_ISREG(st.st_mode) else None
     try:
-        return _scan_tar(source, f, total, capture, limits, progress)
+        return _scan_tar(source, f, total, capture, limits, progress, keep)
     finally:
         if f is not sys.stdin.buffer:
             f.close()
 
 
-def _scan_tar(source, f, total, capture, limits, progress) -> Inventory:
-    raw = _CountingReader(f, progress, total)
+def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Inventory:
+    raw = _CountingReader(f, progress, total, keep)
     inv = Inventory(source=source, is_dir=False)
     head = raw.read(HEAD)
     kind = sniff(head)
@@ -270,15 +285,26 @@ def _scan_tar(source, f, total, capture, limits, progress) -> Inventory:
     # Read whatever follows the end marker so the input digest covers the whole file;
     # a device or pipe that never ends (/dev/zero) is cut off after TRAILING_LIMIT.
     after = 0
+    cut = False
     try:
         while part := stream.read(CHUNK):
             after += len(part)
             if total is None and after > TRAILING_LIMIT:
                 inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the end of the tar; "
                                   "stopped reading (the input digest covers only what was read)")
+                cut = True
                 break
     except (DecompressError, Exception) as exc:  # noqa: BLE001 - damage after the tar end
         inv.errors.append(f"outer archive: after the end of the tar: {exc}")
+    # What the decompressor did not consume (it stopped on damage): read too, so that the
+    # input digest, and the kept copy of a stream, cover every byte of the input.
+    drained = 0
+    while not cut and (part := raw.read(CHUNK)):
+        drained += len(part)
+        if total is None and drained > TRAILING_LIMIT:
+            inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the readable data; "
+                              "stopped reading (the input digest covers only what was read)")
+            break
     garbage = getattr(stream, "trailing_garbage", 0)
     if garbage:
         inv.errors.append(f"outer archive: {garbage} bytes of non-{inv.input_compression} data follow the "
@@ -290,10 +316,10 @@ def _scan_tar(source, f, total, capture, limits, progress) -> Inventory:
     return inv
 
 
-def _scan_dir(root, capture, limits, progress) -> Inventory:
-    inv = Inventory(source=root, is_dir=True)
-    total = 0
-    seq = 0
+def walk_layout(root: str) -> Iterator[tuple[str, str, os.stat_result | OSError]]:
+    """(relative name, full path, lstat or the error) for every non-directory of a layout
+    directory, symlinks to directories included, in a fixed order. The scan and the
+    end-of-run check of the evidence (forensics.evidence) walk it the same way."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
@@ -303,26 +329,35 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             rel = rel.replace(os.sep, "/")
             try:
-                st = os.lstat(full)
+                yield rel, full, os.lstat(full)
             except OSError as exc:
-                inv.errors.append(f"{rel}: {exc.strerror}")
-                continue
-            entry = OuterEntry(seq=seq, name=rel, path=rel, type="other", size=st.st_size,
-                               mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
-            seq += 1
-            if stat.S_ISLNK(st.st_mode):
-                entry.type, entry.size = "symlink", 0
-                entry.linkname = os.readlink(full)
-            elif stat.S_ISREG(st.st_mode):
-                entry.type = "file"
-                try:
-                    with open(full, "rb") as fh:
-                        _consume(entry, _MemberReader(fh.read), capture, limits)
-                except OSError as exc:
-                    entry.error = f"cannot read: {exc.strerror}"
-                total += entry.nbytes
-                if progress:
-                    progress(total, None)
-            inv.add(entry)
+                yield rel, full, exc
+
+
+def _scan_dir(root, capture, limits, progress) -> Inventory:
+    inv = Inventory(source=root, is_dir=True)
+    total = 0
+    seq = 0
+    for rel, full, st in walk_layout(root):
+        if isinstance(st, OSError):
+            inv.errors.append(f"{rel}: {st.strerror}")
+            continue
+        entry = OuterEntry(seq=seq, name=rel, path=rel, type="other", size=st.st_size,
+                           mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
+        seq += 1
+        if stat.S_ISLNK(st.st_mode):
+            entry.type, entry.size = "symlink", 0
+            entry.linkname = os.readlink(full)
+        elif stat.S_ISREG(st.st_mode):
+            entry.type = "file"
+            try:
+                with open(full, "rb") as fh:
+                    _consume(entry, _MemberReader(fh.read), capture, limits)
+            except OSError as exc:
+                entry.error = f"cannot read: {exc.strerror}"
+            total += entry.nbytes
+            if progress:
+                progress(total, None)
+        inv.add(entry)
     inv.input_size = total
     return inv

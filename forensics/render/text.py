@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
+from forensics.evidence import shown
 from forensics.models import Coverage, Report
 from forensics.render.units import human_size
 
@@ -47,6 +48,21 @@ def coverage_lines(cov: Coverage | None) -> list[str]:
     return out
 
 
+def _custody_lines(report: Report) -> list[str]:
+    """Where the input is and whether it was still the same after the analysis."""
+    inp = report.input
+    out = []
+    if inp.kind in ("file", "directory"):
+        what = "sha256 read again" if inp.kind == "file" else "every file read again"
+        state = "unchanged after the analysis" if inp.sha256_end else "not checked after the analysis"
+        out.append(f"        {inp.kind} {shown(inp.resolved or inp.path)}, {state} ({what})")
+    elif inp.kind == "stream":
+        out.append("        stream, read once" + ("" if inp.kept else "; not kept (--keep-input FILE keeps it)"))
+    if inp.kept:
+        out.append(f"kept    {shown(inp.kept.path)}  {inp.kept.size} bytes  {inp.kept.sha256}")
+    return out
+
+
 def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True) -> str:
     lines: list[str] = []
     counts = {s: 0 for s in SEVERITY_ORDER}
@@ -54,7 +70,9 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
         counts[f.severity] += 1
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
     lines.append(VERDICT_LINE[report.verdict] + (f" [{summary}]" if summary else ""))
-    lines.append(f"input   {report.input.path}  {report.input.size} bytes  {report.input.sha256 or '(directory)'}")
+    inp = report.input
+    lines.append(f"input   {shown(inp.path)}  {inp.size} bytes  {inp.sha256 or '(directory)'}")
+    lines += _custody_lines(report)
     lines.append(f"format  {report.format}, {len(report.images)} image(s), {len(report.blobs)} entries")
     lines.append("")
     if report.findings:

@@ -762,6 +762,31 @@ def _per_layer_cap(report: Report, limits: Limits) -> int:
 
 # ---------------------------------------------------------------- evidence
 
+def _custody_rows(inp) -> list[dict]:
+    """The `input` block (forensics.evidence): where the evidence is and that it did not change."""
+    if inp.kind is None:  # a result saved before the block existed
+        return []
+    rows = [{"label": "Input kind", "value": {"file": "file", "directory": "directory (OCI layout)",
+                                              "stream": "stream (stdin), read once"}[inp.kind], "mono": False}]
+    if inp.resolved:
+        rows.append({"label": "Resolved path", "value": inp.resolved, "mono": True})
+    if inp.mtime:
+        rows.append({"label": "Modified (mtime, UTC)", "value": inp.mtime, "mono": False})
+    if inp.inode is not None:
+        rows.append({"label": "Inode", "value": str(inp.inode), "mono": True})
+    if inp.listing_sha256:
+        rows.append({"label": "SHA-256 of the file listing", "value": inp.listing_sha256, "mono": True})
+    if inp.kind != "stream":
+        rows.append({"label": "SHA-256 after the analysis",
+                     "value": (inp.sha256_end + " (read again: unchanged)") if inp.sha256_end else "not checked",
+                     "mono": True})
+    if inp.kept:
+        rows.append({"label": "Kept copy (--keep-input)",
+                     "value": f"{inp.kept.path} ({inp.kept.resolved}), {size_text(inp.kept.size)}, {inp.kept.sha256}",
+                     "mono": True})
+    return rows
+
+
 def _evidence(report: Report) -> list[dict]:
     inp = report.input
     a = report.analysis
@@ -773,6 +798,7 @@ def _evidence(report: Report) -> list[dict]:
         {"label": "Format", "value": report.format + (f", {inp.compression} compressed" if inp.compression
                                                        and inp.compression != "none" else ""), "mono": False},
     ]
+    rows += _custody_rows(inp)
     if a is not None:
         rows.append({"label": "Analysis (UTC)", "value": f"{a.started} \u2192 {a.finished} ({a.seconds:.2f} s)",
                      "mono": False})
