@@ -67,6 +67,10 @@ EXPLANATIONS: dict[str, str] = {
     "history.package-file-modified": (
         "A file's content differs from the digest its package manager recorded at install."
     ),
+    "history.effect-mismatch": (
+        "What the image holds contradicts what a history step says it produces: a config value "
+        "(Entrypoint, Cmd, Env, User, ...) that no step sets or that differs from the last step that sets it."
+    ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."
     ),
@@ -107,6 +111,7 @@ RAISED_BY: dict[str, str] = {
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
+    "history.effect-mismatch": "forensics.history.config (the image config against the metadata steps)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",
