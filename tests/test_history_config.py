@@ -322,3 +322,20 @@ def test_instructions_from_the_pipeline_are_accepted():
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     [f] = cc.check_config(img, ins)
     assert (f.evidence["key"], f.severity.value) == ("User", "critical")
+
+
+def test_word_expansion_follows_dockerfile_rules():
+    known = {cc.WILD: "", "A": "1", "E": ""}
+    assert cc._expand("${NOPE-d}x$NOPE${A:+set}${E:-dflt}${E-keep}'$A'\"$A\"\\$A", known) == "dxsetdflt$A1$A"
+    # After a barrier an undefined name is unknown, not empty.
+    assert cc._expand("/x:$PATH", {}) == "/x:" + cc.WILD
+    assert cc._matches("/x:" + cc.WILD, "/x:/usr/bin") and not cc._matches("/x:" + cc.WILD, "/y:/x:/usr/bin")
+
+
+def test_hostile_patterns_are_answered():
+    # Both are linear here; a backtracking regex or a quadratic join would hang on them.
+    pattern = (cc.WILD + "a") * 3000 + cc.WILD + "b"
+    value = "a" * 60000
+    assert not cc._matches(pattern, value)
+    words = "K=" + " x" * 30000
+    assert cc._processed_pairs(words, {"K": " x" * 29999 + " y"})[0][0] == "K"
