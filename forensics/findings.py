@@ -68,8 +68,10 @@ EXPLANATIONS: dict[str, str] = {
         "A file's content differs from the digest its package manager recorded at install."
     ),
     "history.effect-mismatch": (
-        "What the image holds contradicts what a history step says it produces: a config value "
-        "(Entrypoint, Cmd, Env, User, ...) that no step sets or that differs from the last step that sets it."
+        "What the image holds contradicts what its history says produced it: a change that contradicts "
+        "the step's own command, or a config value (Entrypoint, Cmd, Env, User, ...) that no step sets "
+        "or that differs from the last step that sets it. At info: config values the history cannot "
+        "account for (docker commit or import, a builder that records no metadata steps)."
     ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."

@@ -101,6 +101,9 @@ class _State:
     # for: set when a barrier (commit, import, unknown builder) may have changed them.
     unknown: bool = False
     barrier: int | None = None
+    # What the steps before the last barrier set: a value still equal to it was inherited,
+    # not worth listing as unchecked.
+    prior: dict[str, Any] = field(default_factory=dict)
     cmd_set_in_stage: bool = False
 
 
@@ -434,7 +437,7 @@ def _health_step(ins: Instruction, raw: bool) -> dict | None:
     """HEALTHCHECK as recorded -> {"Test": list | joined str, durations in ns or None}."""
     text = ins.args.strip()
     fields = {"Interval": None, "Timeout": None, "StartPeriod": None, "StartInterval": None, "Retries": None}
-    if raw:
+    if raw and not text.startswith(("&{", "{")):  # `&{...}`: a classic builder's record
         words = text.split()
         while words and words[0].startswith("--"):
             name, _, v = words.pop(0)[2:].partition("=")
@@ -549,6 +552,12 @@ class _Replay:
 
     def barrier(self, i: int) -> None:
         s = self.s
+        prior = {**s.prior, **{k: v for k, v in s.scalars.items()}}
+        prior.update({f"Env {k}": v for k, v in s.env.items()})
+        prior.update({f"Labels {k}": v for k, v in s.labels.items()})
+        prior.update({f"ExposedPorts {k}": Slot([k], v) for k, v in s.ports.items()})
+        prior.update({f"Volumes {k}": Slot([k], v) for k, v in s.volumes.items()})
+        s.prior = prior
         s.scalars.clear()
         s.env.clear()
         s.labels.clear()
@@ -577,17 +586,13 @@ class _Replay:
                 k, eq, v = w.partition("=")
                 if k:
                     s.args[k] = _expand(v, env) if eq and raw else (v if eq else WILD)
-        elif kind == "ENV":
-            pairs = _raw_pairs(text, env) if raw else _processed_pairs(text, self.env_actual)
-            for k, v in pairs:
-                s.env[k] = Slot(alts=[v], step=i, said=self._said(i))
-        elif kind == "LABEL":
-            unset = re.findall(r"\|unsetLabel=([^|]*)", ins.args) if raw else []
-            pairs = _raw_pairs(text, env) if raw else _processed_pairs(text, self.labels_actual)
-            for k, v in pairs:
-                s.labels[k] = Slot(alts=[v], step=i, said=self._said(i))
-            for k in unset:
-                s.labels[k] = Slot(alts=[None], step=i, said=self._said(i))
+        elif kind in ("ENV", "LABEL"):
+            target, oracle = (s.env, self.env_actual) if kind == "ENV" else (s.labels, self.labels_actual)
+            for k, alts in _pairs(text, raw, env, oracle).items():
+                target[k] = Slot(alts=alts, step=i, said=self._said(i))
+            if kind == "LABEL" and raw:
+                for k in re.findall(r"\|unsetLabel=([^|]*)", ins.args):
+                    s.labels[k] = Slot(alts=[None], step=i, said=self._said(i))
         elif kind in ("CMD", "ENTRYPOINT"):
             argv = _quoted_list(text)
             if argv is not None:
@@ -643,6 +648,19 @@ class _Replay:
                     s.volume_patterns.append((v, i))
                 else:
                     s.volumes[v] = i
+
+
+def _pairs(text: str, raw: bool, env: dict[str, str], oracle: dict[str, Any]) -> dict[str, list[str]]:
+    """ENV/LABEL pairs -> {key: acceptable values}. A line with one space after `#(nop)` is
+    buildah's (as written) or a pre-17 classic builder's (processed, unquoted): for the keys
+    the as-written reading finds, the processed reading is accepted too."""
+    if not raw:
+        return {k: [v] for k, v in _processed_pairs(text, oracle)}
+    out = {k: [v] for k, v in _raw_pairs(text, env)}
+    for k, v in _processed_pairs(text, oracle):
+        if k in out and v not in out[k]:
+            out[k].append(v)
+    return out
 
 
 def _step_text(ins: Instruction) -> str:
@@ -776,7 +794,8 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
             if actual in defaults or (key == "Healthcheck" and actual and actual.get("Test") in (None, [])):
                 continue
             if s.unknown:
-                unchecked.append(key)
+                if not _inherited(s, key, actual):
+                    unchecked.append(key)
                 continue
             sev = _severity(key, None, None, actual)
             miss(key, None, None, actual, None, sev, "no history step sets it")
@@ -805,7 +824,8 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
             if name == "PATH" and not s.unknown and actual == DEFAULT_PATH:
                 continue  # moby setDefaultPath, BuildKit emptyImage/dispatch, buildah
             if s.unknown:
-                unchecked.append(f"Env {name}")
+                if not _inherited(s, f"Env {name}", actual):
+                    unchecked.append(f"Env {name}")
                 continue
             miss("Env", name, None, actual, None, _severity("Env", name, None, actual), "no history step sets it")
         elif not any(_equal(a, actual) for a in slot.alts) or name in dups:
@@ -822,7 +842,8 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
             continue  # buildah's identity label, set at commit
         if slot is None:
             if s.unknown:
-                unchecked.append(f"Labels {name}")
+                if not _inherited(s, f"Labels {name}", actual):
+                    unchecked.append(f"Labels {name}")
                 continue
             sev = "low" if buildkit_last else "high"  # BuildKit's --label leaves no history entry
             miss("Labels", name, None, actual, None, sev, "no history step sets it" + (
@@ -839,20 +860,29 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
         for p in ports:
             if isinstance(p, str):
                 actual_ports.update(_port_keys(p))
-    _sets(miss, unchecked, "ExposedPorts", actual_ports, s.ports, s.port_patterns, s.unknown)
+    _sets(miss, unchecked, "ExposedPorts", actual_ports, s.ports, s.port_patterns, s.unknown, s)
     vols = cfg.get("Volumes")
     actual_vols = {v for v in vols if isinstance(v, str)} if isinstance(vols, dict) else set()
-    _sets(miss, unchecked, "Volumes", actual_vols, s.volumes, s.volume_patterns, s.unknown)
+    _sets(miss, unchecked, "Volumes", actual_vols, s.volumes, s.volume_patterns, s.unknown, s)
     return out, unchecked
 
 
-def _sets(miss, unchecked, key, actual: set[str], expected: dict[str, int], patterns, unknown: bool) -> None:
+def _inherited(s: _State, key: str, actual: Any) -> bool:
+    slot = s.prior.get(key)
+    if key == "Env PATH" and actual == DEFAULT_PATH:
+        return True
+    return slot is not None and any(_equal(a, actual) for a in slot.alts)
+
+
+def _sets(miss, unchecked, key, actual: set[str], expected: dict[str, int], patterns, unknown: bool,
+          s: _State) -> None:
     for item in sorted(actual - set(expected)):
         hit = next((step for pat, step in patterns if _matches(pat, item)), None)
         if hit is not None:
             continue
         if unknown:
-            unchecked.append(f"{key} {item}")
+            if not _inherited(s, f"{key} {item}", item):
+                unchecked.append(f"{key} {item}")
             continue
         miss(key, item, None, item, None, "high", "no history step sets it")
     for item in sorted(set(expected) - actual):
