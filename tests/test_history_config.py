@@ -155,7 +155,8 @@ def test_real_built_images_are_clean(sample):
     assert _mismatches(r, MEDIUM_UP | {"low"}) == [], [f.detail for f in _mismatches(r, MEDIUM_UP | {"low"})]
 
 
-@pytest.mark.parametrize("name", ["commit.docker.tar", "import.docker.tar", "app-buildah-squash.oci.tar"])
+@pytest.mark.parametrize("name", ["commit.docker.tar", "import.docker.tar", "app-buildah-squash.oci.tar",
+                                  "scripted-buildah.oci.tar"])
 def test_commit_import_and_squash_are_not_checkable(name):
     r = analyzed(FIX / name)
     infos = [f for f in r.findings if f.code == "history.effect-mismatch"]
@@ -163,6 +164,8 @@ def test_commit_import_and_squash_are_not_checkable(name):
     assert infos[0].evidence["key"] == "unchecked"
     if name.startswith("commit"):
         assert "Entrypoint" in infos[0].evidence["keys"] and "Env COMMITTED" in infos[0].evidence["keys"]
+    if name.startswith("scripted"):
+        assert {"Entrypoint", "User", "Env SCRIPTED", "Labels scripted"} <= set(infos[0].evidence["keys"])
 
 
 @pytest.mark.parametrize("sample", APPS, ids=[p.name for p in APPS])
