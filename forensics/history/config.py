@@ -37,8 +37,9 @@ How each builder records these steps (read in their sources):
 
 Where the history cannot say (docker commit and import, a base made outside any
 Dockerfile, a builder whose grammar is unknown, kaniko without metadata records, a
-history whose base part was squashed away), keys no later step sets are "not
-checkable": one info finding lists them.
+history whose base part was squashed away, no metadata step at all), keys no later
+step sets are "not checkable". One info finding lists them when such a step follows
+steps that did record the config (a commit on a built image); otherwise nothing.
 """
 
 from __future__ import annotations
@@ -746,18 +747,16 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
     mismatches, unchecked = _compare(rp, cfg, buildah=buildah, buildkit_last=buildkit_last)
     out = [_finding(img, m) for m in mismatches]
     if not has_metadata:
-        unchecked = sorted(set(unchecked) | {m.key for m in mismatches})
-        out = [f for f in out if f.severity.value in ("low", "info")]
-    if unchecked:
-        why = (f"history[{rp.s.barrier}] ({ins[rp.s.barrier].kind.lower()}, {ins[rp.s.barrier].builder}) may have set "
-               "them with no step of its own" if rp.s.barrier is not None and rp.s.barrier >= 0 else
-               "the history has no step that sets them" if not has_metadata else
-               "the history does not begin where the config was empty (its base part is not in the image)")
+        return []  # ko, bazel, apko, crane mutate ...: the history says nothing about the config
+    barrier = rp.s.barrier
+    # Said only where a commit, import or unknown step comes after steps that did record the
+    # config: a base made outside any Dockerfile (its own first entry) is not worth a line.
+    if unchecked and barrier is not None and barrier > 0 and any(x.metadata_only for x in ins[:barrier]):
         out.append(finding(
             "history.effect-mismatch", "info", "config (not checkable)",
-            f"the config's {', '.join(unchecked)} cannot be held to the history: {why}",
-            image=img.index, history=rp.s.barrier if rp.s.barrier is not None and rp.s.barrier >= 0 else None,
-            evidence={"key": "unchecked", "keys": unchecked}))
+            f"the config's {', '.join(unchecked)} cannot be held to the history: history[{barrier}] "
+            f"({ins[barrier].kind.lower()}, {ins[barrier].builder}) may have set them with no step of its own",
+            image=img.index, history=barrier, evidence={"key": "unchecked", "keys": unchecked}))
     return out
 
 
