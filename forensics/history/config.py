@@ -105,7 +105,6 @@ class _State:
     # What the steps before the last barrier set: a value still equal to it was inherited,
     # not worth listing as unchecked.
     prior: dict[str, Any] = field(default_factory=dict)
-    cmd_set_in_stage: bool = False
 
 
 def _matches(pattern: str, value: str) -> bool:
@@ -131,9 +130,6 @@ def _equal(expected: Any, actual: Any) -> bool:
         return _matches(expected, actual)
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(_equal(e, a) for e, a in zip(expected, actual))
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return all(_equal(v, actual.get(k)) for k, v in expected.items() if v is not None) and not (
-            set(k for k, v in actual.items() if v not in (None, 0, [])) - set(expected))
     return expected == actual
 
 
@@ -566,7 +562,7 @@ class _Replay:
         s.port_patterns.clear()
         s.volumes.clear()
         s.volume_patterns.clear()
-        s.unknown, s.barrier, s.cmd_set_in_stage = True, i, False
+        s.unknown, s.barrier = True, i
 
     def set(self, key: str, alts: list[Any], i: int, optional: bool = False) -> None:
         self.s.scalars[key] = Slot(alts=alts, step=i, said=self._said(i), optional=optional)
@@ -607,7 +603,6 @@ class _Replay:
                 alts = [None] if not text.strip() else [WILD + "unparsed"]
             if kind == "CMD":
                 self.set("Cmd", alts, i)
-                s.cmd_set_in_stage = True
             else:
                 self.set("Entrypoint", alts, i)
                 # ENTRYPOINT clears Cmd unless CMD was set in this stage (moby dispatchEntrypoint,
