@@ -361,3 +361,9 @@ def test_one_space_nop_lines_read_both_ways():
     assert _check({"Env": ["A=x y", "B=q r"], "Healthcheck": health}, hist) == []
     assert _check({"Env": ["A=x", "B=q r"], "Healthcheck": health}, hist) == []
     assert _check({"Env": ["A=zz", "B=q r"], "Healthcheck": health}, hist) == [("Env", "A", "high")]
+
+
+def test_path_severity():
+    assert cc._path_shadows("/a:/b", "/x:/a:/b") and cc._path_shadows("/a:/b", "/b:/a")
+    assert cc._path_shadows("/a:/b", "/a:/x:/b")
+    assert not cc._path_shadows("/a:/b", "/a:/b:/x") and not cc._path_shadows("/a:/b", "/b")

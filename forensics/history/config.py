@@ -920,14 +920,25 @@ def _severity(key: str, name: str | None, expected: Any, actual: Any) -> str:
         if name in LOADER_VARS and actual is not None:
             return "critical"
         if name == "PATH" and isinstance(actual, str):
-            # Directories appended after the expected PATH are searched last; anything else can
-            # shadow a system program.
-            if isinstance(expected, str) and (actual == expected or actual.startswith(expected + ":")):
-                return "high"
-            if expected is None and actual.endswith(DEFAULT_PATH) and actual == DEFAULT_PATH:
-                return "high"
-            return "critical"
+            return "critical" if _path_shadows(expected if isinstance(expected, str) else DEFAULT_PATH, actual) \
+                else "high"
     return "high"
+
+
+def _path_shadows(expected: str, actual: str) -> bool:
+    """Whether `actual` searches a directory the history does not name before one it does,
+    or reorders them: then a program can be shadowed. Dropped or appended ones cannot."""
+    want = [d for d in expected.split(":") if WILD not in d]
+    seen_new = False
+    order = []
+    for d in actual.split(":"):
+        if d in want:
+            if seen_new:
+                return True
+            order.append(want.index(d))
+        else:
+            seen_new = True
+    return order != sorted(order)
 
 
 def _finding(img: Image, m: _Mismatch) -> Finding:
