@@ -960,7 +960,8 @@ def _finding(img: Image, m: _Mismatch) -> Finding:
         detail = (f"the config's {what} is {_show(m.actual)}, but history[{m.step}] ({_show(m.said)}) sets "
                   f"{_show(m.expected)}")
     if m.severity == "critical":
-        detail += ": it changes what the container runs" + (" and as whom" if m.key == "User" else "")
+        detail += {"User": ": the container runs as root", "Env": ": it changes what the container's programs load "
+                   "or which program a name runs"}.get(m.key, ": it changes what the container runs")
     evidence = {"key": m.key, "expected": _show(m.expected), "actual": _show(m.actual), "step": m.step,
                 "reason": m.why}
     if m.name is not None:
