@@ -367,3 +367,13 @@ def test_path_severity():
     assert cc._path_shadows("/a:/b", "/x:/a:/b") and cc._path_shadows("/a:/b", "/b:/a")
     assert cc._path_shadows("/a:/b", "/a:/x:/b")
     assert not cc._path_shadows("/a:/b", "/a:/b:/x") and not cc._path_shadows("/a:/b", "/b")
+
+
+def test_squashed_history_without_its_base_is_not_held_to_an_empty_start():
+    # buildah --squash keeps only the last stage's entries; one layer, owned by the last.
+    hist = [HistoryEntry(index=0, created_by="/bin/sh -c #(nop) ENV A=1", empty_layer=True),
+            HistoryEntry(index=1, created_by="/bin/sh -c #(nop) COPY file:1 in /x ", comment="FROM localhost/base:1")]
+    img = Image(index=0, history=hist, config_text=json.dumps({"config": {"Env": ["A=1", "FROM_BASE=1"]}}))
+    assert cc.check_config(img) == []
+    img.config_text = json.dumps({"config": {"Env": ["A=2", "FROM_BASE=1"]}})
+    assert [(f.evidence["name"], f.severity.value) for f in cc.check_config(img)] == [("A", "high")]

@@ -695,8 +695,7 @@ def _starts_from_scratch(img: Image, ins: list[Instruction]) -> bool:
     for h in img.history:
         c = (h.comment or "").strip()
         if c.startswith("FROM ") and c[5:].strip() not in ("", "scratch") and len(owners) == 1 \
-                and owners[0] is img.history[-1] and img.history[0].created_by and \
-                ins[0].kind not in ("ADD", "COPY"):
+                and owners[0] is img.history[-1]:
             return False
     return True
 
