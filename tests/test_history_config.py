@@ -377,3 +377,13 @@ def test_squashed_history_without_its_base_is_not_held_to_an_empty_start():
     assert cc.check_config(img) == []
     img.config_text = json.dumps({"config": {"Env": ["A=2", "FROM_BASE=1"]}})
     assert [(f.evidence["name"], f.severity.value) for f in cc.check_config(img)] == [("A", "high")]
+
+
+def test_names_from_the_input_reach_the_terminal_escaped():
+    hist = ["/bin/sh -c #(nop) ADD file:1 in / ", '/bin/sh -c #(nop) LABEL "a\nb"="c"', '/bin/sh -c #(nop)  CMD ["x"]']
+    config = {"Cmd": ["x"], "Labels": {"evil\x1b[2J": "1", "a\nb": "d"}, "Env": ["X\x07=1"],
+              "ExposedPorts": {"80/tcp\r": {}}}
+    findings = cc.check_config(_image(config, hist))
+    assert {f.evidence["key"] for f in findings} == {"Labels", "Env", "ExposedPorts"}
+    for f in findings:
+        assert all(32 <= ord(ch) < 127 for ch in f.subject + f.detail), (f.subject, f.detail)

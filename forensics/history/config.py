@@ -137,6 +137,12 @@ def _equal(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
+def _safe(name: str) -> str:
+    """A name from the input (a variable, a label, a port) fit for a terminal line."""
+    text = json.dumps(name, ensure_ascii=True)[1:-1]
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _show(value: Any) -> str:
     """A value in words, safe for a terminal (json escapes control characters)."""
     if value is None:
@@ -754,7 +760,7 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
     if unchecked and barrier is not None and barrier > 0 and any(x.metadata_only for x in ins[:barrier]):
         out.append(finding(
             "history.effect-mismatch", "info", "config (not checkable)",
-            f"the config's {', '.join(unchecked)} cannot be held to the history: history[{barrier}] "
+            f"the config's {', '.join(_safe(u) for u in unchecked)} cannot be held to the history: history[{barrier}] "
             f"({ins[barrier].kind.lower()}, {ins[barrier].builder}) may have set them with no step of its own",
             image=img.index, history=barrier, evidence={"key": "unchecked", "keys": unchecked}))
     return out
@@ -941,13 +947,14 @@ def _path_shadows(expected: str, actual: str) -> bool:
 
 
 def _finding(img: Image, m: _Mismatch) -> Finding:
-    what = f"{m.key} {m.name}" if m.name is not None and m.key in ("Env", "Labels") else m.key
+    name = _safe(m.name) if m.name is not None else None
+    what = f"{m.key} {name}" if name is not None and m.key in ("Env", "Labels") else m.key
     if m.key == "OnBuild":
         what = "OnBuild"
         detail = (f"the config's OnBuild holds the trigger {_show(m.name)}, which every build FROM this image "
                   "runs, but no ONBUILD step records it")
     elif m.key in ("ExposedPorts", "Volumes"):
-        what = f"{m.key} {m.name}"
+        what = f"{m.key} {name}"
         if m.actual is None:
             detail = (f"history[{m.step}] ({_show(m.said)}) sets {m.key} entry {_show(m.name)}, but the config "
                       "does not hold it")
