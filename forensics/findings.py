@@ -70,8 +70,8 @@ EXPLANATIONS: dict[str, str] = {
     "history.effect-mismatch": (
         "What the image holds contradicts what its history says produced it: a change that contradicts "
         "the step's own command, or a config value (Entrypoint, Cmd, Env, User, ...) that no step sets "
-        "or that differs from the last step that sets it. At info: config values the history cannot "
-        "account for (docker commit or import, a builder that records no metadata steps)."
+        "or that differs from the last step that sets it. At info: config values a later step that "
+        "records nothing (a docker commit on a built image) may have set: not checkable."
     ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."

@@ -18,6 +18,7 @@ import pytest
 from conftest import CORPUS, analyzed
 from forensics.archive.scan import InputError
 from forensics.history import config as cc
+from forensics.history import config_words as words
 from forensics.history.instructions import parse_created_by
 from forensics.models import HistoryEntry, Image
 
@@ -245,11 +246,11 @@ def _check(config, lines, comments=None):
 
 
 def test_go_quoted_lists():
-    assert cc._quoted_list('["/bin/sh" "-c" "echo \\"hi\\" \\u00e9\\t"]') == ["/bin/sh", "-c", 'echo "hi" é\t']
-    assert cc._quoted_list('["a", "b"]') == ["a", "b"]
-    assert cc._quoted_list("[]") == []
-    assert cc._quoted_list('["a" junk "b"]') is None
-    assert cc._quoted_list("echo hi") is None
+    assert words.quoted_list('["/bin/sh" "-c" "echo \\"hi\\" \\u00e9\\t"]') == ["/bin/sh", "-c", 'echo "hi" é\t']
+    assert words.quoted_list('["a", "b"]') == ["a", "b"]
+    assert words.quoted_list("[]") == []
+    assert words.quoted_list('["a" junk "b"]') is None
+    assert words.quoted_list("echo hi") is None
 
 
 def test_processed_env_with_spaces_is_split_by_the_config():
@@ -337,20 +338,20 @@ def test_instructions_from_the_pipeline_are_accepted():
 
 
 def test_word_expansion_follows_dockerfile_rules():
-    known = {cc.WILD: "", "A": "1", "E": ""}
-    assert cc._expand("${NOPE-d}x$NOPE${A:+set}${E:-dflt}${E-keep}'$A'\"$A\"\\$A", known) == "dxsetdflt$A1$A"
+    known = {words.WILD: "", "A": "1", "E": ""}
+    assert words.expand("${NOPE-d}x$NOPE${A:+set}${E:-dflt}${E-keep}'$A'\"$A\"\\$A", known) == "dxsetdflt$A1$A"
     # After a barrier an undefined name is unknown, not empty.
-    assert cc._expand("/x:$PATH", {}) == "/x:" + cc.WILD
-    assert cc._matches("/x:" + cc.WILD, "/x:/usr/bin") and not cc._matches("/x:" + cc.WILD, "/y:/x:/usr/bin")
+    assert words.expand("/x:$PATH", {}) == "/x:" + words.WILD
+    assert words.matches("/x:" + words.WILD, "/x:/usr/bin") and not words.matches("/x:" + words.WILD, "/y:/x:/usr/bin")
 
 
 def test_hostile_patterns_are_answered():
     # Both are linear here; a backtracking regex or a quadratic join would hang on them.
-    pattern = (cc.WILD + "a") * 3000 + cc.WILD + "b"
+    pattern = (words.WILD + "a") * 3000 + words.WILD + "b"
     value = "a" * 60000
-    assert not cc._matches(pattern, value)
-    words = "K=" + " x" * 30000
-    assert cc._processed_pairs(words, {"K": " x" * 29999 + " y"})[0][0] == "K"
+    assert not words.matches(pattern, value)
+    text = "K=" + " x" * 30000
+    assert words.processed_pairs(text, {"K": " x" * 29999 + " y"})[0][0] == "K"
 
 
 def test_one_space_nop_lines_read_both_ways():
