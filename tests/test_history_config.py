@@ -388,3 +388,16 @@ def test_names_from_the_input_reach_the_terminal_escaped():
     assert {f.evidence["key"] for f in findings} == {"Labels", "Env", "ExposedPorts"}
     for f in findings:
         assert all(32 <= ord(ch) < 127 for ch in f.subject + f.detail), (f.subject, f.detail)
+
+
+def test_nop_marker_inside_a_buildkit_value_is_a_value():
+    hist = ["COPY a /a # buildkit", "ENV X=a #(nop) ENV Y=b"]
+    assert _check({"Env": ["PATH=" + cc.DEFAULT_PATH, "X=a #(nop) ENV Y=b"], "WorkingDir": "/"}, hist,
+                  ["buildkit.dockerfile.v0"] * 2) == []
+
+
+def test_buildah_history_marks_are_not_values():
+    # Newer buildah appends `|unsetLabel=K` to the line; K is then gone from the config.
+    hist = ["/bin/sh -c #(nop) ADD file:1 in / ", '/bin/sh -c #(nop) LABEL a="1"|unsetLabel=b' + "|unsetLabel=c" * 5000]
+    assert _check({"Labels": {"a": "1", "io.buildah.version": "1.40.0"}}, hist, ["", "FROM x"]) == []
+    assert _check({"Labels": {"a": "1", "b": "2"}}, hist, ["", "FROM x"]) == [("Labels", "b", "high")]

@@ -136,8 +136,16 @@ def _show(value: Any) -> str:
 # --------------------------------------------------------------------------- replay
 
 
-_BUILDAH_SUFFIX = re.compile(r"(\|(?:unsetLabel|unsetAnnotation|inheritLabels|inheritAnnotations|force-mtime"
-                             r"|timestamp|source-date-epoch)=[^|]*)+$")
+# Newer buildah appends `|unsetLabel=K`, `|inheritLabels=false`, ... to the line (stage_executor.go
+# buildMetadata): not part of the instruction.
+_BUILDAH_MARKS = re.compile(r"(?:unsetLabel|unsetAnnotation|inheritLabels|inheritAnnotations|force-mtime"
+                            r"|timestamp|source-date-epoch)=")
+
+
+def _strip_buildah_marks(text: str) -> str:
+    while (at := text.rfind("|")) >= 0 and _BUILDAH_MARKS.match(text, at + 1):
+        text = text[:at]
+    return text
 
 
 class _Replay:
@@ -150,8 +158,7 @@ class _Replay:
 
     def env_now(self) -> dict[str, str]:
         """What `$NAME` expands to at this point of the build (for lines recorded as written)."""
-        out = {k: WILD for k in self.s.args}
-        out.update({k: v for k, v in self.s.args.items()})
+        out = dict(self.s.args)
         for k, slot in self.s.env.items():
             if len(slot.alts) == 1 and isinstance(slot.alts[0], str):
                 out[k] = slot.alts[0]
@@ -189,7 +196,7 @@ class _Replay:
         raw = ins.builder in RAW_BUILDERS
         text = _step_text(ins)[:MAX_TEXT]
         if raw and ins.builder == "buildah":
-            text = _BUILDAH_SUFFIX.sub("", text)
+            text = _strip_buildah_marks(text)
         env = self.env_now() if raw else {}
         s = self.s
         if kind == "ARG":
@@ -276,12 +283,15 @@ def _pairs(text: str, raw: bool, env: dict[str, str], oracle: dict[str, Any]) ->
 def _step_text(ins: Instruction) -> str:
     """The words after the keyword, with trailing blanks kept: classic and BuildKit write
     `ENV K=` + the value, so `SPACED="  a  b  "` ends in two blanks (`ins.args` is stripped)."""
+    keyword = re.compile(r"\s*" + re.escape(ins.kind) + r"(?:[ \t]|$)", re.IGNORECASE)
     raw = ins.raw
-    at = raw.find(NOP)
-    body = raw[at + len(NOP):] if at >= 0 else raw
-    m = re.match(r"\s*" + re.escape(ins.kind) + r"(?:[ \t]|$)", body, re.IGNORECASE)
+    m = keyword.match(raw)  # BuildKit, kaniko: the line starts with its keyword
     if not m:
-        return ins.args
+        at = raw.find(NOP)  # classic, buildah: `<shell> #(nop) KEYWORD ...`
+        m = keyword.match(raw, at + len(NOP)) if at >= 0 else None
+        if not m:
+            return ins.args
+    body = raw
     text = body[m.end():]
     if ins.builder in RAW_BUILDERS:
         return text.strip()
