@@ -345,11 +345,14 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
         return []  # archive.malformed is the resolver's
     cfg = doc.get("config") if isinstance(doc, dict) else None
     cfg = cfg if isinstance(cfg, dict) else {}
-    ins = instructions if instructions is not None and len(instructions) == len(img.history) else [
-        parse_created_by(_clean(h.created_by), h.comment, h.author) for h in img.history]
-    if instructions is not None:
-        ins = [parse_created_by(_clean(h.created_by), h.comment, h.author) if "\x00" in (h.created_by or "") else x
-               for h, x in zip(img.history, ins)]
+    if instructions is None or len(instructions) != len(img.history):
+        instructions = [None] * len(img.history)
+    # WILD (NUL) is ours: a line holding one is parsed again without it.
+    ins = [x if x is not None and WILD not in (h.created_by or "") else
+           parse_created_by((h.created_by or "").replace(WILD, ""), h.comment, h.author)
+           for h, x in zip(img.history, instructions)]
+    if not any(x.metadata_only or x.kind == "WORKDIR" for x in ins):
+        return []  # ko, bazel, apko, crane mutate ...: the history says nothing about the config
     rp = _Replay(img, ins, cfg)
     if not _starts_from_scratch(img, ins):
         rp.barrier(-1)
@@ -360,14 +363,13 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
         elif x.kind != "ONBUILD":  # a trigger for later builds: sets nothing now
             rp.apply(i, x)
     buildah = any(x.builder == "buildah" or (h.comment or "").startswith("FROM ") for h, x in zip(img.history, ins))
-    buildkit_last = bool(ins) and ins[-1].builder == "buildkit"
-    has_metadata = any(x.metadata_only or x.kind == "WORKDIR" for x in ins)
-    mismatches, unchecked = _compare(rp, cfg, buildah=buildah, buildkit_last=buildkit_last)
-    if not buildkit_last:  # BuildKit never records ONBUILD (dispatchOnbuild commits nothing)
+    # BuildKit applies --label and ONBUILD with no history entry; a BuildKit step anywhere may be the
+    # one that did (the final stage may add no line of its own).
+    buildkit = any(x.builder == "buildkit" for x in ins)
+    mismatches, unchecked = _compare(rp, cfg, buildah=buildah, buildkit=buildkit)
+    if not buildkit:  # BuildKit never records ONBUILD (dispatchOnbuild commits nothing)
         mismatches += _onbuild(img, ins, cfg, rp.s)
     out = [_finding(img, m) for m in mismatches]
-    if not has_metadata:
-        return []  # ko, bazel, apko, crane mutate ...: the history says nothing about the config
     barrier = rp.s.barrier
     # Said only where a commit, import or unknown step comes after steps that did record the
     # config: a base made outside any Dockerfile (its own first entry) is not worth a line.
@@ -380,11 +382,7 @@ def check_config(img: Image, instructions: list[Instruction] | None = None) -> l
     return out
 
 
-def _clean(text: str | None) -> str | None:
-    return text.replace("\x00", "") if text else text  # WILD is ours: never from the input
-
-
-def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> tuple[list[_Mismatch], list[str]]:
+def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[list[_Mismatch], list[str]]:
     s = rp.s
     out: list[_Mismatch] = []
     unchecked: list[str] = []
@@ -410,7 +408,7 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
         slot = s.scalars.get(key)
         if slot is None:
             defaults = [empty[key]] + (["/"] if key == "WorkingDir" else [])
-            if actual in defaults or (key == "Healthcheck" and actual and actual.get("Test") in (None, [])):
+            if actual in defaults or (key == "Healthcheck" and actual and actual.get("Test") in (None, [], ["NONE"])):
                 continue
             if s.unknown:
                 if not _inherited(s, key, actual):
@@ -464,13 +462,13 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit_last: bool) -> t
                 if not _inherited(s, f"Labels {name}", actual):
                     unchecked.append(f"Labels {name}")
                 continue
-            sev = "low" if buildkit_last else "high"  # BuildKit's --label leaves no history entry
+            sev = "low" if buildkit else "high"  # BuildKit's --label leaves no history entry
             miss("Labels", name, None, actual, None, sev, "no history step sets it" + (
-                " (BuildKit applies --label without a history entry)" if buildkit_last else ""))
+                " (BuildKit applies --label without a history entry)" if buildkit else ""))
         elif not any(_equal(a, actual) for a in slot.alts):
-            sev = "low" if buildkit_last else "high"
+            sev = "low" if buildkit else "high"
             miss("Labels", name, slot.alts[0], actual, slot, sev, "differs from what the last step that sets it says"
-                 + (" (BuildKit's --label overrides LABEL without a history entry)" if buildkit_last else ""))
+                 + (" (BuildKit's --label overrides LABEL without a history entry)" if buildkit else ""))
 
     # ExposedPorts and Volumes
     ports = cfg.get("ExposedPorts")
