@@ -77,9 +77,11 @@ EXPLANATIONS: dict[str, str] = {
         "A file's content differs from the digest its package manager recorded at install."
     ),
     "history.effect-mismatch": (
-        "A change contradicts what the step's own command says it produces there: a script "
-        "where the command makes a symlink, other bytes than the literal it writes, a content "
-        "change where it only changes modes. The history line was written for another layer."
+        "What the image holds contradicts what its history says produced it: a change that contradicts "
+        "the step's own command (a script where it makes a symlink, other bytes than the literal it writes, "
+        "a content change where it only changes modes), or a config value (Entrypoint, Cmd, Env, User, ...) "
+        "that no step sets or that differs from the last step that sets it. At info: config values a later "
+        "step that records nothing (a docker commit on a built image) may have set: not checkable."
     ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."
@@ -123,8 +125,9 @@ RAISED_BY: dict[str, str] = {
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
-    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py) and "
-                               "forensics.history.trees (files in an extracted tree that do not look extracted)",
+    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
+                               "forensics.history.trees (files in an extracted tree that do not look extracted) "
+                               "and forensics.history.config (the image config against the metadata steps)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

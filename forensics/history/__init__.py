@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import (content, coverage, explain, maintainer, mapping, packages, provenance, records,
-                               timeline, trees)
+from forensics.history import (config, content, coverage, explain, maintainer, mapping, packages, provenance,
+                               records, timeline, trees)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -214,6 +214,7 @@ def analyze_images(images: list[Image], res, inv, verify_packages: str = "change
             entries.append(e.path if e is not None else None)
         out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages)
         out += records.check_records(img, rimg, inv)
+        out += config.check_config(img)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])
     return out
