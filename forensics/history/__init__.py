@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline
+from forensics.history import content, copyhash, explain, maintainer, mapping, packages, provenance, records, timeline
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -159,6 +159,11 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
     findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
                                 explained_at=explained_at, overlay=overlay)
+    # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
+    copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
+    for h_i, st in copy_status.items():
+        img.history[h_i].analysis.copy_hash = st
+    findings += copy_findings
     return findings
 
 

@@ -1,0 +1,550 @@
+"""COPY/ADD source hashes: recompute `file:<hex>` / `dir:<hex>` / `multi:<hex>` from the layer.
+
+What the builders hash (read from their sources: moby master 2026-08,
+daemon/builder/dockerfile/{copy,internals}.go and builder/remotecontext/
+{archive,lazycontext,filehash}.go + internal/tarsum; buildah master 2026-06 and
+v1.28.2, add.go, digester.go, copier/copier.go, imagebuildah/stage_executor.go),
+each checked against real builds (docker 20.10.24 classic builder, buildah
+1.28.2; tests/fixtures/copyhash/README.md):
+
+Docker's classic builder (`#(nop) COPY [--chown=..] <hash> in <dest> `)
+- The build context arrives as a tar (the CLI writes every entry with uid/gid 0)
+  and is hashed per entry with tarsum v1: sha256 over the string
+  `name<N>mode<M>uid<U>gid<G>size<S>typeflag<T>linkname<L>unamegnamedevmajor<A>devminor<B>`
+  (decimal numbers, mode = permission and setuid/setgid/sticky bits, uname and
+  gname blanked, NO mtime), then any `security.capability` xattr as name+value,
+  then the content. N is the entry's name in the context tar: its path relative
+  to the context root (`conf/app.conf`, directories with a trailing `/`).
+- One file: `file:` + that hex. The name is the file's path in the build
+  context, which the image does not record: only a file at the context root
+  (or a path that is a suffix of its destination) can be recomputed.
+- A directory: `dir:` + sha256 of the sorted per-entry hexes joined by `,`,
+  over every entry below it and the directory itself (except when it is the
+  context root: `COPY . /x` hashes only what is below, named as in the layer).
+  A symlink contributes the hash of what it points to inside the context
+  (moby follows it in scope); a broken one contributes its own path.
+- Several sources: `multi:` + sha256 of their `file:..`/`dir:..` strings joined
+  by `,` in Dockerfile order (wildcards expand in lexical order).
+- ADD of a local archive records the archive's own `file:` hash and the layer
+  holds what it extracted: not recomputable. ADD of a URL records the bare hex
+  of a downloaded temporary file (name from the URL, mode 0600): not checked.
+- `COPY --from` hashes the stage's files by their real uid/gid and their path in
+  that stage (lazycontext, uname and gname left empty).
+
+buildah / podman (`#(nop) COPY [--link] <hash> in <dest> `)
+- The digest is sha256 of the tar stream that is written into the destination,
+  re-serialised by Go's archive/tar with every time zeroed: USTAR headers (mtime
+  field 0), names relative to the destination (a single file under the name it
+  gets there), uid/gid as stored (after --chown), mode as stored, entries in
+  filepath.WalkDir order (the destination itself excluded), content padded to
+  512, two zero blocks at the end. A hard link is a link entry to the first name.
+- Up to 1.41 the user and group NAMES of the build host's source files are in
+  the headers (Go looks them up: `root` for uid 0 on a normal host) and
+  directory names have no trailing `/`; from 1.42 (commits 9461dd61, 738fa0d3)
+  names are blank and directories end in `/`. The version is in the
+  `io.buildah.version` label that buildah writes.
+- Each source (each glob match) is digested on its own; several give `multi:` +
+  sha256 of `file:<hex>,dir:<hex>,...` in order. ADD of a local archive
+  digests the archive's entries as they stand in the archive (its user names,
+  its tar format): not recomputed. ADD of a URL digests a tar stream built
+  around the download: not recomputed.
+
+Verdicts. A match makes the files it covers *verified*. A mismatch is only
+called where nothing the image does not record enters the hash: buildah >= 1.42
+(by its label), or buildah before 1.42 when another step of the same build has
+already matched with the same owner ids' names (a `--chown` onto files of
+another host owner in one step and not in the other would break that
+inference; buildah does not record `--chown`). Everything else that does not
+match is `cannot-recompute`, with the reason. An attacker who strips the label,
+or rewrites the recorded hash to that of the forged files, is not caught here
+(the hash is metadata like the rest of the history): `forensics diff` is.
+
+Cost: the one pass keeps only each file's sha256, and both hashes need the
+bytes, so the files under hashed destinations are read again from their
+layers (forensics.archive.reread), at most MAX_CONTENT bytes per image; not
+possible on stdin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from forensics.archive.reread import reread
+from forensics.findings import finding
+from forensics.models import CopyHashStatus, FileEntry, Finding, Image, Severity
+
+MAX_CONTENT = 256 << 20  # bytes of copied files read again per image
+MAX_MULTI = 6  # sources whose order is tried in every permutation (720)
+
+_HASH = re.compile(r"^(?:(file|dir|multi):)?([0-9a-f]{64})$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+Reader = Callable[[str, dict[str, set[str]], Callable], None]
+
+
+@dataclass
+class Target:
+    history: int
+    layer: int
+    kind: str  # COPY or ADD
+    algo: str  # file, dir, multi or "" (a bare hex: ADD of a URL)
+    recorded: str  # hex
+    dest: str  # absolute, normalized
+    entries: dict[str, FileEntry] = field(default_factory=dict)  # what the layer holds at/under dest
+    reason: str | None = None  # set when it cannot be recomputed before reading anything
+
+
+def _norm(path: str, workdir: str = "/") -> str:
+    p = posixpath.normpath(posixpath.join(workdir or "/", path))
+    return "/" + p.lstrip("/") if p not in ("/", "//") else "/"
+
+
+def _buildah_version(img: Image) -> tuple[int, int] | None:
+    label = (img.config.labels if img.config else {}).get("io.buildah.version", "")
+    m = _VERSION.match(label)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _workdirs(instructions) -> list[str]:
+    out, wd = [], "/"
+    for ins in instructions:
+        out.append(wd)
+        if ins.kind == "WORKDIR" and ins.dest:
+            wd = _norm(ins.dest, wd)
+    return out
+
+
+def _build_start(img: Image) -> int:
+    """Index of the first entry of the last build: buildah notes `FROM <base>` in the comment."""
+    start = 0
+    for h in img.history:
+        if (h.comment or "").startswith("FROM "):
+            start = h.index
+    return start
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan(img: Image, instructions) -> list[Target]:
+    """The history entries whose COPY/ADD carries a hash, with the layer files it covers."""
+    owner: dict[int, list[int]] = {}
+    prev = -1
+    for h in img.history:
+        if h.layer_index is not None:
+            owner[h.layer_index] = list(range(prev + 1, h.index + 1))
+            prev = h.index
+    wds = _workdirs(instructions)
+    out: list[Target] = []
+    for layer in img.layers:
+        group = [i for i in owner.get(layer.index, [])
+                 if i == owner[layer.index][-1] or img.history[i].empty_layer]
+        steps = [i for i in group if instructions[i].kind in ("COPY", "ADD") and instructions[i].sources
+                 and _HASH.match(instructions[i].sources[0]) and instructions[i].dest]
+        if not steps:
+            continue
+        writers = [i for i in group if instructions[i].kind in ("RUN", "COPY", "ADD")]
+        files = {f.path: f for f in layer.files if f.type not in ("whiteout", "opaque")}
+        dests = [_norm(instructions[i].dest, wds[i]) for i in steps]
+        for i, dest in zip(steps, dests):
+            ins = instructions[i]
+            algo, hexd = _HASH.match(ins.sources[0]).groups()
+            t = Target(history=i, layer=layer.index, kind=ins.kind, algo=algo or "", recorded=hexd, dest=dest)
+            inside = dest.rstrip("/") + "/" if dest != "/" else "/"
+            t.entries = {p: f for p, f in files.items() if p == dest or p.startswith(inside)}
+            if any(instructions[j].kind == "RUN" for j in writers):
+                t.reason = ("the step shares its layer with a RUN step (a build without --layers): "
+                            "later commands may have changed what it copied")
+            elif any(d != dest and (d.startswith(inside) or dest.startswith(d.rstrip("/") + "/"))
+                     for d in dests):
+                t.reason = "another step of the same layer writes inside its destination"
+            elif not t.entries:
+                t.reason = "the layer holds nothing at the destination"
+            elif not algo:
+                t.reason = "ADD of a URL: the hash covers the download as fetched, which is not recomputed"
+            out.append(t)
+    return out
+
+
+def wanted_files(img: Image, targets: list[Target], layer_entries: list[str | None]) -> dict[str, set[str]]:
+    want: dict[str, set[str]] = {}
+    for t in targets:
+        entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
+        if t.reason is None and entry:
+            want.setdefault(entry, set()).update(p for p, f in t.entries.items() if f.type == "file")
+    return want
+
+
+# --------------------------------------------------------------------------- the two hashes
+
+
+def _octal(n: int, width: int) -> bytes:
+    s = format(n, "o").rjust(width - 1, "0").encode()
+    if len(s) > width - 1:
+        raise ValueError("number too large for ustar")
+    return s + b"\0"
+
+
+def _split_ustar(name: bytes) -> tuple[bytes, bytes]:
+    if len(name) <= 100:
+        return b"", name
+    i = name.rfind(b"/", 0, 156)
+    while i > 0:
+        if len(name) - i - 1 <= 100 and i <= 155 and i > 0:
+            return name[:i], name[i + 1:]
+        i = name.rfind(b"/", 0, i)
+    raise ValueError("name too long for ustar")
+
+
+def _ustar(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str,
+           uname: str, gname: str) -> bytes:
+    """One header as Go's archive/tar writes it for USTAR with a zero ModTime."""
+    if not (name + link + uname + gname).isascii():
+        raise ValueError("non-ASCII names need PAX headers")
+    prefix, nm = _split_ustar(name.encode())
+    if len(link) > 100:
+        raise ValueError("link target too long for ustar")
+    b = bytearray(512)
+
+    def put(off: int, val: bytes) -> None:
+        b[off:off + len(val)] = val
+
+    put(0, nm)
+    put(100, _octal(mode, 8))
+    put(108, _octal(uid, 8))
+    put(116, _octal(gid, 8))
+    put(124, _octal(size, 12))
+    put(136, _octal(0, 12))
+    b[148:156] = b" " * 8
+    put(156, typeflag)
+    put(157, link.encode())
+    put(257, b"ustar\x0000")
+    put(265, uname.encode()[:32])
+    put(297, gname.encode()[:32])
+    put(329, _octal(0, 8))
+    put(337, _octal(0, 8))
+    put(345, prefix)
+    b[148:156] = _octal(sum(b), 7) + b" "
+    return bytes(b)
+
+
+_TYPEFLAG = {"file": b"0", "hardlink": b"1", "symlink": b"2", "char": b"3", "block": b"4", "dir": b"5", "fifo": b"6"}
+
+
+def _walk_order(rels: list[str]) -> list[str]:
+    """filepath.WalkDir order: depth first, siblings sorted by name."""
+    return sorted(rels, key=lambda r: r.split("/"))
+
+
+class _Cannot(Exception):
+    pass
+
+
+def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, bytes], dest: str,
+                    new: bool, names: Callable[[int, int], tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for rel, e in items:
+        tf = _TYPEFLAG.get(e.type)
+        if tf is None or e.type in ("char", "block"):
+            raise _Cannot(f"{e.type} entries (device numbers are not kept)")
+        name = rel + "/" if (e.type == "dir" and new) else rel
+        link = ""
+        if e.type == "symlink":
+            link = e.link or ""
+        elif e.type == "hardlink":
+            target = e.link or ""
+            inside = dest.rstrip("/") + "/"
+            if not target.startswith(inside):
+                raise _Cannot("a hard link to a file outside the destination")
+            link = target[len(inside):]
+        data = b""
+        if e.type == "file":
+            if e.path not in contents:
+                raise _Cannot("a copied file could not be read again")
+            data = contents[e.path]
+        uname, gname = names(e.uid, e.gid)
+        try:
+            h.update(_ustar(name, e.mode & 0o7777, e.uid, e.gid, len(data), tf, link, uname, gname))
+        except ValueError as exc:
+            raise _Cannot(str(exc)) from None
+        if data:
+            h.update(data)
+            h.update(b"\0" * (-len(data) % 512))
+    h.update(b"\0" * 1024)
+    return h.hexdigest()
+
+
+def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int = 0) -> str:
+    tf = _TYPEFLAG.get(e.type)
+    if tf is None or e.type in ("char", "block"):
+        raise _Cannot(f"{e.type} entries (device numbers are not kept)")
+    link = e.link or "" if e.type == "symlink" else ""
+    size = len(data) if e.type == "file" else 0
+    h = hashlib.sha256(f"name{name}mode{e.mode & 0o7777}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
+                       f"linkname{link}unamegnamedevmajor0devminor0".encode("utf-8", "surrogateescape"))
+    h.update(data)
+    return h.hexdigest()
+
+
+def _classic_dir(items: list[tuple[str, FileEntry]], top: FileEntry | None, prefix: str,
+                 contents: dict[str, bytes]) -> str:
+    """`dir:` of moby: sorted per-entry tarsums, names as in the context (`prefix/rel`)."""
+    by_rel = dict(items)
+
+    def ctx(rel: str) -> str:
+        return f"{prefix}/{rel}" if prefix else rel
+
+    def entry_sum(rel: str, e: FileEntry) -> str:
+        name = ctx(rel) + ("/" if e.type == "dir" else "")
+        return _tarsum_entry(name, e, contents.get(e.path, b"") if e.type == "file" else b"")
+
+    def follow(rel: str, e: FileEntry, depth: int = 0) -> str:
+        if depth > 40:
+            raise _Cannot("a symlink loop")
+        target = e.link or ""
+        base = posixpath.dirname(ctx(rel))
+        full = posixpath.normpath(target.lstrip("/") if target.startswith("/") else posixpath.join(base, target))
+        if full.startswith("..") or full == ".":
+            raise _Cannot("a symlink that leaves the copied tree")
+        if prefix:
+            if full == prefix:
+                if top is None:
+                    raise _Cannot("a symlink to the source directory itself")
+                return _tarsum_entry(prefix + "/", top, b"")
+            if not full.startswith(prefix + "/"):
+                raise _Cannot("a symlink to a path outside the copied tree")
+            trel = full[len(prefix) + 1:]
+        else:
+            trel = full
+        te = by_rel.get(trel)
+        if te is None:
+            return ctx(rel)  # moby: a target that does not exist hashes as the link's own path
+        if te.type == "symlink":
+            return follow(trel, te, depth + 1)
+        return entry_sum(trel, te)
+
+    sums = []
+    if prefix:
+        if top is None or top.type != "dir":
+            raise _Cannot("the destination directory itself is not in the layer")
+        sums.append(_tarsum_entry(prefix + "/", top, b""))
+    for rel, e in items:
+        sums.append(follow(rel, e) if e.type == "symlink" else entry_sum(rel, e))
+    return hashlib.sha256(",".join(sorted(sums)).encode()).hexdigest()
+
+
+def _suffixes(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    return ["/".join(parts[i:]) for i in range(len(parts) - 1, -1, -1)]
+
+
+# --------------------------------------------------------------------------- recompute one step
+
+
+@dataclass
+class _Outcome:
+    matched: str | None = None  # how it matched
+    pinned: bool = False  # a mismatch would be proof
+    tried: list[str] = field(default_factory=list)
+    cannot: str | None = None
+
+
+def _names_for(variant: str, pins: dict[int, str]) -> Callable[[int, int], tuple[str, str]]:
+    if variant == "blank":
+        return lambda u, g: ("", "")
+    if variant == "root":
+        return lambda u, g: ("root" if u == 0 else "", "root" if g == 0 else "")
+    return lambda u, g: (pins.get(u, ""), pins.get(-1 - g, ""))
+
+
+def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] | None,
+               pins: dict[int, str]) -> _Outcome:
+    out = _Outcome()
+    top = t.entries.get(t.dest)
+    inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
+    below = {p[len(inside):]: f for p, f in t.entries.items() if p != t.dest}
+    items = [(r, below[r]) for r in _walk_order(list(below))]
+    if any(f.type == "file" and f.path not in contents for _, f in items) or (
+            top is not None and top.type == "file" and top.path not in contents):
+        out.cannot = "the copied files could not be read again"
+        return out
+
+    # buildah variants: new (>= 1.42) names blank and dirs with "/"; old: host names, no "/".
+    new_pinned = version is not None and version >= (1, 42)
+    old_pinned_ok = version is not None and version < (1, 42)
+    variants = [("new", "blank")] if new_pinned else [("old", "root"), ("old", "blank"), ("new", "blank")]
+    if old_pinned_ok and pins:
+        variants.insert(1, ("old", "pinned"))
+
+    def single_items() -> list[tuple[str, FileEntry]] | None:
+        if top is not None and top.type != "dir":
+            return [(posixpath.basename(t.dest), top)]
+        direct = [(r, f) for r, f in items if "/" not in r]
+        if len(items) == 1 and direct and direct[0][1].type != "dir":
+            return direct  # `COPY f /dir/`: the file keeps its own name under the directory
+        return None
+
+    def owner_ids(its) -> set[tuple[int, int]]:
+        return {(f.uid, f.gid) for _, f in its}
+
+    try:
+        if t.algo in ("file", "dir"):
+            its = single_items() if t.algo == "file" else items
+            if its is None:
+                out.cannot = _why_not(t, version) if t.kind == "ADD" else \
+                    "the destination does not hold a single copied file"
+                return out
+            for gen, names in variants:
+                got = _buildah_stream(its, contents, t.dest, gen == "new", _names_for(names, pins))
+                out.tried.append(f"buildah-{gen}/{names}:{got[:12]}")
+                if got == t.recorded:
+                    out.matched = f"buildah ({'>= 1.42' if gen == 'new' else '< 1.42'}, user names {names})"
+                    return out
+            if t.kind == "ADD":
+                pass  # it may have extracted an archive whose own headers were hashed
+            elif new_pinned:
+                out.pinned = True
+            elif old_pinned_ok and pins and all(u in pins and (-1 - g) in pins for u, g in owner_ids(its)):
+                out.pinned = True
+            # classic builder: tarsum with the context path unknown; try the likely ones.
+            if t.algo == "file":
+                e = its[0][1]
+                data = contents.get(e.path, b"")
+                # build context: the CLI writes uid/gid 0; COPY --from: the stage's own owners
+                for name in _suffixes(e.path):
+                    for uid, gid in dict.fromkeys([(0, 0), (e.uid, e.gid)]):
+                        if _tarsum_entry(name, e, data, uid, gid) == t.recorded:
+                            out.matched = f"classic builder (context path {name!r})"
+                            return out
+                out.tried += [f"classic:{n}" for n in _suffixes(e.path)]
+            else:
+                for prefix in [""] + _suffixes(t.dest):
+                    try:
+                        got = _classic_dir(items, top, prefix, contents)
+                    except _Cannot:
+                        continue
+                    if got == t.recorded:
+                        where = f"context path {prefix!r}" if prefix else "the context root"
+                        out.matched = f"classic builder ({where})"
+                        return out
+                    out.tried.append(f"classic:{prefix or '.'}")
+        elif t.algo == "multi":
+            direct = [(r, f) for r, f in items if "/" not in r]
+            if len(direct) != len(items) or any(f.type == "dir" for _, f in direct) or len(direct) > MAX_MULTI:
+                out.cannot = ("several sources, and which files came from which one (and their order in "
+                              "the Dockerfile) is not recorded")
+                return out
+            per: dict[str, list[str]] = {}
+            for gen, names in variants:
+                per[f"buildah-{gen}/{names}"] = [
+                    "file:" + _buildah_stream([it], contents, t.dest, gen == "new", _names_for(names, pins))
+                    for it in direct]
+            per["classic"] = ["file:" + _tarsum_entry(r, f, contents.get(f.path, b"")) for r, f in direct]
+            for how, parts in per.items():
+                for order in itertools.permutations(parts):
+                    if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
+                        out.matched = f"{how} ({len(parts)} files)"
+                        return out
+            out.pinned = t.kind != "ADD" and (new_pinned or (old_pinned_ok and bool(pins)
+                                        and all(u in pins and (-1 - g) in pins for u, g in owner_ids(direct))))
+            out.tried.append(f"{len(per)} builders x {len(direct)}! orders")
+    except _Cannot as exc:
+        out.cannot = f"the layer holds what the hash format cannot be rebuilt from: {exc}"
+    return out
+
+
+def _why_not(t: Target, version: tuple[int, int] | None) -> str:
+    if t.kind == "ADD":
+        return ("ADD may have extracted a local archive: the hash covers the archive itself (and, for buildah, "
+                "its own tar headers), which the image does not hold")
+    if version is not None and version < (1, 42):
+        return ("buildah before 1.42 hashes the build host's user and group names of the source files, which "
+                "the image does not record: neither `root` nor blank names reproduce it")
+    return ("the classic builder hashes each file under its path in the build context, which the image does "
+            "not record: none of the likely paths reproduces it (and without an io.buildah.version label "
+            "the builder is not known)")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def check_image(img: Image, instructions, layer_entries: list[str | None], source: str,
+                read: Reader = reread) -> tuple[dict[int, CopyHashStatus], list[Finding]]:
+    """Per history entry with a COPY/ADD hash: its status, and the findings (mismatches).
+
+    `instructions` are the parsed `created_by` lines (history.instructions), `layer_entries`
+    the archive path of each layer's blob (for the second read); `source` the input path."""
+    targets = plan(img, instructions)
+    statuses: dict[int, CopyHashStatus] = {}
+    findings: list[Finding] = []
+    if not targets:
+        return statuses, findings
+    contents: dict[str, dict[str, bytes]] = {}
+    want = wanted_files(img, targets, layer_entries)
+    budget = sum(f.size for t in targets if t.reason is None for f in t.entries.values() if f.type == "file")
+    if want and source == "-":
+        for t in targets:
+            t.reason = t.reason or ("the input is stdin: the one pass keeps no file contents and cannot read "
+                                    "the copied files again")
+    elif want and budget > MAX_CONTENT:
+        for t in targets:
+            t.reason = t.reason or f"over {MAX_CONTENT >> 20} MiB of copied files in this image: not read again"
+    elif want:
+        def consume(entry_path, path, member, rd) -> None:
+            if any(k.startswith("SCHILY.xattr.") for k in (member.pax or {})):
+                return  # xattrs enter both hashes; the model does not keep them: leave it unread
+            parts, left = [], member.size
+            while left > 0 and (chunk := rd(min(left, 1 << 20))):
+                parts.append(bytes(chunk))
+                left -= len(chunk)
+            if left == 0:
+                contents.setdefault(entry_path, {})[path] = b"".join(parts)
+        read(source, want, consume)
+    version = _buildah_version(img)
+    start = _build_start(img)
+    pins: dict[int, str] = {}  # owner id -> host name (uid; -1-gid for groups), learned from matches
+    for t in sorted(targets, key=lambda t: t.history):
+        if t.reason is not None:
+            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
+                                                 reason=t.reason)
+            continue
+        entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
+        got = contents.get(entry or "", {})
+        out = _recompute(t, got, version, pins if t.history >= start else {})
+        paths = sorted(t.entries)
+        if out.matched:
+            if t.history >= start and "< 1.42" in out.matched and "root" in out.matched:
+                for f in t.entries.values():
+                    if f.uid == 0:
+                        pins[0] = "root"
+                    if f.gid == 0:
+                        pins[-1] = "root"
+            statuses[t.history] = CopyHashStatus(status="verified", recorded=f"{t.algo}:{t.recorded}",
+                                                 matched_as=out.matched, paths=paths)
+        elif out.cannot:
+            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
+                                                 reason=out.cannot)
+        elif out.pinned:
+            statuses[t.history] = CopyHashStatus(status="mismatch", recorded=f"{t.algo}:{t.recorded}",
+                                                 paths=paths, tried=out.tried)
+            n = len([p for p in paths if t.entries[p].type == "file"])
+            findings.append(finding(
+                "history.effect-mismatch", Severity.critical, f"{t.kind} {t.dest}",
+                f"the step records the source hash {t.algo}:{t.recorded[:16]}…, but the {n} file(s) its layer "
+                f"holds under {t.dest} hash to something else: what was copied is not what the build copied",
+                image=img.index, layer=t.layer, history=t.history, path=t.dest,
+                evidence={"recorded": f"{t.algo}:{t.recorded}", "recomputed": out.tried[:8],
+                          "builder": f"buildah {'.'.join(map(str, version))}" if version else "buildah",
+                          "paths": paths[:50]}))
+        else:
+            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
+                                                 reason=_why_not(t, version))
+    return statuses, findings
+
+
+__all__ = ["check_image", "plan", "MAX_CONTENT"]
