@@ -71,6 +71,7 @@ import hashlib
 import itertools
 import posixpath
 import re
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,6 +83,8 @@ MAX_CONTENT = 256 << 20  # bytes of copied files read again per image
 MAX_MULTI = 6  # sources whose order is tried in every permutation (720)
 
 _HASH = re.compile(r"^(?:(file|dir|multi):)?([0-9a-f]{64})$")
+# docker 20.10 writes `--chown=%s` with no space before the hash: `COPY --chown=1:1dir:<hex> in /x `
+_GLUED = re.compile(r"#\(nop\) (?:COPY|ADD) --chown=\S*?((?:file|dir|multi):[0-9a-f]{64}) in ")
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
 Reader = Callable[[str, dict[str, set[str]], Callable], None]
@@ -119,16 +122,37 @@ def _workdirs(instructions) -> list[str]:
     return out
 
 
-def _build_start(img: Image) -> int:
-    """Index of the first entry of the last build: buildah notes `FROM <base>` in the comment."""
-    start = 0
+BUILD_GAP = 3600.0  # seconds between two history entries that start another build (a base image's)
+
+
+def _builds(img: Image) -> list[int]:
+    """A build number per history entry: a new one after a gap of over BUILD_GAP, or an entry
+    without a readable time. What one build's matches teach about its host's user names is
+    applied within that build only: a base image may come from another host."""
+    out, n, prev = [], 0, None
     for h in img.history:
-        if (h.comment or "").startswith("FROM "):
-            start = h.index
-    return start
+        t = None
+        try:
+            t = datetime.fromisoformat((h.created or "").replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+        if t is None or prev is None or abs(t - prev) > BUILD_GAP:
+            n += 1
+        out.append(n)
+        prev = t
+    return out
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def _recorded(ins) -> str | None:
+    if ins.kind not in ("COPY", "ADD"):
+        return None
+    if ins.sources and _HASH.match(ins.sources[0]):
+        return ins.sources[0]
+    m = _GLUED.search(ins.raw or "")
+    return m.group(1) if m else None
 
 
 def plan(img: Image, instructions) -> list[Target]:
@@ -144,8 +168,8 @@ def plan(img: Image, instructions) -> list[Target]:
     for layer in img.layers:
         group = [i for i in owner.get(layer.index, [])
                  if i == owner[layer.index][-1] or img.history[i].empty_layer]
-        steps = [i for i in group if instructions[i].kind in ("COPY", "ADD") and instructions[i].sources
-                 and _HASH.match(instructions[i].sources[0]) and instructions[i].dest]
+        recorded = {i: _recorded(instructions[i]) for i in group}
+        steps = [i for i in group if recorded[i] and instructions[i].dest]
         if not steps:
             continue
         writers = [i for i in group if instructions[i].kind in ("RUN", "COPY", "ADD")]
@@ -153,7 +177,7 @@ def plan(img: Image, instructions) -> list[Target]:
         dests = [_norm(instructions[i].dest, wds[i]) for i in steps]
         for i, dest in zip(steps, dests):
             ins = instructions[i]
-            algo, hexd = _HASH.match(ins.sources[0]).groups()
+            algo, hexd = _HASH.match(recorded[i]).groups()
             t = Target(history=i, layer=layer.index, kind=ins.kind, algo=algo or "", recorded=hexd, dest=dest)
             inside = dest.rstrip("/") + "/" if dest != "/" else "/"
             t.entries = {p: f for p, f in files.items() if p == dest or p.startswith(inside)}
@@ -191,14 +215,18 @@ def _octal(n: int, width: int) -> bytes:
 
 
 def _split_ustar(name: bytes) -> tuple[bytes, bytes]:
+    """Go's splitUSTARPath: the last `/` within the first 156 bytes, else PAX (not rebuilt)."""
     if len(name) <= 100:
         return b"", name
-    i = name.rfind(b"/", 0, 156)
-    while i > 0:
-        if len(name) - i - 1 <= 100 and i <= 155 and i > 0:
-            return name[:i], name[i + 1:]
-        i = name.rfind(b"/", 0, i)
-    raise ValueError("name too long for ustar")
+    length = len(name)
+    if length > 156:
+        length = 156
+    elif name[length - 1:length] == b"/":
+        length -= 1
+    i = name.rfind(b"/", 0, length)
+    if i <= 0 or len(name) - i - 1 > 100 or len(name) - i - 1 == 0 or i > 155:
+        raise ValueError("name too long for ustar")
+    return name[:i], name[i + 1:]
 
 
 def _ustar(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str,
@@ -349,6 +377,7 @@ def _suffixes(path: str) -> list[str]:
 @dataclass
 class _Outcome:
     matched: str | None = None  # how it matched
+    covered: list[str] = field(default_factory=list)  # the layer paths the matching hash covers
     pinned: bool = False  # a mismatch would be proof
     tried: list[str] = field(default_factory=list)
     cannot: str | None = None
@@ -359,6 +388,8 @@ def _names_for(variant: str, pins: dict[int, str]) -> Callable[[int, int], tuple
         return lambda u, g: ("", "")
     if variant == "root":
         return lambda u, g: ("root" if u == 0 else "", "root" if g == 0 else "")
+    if variant == "root-owned":  # --chown of files a root build host owns: Go looked up the host owner
+        return lambda u, g: ("root", "root")
     return lambda u, g: (pins.get(u, ""), pins.get(-1 - g, ""))
 
 
@@ -377,7 +408,8 @@ def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] |
     # buildah variants: new (>= 1.42) names blank and dirs with "/"; old: host names, no "/".
     new_pinned = version is not None and version >= (1, 42)
     old_pinned_ok = version is not None and version < (1, 42)
-    variants = [("new", "blank")] if new_pinned else [("old", "root"), ("old", "blank"), ("new", "blank")]
+    variants = [("new", "blank")] if new_pinned else [
+        ("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
     if old_pinned_ok and pins:
         variants.insert(1, ("old", "pinned"))
 
@@ -404,6 +436,7 @@ def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] |
                 out.tried.append(f"buildah-{gen}/{names}:{got[:12]}")
                 if got == t.recorded:
                     out.matched = f"buildah ({'>= 1.42' if gen == 'new' else '< 1.42'}, user names {names})"
+                    out.covered = [f.path for _, f in its]
                     return out
             if t.kind == "ADD":
                 pass  # it may have extracted an archive whose own headers were hashed
@@ -420,19 +453,26 @@ def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] |
                     for uid, gid in dict.fromkeys([(0, 0), (e.uid, e.gid)]):
                         if _tarsum_entry(name, e, data, uid, gid) == t.recorded:
                             out.matched = f"classic builder (context path {name!r})"
+                            out.covered = [e.path]
                             return out
                 out.tried += [f"classic:{n}" for n in _suffixes(e.path)]
             else:
+                why = None
                 for prefix in [""] + _suffixes(t.dest):
                     try:
                         got = _classic_dir(items, top, prefix, contents)
-                    except _Cannot:
+                    except _Cannot as exc:
+                        why = str(exc)
                         continue
                     if got == t.recorded:
                         where = f"context path {prefix!r}" if prefix else "the context root"
                         out.matched = f"classic builder ({where})"
+                        out.covered = [f.path for _, f in items] + ([top.path] if prefix and top else [])
                         return out
                     out.tried.append(f"classic:{prefix or '.'}")
+                if why and not out.pinned and version is None:
+                    out.cannot = ("the classic builder's hash is not rebuilt when the source holds " + why
+                                  + " (moby hashes what the link points to in the build context)")
         elif t.algo == "multi":
             direct = [(r, f) for r, f in items if "/" not in r]
             if len(direct) != len(items) or any(f.type == "dir" for _, f in direct) or len(direct) > MAX_MULTI:
@@ -449,6 +489,7 @@ def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] |
                 for order in itertools.permutations(parts):
                     if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
                         out.matched = f"{how} ({len(parts)} files)"
+                        out.covered = [f.path for _, f in direct]
                         return out
             out.pinned = t.kind != "ADD" and (new_pinned or (old_pinned_ok and bool(pins)
                                         and all(u in pins and (-1 - g) in pins for u, g in owner_ids(direct))))
@@ -506,26 +547,36 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
                 contents.setdefault(entry_path, {})[path] = b"".join(parts)
         read(source, want, consume)
     version = _buildah_version(img)
-    start = _build_start(img)
-    pins: dict[int, str] = {}  # owner id -> host name (uid; -1-gid for groups), learned from matches
+    build = _builds(img)
+    # owner id -> host name (uid; -1-gid for groups) per build, learned from matches
+    pins: dict[int, dict[int, str]] = {}
+    outcomes: dict[int, _Outcome] = {}
+    live = sorted((t for t in targets if t.reason is None), key=lambda t: t.history)
+    for t in live:  # first without pins: what matches teaches the build host's names
+        entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
+        out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), version, {})
+        if out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
+            learned = pins.setdefault(build[t.history], {})
+            for f in t.entries.values():
+                if f.uid == 0:
+                    learned[0] = "root"
+                if f.gid == 0:
+                    learned[-1] = "root"
+    for t in live:  # then the others again, with the names the same build's matches pinned
+        known = pins.get(build[t.history])
+        if not outcomes[t.history].matched and not outcomes[t.history].cannot and known:
+            entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
+            outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), version, known)
     for t in sorted(targets, key=lambda t: t.history):
         if t.reason is not None:
             statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
                                                  reason=t.reason)
             continue
-        entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-        got = contents.get(entry or "", {})
-        out = _recompute(t, got, version, pins if t.history >= start else {})
+        out = outcomes[t.history]
         paths = sorted(t.entries)
         if out.matched:
-            if t.history >= start and "< 1.42" in out.matched and "root" in out.matched:
-                for f in t.entries.values():
-                    if f.uid == 0:
-                        pins[0] = "root"
-                    if f.gid == 0:
-                        pins[-1] = "root"
             statuses[t.history] = CopyHashStatus(status="verified", recorded=f"{t.algo}:{t.recorded}",
-                                                 matched_as=out.matched, paths=paths)
+                                                 matched_as=out.matched, paths=sorted(out.covered))
         elif out.cannot:
             statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
                                                  reason=out.cannot)
