@@ -191,8 +191,20 @@ def plan(img: Image, instructions) -> list[Target]:
                 t.reason = "the layer holds nothing at the destination"
             elif not algo:
                 t.reason = "ADD of a URL: the hash covers the download as fetched, which is not recomputed"
+            elif ins.kind == "ADD" and algo == "file" and _extracted(t):
+                # only a plain file can match; an extracted archive (a whole base rootfs, say) is not read
+                t.reason = ("ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
+                            "its own tar headers), which the image does not hold")
             out.append(t)
     return out
+
+
+def _extracted(t: Target) -> bool:
+    """More than one file at/under an ADD destination: what a plain file never leaves."""
+    top = t.entries.get(t.dest)
+    if top is not None and top.type != "dir":
+        return False
+    return sum(1 for p, f in t.entries.items() if p != t.dest) != 1
 
 
 def wanted_files(img: Image, targets: list[Target], layer_entries: list[str | None]) -> dict[str, set[str]]:
