@@ -79,7 +79,7 @@ from forensics.archive.reread import reread
 from forensics.findings import finding
 from forensics.models import CopyHashStatus, FileEntry, Finding, Image, Severity
 
-MAX_CONTENT = 256 << 20  # bytes of copied files read again per image
+MAX_CONTENT = 64 << 20  # bytes of files under copied directories held to rebuild their hash, per image
 MAX_MULTI = 6  # sources whose order is tried in every permutation (720)
 
 _HASH = re.compile(r"^(?:(file|dir|multi):)?([0-9a-f]{64})$")
@@ -207,13 +207,28 @@ def _extracted(t: Target) -> bool:
     return sum(1 for p, f in t.entries.items() if p != t.dest) != 1
 
 
-def wanted_files(img: Image, targets: list[Target], layer_entries: list[str | None]) -> dict[str, set[str]]:
+def wanted_files(targets: list[Target], layer_entries: list[str | None]
+                 ) -> tuple[dict[str, set[str]], set[tuple[str, str]], set[tuple[str, str]]]:
+    """What to read again: {layer blob: paths}, and which (blob, path) are hashed as they stream
+    by (`file:`/`multi:` steps, any size) or kept whole (`dir:` steps, within MAX_CONTENT)."""
     want: dict[str, set[str]] = {}
+    stream: set[tuple[str, str]] = set()
+    keep: set[tuple[str, str]] = set()
     for t in targets:
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-        if t.reason is None and entry:
-            want.setdefault(entry, set()).update(p for p, f in t.entries.items() if f.type == "file")
-    return want
+        if t.reason is not None or not entry:
+            continue
+        if t.algo == "file":
+            files = [f for _, f in (_single(t) or [])]
+            stream.update((entry, f.path) for f in files)
+        elif t.algo == "multi":
+            files = [f for _, f in (_multi_files(t) or [])]
+            stream.update((entry, f.path) for f in files)
+        else:
+            files = [f for f in t.entries.values() if f.type == "file"]
+            keep.update((entry, f.path) for f in files)
+        want.setdefault(entry, set()).update(f.path for f in files)
+    return want, stream, keep
 
 
 # --------------------------------------------------------------------------- the two hashes
@@ -319,14 +334,17 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
     return h.hexdigest()
 
 
-def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int = 0) -> str:
+def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0) -> bytes:
     tf = _TYPEFLAG.get(e.type)
     if tf is None or e.type in ("char", "block"):
         raise _Cannot(f"{e.type} entries (device numbers are not kept)")
     link = e.link or "" if e.type == "symlink" else ""
-    size = len(data) if e.type == "file" else 0
-    h = hashlib.sha256(f"name{name}mode{e.mode & 0o7777}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
-                       f"linkname{link}unamegnamedevmajor0devminor0".encode("utf-8", "surrogateescape"))
+    return (f"name{name}mode{e.mode & 0o7777}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
+            f"linkname{link}unamegnamedevmajor0devminor0").encode("utf-8", "surrogateescape")
+
+
+def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int = 0) -> str:
+    h = hashlib.sha256(_tarsum_header(name, e, len(data) if e.type == "file" else 0, uid, gid))
     h.update(data)
     return h.hexdigest()
 
@@ -395,120 +413,171 @@ class _Outcome:
     cannot: str | None = None
 
 
-def _names_for(variant: str, pins: dict[int, str]) -> Callable[[int, int], tuple[str, str]]:
+def _names_for(variant: str) -> Callable[[int, int], tuple[str, str]]:
     if variant == "blank":
         return lambda u, g: ("", "")
     if variant == "root":
         return lambda u, g: ("root" if u == 0 else "", "root" if g == 0 else "")
     if variant == "root-owned":  # --chown of files a root build host owns: Go looked up the host owner
         return lambda u, g: ("root", "root")
-    return lambda u, g: (pins.get(u, ""), pins.get(-1 - g, ""))
+    raise ValueError(variant)
 
 
-def _recompute(t: Target, contents: dict[str, bytes], version: tuple[int, int] | None,
-               pins: dict[int, str]) -> _Outcome:
+_NAMES = ("root", "root-owned", "blank")
+
+
+def _file_hashers(e: FileEntry) -> dict[str, "hashlib._Hash"]:
+    """Every candidate hash of one copied file, fed its header now and its content as it is read."""
+    hs = {}
+    base = posixpath.basename(e.path)
+    for names in _NAMES:
+        un, gn = _names_for(names)(e.uid, e.gid)
+        try:
+            hs[f"buildah/{names}"] = hashlib.sha256(
+                _ustar(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn))
+        except ValueError:
+            pass  # a header Go would write as PAX: not rebuilt
+    for name in _suffixes(e.path):
+        for uid, gid in dict.fromkeys([(0, 0), (e.uid, e.gid)]):  # context tar: 0:0; COPY --from: the stage's
+            hs[f"classic/{name}/{uid}:{gid}"] = hashlib.sha256(_tarsum_header(name, e, e.size, uid, gid))
+    return hs
+
+
+def _file_digests(hs: dict[str, "hashlib._Hash"], size: int) -> dict[str, str]:
+    out = {}
+    for label, h in hs.items():
+        if label.startswith("buildah/"):
+            h.update(b"\0" * (-size % 512) + b"\0" * 1024)
+        out[label] = h.hexdigest()
+    return out
+
+
+def _matched_as(label: str) -> str:
+    kind, _, rest = label.partition("/")
+    if kind == "buildah":
+        return {"root": "buildah (< 1.42, user names root)",
+                "root-owned": "buildah (< 1.42, user names root-owned)"}.get(rest, "buildah (blank user names)")
+    return f"classic builder (context path {rest.rsplit('/', 1)[0]!r})"
+
+
+def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[str, str]],
+               version: tuple[int, int] | None, pins: dict[int, str]) -> _Outcome:
+    """`contents`: the bytes of files under dir targets; `digests`: each streamed file's candidates."""
     out = _Outcome()
     top = t.entries.get(t.dest)
     inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
     below = {p[len(inside):]: f for p, f in t.entries.items() if p != t.dest}
     items = [(r, below[r]) for r in _walk_order(list(below))]
-    if any(f.type == "file" and f.path not in contents for _, f in items) or (
-            top is not None and top.type == "file" and top.path not in contents):
-        out.cannot = "the copied files could not be read again"
-        return out
-
-    # buildah variants: new (>= 1.42) names blank and dirs with "/"; old: host names, no "/".
+    # buildah: from 1.42 (by its label) only blank names and dirs with "/"; before, host names.
     new_pinned = version is not None and version >= (1, 42)
-    old_pinned_ok = version is not None and version < (1, 42)
-    variants = [("new", "blank")] if new_pinned else [
-        ("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
-    if old_pinned_ok and pins:
-        variants.insert(1, ("old", "pinned"))
+    old_version = version is not None and version < (1, 42)
 
-    def single_items() -> list[tuple[str, FileEntry]] | None:
-        if top is not None and top.type != "dir":
-            return [(posixpath.basename(t.dest), top)]
-        direct = [(r, f) for r, f in items if "/" not in r]
-        if len(items) == 1 and direct and direct[0][1].type != "dir":
-            return direct  # `COPY f /dir/`: the file keeps its own name under the directory
-        return None
+    def owners_pinned(its) -> bool:
+        return bool(pins) and all(f.uid in pins and (-1 - f.gid) in pins for _, f in its)
 
-    def owner_ids(its) -> set[tuple[int, int]]:
-        return {(f.uid, f.gid) for _, f in its}
+    def pinned(its) -> bool:
+        if t.kind == "ADD":
+            return False  # it may have extracted an archive, whose own headers were hashed
+        return new_pinned or (old_version and owners_pinned(its))
 
     try:
-        if t.algo in ("file", "dir"):
-            its = single_items() if t.algo == "file" else items
+        if t.algo == "file":
+            its = _single(t)
             if its is None:
                 out.cannot = _why_not(t, version) if t.kind == "ADD" else \
                     "the destination does not hold a single copied file"
                 return out
+            e = its[0][1]
+            d = digests.get(e.path)
+            if d is None:
+                out.cannot = "the copied file could not be read again"
+                return out
+            for label, hexd in d.items():
+                if hexd == t.recorded and not (new_pinned and label.startswith("buildah/root")):
+                    out.matched, out.covered = _matched_as(label), [e.path]
+                    return out
+            out.tried = [f"{k}:{v[:12]}" for k, v in d.items()][:8]
+            out.pinned = pinned(its)
+        elif t.algo == "dir":
+            if any(f.type == "file" and f.path not in contents for _, f in items):
+                out.cannot = "the copied files could not be read again"
+                return out
+            variants = [("new", "blank")] if new_pinned else [
+                ("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
             for gen, names in variants:
-                got = _buildah_stream(its, contents, t.dest, gen == "new", _names_for(names, pins))
+                got = _buildah_stream(items, contents, t.dest, gen == "new", _names_for(names))
                 out.tried.append(f"buildah-{gen}/{names}:{got[:12]}")
                 if got == t.recorded:
                     out.matched = f"buildah ({'>= 1.42' if gen == 'new' else '< 1.42'}, user names {names})"
-                    out.covered = [f.path for _, f in its]
+                    out.covered = [f.path for _, f in items]
                     return out
-            if t.kind == "ADD":
-                pass  # it may have extracted an archive whose own headers were hashed
-            elif new_pinned:
-                out.pinned = True
-            elif old_pinned_ok and pins and all(u in pins and (-1 - g) in pins for u, g in owner_ids(its)):
-                out.pinned = True
-            # classic builder: tarsum with the context path unknown; try the likely ones.
-            if t.algo == "file":
-                e = its[0][1]
-                data = contents.get(e.path, b"")
-                # build context: the CLI writes uid/gid 0; COPY --from: the stage's own owners
-                for name in _suffixes(e.path):
-                    for uid, gid in dict.fromkeys([(0, 0), (e.uid, e.gid)]):
-                        if _tarsum_entry(name, e, data, uid, gid) == t.recorded:
-                            out.matched = f"classic builder (context path {name!r})"
-                            out.covered = [e.path]
-                            return out
-                out.tried += [f"classic:{n}" for n in _suffixes(e.path)]
-            else:
-                why = None
-                for prefix in [""] + _suffixes(t.dest):
-                    try:
-                        got = _classic_dir(items, top, prefix, contents)
-                    except _Cannot as exc:
-                        why = str(exc)
-                        continue
-                    if got == t.recorded:
-                        where = f"context path {prefix!r}" if prefix else "the context root"
-                        out.matched = f"classic builder ({where})"
-                        out.covered = [f.path for _, f in items] + ([top.path] if prefix and top else [])
-                        return out
-                    out.tried.append(f"classic:{prefix or '.'}")
-                if why and not out.pinned and version is None:
-                    out.cannot = ("the classic builder's hash is not rebuilt when the source holds " + why
-                                  + " (moby hashes what the link points to in the build context)")
+            out.pinned = pinned(items)
+            # classic builder: tarsums under the source's context path, unknown; try the likely ones.
+            why = None
+            for prefix in [""] + _suffixes(t.dest):
+                try:
+                    got = _classic_dir(items, top, prefix, contents)
+                except _Cannot as exc:
+                    why = str(exc)
+                    continue
+                if got == t.recorded:
+                    where = f"context path {prefix!r}" if prefix else "the context root"
+                    out.matched = f"classic builder ({where})"
+                    out.covered = [f.path for _, f in items] + ([top.path] if prefix and top else [])
+                    return out
+                out.tried.append(f"classic:{prefix or '.'}")
+            if why and not out.pinned and version is None:
+                out.cannot = ("the classic builder's hash is not rebuilt when the source holds " + why
+                              + " (moby hashes what the link points to in the build context)")
         elif t.algo == "multi":
-            direct = [(r, f) for r, f in items if "/" not in r]
-            if len(direct) != len(items) or any(f.type == "dir" for _, f in direct) or len(direct) > MAX_MULTI:
+            direct = _multi_files(t)
+            if direct is None:
                 out.cannot = ("several sources, and which files came from which one (and their order in "
                               "the Dockerfile) is not recorded")
                 return out
-            per: dict[str, list[str]] = {}
-            for gen, names in variants:
-                per[f"buildah-{gen}/{names}"] = [
-                    "file:" + _buildah_stream([it], contents, t.dest, gen == "new", _names_for(names, pins))
-                    for it in direct]
-            per["classic"] = ["file:" + _tarsum_entry(r, f, contents.get(f.path, b"")) for r, f in direct]
+            if any(f.path not in digests for _, f in direct):
+                out.cannot = "the copied files could not be read again"
+                return out
+            per = {f"buildah/{n}": [digests[f.path].get(f"buildah/{n}") for _, f in direct] for n in _NAMES}
+            per["classic"] = [digests[f.path].get(f"classic/{r}/0:0") for r, f in direct]
             for how, parts in per.items():
-                for order in itertools.permutations(parts):
+                if None in parts or (new_pinned and how.startswith("buildah/root")):
+                    continue
+                for order in itertools.permutations("file:" + p for p in parts):
                     if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
-                        out.matched = f"{how} ({len(parts)} files)"
+                        out.matched = f"{_matched_as(how) if how != 'classic' else 'classic builder'}" \
+                                      f" ({len(parts)} sources in some order)"
                         out.covered = [f.path for _, f in direct]
                         return out
-            out.pinned = t.kind != "ADD" and (new_pinned or (old_pinned_ok and bool(pins)
-                                        and all(u in pins and (-1 - g) in pins for u, g in owner_ids(direct))))
-            out.tried.append(f"{len(per)} builders x {len(direct)}! orders")
+            out.pinned = pinned(direct)
+            out.tried.append(f"{len(per)} ways x {len(direct)}! orders")
     except _Cannot as exc:
         out.cannot = f"the layer holds what the hash format cannot be rebuilt from: {exc}"
     return out
+
+
+def _below(t: Target) -> list[tuple[str, FileEntry]]:
+    inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
+    return [(p[len(inside):], f) for p, f in t.entries.items() if p != t.dest]
+
+
+def _single(t: Target) -> list[tuple[str, FileEntry]] | None:
+    """The one file a `file:` step copied: at the destination, or alone under it (`COPY f /dir/`)."""
+    top = t.entries.get(t.dest)
+    if top is not None and top.type != "dir":
+        return [(posixpath.basename(t.dest), top)] if top.type == "file" else None
+    items = _below(t)
+    if len(items) == 1 and "/" not in items[0][0] and items[0][1].type == "file":
+        return items
+    return None
+
+
+def _multi_files(t: Target) -> list[tuple[str, FileEntry]] | None:
+    """Several sources that are all plain files directly under the destination (the common case)."""
+    items = sorted(_below(t))
+    if not items or len(items) > MAX_MULTI or any("/" in r or f.type != "file" for r, f in items):
+        return None
+    return items
 
 
 def _why_not(t: Target, version: tuple[int, int] | None) -> str:
@@ -538,24 +607,40 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     if not targets:
         return statuses, findings
     contents: dict[str, dict[str, bytes]] = {}
-    want = wanted_files(img, targets, layer_entries)
-    budget = sum(f.size for t in targets if t.reason is None for f in t.entries.values() if f.type == "file")
+    digests: dict[str, dict[str, dict[str, str]]] = {}
+    want, stream, keep = wanted_files(targets, layer_entries)
+    by_key = {(layer_entries[t.layer], f.path): f for t in targets if t.layer < len(layer_entries)
+              for f in t.entries.values()}
+    if sum(by_key[k].size for k in keep if k in by_key) > MAX_CONTENT:
+        for t in targets:
+            if t.algo == "dir" and t.reason is None:
+                t.reason = (f"over {MAX_CONTENT >> 20} MiB of files under the directories this image copies: "
+                            "not held in memory to rebuild the directory hash")
+        want, stream, keep = wanted_files(targets, layer_entries)
     if want and source == "-":
         for t in targets:
             t.reason = t.reason or ("the input is stdin: the one pass keeps no file contents and cannot read "
                                     "the copied files again")
-    elif want and budget > MAX_CONTENT:
-        for t in targets:
-            t.reason = t.reason or f"over {MAX_CONTENT >> 20} MiB of copied files in this image: not read again"
     elif want:
         def consume(entry_path, path, member, rd) -> None:
             if any(k.startswith("SCHILY.xattr.") for k in (member.pax or {})):
                 return  # xattrs enter both hashes; the model does not keep them: leave it unread
-            parts, left = [], member.size
+            key = (entry_path, path)
+            entry = by_key.get(key)
+            hashers = _file_hashers(entry) if key in stream and entry is not None else {}
+            parts: list[bytes] | None = [] if key in keep else None
+            left = member.size
             while left > 0 and (chunk := rd(min(left, 1 << 20))):
-                parts.append(bytes(chunk))
+                for h in hashers.values():
+                    h.update(chunk)
+                if parts is not None:
+                    parts.append(bytes(chunk))
                 left -= len(chunk)
-            if left == 0:
+            if left:
+                return
+            if hashers and entry is not None and entry.size == member.size:
+                digests.setdefault(entry_path, {})[path] = _file_digests(hashers, member.size)
+            if parts is not None:
                 contents.setdefault(entry_path, {})[path] = b"".join(parts)
         read(source, want, consume)
     version = _buildah_version(img)
@@ -566,7 +651,8 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     live = sorted((t for t in targets if t.reason is None), key=lambda t: t.history)
     for t in live:  # first without pins: what matches teaches the build host's names
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-        out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), version, {})
+        out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
+                                               version, {})
         if out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
             learned = pins.setdefault(build[t.history], {})
             for f in t.entries.values():
@@ -578,7 +664,8 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         known = pins.get(build[t.history])
         if not outcomes[t.history].matched and not outcomes[t.history].cannot and known:
             entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-            outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), version, known)
+            outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
+                                             version, known)
     for t in sorted(targets, key=lambda t: t.history):
         if t.reason is not None:
             statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
