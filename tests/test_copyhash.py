@@ -152,6 +152,7 @@ EXPECTED = {
                                           4: "cannot-recompute", 5: "verified"},
     "classic2-20.10.docker.tar.gz": {1: "verified", 2: "cannot-recompute", 3: "verified", 4: "cannot-recompute",
                                      5: "cannot-recompute", 6: "verified"},
+    "classic3-20.10.docker.tar.gz": {0: "verified"},  # a hard link: the context tar's link entry
     "buildah2-1.28-layers.oci.tar.gz": {1: "verified", 2: "verified", 3: "verified", 4: "verified",
                                         5: "verified", 6: "verified"},
 }

@@ -334,11 +334,12 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
     return h.hexdigest()
 
 
-def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0) -> bytes:
+def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0, link: str | None = None) -> bytes:
     tf = _TYPEFLAG.get(e.type)
     if tf is None or e.type in ("char", "block"):
         raise _Cannot(f"{e.type} entries (device numbers are not kept)")
-    link = e.link or "" if e.type == "symlink" else ""
+    if link is None:
+        link = e.link or "" if e.type == "symlink" else ""
     return (f"name{name}mode{e.mode & 0o7777}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
             f"linkname{link}unamegnamedevmajor0devminor0").encode("utf-8", "surrogateescape")
 
@@ -350,15 +351,21 @@ def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int =
 
 
 def _classic_dir(items: list[tuple[str, FileEntry]], top: FileEntry | None, prefix: str,
-                 contents: dict[str, bytes]) -> str:
+                 contents: dict[str, bytes], dest: str) -> str:
     """`dir:` of moby: sorted per-entry tarsums, names as in the context (`prefix/rel`)."""
     by_rel = dict(items)
+    inside = dest.rstrip("/") + "/"
 
     def ctx(rel: str) -> str:
         return f"{prefix}/{rel}" if prefix else rel
 
     def entry_sum(rel: str, e: FileEntry) -> str:
         name = ctx(rel) + ("/" if e.type == "dir" else "")
+        if e.type == "hardlink":  # the context tar's link entry: no content, the first name's context path
+            first = (e.link or "")[len(inside):] if (e.link or "").startswith(inside) else None
+            if first is None:
+                raise _Cannot("a hard link to a file outside the copied tree")
+            return hashlib.sha256(_tarsum_header(name, e, 0, link=ctx(first))).hexdigest()
         return _tarsum_entry(name, e, contents.get(e.path, b"") if e.type == "file" else b"")
 
     def follow(rel: str, e: FileEntry, depth: int = 0) -> str:
@@ -516,7 +523,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
             why = None
             for prefix in [""] + _suffixes(t.dest):
                 try:
-                    got = _classic_dir(items, top, prefix, contents)
+                    got = _classic_dir(items, top, prefix, contents, t.dest)
                 except _Cannot as exc:
                     why = str(exc)
                     continue
