@@ -37,7 +37,8 @@ def mismatches(report) -> list:
 
 def _read_outer(path: Path) -> dict[str, bytes]:
     out = {}
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(path.read_bytes()))) as t:
+    raw = path.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)) as t:
         for m in t.getmembers():
             if m.isfile():
                 out[m.name] = t.extractfile(m).read()
@@ -279,3 +280,36 @@ def test_tarsum_entry_is_moby_v1_header_then_content():
     want = hashlib.sha256(b"namehello.txtmode420uid0gid0size6typeflag0linknameunamegnamedevmajor0devminor0"
                           b"hello\n").hexdigest()
     assert copyhash._tarsum_entry("hello.txt", e, b"hello\n") == want
+
+
+# --------------------------------------------------------------------------- the shared corpus (real builds)
+
+
+def test_corpus_long_and_unicode_names_verify_through_pax(corpus_dir):
+    """buildah 1.28 wrote the copied tree with a >100-byte name and non-ASCII names: Go's PAX headers."""
+    report = analyze(str(corpus_dir / "clean" / "lantern-gzip.oci.tar"))
+    st = report.images[0].history[8].analysis.copy_hash
+    assert st.status == "verified", st
+    assert any(len(p) > 100 for p in st.paths) and any(not p.isascii() for p in st.paths)
+
+
+def test_corpus_forged_file_under_a_pax_name_is_critical(tmp_path, corpus_dir):
+    src = corpus_dir / "clean" / "lantern-gzip.oci.tar"
+    index = json.loads(_read_outer(src)["index.json"])
+    assert len(index["manifests"]) == 1
+    report = analyze(str(src))
+    layer = report.images[0].history[8].layer_index
+    name = next(p for p in report.images[0].history[8].analysis.copy_hash.paths if not p.isascii())
+    forged = forge_oci(src, layer, add_file(name.lstrip("/") + ".d/dropper", b"#!/bin/sh\n"), tmp_path / "f.tar")
+    found = mismatches(analyze(str(forged)))
+    assert [(f.severity.value, f.history) for f in found] == [("critical", 8)]
+
+
+def test_corpus_classic_steps_on_a_buildah_base_are_never_called(corpus_dir):
+    """docker's classic builder on a buildah base: the base's io.buildah.version label is inherited,
+    and the classic steps carry no buildah mark of their own, so nothing is pinned for them."""
+    report = analyze(str(corpus_dir / "clean" / "lantern-and-base-dockerd.docker.tar"))
+    assert not mismatches(report)
+    lantern = next(img for img in report.images if "corpus/lantern:2.4.1" in img.refs)
+    assert lantern.history[8].analysis.copy_hash.status == "cannot-recompute"
+    assert lantern.history[10].analysis.copy_hash.matched_as.startswith("classic builder")

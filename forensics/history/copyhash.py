@@ -49,20 +49,32 @@ buildah / podman (`#(nop) COPY [--link] <hash> in <dest> `)
   its tar format): not recomputed. ADD of a URL digests a tar stream built
   around the download: not recomputed.
 
-Verdicts. A match makes the files it covers *verified*. A mismatch is only
-called where nothing the image does not record enters the hash: buildah >= 1.42
-(by its label), or buildah before 1.42 when another step of the same build has
-already matched with the same owner ids' names (a `--chown` onto files of
+Long or non-ASCII names and link targets are written as Go does: a PAX
+extended header `<dir>/PaxHeaders.0/<file>` holding `path`/`linkpath`, then a
+main header with the fields cut to fit (verified on the corpus' lantern image).
+
+Verdicts. A match (of any builder's algorithm, any variant) makes the files it
+covers *verified*. A mismatch is called only where nothing the image does not
+record enters the hash, and only for a step that itself says buildah wrote it
+(its `FROM <image>` comment from buildah --layers, or the next entry's, or a
+layer shared with steps marked empty, buildah without --layers): classic and
+buildah write COPY lines alike, and a buildah base's `io.buildah.version`
+label is inherited by whatever builds on it. Then: buildah >= 1.42 by its
+label, in the last build of the history; or buildah before 1.42 when another
+buildah step of the same build (no gap over an hour, no `FROM <base>` between)
+matched with `root` names for the same owner ids (a `--chown` onto files of
 another host owner in one step and not in the other would break that
 inference; buildah does not record `--chown`). Everything else that does not
-match is `cannot-recompute`, with the reason. An attacker who strips the label,
-or rewrites the recorded hash to that of the forged files, is not caught here
-(the hash is metadata like the rest of the history): `forensics diff` is.
+match is `cannot-recompute`, with the reason. An attacker who strips the label
+or the comments, or rewrites the recorded hash to that of the forged files, is
+not caught here (the hash is metadata like the rest of the history):
+`forensics diff` is.
 
 Cost: the one pass keeps only each file's sha256, and both hashes need the
-bytes, so the files under hashed destinations are read again from their
-layers (forensics.archive.reread), at most MAX_CONTENT bytes per image; not
-possible on stdin.
+bytes, so the files under hashed destinations are read again from their layers
+(forensics.archive.reread): a `file:`/`multi:` source is hashed as it streams
+by (every candidate at once, any size); the files under `dir:` sources are
+held, at most MAX_CONTENT bytes per image. Not possible on stdin.
 """
 
 from __future__ import annotations
@@ -100,6 +112,8 @@ class Target:
     dest: str  # absolute, normalized
     entries: dict[str, FileEntry] = field(default_factory=dict)  # what the layer holds at/under dest
     reason: str | None = None  # set when it cannot be recomputed before reading anything
+    buildah: bool = False  # the entry itself says buildah wrote it (see _buildah_evidence)
+    last_build: bool = False  # in the last build of the history (the one the label speaks for)
 
 
 def _norm(path: str, workdir: str = "/") -> str:
@@ -122,6 +136,10 @@ def _workdirs(instructions) -> list[str]:
     return out
 
 
+# buildah --layers notes `FROM <previous step's image id>` on each entry, and
+# `FROM <base image>` on the first entry of a build.
+_BUILD_FROM = re.compile(r"^FROM \S")
+_INTERMEDIATE = re.compile(r"^FROM [0-9a-f]{12}$")
 BUILD_GAP = 3600.0  # seconds between two history entries that start another build (a base image's)
 
 
@@ -136,7 +154,8 @@ def _builds(img: Image) -> list[int]:
             t = datetime.fromisoformat((h.created or "").replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-        if t is None or prev is None or abs(t - prev) > BUILD_GAP:
+        starts = bool(_BUILD_FROM.match(h.comment or "")) and not _INTERMEDIATE.match(h.comment or "")
+        if t is None or prev is None or abs(t - prev) > BUILD_GAP or starts:
             n += 1
         out.append(n)
         prev = t
@@ -144,6 +163,21 @@ def _builds(img: Image) -> list[int]:
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def _buildah_evidence(img: Image, instructions, i: int, group: list[int]) -> bool:
+    """What in the entry itself says buildah wrote it (classic writes COPY lines alike):
+    the `FROM <image>` comment of buildah --layers (on it, or on the next entry), a layer shared by several recorded steps
+    (buildah without --layers: the others are marked empty), or a buildah-only flag."""
+    ins = instructions[i]
+    if (img.history[i].comment or "").startswith("FROM "):
+        return True
+    if i + 1 < len(img.history) and _INTERMEDIATE.match(img.history[i + 1].comment or ""):
+        return True  # the next step was built on this one's image by buildah (a FROM scratch first step)
+    if len(group) > 1 and any(img.history[j].empty_layer and instructions[j].kind in ("COPY", "ADD", "RUN")
+                              for j in group):
+        return True
+    return ins.builder == "buildah" and ins.builder_confident
 
 
 def _recorded(ins) -> str | None:
@@ -178,7 +212,8 @@ def plan(img: Image, instructions) -> list[Target]:
         for i, dest in zip(steps, dests):
             ins = instructions[i]
             algo, hexd = _HASH.match(recorded[i]).groups()
-            t = Target(history=i, layer=layer.index, kind=ins.kind, algo=algo or "", recorded=hexd, dest=dest)
+            t = Target(history=i, layer=layer.index, kind=ins.kind, algo=algo or "", recorded=hexd, dest=dest,
+                       buildah=_buildah_evidence(img, instructions, i, group))
             inside = dest.rstrip("/") + "/" if dest != "/" else "/"
             t.entries = {p: f for p, f in files.items() if p == dest or p.startswith(inside)}
             if any(instructions[j].kind == "RUN" for j in writers):
@@ -288,6 +323,79 @@ def _ustar(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes,
     return bytes(b)
 
 
+def _pax_record(k: str, v: str) -> bytes:
+    """Go's formatPAXRecord: `<len> k=v\\n`, the length counting itself."""
+    body = f" {k}={v}\n".encode()
+    size = len(body) + len(str(len(body)))
+    if len(str(size)) + len(body) != size:
+        size = len(str(size)) + len(body)
+    return str(size).encode() + body
+
+
+def _go_field(s: str, width: int) -> bytes:
+    """Go's formatString after toASCII: as much as fits, NUL-terminated when shorter, and a
+    cut that ends in `/` loses its trailing slashes."""
+    b = "".join(c for c in s if ord(c) < 0x80).encode()
+    if len(b) < width:
+        return b + b"\0"
+    cut = bytearray(b[:width])
+    if len(b) > width and cut[-1:] == b"/":
+        n = len(b[:width - 1].rstrip(b"/"))
+        cut[n] = 0
+    return bytes(cut)
+
+
+def _header_or_pax(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str,
+                   uname: str, gname: str) -> bytes:
+    """USTAR when it fits; else what Go writes for a long or non-ASCII name or link target: a PAX
+    extended header (`<dir>/PaxHeaders.0/<file>`, records sorted) and a main header with truncated
+    fields. Numbers too large for octal stay unsupported."""
+    try:
+        return _ustar(name, mode, uid, gid, size, typeflag, link, uname, gname)
+    except ValueError:
+        pass
+    if not (uname + gname).isascii() or len(uname) > 32 or len(gname) > 32:
+        raise ValueError("user names that need PAX records")
+    recs: dict[str, str] = {}
+    nb = name.encode()
+    if not name.isascii() or len(nb) > 100:
+        try:
+            if not name.isascii():
+                raise ValueError
+            _split_ustar(nb)
+        except ValueError:
+            recs["path"] = name
+    if not link.isascii() or len(link.encode()) > 100:
+        recs["linkpath"] = link
+    if not recs:
+        raise ValueError("a header Go would not write as PAX either")
+    data = b"".join(_pax_record(k, recs[k]) for k in sorted(recs))
+    d, f = posixpath.split(name)
+    xname = posixpath.join(d, "PaxHeaders.0", f) if f else posixpath.join(d, "PaxHeaders.0")
+    xb = "".join(c for c in xname if ord(c) < 0x80).encode()[:100].rstrip(b"/")
+    x = bytearray(512)
+    x[0:len(xb)] = xb
+    x[100:108], x[108:116], x[116:124] = _octal(0, 8), _octal(0, 8), _octal(0, 8)
+    x[124:136], x[136:148] = _octal(len(data), 12), _octal(0, 12)
+    x[148:156] = b" " * 8
+    x[156:157] = b"x"
+    x[257:265] = b"ustar\x0000"
+    x[148:156] = _octal(sum(x), 7) + b" "
+    m = bytearray(512)
+    m[0:100] = _go_field(name, 100).ljust(100, b"\0")
+    m[100:108], m[108:116], m[116:124] = _octal(mode, 8), _octal(uid, 8), _octal(gid, 8)
+    m[124:136], m[136:148] = _octal(size, 12), _octal(0, 12)
+    m[148:156] = b" " * 8
+    m[156:157] = typeflag
+    m[157:257] = _go_field(link, 100).ljust(100, b"\0")
+    m[257:265] = b"ustar\x0000"
+    m[265:297] = uname.encode().ljust(32, b"\0")
+    m[297:329] = gname.encode().ljust(32, b"\0")
+    m[329:337], m[337:345] = _octal(0, 8), _octal(0, 8)
+    m[148:156] = _octal(sum(m), 7) + b" "
+    return bytes(x) + data + b"\0" * (-len(data) % 512) + bytes(m)
+
+
 _TYPEFLAG = {"file": b"0", "hardlink": b"1", "symlink": b"2", "char": b"3", "block": b"4", "dir": b"5", "fifo": b"6"}
 
 
@@ -324,7 +432,7 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
             data = contents[e.path]
         uname, gname = names(e.uid, e.gid)
         try:
-            h.update(_ustar(name, e.mode & 0o7777, e.uid, e.gid, len(data), tf, link, uname, gname))
+            h.update(_header_or_pax(name, e.mode & 0o7777, e.uid, e.gid, len(data), tf, link, uname, gname))
         except ValueError as exc:
             raise _Cannot(str(exc)) from None
         if data:
@@ -441,7 +549,7 @@ def _file_hashers(e: FileEntry) -> dict[str, "hashlib._Hash"]:
         un, gn = _names_for(names)(e.uid, e.gid)
         try:
             hs[f"buildah/{names}"] = hashlib.sha256(
-                _ustar(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn))
+                _header_or_pax(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn))
         except ValueError:
             pass  # a header Go would write as PAX: not rebuilt
     for name in _suffixes(e.path):
@@ -476,8 +584,9 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
     below = {p[len(inside):]: f for p, f in t.entries.items() if p != t.dest}
     items = [(r, below[r]) for r in _walk_order(list(below))]
     # buildah: from 1.42 (by its label) only blank names and dirs with "/"; before, host names.
-    new_pinned = version is not None and version >= (1, 42)
-    old_version = version is not None and version < (1, 42)
+    # The label is the last build's; a mismatch needs the step itself to say buildah wrote it.
+    new_pinned = t.buildah and t.last_build and version is not None and version >= (1, 42)
+    old_version = t.buildah and version is not None and version < (1, 42)
 
     def owners_pinned(its) -> bool:
         return bool(pins) and all(f.uid in pins and (-1 - f.gid) in pins for _, f in its)
@@ -500,7 +609,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
                 out.cannot = "the copied file could not be read again"
                 return out
             for label, hexd in d.items():
-                if hexd == t.recorded and not (new_pinned and label.startswith("buildah/root")):
+                if hexd == t.recorded:
                     out.matched, out.covered = _matched_as(label), [e.path]
                     return out
             out.tried = [f"{k}:{v[:12]}" for k, v in d.items()][:8]
@@ -509,8 +618,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
             if any(f.type == "file" and f.path not in contents for _, f in items):
                 out.cannot = "the copied files could not be read again"
                 return out
-            variants = [("new", "blank")] if new_pinned else [
-                ("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
+            variants = [("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
             for gen, names in variants:
                 got = _buildah_stream(items, contents, t.dest, gen == "new", _names_for(names))
                 out.tried.append(f"buildah-{gen}/{names}:{got[:12]}")
@@ -548,7 +656,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
             per = {f"buildah/{n}": [digests[f.path].get(f"buildah/{n}") for _, f in direct] for n in _NAMES}
             per["classic"] = [digests[f.path].get(f"classic/{r}/0:0") for r, f in direct]
             for how, parts in per.items():
-                if None in parts or (new_pinned and how.startswith("buildah/root")):
+                if None in parts:
                     continue
                 for order in itertools.permutations("file:" + p for p in parts):
                     if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
@@ -591,12 +699,12 @@ def _why_not(t: Target, version: tuple[int, int] | None) -> str:
     if t.kind == "ADD":
         return ("ADD may have extracted a local archive: the hash covers the archive itself (and, for buildah, "
                 "its own tar headers), which the image does not hold")
-    if version is not None and version < (1, 42):
+    if t.buildah and version is not None and version < (1, 42):
         return ("buildah before 1.42 hashes the build host's user and group names of the source files, which "
                 "the image does not record: neither `root` nor blank names reproduce it")
-    return ("the classic builder hashes each file under its path in the build context, which the image does "
-            "not record: none of the likely paths reproduces it (and without an io.buildah.version label "
-            "the builder is not known)")
+    return ("no builder's hash reproduces it, and neither can be rebuilt for certain: the classic builder "
+            "hashes each file under its path in the build context (none of the likely paths matches), "
+            "buildah before 1.42 the build host's user names; the image records neither")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -652,6 +760,8 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         read(source, want, consume)
     version = _buildah_version(img)
     build = _builds(img)
+    for t in targets:
+        t.last_build = build[t.history] == build[-1]
     # owner id -> host name (uid; -1-gid for groups) per build, learned from matches
     pins: dict[int, dict[int, str]] = {}
     outcomes: dict[int, _Outcome] = {}
@@ -660,7 +770,7 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
         out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
                                                version, {})
-        if out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
+        if t.buildah and out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
             learned = pins.setdefault(build[t.history], {})
             for f in t.entries.values():
                 if f.uid == 0:
