@@ -154,6 +154,7 @@ EXPECTED = {
     "classic2-20.10.docker.tar.gz": {1: "verified", 2: "cannot-recompute", 3: "verified", 4: "cannot-recompute",
                                      5: "cannot-recompute", 6: "verified"},
     "classic3-20.10.docker.tar.gz": {0: "verified"},  # a hard link: the context tar's link entry
+    "buildah-1.28-recopy.oci.tar.gz": {0: "verified", 1: "verified"},  # a hard link: the context tar's link entry
     "buildah2-1.28-layers.oci.tar.gz": {1: "verified", 2: "verified", 3: "verified", 4: "verified",
                                         5: "verified", 6: "verified"},
 }
@@ -217,6 +218,19 @@ def test_buildah_squashed_forgery_is_critical_mismatch(tmp_path):
     report = analyze(str(forged))
     found = mismatches(report)
     assert [(f.severity.value, f.path) for f in found] == [("critical", "/app")]
+
+
+def test_recopy_left_out_of_the_layer_verifies_and_is_never_called(tmp_path):
+    """`COPY app/run.sh /app/run.sh` then `COPY app /app`: the second layer lacks run.sh (unchanged);
+    the hash holds over the destination as it stands. Since the layer alone cannot say what was
+    copied, a forged file there is reported as not recomputable, never as a mismatch."""
+    report = analyze(str(FIX / "buildah-1.28-recopy.oci.tar.gz"))
+    assert "copied again" in statuses(report)[1][1]
+    forged = forge_oci(FIX / "buildah-1.28-recopy.oci.tar.gz", 1,
+                       change_byte("app/sub/data.txt", b"data", b"pwnd"), tmp_path / "f.tar")
+    report = analyze(str(forged))
+    assert not mismatches(report)
+    assert statuses(report)[1][0] == "cannot-recompute" and "already held files" in statuses(report)[1][1]
 
 
 def test_classic_forgery_is_no_longer_verified_but_not_called(tmp_path):

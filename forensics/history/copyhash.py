@@ -114,6 +114,10 @@ class Target:
     reason: str | None = None  # set when it cannot be recomputed before reading anything
     buildah: bool = False  # the entry itself says buildah wrote it (see _buildah_evidence)
     last_build: bool = False  # in the last build of the history (the one the label speaks for)
+    # The destination held files below: one copied again unchanged (same bytes, mode and mtime)
+    # may be left out of the layer by a storage driver that diffs by metadata (vfs).
+    below: bool = False
+    merged: dict[str, tuple[int, FileEntry]] | None = None  # dir sources with `below`: the view after the step
 
 
 def _norm(path: str, workdir: str = "/") -> str:
@@ -219,8 +223,8 @@ def plan(img: Image, instructions) -> list[Target]:
             if any(instructions[j].kind == "RUN" for j in writers):
                 t.reason = ("the step shares its layer with a RUN step (a build without --layers): "
                             "later commands may have changed what it copied")
-            elif any(d != dest and (d.startswith(inside) or dest.startswith(d.rstrip("/") + "/"))
-                     for d in dests):
+            elif any(j != i and (d == dest or d.startswith(inside) or dest.startswith(d.rstrip("/") + "/"))
+                     for j, d in zip(steps, dests)):
                 t.reason = "another step of the same layer writes inside its destination"
             elif not t.entries:
                 t.reason = "the layer holds nothing at the destination"
@@ -230,8 +234,30 @@ def plan(img: Image, instructions) -> list[Target]:
                 # only a plain file can match; an extracted archive (a whole base rootfs, say) is not read
                 t.reason = ("ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
                             "its own tar headers), which the image does not hold")
+            view = _merged_under(img, layer.index, inside)
+            t.below = any(li != layer.index for li, _ in view.values())
+            if t.below and algo == "dir":
+                t.merged = view
             out.append(t)
     return out
+
+
+def _merged_under(img: Image, upto: int, inside: str) -> dict[str, tuple[int, FileEntry]]:
+    """The merged filesystem below `inside` after layer `upto`: path -> (layer, entry)."""
+    view: dict[str, tuple[int, FileEntry]] = {}
+    for lower in img.layers[:upto + 1]:
+        for f in lower.files:
+            if not (f.path.startswith(inside) or f.path + "/" == inside):
+                continue
+            if f.type == "whiteout":
+                for p in [p for p in view if p == f.path or p.startswith(f.path + "/")]:
+                    del view[p]
+            elif f.type == "opaque":
+                for p in [p for p in view if p.startswith(f.path.rstrip("/") + "/")]:
+                    del view[p]
+            elif f.path.startswith(inside):
+                view[f.path] = (lower.index, f)
+    return view
 
 
 def _extracted(t: Target) -> bool:
@@ -262,6 +288,11 @@ def wanted_files(targets: list[Target], layer_entries: list[str | None]
         else:
             files = [f for f in t.entries.values() if f.type == "file"]
             keep.update((entry, f.path) for f in files)
+            for li, f in (t.merged or {}).values():
+                lower = layer_entries[li] if li < len(layer_entries) else None
+                if li != t.layer and f.type == "file" and lower:
+                    keep.add((lower, f.path))
+                    want.setdefault(lower, set()).add(f.path)
         want.setdefault(entry, set()).update(f.path for f in files)
     return want, stream, keep
 
@@ -576,7 +607,8 @@ def _matched_as(label: str) -> str:
 
 
 def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[str, str]],
-               version: tuple[int, int] | None, pins: dict[int, str]) -> _Outcome:
+               version: tuple[int, int] | None, pins: dict[int, str],
+               merged_contents: dict[str, bytes] | None = None) -> _Outcome:
     """`contents`: the bytes of files under dir targets; `digests`: each streamed file's candidates."""
     out = _Outcome()
     top = t.entries.get(t.dest)
@@ -594,6 +626,8 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
     def pinned(its) -> bool:
         if t.kind == "ADD":
             return False  # it may have extracted an archive, whose own headers were hashed
+        if t.below and t.algo != "file":
+            return False  # an unchanged re-copy may be missing from the layer
         return new_pinned or (old_version and owners_pinned(its))
 
     try:
@@ -618,29 +652,36 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
             if any(f.type == "file" and f.path not in contents for _, f in items):
                 out.cannot = "the copied files could not be read again"
                 return out
-            variants = [("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")]
-            for gen, names in variants:
-                got = _buildah_stream(items, contents, t.dest, gen == "new", _names_for(names))
-                out.tried.append(f"buildah-{gen}/{names}:{got[:12]}")
-                if got == t.recorded:
-                    out.matched = f"buildah ({'>= 1.42' if gen == 'new' else '< 1.42'}, user names {names})"
-                    out.covered = [f.path for _, f in items]
-                    return out
-            out.pinned = pinned(items)
-            # classic builder: tarsums under the source's context path, unknown; try the likely ones.
+            views = [(items, contents, "")]
+            if t.merged is not None and merged_contents is not None:
+                # buildah on a storage driver that diffs by metadata (vfs) leaves out of the layer a file
+                # copied again unchanged: try the destination as it stands after the step as well
+                full = [(r, t.merged[inside + r][1]) for r in _walk_order([p[len(inside):] for p in t.merged])]
+                if all(f.type != "file" or f.path in merged_contents for _, f in full):
+                    views.append((full, merged_contents, ", with files the layers below held, copied again"))
             why = None
-            for prefix in [""] + _suffixes(t.dest):
-                try:
-                    got = _classic_dir(items, top, prefix, contents, t.dest)
-                except _Cannot as exc:
-                    why = str(exc)
-                    continue
-                if got == t.recorded:
-                    where = f"context path {prefix!r}" if prefix else "the context root"
-                    out.matched = f"classic builder ({where})"
-                    out.covered = [f.path for _, f in items] + ([top.path] if prefix and top else [])
-                    return out
-                out.tried.append(f"classic:{prefix or '.'}")
+            for its, data, note in views:
+                for gen, names in (("old", "root"), ("old", "root-owned"), ("old", "blank"), ("new", "blank")):
+                    got = _buildah_stream(its, data, t.dest, gen == "new", _names_for(names))
+                    out.tried.append(f"buildah-{gen}/{names}{'+below' if note else ''}:{got[:12]}")
+                    if got == t.recorded:
+                        out.matched = f"buildah ({'>= 1.42' if gen == 'new' else '< 1.42'}, user names {names}){note}"
+                        out.covered = [f.path for _, f in its]
+                        return out
+                # classic builder: tarsums under the source's context path, unknown; try the likely ones.
+                for prefix in [""] + _suffixes(t.dest):
+                    try:
+                        got = _classic_dir(its, top, prefix, data, t.dest)
+                    except _Cannot as exc:
+                        why = str(exc)
+                        continue
+                    if got == t.recorded:
+                        where = f"context path {prefix!r}" if prefix else "the context root"
+                        out.matched = f"classic builder ({where}){note}"
+                        out.covered = [f.path for _, f in its] + ([top.path] if prefix and top else [])
+                        return out
+                    out.tried.append(f"classic:{prefix or '.'}")
+            out.pinned = pinned(items)
             if why and not out.pinned and version is None:
                 out.cannot = ("the classic builder's hash is not rebuilt when the source holds " + why
                               + " (moby hashes what the link points to in the build context)")
@@ -699,6 +740,10 @@ def _why_not(t: Target, version: tuple[int, int] | None) -> str:
     if t.kind == "ADD":
         return ("ADD may have extracted a local archive: the hash covers the archive itself (and, for buildah, "
                 "its own tar headers), which the image does not hold")
+    if t.below and t.algo != "file":
+        return ("the destination already held files below this layer, so what the step copied is not known "
+                "for certain (a file copied again unchanged may be left out of the layer), and neither the "
+                "layer alone nor the destination as it stands reproduces the hash")
     if t.buildah and version is not None and version < (1, 42):
         return ("buildah before 1.42 hashes the build host's user and group names of the source files, which "
                 "the image does not record: neither `root` nor blank names reproduce it")
@@ -726,6 +771,8 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     want, stream, keep = wanted_files(targets, layer_entries)
     by_key = {(layer_entries[t.layer], f.path): f for t in targets if t.layer < len(layer_entries)
               for f in t.entries.values()}
+    by_key.update({(layer_entries[li], f.path): f for t in targets for li, f in (t.merged or {}).values()
+                   if li < len(layer_entries)})
     if sum(by_key[k].size for k in keep if k in by_key) > MAX_CONTENT:
         for t in targets:
             if t.algo == "dir" and t.reason is None:
@@ -765,11 +812,22 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     # owner id -> host name (uid; -1-gid for groups) per build, learned from matches
     pins: dict[int, dict[int, str]] = {}
     outcomes: dict[int, _Outcome] = {}
+
+    def merged_of(t: Target) -> dict[str, bytes] | None:
+        if t.merged is None:
+            return None
+        got = {}
+        for li, f in t.merged.values():
+            data = contents.get(layer_entries[li] if li < len(layer_entries) else "", {}).get(f.path)
+            if data is not None:
+                got[f.path] = data
+        return got
+
     live = sorted((t for t in targets if t.reason is None), key=lambda t: t.history)
     for t in live:  # first without pins: what matches teaches the build host's names
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
         out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
-                                               version, {})
+                                               version, {}, merged_of(t))
         if t.buildah and out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
             learned = pins.setdefault(build[t.history], {})
             for f in t.entries.values():
@@ -782,7 +840,7 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         if not outcomes[t.history].matched and not outcomes[t.history].cannot and known:
             entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
             outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
-                                             version, known)
+                                             version, known, merged_of(t))
     for t in sorted(targets, key=lambda t: t.history):
         if t.reason is not None:
             statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
