@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import posixpath
 import re
 from datetime import datetime
@@ -779,10 +780,10 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
                 t.reason = (f"over {MAX_CONTENT >> 20} MiB of files under the directories this image copies: "
                             "not held in memory to rebuild the directory hash")
         want, stream, keep = wanted_files(targets, layer_entries)
-    if want and source == "-":
-        for t in targets:
-            t.reason = t.reason or ("the input is stdin: the one pass keeps no file contents and cannot read "
-                                    "the copied files again")
+    if want and (source == "-" or not (os.path.isfile(source) or os.path.isdir(source))):
+        for t in targets:  # stdin or a named pipe: what was read is gone
+            t.reason = t.reason or ("the input is stdin or a pipe: the one pass keeps no file contents and "
+                                    "cannot read the copied files again")
     elif want:
         def consume(entry_path, path, member, rd) -> None:
             if any(k.startswith("SCHILY.xattr.") for k in (member.pax or {})):
