@@ -121,6 +121,11 @@ class Target:
     merged: dict[str, tuple[int, FileEntry]] | None = None  # dir sources with `below`: the view after the step
 
 
+def _shown(text: str) -> str:
+    """For subject and detail (printed to terminals): control characters as escapes."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
+
+
 def _norm(path: str, workdir: str = "/") -> str:
     p = posixpath.normpath(posixpath.join(workdir or "/", path))
     return "/" + p.lstrip("/") if p not in ("/", "//") else "/"
@@ -171,9 +176,10 @@ def _builds(img: Image) -> list[int]:
 
 
 def _buildah_evidence(img: Image, instructions, i: int, group: list[int]) -> bool:
-    """What in the entry itself says buildah wrote it (classic writes COPY lines alike):
-    the `FROM <image>` comment of buildah --layers (on it, or on the next entry), a layer shared by several recorded steps
-    (buildah without --layers: the others are marked empty), or a buildah-only flag."""
+    """What in the entry itself says buildah wrote it (classic writes COPY lines alike): the
+    `FROM <image>` comment of buildah --layers (on it, or on the next entry), a layer shared by
+    several recorded steps (buildah without --layers: the others are marked empty), or a
+    buildah-only flag."""
     ins = instructions[i]
     if (img.history[i].comment or "").startswith("FROM "):
         return True
@@ -235,21 +241,31 @@ def plan(img: Image, instructions) -> list[Target]:
                 # only a plain file can match; an extracted archive (a whole base rootfs, say) is not read
                 t.reason = ("ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
                             "its own tar headers), which the image does not hold")
-            view = _merged_under(img, layer.index, inside)
-            t.below = any(li != layer.index for li, _ in view.values())
-            if t.below and algo == "dir":
-                t.merged = view
+            if t.reason is None and algo in ("dir", "multi"):
+                view = _merged_under(img, layer.index, inside)
+                t.below = view is None or any(li != layer.index for li, _ in view.values())
+                if t.below and algo == "dir":
+                    t.merged = view
             out.append(t)
     return out
 
 
-def _merged_under(img: Image, upto: int, inside: str) -> dict[str, tuple[int, FileEntry]]:
-    """The merged filesystem below `inside` after layer `upto`: path -> (layer, entry)."""
+MAX_WHITEOUTS = 1000  # under one destination; past this the view is not built (each costs a scan)
+
+
+def _merged_under(img: Image, upto: int, inside: str) -> dict[str, tuple[int, FileEntry]] | None:
+    """The merged filesystem below `inside` after layer `upto`: path -> (layer, entry);
+    None when too many deletions make it costly to build (hostile input)."""
     view: dict[str, tuple[int, FileEntry]] = {}
+    deletions = 0
     for lower in img.layers[:upto + 1]:
         for f in lower.files:
             if not (f.path.startswith(inside) or f.path + "/" == inside):
                 continue
+            if f.type in ("whiteout", "opaque"):
+                deletions += 1
+                if deletions > MAX_WHITEOUTS:
+                    return None
             if f.type == "whiteout":
                 for p in [p for p in view if p == f.path or p.startswith(f.path + "/")]:
                     del view[p]
@@ -860,9 +876,10 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
                                                  paths=paths, tried=out.tried)
             n = len([p for p in paths if t.entries[p].type == "file"])
             findings.append(finding(
-                "history.effect-mismatch", Severity.critical, f"{t.kind} {t.dest}",
+                "history.effect-mismatch", Severity.critical, f"{t.kind} {_shown(t.dest)}",
                 f"the step records the source hash {t.algo}:{t.recorded[:16]}…, but the {n} file(s) its layer "
-                f"holds under {t.dest} hash to something else: what was copied is not what the build copied",
+                f"holds under {_shown(t.dest)} hash to something else: what was copied is not what the "
+                f"build copied",
                 image=img.index, layer=t.layer, history=t.history, path=t.dest,
                 evidence={"recorded": f"{t.algo}:{t.recorded}", "recomputed": out.tried[:8],
                           "builder": f"buildah {'.'.join(map(str, version))}" if version else "buildah",
