@@ -155,6 +155,9 @@ EXPECTED = {
                                      5: "cannot-recompute", 6: "verified"},
     "classic3-20.10.docker.tar.gz": {0: "verified"},  # a hard link: the context tar's link entry
     "buildah-1.28-recopy.oci.tar.gz": {0: "verified", 1: "verified"},  # an unchanged re-copy left out
+    "classic-from-20.10.docker.tar.gz": {0: "cannot-recompute", 1: "cannot-recompute", 2: "cannot-recompute",
+                                         3: "verified", 4: "cannot-recompute"},
+    "buildah-from-1.28.oci.tar.gz": {0: "verified", 1: "verified", 2: "verified", 3: "verified", 4: "verified"},
     "buildah2-1.28-layers.oci.tar.gz": {1: "verified", 2: "verified", 3: "verified", 4: "verified",
                                         5: "verified", 6: "verified"},
 }
@@ -178,6 +181,11 @@ def test_reasons_name_what_the_image_does_not_record():
     assert "symlink" in got2[4][1]  # links/up -> ../hello.txt, outside the copied tree
     buildah = statuses(analyze(str(FIX / "buildah2-1.28-layers.oci.tar.gz")))
     assert "root-owned" in buildah[2][1]  # COPY --chown=1000:1000: Go looked up the host owner
+
+
+def test_classic_copy_from_hashes_the_stage_path():
+    got = statuses(analyze(str(FIX / "classic-from-20.10.docker.tar.gz")))
+    assert got[3][1] == "classic builder, COPY --from (stage path 'x/sub/a')"
 
 
 def test_verified_paths_are_the_copied_files():

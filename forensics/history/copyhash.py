@@ -28,8 +28,12 @@ Docker's classic builder (`#(nop) COPY [--chown=..] <hash> in <dest> `)
 - ADD of a local archive records the archive's own `file:` hash and the layer
   holds what it extracted: not recomputable. ADD of a URL records the bare hex
   of a downloaded temporary file (name from the URL, mode 0600): not checked.
-- `COPY --from` hashes the stage's files by their real uid/gid and their path in
-  that stage (lazycontext, uname and gname left empty).
+- `COPY --from` hashes the stage's files through a lazy context over the stage's
+  root: the same v1 string, but the name is the path in the stage, uid/gid are
+  the real ones, uname/gname the DAEMON HOST's names for them (docker 20.10:
+  `lp`/`mail` for 7/8 on Debian), and the mode carries Go 1.8's type bits
+  (0100644; moby 20.10's fillGo18FileTypeBits). So only a root-owned file copied
+  to the same path can be recomputed (checked on a real build).
 
 buildah / podman (`#(nop) COPY [--link] <hash> in <dest> `)
 - The digest is sha256 of the tar stream that is written into the destination,
@@ -38,9 +42,13 @@ buildah / podman (`#(nop) COPY [--link] <hash> in <dest> `)
   gets there), uid/gid as stored (after --chown), mode as stored, entries in
   filepath.WalkDir order (the destination itself excluded), content padded to
   512, two zero blocks at the end. A hard link is a link entry to the first name.
-- Up to 1.41 the user and group NAMES of the build host's source files are in
-  the headers (Go looks them up: `root` for uid 0 on a normal host) and
-  directory names have no trailing `/`; from 1.42 (commits 9461dd61, 738fa0d3)
+- Up to 1.41 user and group NAMES are in the headers, looked up for each
+  source file's own owner by the copier, which runs chrooted in the source
+  root (the context, or a stage): measured, `root` for uid 0 and blank for ids
+  the source tree names nowhere (uid 7 in a scratch stage, though the host calls
+  it `lp`), whatever an /etc/passwd there says otherwise; with --chown the
+  header keeps the source owner's name (`root`) beside the new ids. Directory
+  names have no trailing `/`; from 1.42 (commits 9461dd61, 738fa0d3)
   names are blank and directories end in `/`. The version is in the
   `io.buildah.version` label that buildah writes.
 - Each source (each glob match) is digested on its own; several give `multi:` +
@@ -63,7 +71,7 @@ label is inherited by whatever builds on it. Then: buildah >= 1.42 by its
 label, in the last build of the history; or buildah before 1.42 when another
 buildah step of the same build (no gap over an hour, no `FROM <base>` between)
 matched with `root` names for the same owner ids (a `--chown` onto files of
-another host owner in one step and not in the other would break that
+another owner in one step and not in the other would break that
 inference; buildah does not record `--chown`). Everything else that does not
 match is `cannot-recompute`, with the reason. An attacker who strips the label
 or the comments, or rewrites the recorded hash to that of the forged files, is
@@ -155,7 +163,7 @@ BUILD_GAP = 3600.0  # seconds between two history entries that start another bui
 
 def _builds(img: Image) -> list[int]:
     """A build number per history entry: a new one after a gap of over BUILD_GAP, or an entry
-    without a readable time. What one build's matches teach about its host's user names is
+    without a readable time. What one build's matches teach about the names it looked up is
     applied within that build only: a base image may come from another host."""
     out, n, prev = [], 0, None
     for h in img.history:
@@ -490,14 +498,16 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
     return h.hexdigest()
 
 
-def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0, link: str | None = None) -> bytes:
+def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0, link: str | None = None,
+                   mode: int | None = None, uname: str = "", gname: str = "") -> bytes:
     tf = _TYPEFLAG.get(e.type)
     if tf is None or e.type in ("char", "block"):
         raise _Cannot(f"{e.type} entries (device numbers are not kept)")
     if link is None:
         link = e.link or "" if e.type == "symlink" else ""
-    return (f"name{name}mode{e.mode & 0o7777}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
-            f"linkname{link}unamegnamedevmajor0devminor0").encode("utf-8", "surrogateescape")
+    mode = e.mode & 0o7777 if mode is None else mode
+    return (f"name{name}mode{mode}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
+            f"linkname{link}uname{uname}gname{gname}devmajor0devminor0").encode("utf-8", "surrogateescape")
 
 
 def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int = 0) -> str:
@@ -581,7 +591,7 @@ def _names_for(variant: str) -> Callable[[int, int], tuple[str, str]]:
         return lambda u, g: ("", "")
     if variant == "root":
         return lambda u, g: ("root" if u == 0 else "", "root" if g == 0 else "")
-    if variant == "root-owned":  # --chown of files a root build host owns: Go looked up the host owner
+    if variant == "root-owned":  # --chown of root-owned source files: the name is the source owner's
         return lambda u, g: ("root", "root")
     raise ValueError(variant)
 
@@ -600,9 +610,18 @@ def _file_hashers(e: FileEntry) -> dict[str, "hashlib._Hash"]:
                 _header_or_pax(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn))
         except ValueError:
             pass  # a header Go would write as PAX: not rebuilt
-    for name in _suffixes(e.path):
-        for uid, gid in dict.fromkeys([(0, 0), (e.uid, e.gid)]):  # context tar: 0:0; COPY --from: the stage's
-            hs[f"classic/{name}/{uid}:{gid}"] = hashlib.sha256(_tarsum_header(name, e, e.size, uid, gid))
+    for name in _suffixes(e.path):  # the build context: the CLI's tar, owners 0:0, names blank
+        hs[f"classic/{name}/0:0"] = hashlib.sha256(_tarsum_header(name, e, e.size))
+    # COPY --from (moby's lazy context over the stage's root): the path in the stage, which is the
+    # destination when copied to the same place; the real owners and the daemon host's names for
+    # them (docker 20.10: `root` for 0, unknown otherwise), the mode with Go 1.8's type bits (20.10)
+    # or without (later).
+    full = e.path.lstrip("/")
+    for typebits in (0o100000, 0):
+        for names in ("root", "blank"):
+            un, gn = _names_for(names)(e.uid, e.gid)
+            hs[f"classic-from/{full}/{typebits:o}/{names}"] = hashlib.sha256(
+                _tarsum_header(full, e, e.size, e.uid, e.gid, mode=(e.mode & 0o7777) | typebits, uname=un, gname=gn))
     return hs
 
 
@@ -620,6 +639,8 @@ def _matched_as(label: str) -> str:
     if kind == "buildah":
         return {"root": "buildah (< 1.42, user names root)",
                 "root-owned": "buildah (< 1.42, user names root-owned)"}.get(rest, "buildah (blank user names)")
+    if kind == "classic-from":
+        return f"classic builder, COPY --from (stage path {rest.rsplit('/', 2)[0]!r})"
     return f"classic builder (context path {rest.rsplit('/', 1)[0]!r})"
 
 
@@ -632,7 +653,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
     inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
     below = {p[len(inside):]: f for p, f in t.entries.items() if p != t.dest}
     items = [(r, below[r]) for r in _walk_order(list(below))]
-    # buildah: from 1.42 (by its label) only blank names and dirs with "/"; before, host names.
+    # buildah: from 1.42 (by its label) only blank names and dirs with "/"; before, looked-up names.
     # The label is the last build's; a mismatch needs the step itself to say buildah wrote it.
     new_pinned = t.buildah and t.last_build and version is not None and version >= (1, 42)
     old_version = t.buildah and version is not None and version < (1, 42)
@@ -762,11 +783,11 @@ def _why_not(t: Target, version: tuple[int, int] | None) -> str:
                 "for certain (a file copied again unchanged may be left out of the layer), and neither the "
                 "layer alone nor the destination as it stands reproduces the hash")
     if t.buildah and version is not None and version < (1, 42):
-        return ("buildah before 1.42 hashes the build host's user and group names of the source files, which "
-                "the image does not record: neither `root` nor blank names reproduce it")
+        return ("buildah before 1.42 hashes the user and group names it looked up for the source files' own "
+                "owners, which the image does not record: neither `root` nor blank names reproduce it")
     return ("no builder's hash reproduces it, and neither can be rebuilt for certain: the classic builder "
             "hashes each file under its path in the build context (none of the likely paths matches), "
-            "buildah before 1.42 the build host's user names; the image records neither")
+            "buildah before 1.42 the names of the source files' owners; the image records neither")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -826,7 +847,7 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     build = _builds(img)
     for t in targets:
         t.last_build = build[t.history] == build[-1]
-    # owner id -> host name (uid; -1-gid for groups) per build, learned from matches
+    # owner id -> looked-up name (uid; -1-gid for groups) per build, learned from matches
     pins: dict[int, dict[int, str]] = {}
     outcomes: dict[int, _Outcome] = {}
 
@@ -841,7 +862,7 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         return got
 
     live = sorted((t for t in targets if t.reason is None), key=lambda t: t.history)
-    for t in live:  # first without pins: what matches teaches the build host's names
+    for t in live:  # first without pins: what matches teaches the names the build looked up
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
         out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
                                                version, {}, merged_of(t))
