@@ -87,6 +87,7 @@ held, at most MAX_CONTENT bytes per image. Not possible on stdin.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import os
@@ -218,6 +219,7 @@ def plan(img: Image, instructions) -> list[Target]:
             prev = h.index
     wds = _workdirs(instructions)
     out: list[Target] = []
+    sorted_layers: dict[int, tuple[list[str], list[FileEntry]]] = {}
     for layer in img.layers:
         group = [i for i in owner.get(layer.index, [])
                  if i == owner[layer.index][-1] or img.history[i].empty_layer]
@@ -250,7 +252,7 @@ def plan(img: Image, instructions) -> list[Target]:
                 t.reason = ("ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
                             "its own tar headers), which the image does not hold")
             if t.reason is None and algo in ("dir", "multi"):
-                view = _merged_under(img, layer.index, inside)
+                view = _merged_under(img, layer.index, inside, sorted_layers)
                 t.below = view is None or any(li != layer.index for li, _ in view.values())
                 if t.below and algo == "dir":
                     t.merged = view
@@ -261,14 +263,23 @@ def plan(img: Image, instructions) -> list[Target]:
 MAX_WHITEOUTS = 1000  # under one destination; past this the view is not built (each costs a scan)
 
 
-def _merged_under(img: Image, upto: int, inside: str) -> dict[str, tuple[int, FileEntry]] | None:
+def _merged_under(img: Image, upto: int, inside: str, index: dict[int, tuple[list[str], list[FileEntry]]]
+                  ) -> dict[str, tuple[int, FileEntry]] | None:
     """The merged filesystem below `inside` after layer `upto`: path -> (layer, entry);
-    None when too many deletions make it costly to build (hostile input)."""
+    None when too many deletions make it costly to build (hostile input). `index` caches
+    each layer's entries sorted by path, so each destination costs a range look-up per layer."""
     view: dict[str, tuple[int, FileEntry]] = {}
     deletions = 0
+    top = inside.rstrip("/") or "/"
     for lower in img.layers[:upto + 1]:
-        for f in lower.files:
-            if not (f.path.startswith(inside) or f.path + "/" == inside):
+        if lower.index not in index:
+            ordered = sorted(lower.files, key=lambda f: f.path)
+            index[lower.index] = ([f.path for f in ordered], ordered)
+        paths, ordered = index[lower.index]
+        lo = bisect.bisect_left(paths, top)
+        hi = bisect.bisect_left(paths, inside[:-1] + "0")  # "0" follows "/": every path under inside sorts before
+        for f in ordered[lo:hi]:
+            if not (f.path.startswith(inside) or f.path == top):
                 continue
             if f.type in ("whiteout", "opaque"):
                 deletions += 1
