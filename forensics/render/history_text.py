@@ -65,7 +65,7 @@ def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: 
             c = a.counts
             right.append(f"{c.get('added', 0)} added, {c.get('modified', 0)} modified, {c.get('deleted', 0)} deleted"
                          f"; {c.get('unexplained', 0)} unexplained")
-            if a.copy_hash is not None:  # only our own words and a validated hex: nothing raw
+            if a.copy_hash is not None:  # our own words, a validated hex and repr()s: nothing raw
                 right += _copy_hash_lines(a.copy_hash, width - lw - 3)
             limit = None if all_paths else max_paths
             for ch in a.unexplained[:limit]:
