@@ -113,8 +113,10 @@ class CopyHashStatus(BaseModel):
 
     status: Literal["verified", "mismatch", "cannot-recompute"]
     recorded: str  # file:<hex>, dir:<hex>, multi:<hex> or :<hex> (a bare hex)
-    matched_as: str | None = None  # verified: which builder's algorithm, with what it assumed
-    paths: list[str] = Field(default_factory=list)  # verified / mismatch: the layer paths the hash covers
+    matched_as: str | None = None  # verified (or a mismatch of extra files): which algorithm, what it assumed
+    # verified: the layer paths the hash covers; mismatch: those it does not match, or, when the hash
+    # matched one file of a `COPY f /dir/`, the other entries the layer holds there
+    paths: list[str] = Field(default_factory=list)
     tried: list[str] = Field(default_factory=list)  # mismatch: what was recomputed (prefixes of the hashes)
     reason: str | None = None  # cannot-recompute: why
 

