@@ -614,19 +614,18 @@ def _names_for(variant: str) -> Callable[[int, int], tuple[str, str]]:
 _NAMES = ("root", "root-owned", "blank")
 
 
-def _file_hashers(e: FileEntry) -> dict[str, "hashlib._Hash"]:
-    """Every candidate hash of one copied file, fed its header now and its content as it is read."""
-    hs = {}
+def _file_heads(e: FileEntry) -> dict[str, bytes]:
+    """Every candidate hash of one copied file, as the bytes hashed before its content."""
+    heads: dict[str, bytes] = {}
     base = posixpath.basename(e.path)
     for names in _NAMES:
         un, gn = _names_for(names)(e.uid, e.gid)
         try:
-            hs[f"buildah/{names}"] = hashlib.sha256(
-                _header_or_pax(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn))
+            heads[f"buildah/{names}"] = _header_or_pax(base, e.mode & 0o7777, e.uid, e.gid, e.size, b"0", "", un, gn)
         except ValueError:
             pass  # a header Go would write as PAX: not rebuilt
     for name in _suffixes(e.path):  # the build context: the CLI's tar, owners 0:0, names blank
-        hs[f"classic/{name}/0:0"] = hashlib.sha256(_tarsum_header(name, e, e.size))
+        heads[f"classic/{name}/0:0"] = _tarsum_header(name, e, e.size)
     # COPY --from (moby's lazy context over the stage's root): the path in the stage, which is the
     # destination when copied to the same place; the real owners and the daemon host's names for
     # them (docker 20.10: `root` for 0, unknown otherwise), the mode with Go 1.8's type bits (20.10)
@@ -635,18 +634,32 @@ def _file_hashers(e: FileEntry) -> dict[str, "hashlib._Hash"]:
     for typebits in (0o100000, 0):
         for names in ("root", "blank"):
             un, gn = _names_for(names)(e.uid, e.gid)
-            hs[f"classic-from/{full}/{typebits:o}/{names}"] = hashlib.sha256(
-                _tarsum_header(full, e, e.size, e.uid, e.gid, mode=(e.mode & 0o7777) | typebits, uname=un, gname=gn))
-    return hs
+            heads[f"classic-from/{full}/{typebits:o}/{names}"] = _tarsum_header(
+                full, e, e.size, e.uid, e.gid, mode=(e.mode & 0o7777) | typebits, uname=un, gname=gn)
+    return heads
 
 
-def _file_digests(hs: dict[str, "hashlib._Hash"], size: int) -> dict[str, str]:
-    out = {}
-    for label, h in hs.items():
-        if label.startswith("buildah/"):
-            h.update(b"\0" * (-size % 512) + b"\0" * 1024)
-        out[label] = h.hexdigest()
-    return out
+class _FileHashers:
+    """The candidates' hashes fed as the content streams by; candidates with the same head share one."""
+
+    def __init__(self, e: FileEntry) -> None:
+        self.labels: dict[str, bytes] = _file_heads(e)
+        self.by_head = {head: hashlib.sha256(head) for head in dict.fromkeys(self.labels.values())}
+
+    def update(self, chunk) -> None:
+        for h in self.by_head.values():
+            h.update(chunk)
+
+    def digests(self, size: int) -> dict[str, str]:
+        pad = b"\0" * (-size % 512) + b"\0" * 1024
+        out = {}
+        for label, head in self.labels.items():
+            h = self.by_head[head]
+            if label.startswith("buildah/"):
+                h = h.copy()
+                h.update(pad)
+            out[label] = h.hexdigest()
+        return out
 
 
 def _matched_as(label: str) -> str:
@@ -866,19 +879,19 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
                 return  # xattrs enter both hashes; the model does not keep them: leave it unread
             key = (entry_path, path)
             entry = by_key.get(key)
-            hashers = _file_hashers(entry) if key in stream and entry is not None else {}
+            hashers = _FileHashers(entry) if key in stream and entry is not None else None
             parts: list[bytes] | None = [] if key in keep else None
             left = member.size
             while left > 0 and (chunk := rd(min(left, 1 << 20))):
-                for h in hashers.values():
-                    h.update(chunk)
+                if hashers is not None:
+                    hashers.update(chunk)
                 if parts is not None:
                     parts.append(bytes(chunk))
                 left -= len(chunk)
             if left:
                 return
-            if hashers and entry is not None and entry.size == member.size:
-                digests.setdefault(entry_path, {})[path] = _file_digests(hashers, member.size)
+            if hashers is not None and entry is not None and entry.size == member.size:
+                digests.setdefault(entry_path, {})[path] = hashers.digests(member.size)
             if parts is not None:
                 contents.setdefault(entry_path, {})[path] = b"".join(parts)
         read(source, want, consume)
