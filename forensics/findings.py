@@ -73,6 +73,10 @@ EXPLANATIONS: dict[str, str] = {
         "A layer changes paths that its history line does not account for: the history may "
         "have been rewritten to hide what the step really did."
     ),
+    "history.effect-mismatch": (
+        "A change contradicts what the step's own command says it produces: here, the files a "
+        "COPY/ADD layer holds do not hash to the source hash its history line records."
+    ),
     "history.package-file-modified": (
         "A file's content differs from the digest its package manager recorded at install."
     ),
@@ -124,6 +128,7 @@ RAISED_BY: dict[str, str] = {
     "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
+    "history.effect-mismatch": "forensics.history.copyhash (COPY/ADD source hashes)",
     "history.package-file-modified": "forensics.history.packages",
     "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
                                "forensics.history.trees (files in an extracted tree that do not look extracted) "

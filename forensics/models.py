@@ -117,12 +117,26 @@ class StepInstruction(BaseModel):
     metadata_only: bool = False
 
 
+class CopyHashStatus(BaseModel):
+    """The COPY/ADD source hash in `created_by`, recomputed from the layer (history.copyhash)."""
+
+    status: Literal["verified", "mismatch", "cannot-recompute"]
+    recorded: str  # file:<hex>, dir:<hex>, multi:<hex> or :<hex> (a bare hex)
+    matched_as: str | None = None  # verified (or a mismatch of extra files): which algorithm, what it assumed
+    # verified: the layer paths the hash covers; mismatch: those it does not match, or, when the hash
+    # matched one file of a `COPY f /dir/`, the other entries the layer holds there
+    paths: list[str] = Field(default_factory=list)
+    tried: list[str] = Field(default_factory=list)  # mismatch: what was recomputed (prefixes of the hashes)
+    reason: str | None = None  # cannot-recompute: why
+
+
 class StepAnalysis(BaseModel):
     instruction: StepInstruction
     counts: dict[str, int] = Field(default_factory=dict)  # added / deleted / modified / explained / unexplained
     explained: list[PathChange] = Field(default_factory=list)
     unexplained: list[PathChange] = Field(default_factory=list)
     findings: list[int] = Field(default_factory=list)  # indexes into Report.findings
+    copy_hash: CopyHashStatus | None = None  # COPY/ADD steps that record a source hash
 
 
 class HistoryEntry(BaseModel):

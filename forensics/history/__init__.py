@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import (config, content, coverage, explain, maintainer, mapping, packages, provenance,
-                               records, timeline, trees)
+from forensics.history import (config, content, copyhash, coverage, explain, maintainer, mapping, packages,
+                               provenance, records, timeline, trees)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -174,10 +174,25 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
     findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
                                 explained_at=explained_at, overlay=overlay)
+    # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
+    copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
+    for h_i, st in copy_status.items():
+        img.history[h_i].analysis.copy_hash = st
+    findings += copy_findings
+    copy_verified = {(layer, p) for h_i, st in copy_status.items() if st.status == "verified"
+                     and (layer := _layer_of_step(img, h_i)) is not None for p in st.paths}
     img.coverage = coverage.image_coverage(
         overlay, change_at, owner, {h.index: h.created_by or "" for h in img.history},
-        records=_record_status(cands, digests))
+        records=_record_status(cands, digests), copy_verified=copy_verified)
     return findings
+
+
+def _layer_of_step(img: Image, h_i: int) -> int | None:
+    """The layer a step's files are in: its own, or (squashed, marked empty) the next owner's."""
+    for h in img.history[h_i:]:
+        if h.layer_index is not None:
+            return h.layer_index
+    return None
 
 
 def _record_status(cands, digests) -> dict[str, str]:

@@ -16,6 +16,17 @@ def _change_line(c: PathChange) -> str:
     return f"{MARK[c.change]} {c.path}{tail}{what}"
 
 
+def _copy_hash_lines(st, width: int) -> list[str]:
+    head = f"source hash {st.recorded[:17]}…: "
+    if st.status == "verified":
+        text = head + f"verified as {st.matched_as}, {len(st.paths)} path(s)"
+    elif st.status == "mismatch":
+        text = head + "does NOT match the layer's files"
+    else:
+        text = head + f"cannot be recomputed: {st.reason}"
+    return textwrap.wrap(text, max(width, 30), subsequent_indent="   ", max_lines=4)
+
+
 def _columns(left: list[str], right: list[str], width: int, lw: int) -> list[str]:
     rows = max(len(left), len(right))
     out = []
@@ -54,6 +65,8 @@ def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: 
             c = a.counts
             right.append(f"{c.get('added', 0)} added, {c.get('modified', 0)} modified, {c.get('deleted', 0)} deleted"
                          f"; {c.get('unexplained', 0)} unexplained")
+            if a.copy_hash is not None:  # our own words, a validated hex and repr()s: nothing raw
+                right += _copy_hash_lines(a.copy_hash, width - lw - 3)
             limit = None if all_paths else max_paths
             for ch in a.unexplained[:limit]:
                 right.append("!! " + _change_line(ch) + "  (not explained)")
