@@ -67,6 +67,11 @@ EXPLANATIONS: dict[str, str] = {
     "history.package-file-modified": (
         "A file's content differs from the digest its package manager recorded at install."
     ),
+    "history.effect-mismatch": (
+        "A change contradicts what the step's own command says it produces there: an account "
+        "entry unlike the one its useradd/adduser/usermod makes (another uid, shell or group), "
+        "a file where it makes a symlink, bytes other than the literal it writes."
+    ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."
     ),
@@ -107,6 +112,7 @@ RAISED_BY: dict[str, str] = {
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.packages",
+    "history.effect-mismatch": "forensics.history.accounts (account files against the step's account commands)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

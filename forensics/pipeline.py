@@ -13,7 +13,7 @@ from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
-from forensics.history import analyze_images
+from forensics.history import accounts, analyze_images
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
     Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
@@ -32,7 +32,7 @@ def _capture(name: str, size: int) -> bool:
     """Keep the content of package databases: the history analysis reads them.
     Called for every file of every layer on the hashing thread, so it must be cheap."""
     if not any(h in name for h in _DB_HINTS):
-        return False
+        return accounts.wants_capture(name, size)
     path = norm_layer_path(name)[0]
     return is_db_path(path) or is_maintainer_script(path)
 
