@@ -38,6 +38,7 @@ MAX_FILE = 4 << 20  # bytes captured per account file; /etc/passwd of a big host
 MAX_SMALL = 64 << 10  # sysusers.d snippets
 MAX_ENTRIES = 200_000
 MAX_SCRIPT = 1 << 20
+MAX_FINDINGS = 8  # per code and severity in one step; the rest are summed up in one more
 _TAILS = ("passwd", "group", "shadow", "passwd-", "group-", "shadow-", "subuid", "subgid", "subuid-", "subgid-",
           ".conf")
 
@@ -523,16 +524,30 @@ class _Judge:
         out += [s for s in self.ent.users.get(name, []) if s.user_group]
         return out or list(self.ent.groups.get("*", [])) + [s for s in self.ent.users.get("*", []) if s.user_group]
 
-    def _named(self, path: str, name: str, line: str) -> str | None:
+    def _named(self, path: str, name: str, line: str, out: FileVerdict | None = None) -> str | None:
         """The command writes this file itself (echo >>, sed -i): a line it spells out, or an
-        entry of an account it names, is its doing."""
-        if path.rstrip("-") not in {p.rstrip("-") for p in self.ent.direct}:
+        entry of an account it names, is its doing. Where it spells out a whole entry for
+        the name and the layer holds another one, that is an effect mismatch (put in `out`)."""
+        main = path.rstrip("-")
+        if main not in {p.rstrip("-") for p in self.ent.direct}:
             return None
         if line and line in self.ent.text:
             return f"'{name}' written literally by the command"
-        if name and re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w.-])", self.ent.text):
-            return f"'{name}' edited by the command, which names it and {path.rstrip('-')}"
-        return None
+        if not name or not re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w.-])", self.ent.text):
+            return None
+        width = _WIDTH[MAIN_FILES[main]]
+        spelled = [m for m in re.findall(r"(?<![\w.-])" + re.escape(name) + r":[^'\"\n\\]*", self.ent.text)
+                   if len(m.split(":")) == width]
+        if spelled:
+            if out is not None:
+                f = line.split(":")
+                bad = (MAIN_FILES[main] == "passwd" and len(f) > 3 and (f[2] == "0" or f[3] in self.priv_gids)) or (
+                    name == "root")
+                out.problems.append(Problem("critical" if bad else "high", "history.effect-mismatch",
+                                            f"the command writes {spelled[0][:80]!r} for '{name}'; the layer holds "
+                                            f"{line[:80]!r}", name))
+            return "mismatch"
+        return f"'{name}' edited by the command, which names it and {main}"
 
     def _unnamed(self, sev: str, text: str, name: str) -> Problem:
         """A change no command or script accounts for; weaker when the step runs unseen code."""
@@ -550,9 +565,10 @@ class _Judge:
         f = e.fields
         name, pw, uid, gid, home, shell = f[0], f[1], f[2], f[3], f[5], f[6]
         desc = f"adds user '{name}' (uid {uid}, gid {gid}, home {home}, shell {shell or '/bin/sh'})"
-        named = self._named(path, name, e.line)
+        named = self._named(path, name, e.line, out)
         if named:
-            out.reasons.append(named)
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         dangers = []
         if uid == "0" or name == "root":
@@ -635,8 +651,10 @@ class _Judge:
 
     def changed_user(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
         name = new.name
-        if self._named(path, name, new.line):
-            out.reasons.append(self._named(path, name, new.line) or "")
+        named = self._named(path, name, new.line, out)
+        if named:
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         labels = {1: "password", 2: "uid", 3: "gid", 4: "gecos", 5: "home", 6: "shell"}
         for i, fld in labels.items():
@@ -677,9 +695,10 @@ class _Judge:
 
     def new_shadow(self, path: str, e: Entry, out: FileVerdict) -> None:
         name, pw = e.name, e.fields[1]
-        named = self._named(path, name, e.line)
+        named = self._named(path, name, e.line, out)
         if named:
-            out.reasons.append(named)
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         specs = self._specs(name)
         if not specs and not self.ent.opaque:
@@ -699,8 +718,10 @@ class _Judge:
 
     def changed_shadow(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
         name = new.name
-        if self._named(path, name, new.line):
-            out.reasons.append(self._named(path, name, new.line) or "")
+        named = self._named(path, name, new.line, out)
+        if named:
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         o, n = old.fields, new.fields
         if o[1] != n[1]:
@@ -775,9 +796,10 @@ class _Judge:
 
     def new_group(self, path: str, e: Entry, kind: str, out: FileVerdict) -> None:
         name = e.name
-        named = self._named(path, name, e.line)
+        named = self._named(path, name, e.line, out)
         if named:
-            out.reasons.append(named)
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         members = [m for m in e.fields[3].split(",") if m]
         admins = [m for m in e.fields[2].split(",") if m] if kind == "gshadow" else []
@@ -822,8 +844,10 @@ class _Judge:
 
     def changed_group(self, path: str, old: Entry, new: Entry, kind: str, out: FileVerdict) -> None:
         name = new.name
-        if self._named(path, name, new.line):
-            out.reasons.append(self._named(path, name, new.line) or "")
+        named = self._named(path, name, new.line, out)
+        if named:
+            if named != "mismatch":
+                out.reasons.append(named)
             return
         o, n = old.fields, new.fields
         if kind == "group" and o[2] != n[2]:
@@ -848,12 +872,17 @@ class _Judge:
 
     # --- removal, other lines, subordinate ids ---
 
-    def removed(self, path: str, e: Entry, out: FileVerdict) -> None:
-        if e.name in self.ent.removed or self._named(path, e.name, ""):
-            out.reasons.append(f"'{e.name}' removed by the command")
-        else:
-            out.problems.append(self._unnamed("high", f"removes the entry of '{e.name}', which no command of the "
-                                                      f"step deletes", e.name))
+    def removed(self, path: str, names: list[str], out: FileVerdict) -> None:
+        bad = []
+        for n in names:
+            if n in self.ent.removed or self._named(path, n, ""):
+                out.reasons.append(f"'{n}' removed by the command")
+            else:
+                bad.append(n)
+        if bad:
+            shown = ", ".join(f"'{n}'" for n in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+            out.problems.append(self._unnamed("high", f"removes the entries of {shown}, which no command of the "
+                                                      f"step deletes", bad[0]))
 
     def other_line(self, path: str, line: str, out: FileVerdict) -> None:
         if line in self.ent.text and self._named(path, "", line):
@@ -890,6 +919,7 @@ def _diff(j: _Judge, path: str, kind: str, before: Parsed, after: Parsed, out: F
         return
     new_entry = {"passwd": j.new_user, "shadow": j.new_shadow}.get(kind)
     changed = {"passwd": j.changed_user, "shadow": j.changed_shadow}.get(kind)
+    gone: list[str] = []
     for name in list(dict.fromkeys([*before.entries, *after.entries])):
         b = before.entries.get(name, [])
         a = after.entries.get(name, [])
@@ -913,10 +943,10 @@ def _diff(j: _Judge, path: str, kind: str, before: Parsed, after: Parsed, out: F
                 new_entry(path, e, out)
             else:
                 j.new_group(path, e, kind, out)
-        new_lines = {e.line for e in a}
-        for e in b:
-            if e.line not in new_lines and not a:
-                j.removed(path, e, out)
+        if b and not a:
+            gone.append(name)
+    if gone:
+        j.removed(path, gone, out)
     for line in after.other:
         if line not in before.other:
             j.other_line(path, line, out)
@@ -1080,6 +1110,16 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
             res.reported.add(v.path)
         for p in v.problems:
             grouped.setdefault((p.code, p.severity, p.text), []).append(v.path)
+    per_kind: dict[tuple[str, str], int] = {}
+    rest: dict[tuple[str, str], list[str]] = {}
+    for (code, severity, text), paths in list(grouped.items()):
+        n = per_kind[(code, severity)] = per_kind.get((code, severity), 0) + 1
+        if n > MAX_FINDINGS:  # thousands of forged lines make one summary, not thousands of findings
+            rest.setdefault((code, severity), []).append(text)
+            del grouped[(code, severity, text)]
+    for (code, severity), texts in rest.items():
+        grouped[(code, severity, f"{len(texts)} more account problems like these, the first: {texts[0]}")] = [
+            p for v in todo for p in [v.path] if p in res.reported][:1] or [todo[0].path]
     for (code, severity, text), paths in grouped.items():
         files = ", ".join(paths)
         res.findings.append(finding(
