@@ -13,7 +13,7 @@ from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
-from forensics.history import accounts, analyze_images
+from forensics.history import accounts, analyze_images, unitlinks
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
     Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
@@ -29,12 +29,14 @@ _DB_HINTS = ("dpkg", "apk/", "rpm")
 
 
 def _capture(name: str, size: int) -> bool:
-    """Keep the content of package databases: the history analysis reads them.
+    """Keep the content of package databases, account files and unit files: the history analysis reads them.
     Called for every file of every layer on the hashing thread, so it must be cheap."""
-    if not any(h in name for h in _DB_HINTS):
-        return accounts.wants_capture(name, size)
-    path = norm_layer_path(name)[0]
-    return is_db_path(path) or is_maintainer_script(path)
+    if any(h in name for h in _DB_HINTS):
+        path = norm_layer_path(name)[0]
+        if is_db_path(path) or is_maintainer_script(path):
+            return True
+    # Account files, sysusers.d snippets and unit files: small, and an endswith test first.
+    return accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size)
 
 
 def _now() -> str:

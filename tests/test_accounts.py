@@ -32,10 +32,12 @@ def dpkg_base() -> list[M]:
             M("var/lib/dpkg/info/base-files.list", b"/etc/os-release\n")]
 
 
-def package(name: str, files: list[str], postinst: bytes | None = None, extra: list[M] | None = None) -> list[M]:
-    """The dpkg records an `apt-get install NAME` layer writes."""
-    status = (b"Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n"
-              + f"Package: {name}\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n".encode())
+def package(name: str, files: list[str], postinst: bytes | None = None, extra: list[M] | None = None,
+            installed: tuple[str, ...] = ()) -> list[M]:
+    """The dpkg records an `apt-get install NAME` layer writes (`installed`: packages already there)."""
+    status = b"Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n" + b"".join(
+        f"Package: {n}\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n".encode()
+        for n in (*installed, name))
     out = [M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
            M("var/lib/dpkg/status", status), M("var/lib/dpkg/info/", type="dir"),
            M(f"var/lib/dpkg/info/{name}.list", "".join(f + "\n" for f in files).encode())]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import accounts, content, explain, maintainer, mapping, packages, provenance, records, timeline
+from forensics.history import (accounts, content, explain, maintainer, mapping, packages, provenance, records, timeline,
+                               unitlinks)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -79,7 +80,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 versions.setdefault(f.path, []).append((layer.index, node.sha256 if node else None))
         deleted = {c.path for c in changes if c.change == "deleted"}
         captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
-        acct_files = accounts.AccountState.take(captured)
+        acct_files = accounts.AccountState.take(captured, also=unitlinks.is_captured)
         pkg.apply(layer.index, captured, deleted)
         h_idx = owner.get(layer.index)
         group: list[int] = []
@@ -121,6 +122,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                                          lambda i: _env_of(ins, i)[1], image=img.index,
                                          created_by=img.history[h_idx].created_by)
             findings += judged.findings
+            unitlinks.judge_step(changes, ctx, {**acct.files, **acct_files}, pkg.owners)
             f = explain.unexplained_finding([c for c in changes if c.path not in judged.reported], ctx,
                                             image=img.index, created_by=img.history[h_idx].created_by,
                                             owned_before=lambda p: p in owned_before,

@@ -1007,16 +1007,18 @@ def judge_files(before: dict[str, bytes | None], after: dict[str, bytes | None],
 
 
 class AccountState:
-    """Account files and sysusers.d snippets as the layers so far leave them."""
+    """Account files and the other small files taken from the pass (sysusers.d snippets,
+    unit files) as the layers so far leave them."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
 
     @staticmethod
-    def take(captured: dict[str, bytes]) -> dict[str, bytes]:
-        """Move this module's files out of a layer's captured set (the package parser
-        would reparse its databases for each of them)."""
-        mine = {p: d for p, d in captured.items() if p in ACCOUNT_PATHS or p.startswith(SYSUSERS_DIRS)}
+    def take(captured: dict[str, bytes], also: Callable[[str], bool] = lambda p: False) -> dict[str, bytes]:
+        """Move this module's files (and those `also` names: unit files) out of a layer's
+        captured set (the package parser would reparse its databases for each of them)."""
+        mine = {p: d for p, d in captured.items()
+                if p in ACCOUNT_PATHS or p.startswith(SYSUSERS_DIRS) or also(p)}
         for p in mine:
             del captured[p]
         return mine
@@ -1039,7 +1041,7 @@ class AccountState:
             elif p in ACCOUNT_PATHS:
                 self.files[p] = UNREADABLE
         for p, d in layer_files.items():
-            if p.startswith(SYSUSERS_DIRS):
+            if p not in ACCOUNT_PATHS:
                 self.files[p] = d
 
 
