@@ -26,6 +26,7 @@ ProgressFn = Callable[[int, int | None], None]
 
 # Every package-database path contains one of these; the regexes run only on those names.
 _DB_HINTS = ("dpkg", "apk/", "rpm")
+_OTHER_TAILS = accounts.TAILS + unitlinks.TAILS
 
 
 def _capture(name: str, size: int) -> bool:
@@ -35,8 +36,8 @@ def _capture(name: str, size: int) -> bool:
         path = norm_layer_path(name)[0]
         if is_db_path(path) or is_maintainer_script(path):
             return True
-    # Account files, sysusers.d snippets and unit files: small, and an endswith test first.
-    return accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size)
+    # Account files, sysusers.d snippets and unit files: one endswith test before any call.
+    return name.endswith(_OTHER_TAILS) and (accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size))
 
 
 def _now() -> str:

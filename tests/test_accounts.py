@@ -254,3 +254,24 @@ def test_hostile_account_files_give_findings_not_tracebacks(tmp_path, blob):
     r = analyze(str(build(tmp_path, etc({"passwd": blob}), "useradd -m bob")))
     fs = account_findings(r)
     assert fs and len(fs) <= 2 * accounts.MAX_FINDINGS + 2  # thousands of lines: a few findings and a sum
+
+
+def test_tool_names_in_argument_position_are_not_commands():
+    ent = accounts.entitled_by_commands([("if ! getent passwd app >/dev/null; then chroot /srv/root groupadd -r app; "
+                                          "fi; grep -q passwd /etc/nsswitch.conf", {})])
+    assert not ent.modify  # `getent passwd app` sets no password
+    assert ent.groups["app"][0].system and "/etc/passwd" not in ent.direct
+
+
+def test_a_password_set_by_a_maintainer_script_is_not_explained(tmp_path):
+    # A forged postinst that asks for the password it plants: the script is in the same layer.
+    script = (SCRIPTS / "redis-tools.postinst").read_bytes().replace(
+        b"\tadduser \\\n", b"\tuseradd -m -p '$6$x$y' -s /bin/sh maint\n\tadduser \\\n")
+    files = scenario("adduser-system-group-redis")
+    files = {**files, "passwd": files["passwd"] + b"maint:x:1001:1001::/home/maint:/bin/sh\n",
+             "group": files["group"] + b"maint:x:1001:\n", "gshadow": files["gshadow"] + b"maint:!::\n",
+             "shadow": files["shadow"] + b"maint:$6$x$y:20789:0:99999:7:::\n"}
+    step = etc(files) + package("redis-tools", ["/usr/bin/redis-cli"], script)
+    r = analyze(str(build(tmp_path, step, "apt-get install -y redis-tools")))
+    [f] = account_findings(r)
+    assert (f.path, f.severity.value) == ("/etc/shadow", "high") and "usable password hash" in f.detail

@@ -39,7 +39,7 @@ MAX_SMALL = 64 << 10  # sysusers.d snippets
 MAX_ENTRIES = 200_000
 MAX_SCRIPT = 1 << 20
 MAX_FINDINGS = 8  # per code and severity in one step; the rest are summed up in one more
-_TAILS = ("passwd", "group", "shadow", "passwd-", "group-", "shadow-", "subuid", "subgid", "subuid-", "subgid-",
+TAILS = ("passwd", "group", "shadow", "passwd-", "group-", "shadow-", "subuid", "subgid", "subuid-", "subgid-",
           ".conf")
 
 PRIVILEGED_GROUPS = frozenset({"root", "sudo", "wheel", "adm", "admin", "docker", "shadow", "disk", "lxd"})
@@ -53,7 +53,7 @@ USER_UIDS = range(1000, 65534)
 
 def wants_capture(name: str, size: int) -> bool:
     """Hot path (every layer file): keep account files and sysusers.d snippets."""
-    if not name.endswith(_TAILS):
+    if not name.endswith(TAILS):
         return False
     path = norm_layer_path(name)[0]
     if path in ACCOUNT_PATHS:
@@ -211,22 +211,56 @@ def _expand(word: str, env: dict[str, str]) -> str:
     return _VAR.sub(sub, word) if "$" in word else word
 
 
-def _commands(text: str) -> Iterable[list[str]]:
+_TOOL_RE = re.compile(r"(?<![\w.-])(?:" + "|".join(sorted(map(re.escape, TOOLS), key=len, reverse=True))
+                      + r")(?![\w.-])")
+_ASSIGN_LINE = re.compile(r"^\s*(?:local\s+|readonly\s+|export\s+)?[A-Za-z_][A-Za-z0-9_]*=")
+# Words that run the next one: `sudo useradd`, `in_sysroot adduser` (dbus), `chroot DIR groupadd`.
+_WRAPPERS = frozenset("sudo env nice nohup command exec time eatmydata fakeroot in_sysroot doas".split())
+_WRAPPERS_ARG = frozenset("chroot gosu su-exec setpriv".split())  # take one operand first
+_WRAPPER_VALUED = frozenset("-u -g -U -C -h -p -r -t --user --group".split())
+_KEYWORDS = frozenset("if then else elif fi do done while until ! { } time".split())
+
+
+def _relevant(text: str) -> str:
+    """Only the lines that run an account tool or assign a variable: maintainer scripts are
+    long, and only these lines matter here."""
+    text = text[:MAX_SCRIPT].replace("\\\n", " ")
+    return "\n".join(ln for ln in text.splitlines() if _TOOL_RE.search(ln) or _ASSIGN_LINE.match(ln))
+
+
+def _commands(text: str, depth: int = 0) -> Iterable[list[str]]:
     """Simple commands of a shell text, words unquoted; `sh -c 'x'` bodies are walked too."""
     cur: list[str] = []
-    for t in tokenize(text[:MAX_SCRIPT]):
+    for t in tokenize(_relevant(text)):
         if t.op:
             if cur:
                 yield cur
             cur = []
-            if t.heredoc and any(w in t.heredoc for w in TOOLS):
-                yield from _commands(t.heredoc)
+            if t.heredoc and depth < 2 and _TOOL_RE.search(t.heredoc):
+                yield from _commands(t.heredoc, depth + 1)
             continue
         cur.append(t.text)
-        if " " in t.text and any(w in t.text for w in TOOLS):  # sh -c "useradd x", su -c '...'
-            yield from _commands(t.text)
+        if depth < 2 and " " in t.text and _TOOL_RE.search(t.text):  # sh -c "useradd x", su -c '...'
+            yield from _commands(t.text, depth + 1)
     if cur:
         yield cur
+
+
+def _tool_position(words: list[str], i: int) -> int | None:
+    """Where the command proper starts, past keywords, assignments and wrappers."""
+    while i < len(words):
+        w = posixpath.basename(words[i])
+        if words[i] in _KEYWORDS or _ASSIGN.match(words[i]):
+            i += 1
+        elif w in _WRAPPERS or w in _WRAPPERS_ARG:
+            i += 1
+            while i < len(words) and words[i].startswith("-"):
+                i += 2 if words[i] in _WRAPPER_VALUED else 1
+            if w in _WRAPPERS_ARG:
+                i += 1
+        else:
+            return i if w in TOOLS else None
+    return None
 
 
 def _scan(text: str, env: dict[str, str], source: str) -> Entitled:
@@ -239,7 +273,7 @@ def _scan(text: str, env: dict[str, str], source: str) -> Entitled:
             k, v = _ASSIGN.match(words[i]).groups()
             env[k] = _expand(v, env)
             i += 1
-        tool_at = next((j for j in range(i, len(words)) if posixpath.basename(words[j]) in TOOLS), None)
+        tool_at = _tool_position(words, i)
         if tool_at is None:
             continue
         tool = posixpath.basename(words[tool_at])
@@ -706,7 +740,9 @@ class _Judge:
                                               f"adds a shadow entry for '{name}', which no command of the step and no "
                                               f"maintainer script of its packages creates", name))
             return
-        if _locked(pw) or any(s.password for s in specs) or self.ent.may(name, "password"):
+        # A password set by a package script is never explained: no package ships a login credential.
+        if _locked(pw) or any(s.password and s.source == "command" for s in specs) or (
+                self.ent.may(name, "password") == "command"):
             out.reasons.append(f"shadow entry of '{name}'" + (" (locked)" if _locked(pw) else " (password set by the command)"))
             return
         what = "an empty password (no password needed to log in)" if not pw else "a usable password hash"

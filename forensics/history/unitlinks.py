@@ -25,6 +25,7 @@ UNIT_DIRS = ("/lib/systemd/system/", "/usr/lib/systemd/system/", "/lib/systemd/u
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount", ".swap", ".slice")
 DSH_DIRS = ("/var/lib/systemd/deb-systemd-helper-enabled/", "/var/lib/systemd/deb-systemd-helper-masked/")
 MAX_UNIT = 64 << 10
+TAILS = UNIT_SUFFIXES + (".dsh-also",)  # what wants_capture can accept (the pipeline tests this first)
 
 _WANTS = re.compile(r"^/etc/systemd/(?:system|user)/([^/]+)\.(wants|requires)/([^/]+)$")
 _ALIAS = re.compile(r"^/etc/systemd/(?:system|user)/([^/]+)$")
@@ -41,7 +42,7 @@ EXPLAINED_DSH = "deb-systemd-helper state of a unit shipped by a package this st
 
 def wants_capture(name: str, size: int) -> bool:
     """Hot path: keep unit files (for Alias= and WantedBy=) and deb-systemd-helper's lists."""
-    if size > MAX_UNIT or not name.endswith(UNIT_SUFFIXES + (".dsh-also",)):
+    if size > MAX_UNIT or not name.endswith(TAILS):
         return False
     path = norm_layer_path(name)[0]
     return path.startswith(UNIT_DIRS) or (path.startswith(DSH_DIRS) and path.endswith(".dsh-also"))
