@@ -103,3 +103,23 @@ def test_install_section_reader():
     assert unitlinks._install(b"\xff\x00" * 10000) == {}
     assert unitlinks._instance_of("getty@tty1.service", "getty@.service")
     assert not unitlinks._instance_of("getty@.service", "getty@.service")
+
+
+def test_runit_link_and_host_key_pubs_of_the_installed_package(tmp_path):
+    sv = [M("etc/sv/", type="dir"), M("etc/sv/ssh/", type="dir"), M("etc/sv/ssh/run", b"#!/bin/sh\nexec sshd -D\n",
+                                                                      mode=0o755)]
+    runit = [M("etc/runit/", type="dir"), M("etc/runit/runsvdir/", type="dir"),
+             M("etc/runit/runsvdir/default/", type="dir"),
+             M("etc/runit/runsvdir/default/ssh", type="symlink", link="/etc/sv/ssh")]
+    keys = [M("etc/ssh/", type="dir"), M("etc/ssh/ssh_host_ed25519_key", b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+            M("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAC3Nza root@buildkitsandbox\n"),
+            M("etc/ssh/ssh_host_backdoor.pub", b"ssh-ed25519 AAAA x\n")]
+    members = enabled() + sv + runit + keys
+    layer = members + package("openssh-server", SSH_LIST + ["/etc/sv/ssh/run"], POSTINST)
+    r = analyze(str(build(tmp_path, layer, INSTALL)))
+    assert unexplained(r) == {"/etc/ssh/ssh_host_backdoor.pub"}
+    # the same runit link in a step that installs no runit service of that name
+    other = [m for m in runit] + [M("etc/runit/runsvdir/default/agent", type="symlink", link="/etc/sv/agent")]
+    r = analyze(str(build(tmp_path, step(other), INSTALL, name="b.tar")))
+    assert "/etc/runit/runsvdir/default/agent" in unexplained(r)
+    assert "/etc/runit/runsvdir/default/ssh" in unexplained(r)  # /etc/sv/ssh/run is not in the package

@@ -4,7 +4,8 @@ A postinst enabling a service leaves links no package lists: systemd's
 `/etc/systemd/system/X.target.wants/U -> /lib/systemd/system/U`, alias links
 (`Alias=` in the unit, `/etc/systemd/system/A -> .../U`), deb-systemd-helper's
 state under /var/lib/systemd/deb-systemd-helper-enabled/, and update-rc.d's
-`/etc/rcN.d/S01name -> ../init.d/name`. Such a path is explained only when it
+`/etc/rcN.d/S01name -> ../init.d/name`, runit-helper's
+`/etc/runit/runsvdir/default/name -> /etc/sv/name`. Such a path is explained only when it
 has the shape its tool gives it and names a unit or init script shipped by a
 package this very step installed: a link to a unit no installed package ships,
 a link whose name is not the unit's (or one of its aliases), or a link to some
@@ -30,6 +31,7 @@ TAILS = UNIT_SUFFIXES + (".dsh-also",)  # what wants_capture can accept (the pip
 _WANTS = re.compile(r"^/etc/systemd/(?:system|user)/([^/]+)\.(wants|requires)/([^/]+)$")
 _ALIAS = re.compile(r"^/etc/systemd/(?:system|user)/([^/]+)$")
 _RC = re.compile(r"^/etc/rc[0-6S]\.d/[SK]\d\d([^/]+)$")
+_RUNIT = re.compile(r"^/etc/runit/runsvdir/default/([^/]+)$")  # runit-helper (dh_runit) enabling /etc/sv/NAME
 # What this module re-judges: explanations that came from "a package did it".
 _REJUDGE = {None, "service enabled by its package's maintainer script", "package manager bookkeeping",
             "written by a maintainer script of a package this step installed"}
@@ -80,6 +82,7 @@ class _Shipped:
     def __init__(self, owners: dict, touched: set[str], files: dict[str, bytes]) -> None:
         self.units: dict[str, str] = {}  # unit name -> its path
         self.init: set[str] = set()
+        self.runit: set[str] = set()
         for path, pkg in owners.items():
             if getattr(pkg, "name", None) not in touched:
                 continue
@@ -87,6 +90,8 @@ class _Shipped:
                 self.units.setdefault(posixpath.basename(path), path)
             elif path.startswith("/etc/init.d/"):
                 self.init.add(posixpath.basename(path))
+            elif path.startswith("/etc/sv/") and path.count("/") == 4 and path.endswith("/run"):
+                self.runit.add(path.split("/")[3])
         self.files = files
 
     def install(self, unit: str) -> dict[str, set[str]]:
@@ -144,6 +149,14 @@ def _judge_rc(ch: PathChange, entry, shipped: _Shipped) -> str | None:
     return None
 
 
+def _judge_runit(ch: PathChange, entry, shipped: _Shipped) -> str | None:
+    name = _RUNIT.match(ch.path).group(1)  # type: ignore[union-attr]
+    if entry is not None and entry.type == "symlink" and _target(ch.path, entry.link or "") == f"/etc/sv/{name}" and (
+            name in shipped.runit):
+        return EXPLAINED
+    return None
+
+
 def _judge_dsh(ch: PathChange, entry, shipped: _Shipped, files: dict[str, bytes]) -> str | None:
     rel = ch.path.split("/", 5)[5] if ch.path.count("/") >= 5 else ""
     if ch.type == "dir":
@@ -170,10 +183,28 @@ def _judge_dsh(ch: PathChange, entry, shipped: _Shipped, files: dict[str, bytes]
 
 def judge_step(changes: list[PathChange], ctx, files: dict[str, bytes], owners: dict) -> None:
     """Set `explained_by` of the service links of a package step from what its packages ship."""
-    if not ctx.package_step or ctx.squashed_base or ctx.generated is None:
-        return
+    if ctx.package_step and not ctx.squashed_base and ctx.generated is not None:
+        _judge(changes, ctx, files, owners)
+    _explain_parents(changes)
+
+
+def _explain_parents(changes: list[PathChange]) -> None:
+    """Directories that change only because a child this module (or accounts) explained did."""
+    parents: set[str] = set()
+    for c in changes:
+        if c.explained_by:
+            p = posixpath.dirname(c.path)
+            while p not in parents and p != "/":
+                parents.add(p)
+                p = posixpath.dirname(p)
+    for c in changes:
+        if c.explained_by is None and c.type == "dir" and c.path in parents:
+            c.explained_by = "parent directory of an explained change"
+
+
+def _judge(changes: list[PathChange], ctx, files: dict[str, bytes], owners: dict) -> None:
     todo = [c for c in changes if c.explained_by in _REJUDGE and c.change != "deleted" and (
-        _WANTS.match(c.path) or _RC.match(c.path) or c.path.startswith(DSH_DIRS)
+        _WANTS.match(c.path) or _RC.match(c.path) or _RUNIT.match(c.path) or c.path.startswith(DSH_DIRS)
         or (_ALIAS.match(c.path) and c.path.endswith(UNIT_SUFFIXES)))]
     if not todo:
         return
@@ -184,6 +215,8 @@ def judge_step(changes: list[PathChange], ctx, files: dict[str, bytes], owners: 
             ch.explained_by = _judge_dsh(ch, entry, shipped, files)
         elif _RC.match(ch.path):
             ch.explained_by = _judge_rc(ch, entry, shipped)
+        elif _RUNIT.match(ch.path):
+            ch.explained_by = _judge_runit(ch, entry, shipped)
         elif _WANTS.match(ch.path) or (entry is not None and entry.type == "symlink"):
             ch.explained_by = _judge_link(ch, entry, shipped)
         # else: a regular unit file in /etc/systemd/system keeps what explain said of it
