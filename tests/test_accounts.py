@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hostile import M, Layer, Oci, tar_bytes
-from forensics.history import accounts
+from forensics.history import accountcmds, accounts
 from forensics.pipeline import analyze
 
 DATA = Path(__file__).resolve().parent / "data" / "accounts"
@@ -227,7 +227,7 @@ def test_scripts_name_their_accounts():
     scripts = {f"/var/lib/dpkg/info/{p.stem}.postinst": p.read_bytes() for p in SCRIPTS.glob("*.postinst")}
     pkgs = {p.stem for p in SCRIPTS.glob("*.postinst")}
     conf = (SCRIPTS / "systemd-timesync.conf").read_bytes()
-    ent = accounts.entitled_by_scripts(scripts, pkgs, {"/usr/lib/sysusers.d/systemd-timesync.conf": conf},
+    ent = accountcmds.entitled_by_scripts(scripts, pkgs, {"/usr/lib/sysusers.d/systemd-timesync.conf": conf},
                                        lambda p: "systemd-timesyncd")
     assert {"sshd", "redis", "postgres", "messagebus", "systemd-timesync"} <= set(ent.users)
     [sshd] = ent.users["sshd"]
@@ -237,7 +237,7 @@ def test_scripts_name_their_accounts():
 
 
 def test_commands_with_variables_and_wrappers():
-    ent = accounts.entitled_by_commands([("groupadd -r -g 1500 $G && useradd -r -u 1500 -g $G -s /sbin/nologin "
+    ent = accountcmds.entitled_by_commands([("groupadd -r -g 1500 $G && useradd -r -u 1500 -g $G -s /sbin/nologin "
                                           "$U && sudo -u root sh -c 'usermod -aG docker ci'",
                                           {"G": "app", "U": "svc"})])
     [svc] = ent.users["svc"]
@@ -257,7 +257,7 @@ def test_hostile_account_files_give_findings_not_tracebacks(tmp_path, blob):
 
 
 def test_tool_names_in_argument_position_are_not_commands():
-    ent = accounts.entitled_by_commands([("if ! getent passwd app >/dev/null; then chroot /srv/root groupadd -r app; "
+    ent = accountcmds.entitled_by_commands([("if ! getent passwd app >/dev/null; then chroot /srv/root groupadd -r app; "
                                           "fi; grep -q passwd /etc/nsswitch.conf", {})])
     assert not ent.modify  # `getent passwd app` sets no password
     assert ent.groups["app"][0].system and "/etc/passwd" not in ent.direct
