@@ -73,19 +73,16 @@ EXPLANATIONS: dict[str, str] = {
         "A layer changes paths that its history line does not account for: the history may "
         "have been rewritten to hide what the step really did."
     ),
-    "history.effect-mismatch": (
-        "A change contradicts what the step's own command says it produces: here, the files a "
-        "COPY/ADD layer holds do not hash to the source hash its history line records."
-    ),
     "history.package-file-modified": (
         "A file's content differs from the digest its package manager recorded at install."
     ),
     "history.effect-mismatch": (
         "What the image holds contradicts what its history says produced it: a change that contradicts "
         "the step's own command (a script where it makes a symlink, other bytes than the literal it writes, "
-        "a content change where it only changes modes), or a config value (Entrypoint, Cmd, Env, User, ...) "
-        "that no step sets or that differs from the last step that sets it. At info: config values a later "
-        "step that records nothing (a docker commit on a built image) may have set: not checkable."
+        "a content change where it only changes modes, an account entry unlike the one its useradd makes, "
+        "a COPY whose recorded source hash does not match), or a config value (Entrypoint, Cmd, Env, "
+        "User, ...) that no step sets or that differs from the last step that sets it. At info: config "
+        "values a later step that records nothing (a docker commit on a built image) may have set."
     ),
     "history.time-anomaly": (
         "Timestamps go backwards, lie in the future, or files are newer than their step."
@@ -128,10 +125,11 @@ RAISED_BY: dict[str, str] = {
     "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
-    "history.effect-mismatch": "forensics.history.copyhash (COPY/ADD source hashes)",
     "history.package-file-modified": "forensics.history.packages",
     "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
-                               "forensics.history.trees (files in an extracted tree that do not look extracted) "
+                               "forensics.history.trees (files in an extracted tree that do not look extracted), "
+                               "forensics.history.accounts (account entries against the step's account commands), "
+                               "forensics.history.copyhash (COPY/ADD source hashes) "
                                "and forensics.history.config (the image config against the metadata steps)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",

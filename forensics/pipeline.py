@@ -14,7 +14,7 @@ from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resol
 from forensics.archive.scan import Inventory, scan_input
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, sort_findings
-from forensics.history import analyze_images
+from forensics.history import accounts, analyze_images, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.models import (
@@ -28,15 +28,18 @@ ProgressFn = Callable[[int, int | None], None]
 
 # Every package-database path contains one of these; the regexes run only on those names.
 _DB_HINTS = ("dpkg", "apk/", "rpm")
+_OTHER_TAILS = accounts.TAILS + unitlinks.TAILS
 
 
 def _capture(name: str, size: int) -> bool:
-    """Keep the content of package databases: the history analysis reads them.
+    """Keep the content of package databases, account files and unit files: the history analysis reads them.
     Called for every file of every layer on the hashing thread, so it must be cheap."""
-    if not any(h in name for h in _DB_HINTS):
-        return False
-    path = norm_layer_path(name)[0]
-    return is_db_path(path) or is_maintainer_script(path)
+    if any(h in name for h in _DB_HINTS):
+        path = norm_layer_path(name)[0]
+        if is_db_path(path) or is_maintainer_script(path):
+            return True
+    # Account files, sysusers.d snippets and unit files: one endswith test before any call.
+    return name.endswith(_OTHER_TAILS) and (accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size))
 
 
 def _now() -> str:

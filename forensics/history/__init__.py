@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import (config, content, copyhash, coverage, explain, maintainer, mapping, packages,
-                               provenance, records, timeline, trees)
+from forensics.history import (accounts, config, content, copyhash, coverage, explain, maintainer, mapping,
+                               packages, provenance, records, timeline, trees, unitlinks)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -71,6 +71,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
     overlay = Overlay()
     pkg = packages.PackageState()
+    acct = accounts.AccountState()
     versions: dict[str, list[tuple[int, str | None]]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
     change_at: dict[tuple[int, str], PathChange] = {}
@@ -87,6 +88,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 versions.setdefault(f.path, []).append((layer.index, node.sha256 if node else None))
         deleted = {c.path for c in changes if c.change == "deleted"}
         captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
+        acct_files = accounts.AccountState.take(captured, also=unitlinks.is_captured)
         pkg.apply(layer.index, captured, deleted)
         h_idx = owner.get(layer.index)
         group: list[int] = []
@@ -125,14 +127,23 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                                       lookup=overlay.get, group=group, squashed_base=squashed_base,
                                       before=before.get)
             explain.explain_step(changes, ctx)
-            f = explain.unexplained_finding(changes, ctx, image=img.index, created_by=img.history[h_idx].created_by,
+            judged = accounts.judge_step(changes, ctx, acct, acct_files, pkg.scripts, pkg.owners,
+                                         lambda i: _env_of(ins, i)[1], image=img.index,
+                                         created_by=img.history[h_idx].created_by)
+            findings += judged.findings
+            unitlinks.judge_step(changes, ctx, {**acct.files, **acct_files}, pkg.owners)
+            f = explain.unexplained_finding([c for c in changes if c.path not in judged.reported], ctx,
+                                            image=img.index, created_by=img.history[h_idx].created_by,
                                             owned_before=lambda p: p in owned_before,
                                             executable=_executable(here))
             if f is not None:
                 findings.append(f)
+            # Account files judged entry by entry carry their own, more precise verdict.
+            ctx.mismatches = [m for m in ctx.mismatches if m[0].path not in judged.judged]
             findings += explain.mismatch_findings(ctx, image=img.index, executable=_executable(here))
             findings += trees.check_trees(ctx, image=img.index,
                                           step_time=timeline.parse_time(img.history[h_idx].created))
+        acct.apply(acct_files, here, deleted)
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
             explained_at[(layer.index, ch.path)] = ch.explained_by
