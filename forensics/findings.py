@@ -106,7 +106,7 @@ RAISED_BY: dict[str, str] = {
     "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
-    "history.package-file-modified": "forensics.history.packages",
+    "history.package-file-modified": "forensics.history.pkgdigests",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

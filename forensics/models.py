@@ -143,6 +143,28 @@ class ConfigSummary(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class FileBytes(BaseModel):
+    files: int = 0
+    bytes: int = 0
+
+
+class PackageCoverage(BaseModel):
+    """How far the package records inside the image vouch for the files they claim
+    (forensics.history.pkgdigests). Each regular file a record claims is counted once:
+    mismatched, else verified against a record an earlier layer wrote, else verified
+    against a record written in the same step as the file (or later), else unverifiable.
+    A same-step match is no proof: whoever controlled that step could have written the
+    record too."""
+
+    mode: Literal["all", "changed"] = "all"  # --verify-packages
+    verified_against_earlier_record: FileBytes = Field(default_factory=FileBytes)
+    verified_same_step_record: FileBytes = Field(default_factory=FileBytes)
+    mismatched: FileBytes = Field(default_factory=FileBytes)
+    unverifiable: dict[str, FileBytes] = Field(default_factory=dict)  # reason -> count
+    records_absent: int = 0  # recorded regular files not in the image (path-exclude, docs stripped)
+    packages: dict[str, int] = Field(default_factory=dict)  # manager -> packages recorded
+
+
 class Image(BaseModel):
     index: int
     refs: list[str] = Field(default_factory=list)
@@ -156,6 +178,7 @@ class Image(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     manifest_text: str | None = None
     config_text: str | None = None
+    package_coverage: PackageCoverage | None = None  # filled by the history analysis
 
 
 class Blob(BaseModel):

@@ -15,6 +15,7 @@ from forensics.archive.scan import Inventory, scan_input
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import analyze_images
 from forensics.packages import is_db_path, is_maintainer_script
+from forensics.packages.langdb import capture_name as lang_capture
 from forensics.models import (
     Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, Report, Severity,
     ToolInfo,
@@ -31,10 +32,11 @@ _DB_HINTS = ("dpkg", "apk/", "rpm")
 def _capture(name: str, size: int) -> bool:
     """Keep the content of package databases: the history analysis reads them.
     Called for every file of every layer on the hashing thread, so it must be cheap."""
-    if not any(h in name for h in _DB_HINTS):
-        return False
-    path = norm_layer_path(name)[0]
-    return is_db_path(path) or is_maintainer_script(path)
+    if any(h in name for h in _DB_HINTS):
+        path = norm_layer_path(name)[0]
+        if is_db_path(path) or is_maintainer_script(path):
+            return True
+    return lang_capture(name, size)  # pip RECORD, egg installed-files.txt, npm package.json
 
 
 def _now() -> str:
@@ -235,7 +237,7 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
 
 def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
             limits: Limits | None = None, history: bool = True, command: list[str] | None = None,
-            verify_packages: str = "changed") -> Report:
+            verify_packages: str = "all") -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable."""
     expect = expect or []
     started, t0 = _now(), time.monotonic()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import content, explain, maintainer, mapping, packages, provenance, records, timeline
+from forensics.history import (
+    content, explain, maintainer, mapping, packages, pkgdigests, provenance, records, timeline,
+)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -56,7 +58,7 @@ def _executable(entries: dict[str, FileEntry]):
 
 def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
                   source: str, now: float, archive_time: float | None = None,
-                  verify_packages: str = "changed") -> list[Finding]:
+                  verify_packages: str = "all") -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     findings: list[Finding] = mapping.map_history(img, ins)
     findings += timeline.check_times(img, now, archive_time)
@@ -65,6 +67,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     pkg = packages.PackageState()
     versions: dict[str, list[tuple[int, str | None]]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
+    effects_at: dict[int, list[RunEffects]] = {}  # layer -> what its commands claim (package digests)
     prev_owner = -1
     for layer in img.layers:
         files = layer.files
@@ -94,6 +97,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 e = _effects(ins[i], workdir, env)
                 if e is not None:
                     effects.append(e)
+            effects_at[layer.index] = effects
             managers = set().union(*(e.package_managers for e in effects)) if effects else set()
             if any(maintainer.DPKG_TOOLS.search(ins[i].shell or "") for i in group):
                 managers.add("dpkg")  # update-alternatives, dpkg-reconfigure, update-rc.d ...
@@ -141,31 +145,20 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     for h in img.history:
         if h.analysis is None:
             h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
-    # Package files rewritten after their record: confirm with the recorded digest where we can.
-    cands = packages.candidates(pkg, overlay, versions, every_file=verify_packages == "all")
-    digests: dict[str, dict[str, str]] = {}
-    seekable = source != "-"
-    need = [c for c in cands if c.actual is None]  # md5/sha1 records: read those files again
-    if need and seekable:
-        wanted: dict[str, set[str]] = {}
-        for c in need:
-            entry_path = layer_entries[c.file_layer]
-            if entry_path:
-                wanted.setdefault(entry_path, set()).add(c.read_path or c.actual_path)
-        got = packages.rehash(source, wanted, {c.algo for c in need})
-        for c in need:
-            entry_path = layer_entries[c.file_layer]
-            if (entry_path, c.read_path or c.actual_path) in got:
-                digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
-    findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
-                                explained_at=explained_at, overlay=overlay)
+    # Every recorded package digest against its file (forensics.history.pkgdigests).
+    pkg_findings, img.package_coverage = pkgdigests.check(
+        pkg, overlay, versions, image=img.index, source=source, layer_entries=layer_entries,
+        history_of_layer=owner, accounts=pkgdigests.exact_accounting(explained_at, effects_at),
+        by_package=pkgdigests.package_accounting(explained_at), mode=verify_packages)
+    findings += pkg_findings
     return findings
 
 
-def analyze_images(images: list[Image], res, inv, verify_packages: str = "changed") -> list[Finding]:
-    """`verify_packages`: "changed" checks md5/sha1 package records only for files rewritten
-    after their record (sha256 records are always checked for every file); "all" also
-    reads every md5/sha1-recorded file again, which costs a second pass over its layers."""
+def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") -> list[Finding]:
+    """`verify_packages`: "all" (default) checks every recorded package digest, reading the
+    md5/sha1-recorded files again in a second, targeted pass; "changed" reads again only
+    files whose content changed after their record (sha256-family records are always
+    checked for every file, from the first pass)."""
     now = time.time()
     out: list[Finding] = []
     attested = provenance.statements_for(inv, res)
