@@ -329,3 +329,31 @@ def test_stdin_reports_what_it_cannot_read_again(tmp_path, pip_prefix):
     cov = json.loads(cp.stdout)["images"][0]["package_coverage"]
     assert cov["unverifiable"]["md5/sha1 record not checked: stdin cannot be read a second time"]["files"] == 3
     assert cov["verified_same_step_record"]["files"] >= 8  # pip's sha256 records need no second read
+
+
+def test_hostile_records_never_raise(tmp_path):
+    import random
+
+    rng = random.Random(8)
+    seeds = [b"a.py,sha256=" + b"A" * 43 + b",3\n../../../bin/x,sha512=zz,1\n\"q,\"\"\n",
+             b'{"name": "x", "bin": {"a": "b", "../../etc": 1}, "version": [1]}', b"../a\n\x00\n" + b"../" * 500,
+             b"[" * 100000, b'"\x00,\n' * 1000]
+    paths = [f"/{SITE}/x-1.dist-info/RECORD", "/app/node_modules/x/package.json",
+             f"/{SITE}/x.egg-info/installed-files.txt"]
+    for _ in range(300):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randrange(4)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        for path in paths:
+            for db in parse_package_dbs({path: bytes(data)}):
+                for pkg in db.packages:
+                    assert all(f.path.startswith("/") for f in pkg.files)
+    # and through the whole pipeline: a finding or nothing, never a traceback
+    layer = [M("app/", type="dir"), M("app/node_modules/", type="dir"), M("app/node_modules/x/", type="dir"),
+             M("app/node_modules/x/package.json", b"[" * 100000), M("usr/", type="dir"),
+             M(f"{SITE}/x-1.dist-info/RECORD", b"\x00\xff,sha256=!!!,\n" * 50)]
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", str(build(tmp_path, [BASE, layer],
+                         [ADD_ROOT, {"created_by": "/bin/sh -c npm ci"}])), "-q", "--json", "-"], capture_output=True)
+    assert cp.returncode in (0, 1) and b"Traceback" not in cp.stderr
+    assert json.loads(cp.stdout)["images"][0]["package_coverage"] is not None

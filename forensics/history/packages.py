@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from forensics.packages import is_maintainer_script, parse_package_dbs
+from forensics.packages.langdb import lang_db_kind, parse_language_dbs
 
 SHARED_DB_FILES = {"/var/lib/dpkg/status"}
 # Record algorithms whose digest is a prefix of the sha256 the first pass computed (hex length).
@@ -33,14 +34,16 @@ class PackageState:
     trees: dict[str, object] = field(default_factory=dict)  # directory owned with all below it -> Package
     # (manager, db file, package, path) -> (algo, digest, first layer it held that value in)
     record_since: dict[tuple[str, str, str, str], tuple[str, str, int]] = field(default_factory=dict)
+    _system: list = field(default_factory=list)  # dpkg, apk, rpm databases as last parsed
+    _lang: list = field(default_factory=list)  # pip and npm records as last parsed
 
     def apply(self, layer: int, captured: dict[str, bytes], deleted: set[str]) -> bool:
-        changed = False
+        changed: set[bool] = set()  # which groups changed: language records (True) or system DBs
         for p in list(self.files):
             if p in deleted:
                 del self.files[p]
                 self.writer.pop(p, None)
-                changed = True
+                changed.add(lang_db_kind(p) is not None)
         written = set()
         for p, data in captured.items():
             if is_maintainer_script(p):
@@ -49,9 +52,15 @@ class PackageState:
             self.files[p] = data
             self.writer[p] = layer
             written.add(p)
-            changed = True
+            changed.add(lang_db_kind(p) is not None)
         if changed:
-            self.dbs = parse_package_dbs(dict(self.files))
+            # Each group is parsed again only when one of its files changed: a pip or npm
+            # layer must not pay for re-reading a whole Debian status and info directory.
+            if False in changed:
+                self._system = parse_package_dbs({p: d for p, d in self.files.items() if lang_db_kind(p) is None})
+            if True in changed:
+                self._lang = parse_language_dbs({p: d for p, d in self.files.items() if lang_db_kind(p) is not None})
+            self.dbs = self._system + self._lang
             owners: dict = {}
             trees: dict = {}
             # System databases last: a pip RECORD that lists /usr/bin/x does not take it from dpkg.
@@ -67,7 +76,7 @@ class PackageState:
         own = written - SHARED_DB_FILES
         self.touched = {pkg.name for db in self.dbs for pkg in db.packages
                         if own & set(getattr(pkg, "source_paths", [pkg.source_path]))}
-        return changed
+        return bool(changed)
 
     def scripts_of(self, names: set[str]) -> list[bytes]:
         out = []
