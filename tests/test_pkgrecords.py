@@ -357,3 +357,17 @@ def test_hostile_records_never_raise(tmp_path):
                          [ADD_ROOT, {"created_by": "/bin/sh -c npm ci"}])), "-q", "--json", "-"], capture_output=True)
     assert cp.returncode in (0, 1) and b"Traceback" not in cp.stderr
     assert json.loads(cp.stdout)["images"][0]["package_coverage"] is not None
+
+
+def test_a_record_written_by_an_apt_step_does_not_explain_what_it_lists(tmp_path):
+    evil = b"import os; os.system('id')\n"
+    record = f"evil.py,{_b64(evil)},{len(evil)}\nevil-1.dist-info/RECORD,,\n".encode()
+    layer = _dpkg() + [M("etc/", type="dir"), M("etc/sudoers", b"root ALL=(ALL:ALL) ALL\n"),
+                       M("etc/sudo.conf", b"Set disable_coredump true\n"),
+                       M("usr/local/lib/python3.11/", type="dir"), M(f"{SITE}/", type="dir"),
+                       M(f"{SITE}/evil.py", evil), M(f"{SITE}/evil-1.dist-info/", type="dir"),
+                       M(f"{SITE}/evil-1.dist-info/RECORD", record)]
+    r = analyze(str(build(tmp_path, [BASE, layer], [ADD_ROOT, {"created_by": "/bin/sh -c apt-get install -y sudo"}])))
+    step = r.images[0].history[1].analysis
+    assert f"/{SITE}/evil.py" in {c.path for c in step.unexplained}
+    assert "/usr/bin/sudo" in {c.path for c in step.explained}  # dpkg's own files still are

@@ -114,7 +114,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 lookup=lambda p: (n.entry if (n := overlay.get(p)) else None)) if managers else None
             ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
                                       instructions=[ins[i] for i in group], effects=effects,
-                                      package_step=bool(managers), managers=managers, package_owned=pkg.owned,
+                                      package_step=bool(managers), managers=managers,
+                                      package_owned=pkg.owned_for(managers),
                                       entries=here, workdirs=[_env_of(ins, i)[0] for i in group],
                                       owned_before=lambda p: p in owned_before, generated=generated,
                                       lookup=overlay.get, group=group, squashed_base=squashed_base)

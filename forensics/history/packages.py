@@ -17,6 +17,8 @@ from forensics.packages import is_maintainer_script, parse_package_dbs
 from forensics.packages.langdb import lang_db_kind, parse_language_dbs
 
 SHARED_DB_FILES = {"/var/lib/dpkg/status"}
+# Front ends (forensics.history.shellwords) whose runs write pip or npm records.
+LANG_MANAGERS = frozenset({"pip", "npm", "yarn", "pnpm"})
 # Record algorithms whose digest is a prefix of the sha256 the first pass computed (hex length).
 SHA256_FAMILY = {"sha256": 64, "sha256-160": 40}
 ALGOS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
@@ -36,6 +38,7 @@ class PackageState:
     record_since: dict[tuple[str, str, str, str], tuple[str, str, int]] = field(default_factory=dict)
     _system: list = field(default_factory=list)  # dpkg, apk, rpm databases as last parsed
     _lang: list = field(default_factory=list)  # pip and npm records as last parsed
+    _system_owned: set[str] = field(default_factory=set)
 
     def apply(self, layer: int, captured: dict[str, bytes], deleted: set[str]) -> bool:
         changed: set[bool] = set()  # which groups changed: language records (True) or system DBs
@@ -70,6 +73,7 @@ class PackageState:
                     for t in pkg.trees:
                         trees.setdefault(t, pkg)
             self.owners, self.trees = owners, trees
+            self._system_owned = {p for db in self._system for p in db.file_owners()}
             self._date_records(layer)
         # The shared status file changes with every install; a package's own info files
         # (.list, .md5sums) change only when it is installed, upgraded or removed.
@@ -98,6 +102,14 @@ class PackageState:
                         new[key] = prev if same else (pf.algo, pf.digest, layer)
         self.record_since = new
 
+    def owned_for(self, managers: set[str]):
+        """Ownership as a step that ran `managers` may claim it: pip and npm records
+        explain files only in a step that ran pip or npm. A RECORD written in an apt
+        step is not allowed to vouch for what that step dropped under /usr/local."""
+        if managers & LANG_MANAGERS:
+            return self.owned
+        return self._system_owned.__contains__
+
     def owned(self, path: str) -> bool:
         if path in self.owners:
             return True
@@ -109,11 +121,6 @@ class PackageState:
                     return True
             return path in self.trees
         return False
-
-    def record_layer(self, pkg) -> int | None:
-        """The layer that last wrote any DB file this package came from."""
-        layers = [self.writer[p] for p in getattr(pkg, "source_paths", [pkg.source_path]) if p in self.writer]
-        return max(layers) if layers else None
 
 
 def rehash(source: str, wanted: dict[str, set[str]], algos: set[str]) -> dict[tuple[str, str], dict[str, str]]:
