@@ -371,3 +371,22 @@ def test_a_record_written_by_an_apt_step_does_not_explain_what_it_lists(tmp_path
     step = r.images[0].history[1].analysis
     assert f"/{SITE}/evil.py" in {c.path for c in step.unexplained}
     assert "/usr/bin/sudo" in {c.path for c in step.explained}  # dpkg's own files still are
+
+
+def test_a_record_shipped_by_a_distribution_package_is_left_to_that_package(tmp_path):
+    """Debian's python3-* packages ship dist-info directories; dpkg's md5sums are their record."""
+    mod = b"VERSION = '1'\n"
+    dist = "usr/lib/python3/dist-packages"
+    record = f"six.py,sha256={'A' * 43},{len(mod)}\nsix-1.16.dist-info/RECORD,,\n".encode()  # stale hash
+    status = b"Package: python3-six\nStatus: install ok installed\nVersion: 1.16\nArchitecture: all\n\n"
+    layer = [M("usr/", type="dir"), M("usr/lib/", type="dir"), M("usr/lib/python3/", type="dir"), M(f"{dist}/", type="dir"),
+             M(f"{dist}/six.py", mod), M(f"{dist}/six-1.16.dist-info/", type="dir"),
+             M(f"{dist}/six-1.16.dist-info/RECORD", record), M("var/", type="dir"), M("var/lib/", type="dir"),
+             M("var/lib/dpkg/", type="dir"), M("var/lib/dpkg/status", status), M("var/lib/dpkg/info/", type="dir"),
+             M("var/lib/dpkg/info/python3-six.list", f"/{dist}/six.py\n/{dist}/six-1.16.dist-info/RECORD\n".encode()),
+             M("var/lib/dpkg/info/python3-six.md5sums",
+               f"{hashlib.md5(mod).hexdigest()}  {dist}/six.py\n{hashlib.md5(record).hexdigest()}  "
+               f"{dist}/six-1.16.dist-info/RECORD\n".encode())]
+    r = analyze(str(build(tmp_path, [BASE, layer], [ADD_ROOT, {"created_by": "/bin/sh -c apt-get install -y python3-six"}])))
+    assert not pkg_findings(r) and not medium_plus(r)
+    assert r.images[0].package_coverage.verified_same_step_record.files == 2  # by dpkg's md5sums

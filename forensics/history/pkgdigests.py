@@ -125,8 +125,13 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
     recs: list[_Rec] = []
     owned: dict[str, tuple[str, int]] = {}  # actual path -> (no-digest reason, size)
     absent = 0
+    system_owned = state.owned_for(set())
     for db in state.dbs:
         for pkg in db.packages:
+            if db.manager in ("pip", "npm") and system_owned(pkg.source_path):
+                # A distribution package shipped this record (Debian's python3-*, an rpm):
+                # it is a build artifact, not an installer's; the system record checks the files.
+                continue
             for pf in pkg.files:
                 if pf.ghost or pf.not_installed:
                     continue
