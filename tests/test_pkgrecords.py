@@ -390,3 +390,30 @@ def test_a_record_shipped_by_a_distribution_package_is_left_to_that_package(tmp_
     r = analyze(str(build(tmp_path, [BASE, layer], [ADD_ROOT, {"created_by": "/bin/sh -c apt-get install -y python3-six"}])))
     assert not pkg_findings(r) and not medium_plus(r)
     assert r.images[0].package_coverage.verified_same_step_record.files == 2  # by dpkg's md5sums
+
+
+def _apk_z(data: bytes) -> str:  # apk v3 (f:S): Q1 + base64 of the first 160 bits of sha256
+    return "Q1" + base64.b64encode(hashlib.sha256(data).digest()[:20]).decode()
+
+
+def test_apk_script_edits_of_etc_are_low_but_a_patched_binary_is_critical(tmp_path):
+    passwd = b"root:x:0:0:root:/root:/bin/sh\n"
+    shells = b"/bin/sh\n"
+    busybox = b"\x7fELF\x02\x01\x01" + bytes(100)
+    base_db = (f"P:alpine-baselayout-data\nV:3.4\nf:S\nF:etc\nR:passwd\nZ:{_apk_z(passwd)}\nR:shells\nZ:{_apk_z(shells)}\n\n"
+               f"P:busybox\nV:1.36\nf:S\nF:bin\nR:busybox\nZ:{_apk_z(busybox)}\n\n").encode()
+    dbdirs = [M("lib/", type="dir"), M("lib/apk/", type="dir"), M("lib/apk/db/", type="dir")]
+    base = [M("etc/", type="dir"), M("etc/passwd", passwd), M("etc/shells", shells), M("bin/", type="dir"),
+            M("bin/busybox", busybox, mode=0o755)] + dbdirs + [M("lib/apk/db/installed", base_db)]
+    nginx = b"\x7fELF\x02\x01\x01" + bytes(200)
+    db2 = base_db + f"P:nginx\nV:1.24\nf:S\nF:usr/sbin\nR:nginx\nZ:{_apk_z(nginx)}\n\n".encode()
+    install = [M("etc/", type="dir"), M("etc/passwd", passwd + b"nginx:x:100:101:nginx:/var/lib/nginx:/sbin/nologin\n"),
+               M("usr/", type="dir"), M("usr/sbin/", type="dir"), M("usr/sbin/nginx", nginx, mode=0o755),
+               M("bin/", type="dir"), M("bin/busybox", busybox + b"\x90", mode=0o755)] + dbdirs + [
+               M("lib/apk/db/installed", db2)]
+    r = analyze(str(build(tmp_path, [base, install], [ADD_ROOT, {"created_by": "/bin/sh -c apk add --no-cache nginx"}])))
+    got = {f.path: f.severity.value for f in pkg_findings(r)}
+    assert got == {"/etc/passwd": "low", "/bin/busybox": "critical"}
+    cov = r.images[0].package_coverage
+    assert cov.verified_same_step_record.files == 2 and cov.verified_against_earlier_record.files == 0  # shells, nginx
+    assert cov.mismatched.files == 2 and cov.packages == {"apk": 3}

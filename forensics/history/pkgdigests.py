@@ -76,9 +76,17 @@ class _Rec:
     reason: str | None = None  # why it could not be checked
 
 
+def _whole_rootfs(why: str) -> bool:
+    return why.endswith(" destination /") or "records no per-file command" in why
+
+
 def package_accounting(explained_at: dict[tuple[int, str], str | None]) -> Accounts:
-    """Default `by_package`: the path is explained by the package manager's run in that layer."""
-    return lambda layer, path: explained_at.get((layer, path)) in _MANAGER_REASONS
+    """Default `by_package`: the package manager's run in that layer explains the path, or
+    the layer is a whole base system (whose packages' scripts ran where it was built)."""
+    def by_package(layer: int, path: str) -> bool:
+        why = explained_at.get((layer, path))
+        return why is not None and (why in _MANAGER_REASONS or _whole_rootfs(why))
+    return by_package
 
 
 def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at: dict[int, list]) -> Accounts:
@@ -93,7 +101,7 @@ def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at
         why = explained_at.get((layer, path))
         if why is None or why in _MANAGER_REASONS or why == "timestamp only":
             return False
-        if why.endswith(" destination /") or "records no per-file command" in why:
+        if _whole_rootfs(why):
             return False  # a whole root filesystem (ADD rootfs.tar /, import): says nothing of one file
         if why not in _COMMAND_REASONS:
             return True
@@ -212,18 +220,40 @@ def _relation(r: _Rec) -> str:
     return "earlier-layer" if r.record_layer < r.content_layer else "later-layer"
 
 
+# Files other packages' scripts rewrite at install (useradd, add-shell): the account
+# files are judged line by line elsewhere (history stage, maintainer scripts).
+ACCOUNT_FILES = frozenset(f"/etc/{n}{s}" for n in ("passwd", "group", "shadow", "gshadow", "subuid", "subgid")
+                          for s in ("", "-"))
+
+
+def _script_edited_severity(r: _Rec) -> str | None:
+    """Severity of a configuration file that differs from its record in a layer the
+    package manager wrote (an install step or a base system), or None if that is no excuse.
+
+    rpm scriptlets and apk scripts edit %config files by design (setup's /etc/passwd and
+    /etc/shells, changed by every useradd and add-shell): low, medium at a persistence
+    point. Debian policy forbids maintainer scripts to edit conffiles (10.7.3), so a dpkg
+    conffile that differs in its own install step is medium, high at a persistence point."""
+    if r.actual in ACCOUNT_FILES:
+        return "low"
+    persistence = is_persistence_path(r.actual)
+    if r.manager == "dpkg":
+        return ("high" if persistence else "medium") if r.conffile else None
+    if r.conffile or (r.manager == "apk" and r.actual.startswith("/etc/")):
+        return "medium" if persistence else "low"
+    return None
+
+
 def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts: Accounts,
              by_package: Accounts, proven: bool) -> Finding:
     acc = accounts(r.content_layer, r.actual)
-    # Maintainer scripts and scriptlets do edit some configuration files in the step that
-    # installs them (rpm's /etc/passwd is setup's %config): medium, unless it is a persistence point.
-    config_by_script = (r.conffile and not acc and not r.exe and by_package(r.content_layer, r.actual)
-                        and not is_persistence_path(r.actual))
+    severity = config_by_script = None
     if acc:
         severity = "medium" if r.exe else "low"
-    elif config_by_script:
-        severity = "medium"
-    else:
+    elif not r.exe and by_package(r.content_layer, r.actual):
+        config_by_script = _script_edited_severity(r)
+        severity = config_by_script
+    if severity is None:
         severity = "critical" if r.exe else "high"
     rel = _relation(r)
     if proven:
@@ -241,8 +271,8 @@ def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts:
     else:
         where = f"the file's content dates from layer {r.content_layer}; the record was written after it, in layer {r.record_layer}"
     step = ("the step's command accounts for the change" if acc else
-            f"the step ran the package manager, whose maintainer scripts may edit configuration files, but no "
-            f"command of it names this one" if config_by_script else
+            "the layer was written by the package manager (an install step or a base system), whose scripts "
+            "may rewrite configuration files, but no command of it names this one" if config_by_script else
             f"no command of layer {r.content_layer}'s step accounts for the change (a package manager "
             "writes what it records, so its own run does not)")
     kind = "conffile" if r.conffile else "file"
