@@ -58,7 +58,8 @@ def _executable(entries: dict[str, FileEntry]):
 
 def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
                   source: str, now: float, archive_time: float | None = None,
-                  verify_packages: str = "all") -> list[Finding]:
+                  verify_packages: str = "all", known_digests: list[dict[str, str]] | None = None
+                  ) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     findings: list[Finding] = mapping.map_history(img, ins)
     findings += timeline.check_times(img, now, archive_time)
@@ -150,7 +151,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     pkg_findings, img.package_coverage = pkgdigests.check(
         pkg, overlay, versions, image=img.index, source=source, layer_entries=layer_entries,
         history_of_layer=owner, accounts=pkgdigests.exact_accounting(explained_at, effects_at),
-        by_package=pkgdigests.package_accounting(explained_at), mode=verify_packages)
+        by_package=pkgdigests.package_accounting(explained_at), mode=verify_packages,
+        known=[{norm_layer_path(k)[0]: v for k, v in d.items()} for d in known_digests or []])
     findings += pkg_findings
     return findings
 
@@ -168,11 +170,13 @@ def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") 
     for img, rimg in zip(images, res.images):
         captured = []
         entries = []
+        known = []  # md5/sha1 taken in the pass, per layer (archive.layerscan.record_digests)
         for lr in rimg.layers:
             e = lr.descriptor.entry
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
+            known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages)
+        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages, known)
         out += records.check_records(img, rimg, inv)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from forensics.archive.layerscan import record_digest
 from forensics.findings import finding
 from forensics.history.content import is_persistence_path
 from forensics.history.explain import PACKAGE_REASONS, _aliases
@@ -183,13 +184,18 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
     return recs, owned, absent
 
 
-def _reread(recs: list[_Rec], source: str, layer_entries: list[str | None], mode: str) -> list[_Rec]:
+def _reread(recs: list[_Rec], source: str, layer_entries: list[str | None], mode: str,
+            known: list[dict[str, str]]) -> list[_Rec]:
     """Fill `got` for the records the first pass cannot check; returns those changed after
     their record that stay unchecked (stdin), which still carry cross-layer evidence."""
     need: list[_Rec] = []
     for r in recs:
         if r.got is not None or r.reason is not None:
             continue
+        if r.node_layer < len(known):
+            r.got = record_digest(known[r.node_layer].get(r.read_path), r.algo)
+            if r.got is not None:
+                continue  # taken in the pass (a layer that showed a dpkg or apk system)
         changed_after = r.content_layer > r.record_layer and r.install_sha256 != r.sha256
         if mode != "all" and not changed_after:
             r.reason = CHANGED_MODE
@@ -290,13 +296,14 @@ def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts:
 
 def check(state: PackageState, overlay, versions: dict[str, list[tuple[int, str | None]]], *, image: int,
           source: str, layer_entries: list[str | None], history_of_layer: dict[int, int], accounts: Accounts,
-          by_package: Accounts = lambda layer, path: False, mode: str = "all"
-          ) -> tuple[list[Finding], PackageCoverage]:
+          by_package: Accounts = lambda layer, path: False, mode: str = "all",
+          known: list[dict[str, str]] | None = None) -> tuple[list[Finding], PackageCoverage]:
     """`accounts(layer, path)`: an exact claim of the layer's command says what the path
     holds; `by_package(layer, path)`: the package manager's own run in that layer explains
-    the path (never enough for a content change, but it grades configuration files)."""
+    the path (never enough for a content change, but it grades configuration files);
+    `known[layer][path]`: md5/sha1 the first pass already took (archive.layerscan)."""
     recs, owned, absent = _collect(state, overlay, versions)
-    unproven = _reread(recs, source, layer_entries, mode)
+    unproven = _reread(recs, source, layer_entries, mode, known or [])
     findings: list[Finding] = []
     outcome: dict[str, tuple[int, str, int]] = {}  # actual path -> (rank, label, size)
 
