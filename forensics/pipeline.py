@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import datetime, timezone
@@ -241,6 +242,8 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable."""
     expect = expect or []
     started, t0 = _now(), time.monotonic()
+    if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
+        limits = dataclasses.replace(limits or Limits(), record_digests=False)
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)

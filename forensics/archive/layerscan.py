@@ -49,6 +49,7 @@ class Limits:
     max_ratio: int = 2000
     max_json: int = 16 << 20  # JSON documents held in memory
     max_capture: int = 64 << 20  # per captured file (package databases)
+    record_digests: bool = True  # md5/sha1 for package records in the pass (off: --verify-packages changed)
 
 
 def content_kind(head: bytes, size: int) -> str:
@@ -165,13 +166,14 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
     sha = hashlib.sha256
     alt = alt_name = None  # the record digest, once a marker path was seen in this layer
     record_digests = scan.record_digests
+    early = _EARLY if limits.record_digests else ("\0",)
     try:
         while True:
             m: Member | None = tar.next()
             if m is None:
                 break
             digest = kind = None
-            if alt is None and ("dpkg/" in m.name or "apt/" in m.name or "apk/" in m.name):
+            if alt is None and early is _EARLY and ("dpkg/" in m.name or "apt/" in m.name or "apk/" in m.name):
                 alt_name = _record_algo(m.name)
                 alt = getattr(hashlib, alt_name) if alt_name else None
             if m.type == "file":
@@ -179,7 +181,7 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
                 h = sha(first)
                 if alt is not None:
                     h2, h2_name = alt(first), alt_name
-                elif m.name.lstrip("./").startswith(_EARLY):
+                elif m.name.lstrip("./").startswith(early):
                     # /bin and /etc sort before the markers and are small: hash them anyway,
                     # so that a base layer is not decompressed again for a few files.
                     h2, h2_name = _Both(first), "md5+sha1"
