@@ -136,11 +136,12 @@ def scan(
     verify_packages: VerifyPackages = typer.Option(
         VerifyPackages.all, "--verify-packages",
         help="which package records to check. 'all' (default): every recorded digest (dpkg md5sums and "
-             "conffiles, apk, rpm, pip RECORD), the files of the step that wrote the record included; "
-             "md5/sha1 records cost a second, targeted read of the layers holding those files (on a "
-             "20 MiB Debian image about COST_ALL). 'changed': md5/sha1 records only for files whose "
-             "content changed after their record (no second read of unchanged files). sha256 records "
-             "(rpm, apk v3, pip) are always checked for every file, at no cost."),
+             "conffiles, apk, rpm, pip RECORD), the files of the step that wrote the record included. "
+             "md5/sha1 (dpkg, apk v2) are taken in the pass where a layer shows a dpkg/apk system, the few "
+             "files met before that are read again; measured on a 20 MiB Debian image: about 0.6x the CPU "
+             "of the sha256+inflate floor (71 MiB hashed with md5); 0.01x on the 300 MiB synthetic bench image. "
+             "'changed': md5/sha1 only for files whose content changed after their record (read again). "
+             "sha256 records (rpm, apk v3, pip) are always checked for every file, at no cost."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.

@@ -273,9 +273,11 @@ def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts:
                  "controlled that step could have written both, so a match there would prove nothing, "
                  "but this mismatch stands")
     elif rel == "earlier-layer":
-        where = f"the record dates from layer {r.record_layer}; the file's content was written in layer {r.content_layer}"
+        where = (f"the record dates from layer {r.record_layer}; the file's content was written in "
+                 f"layer {r.content_layer}")
     else:
-        where = f"the file's content dates from layer {r.content_layer}; the record was written after it, in layer {r.record_layer}"
+        where = (f"the file's content dates from layer {r.content_layer}; the record was written after it, "
+                 f"in layer {r.record_layer}")
     step = ("the step's command accounts for the change" if acc else
             "the layer was written by the package manager (an install step or a base system), whose scripts "
             "may rewrite configuration files, but no command of it names this one" if config_by_script else
