@@ -427,3 +427,20 @@ def test_apk_script_edits_of_etc_are_low_but_a_patched_binary_is_critical(tmp_pa
     cov = r.images[0].package_coverage
     assert cov.verified_same_step_record.files == 2 and cov.verified_against_earlier_record.files == 0  # shells, nginx
     assert cov.mismatched.files == 2 and cov.packages == {"apk": 3}
+
+
+def test_apk_v2_symlink_records_are_not_compared_with_their_target(tmp_path):
+    """apk-tools v2: Z: is sha1 of a file, and of the target string for a symlink (busybox applets)."""
+    busybox = b"\x7fELF\x02\x01\x01" + bytes(300)
+
+    def z(data: bytes) -> str:
+        return "Q1" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+    db = f"P:busybox\nV:1.36\nF:bin\nR:busybox\nZ:{z(busybox)}\nR:ls\nZ:{z(b'/bin/busybox')}\n\n".encode()
+    layer = [M("bin/", type="dir"), M("bin/busybox", busybox, mode=0o755), M("bin/ls", type="symlink", link="/bin/busybox"),
+             M("lib/", type="dir"), M("lib/apk/", type="dir"), M("lib/apk/db/", type="dir"), M("lib/apk/db/installed", db)]
+    r = analyze(str(build(tmp_path, [layer], [ADD_ROOT])))
+    assert not pkg_findings(r) and not medium_plus(r)
+    assert r.images[0].package_coverage.verified_same_step_record.files == 1  # busybox, sha1 taken in the pass
+    layer[1] = M("bin/busybox", busybox + b"\xcc", mode=0o755)
+    [f] = pkg_findings(analyze(str(build(tmp_path, [layer], [ADD_ROOT], name="b.tar"))))
+    assert (f.path, f.severity.value, f.evidence["algo"]) == ("/bin/busybox", "critical", "sha1")

@@ -24,6 +24,7 @@ API: `check(state, overlay, versions, ...) -> (findings, PackageCoverage)` and
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Callable
 
@@ -130,6 +131,16 @@ def _content_layer(versions: list[tuple[int, str | None]], node_layer: int) -> i
     return layer
 
 
+def _leaf(overlay, path: str):
+    """The entry at `path` with its directories resolved (merged-/usr: bin/x is usr/bin/x) but
+    not a final symlink: apk records a link's digest over its target string, not over the
+    file it points to (busybox's applet links would all "differ")."""
+    parent, name = posixpath.split(path)
+    pnode = overlay.resolve(parent) if parent not in ("", "/") else None
+    base = pnode.entry.path if pnode is not None and pnode.entry.type == "dir" else parent
+    return overlay.get(posixpath.join(base or "/", name))
+
+
 def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[str, tuple[str, int]], int]:
     recs: list[_Rec] = []
     owned: dict[str, tuple[str, int]] = {}  # actual path -> (no-digest reason, size)
@@ -144,7 +155,7 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
             for pf in pkg.files:
                 if pf.ghost or pf.not_installed:
                     continue
-                node = overlay.resolve(pf.path)
+                node = _leaf(overlay, pf.path)
                 if node is None or node.entry.type not in ("file", "hardlink"):
                     absent += node is None and pf.digest is not None
                     continue
