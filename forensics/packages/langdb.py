@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import json
 import posixpath
 import re
@@ -97,6 +96,8 @@ def _text(data: bytes) -> str:
 
 
 def parse_record(data: bytes, path: str, log: ErrorLog) -> Package:
+    import csv  # only images with pip installs need it: keep it off the CLI's start-up
+
     dist = posixpath.dirname(path)
     site = posixpath.dirname(dist)
     prefix = install_prefix(site)
