@@ -85,7 +85,7 @@ class VerifyPackages(str, Enum):
 
 
 def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
-                  verify_packages: str = "changed", *, custody: Optional[Custody] = None,
+                  verify_packages: str = "all", *, custody: Optional[Custody] = None,
                   outputs: Optional[Outputs] = None, keep_input: Optional[str] = None):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
     copied into a file of `outputs` as it is read."""
@@ -180,10 +180,14 @@ def scan(
     history: bool = typer.Option(True, "--history/--no-history",
                                  help="diff history against layer content (on by default)."),
     verify_packages: VerifyPackages = typer.Option(
-        VerifyPackages.changed, "--verify-packages",
-        help="which md5/sha1 package records (dpkg, apk v2) to check: 'changed' = files rewritten after "
-             "their record (free); 'all' = every recorded file, read again in a second pass. "
-             "sha256 records (rpm, apk v3) are always checked for every file."),
+        VerifyPackages.all, "--verify-packages",
+        help="which package records to check. 'all' (default): every recorded digest (dpkg md5sums and "
+             "conffiles, apk, rpm, pip RECORD), the files of the step that wrote the record included. "
+             "md5/sha1 (dpkg, apk v2) are taken in the pass where a layer shows a dpkg/apk system, the few "
+             "files met before that are read again; measured on a 20 MiB Debian image: about 0.6x the CPU "
+             "of the sha256+inflate floor (71 MiB hashed with md5); 0.01x on the 300 MiB synthetic bench image. "
+             "'changed': md5/sha1 only for files whose content changed after their record (read again). "
+             "sha256 records (rpm, apk v3, pip) are always checked for every file, at no cost."),
     keep_input: Optional[str] = typer.Option(
         None, "--keep-input", metavar="FILE",
         help="with '-': keep the exact bytes read from stdin in FILE (written atomically); the report "

@@ -125,7 +125,7 @@ RAISED_BY: dict[str, str] = {
     "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
                                   "(container_config and legacy JSON copies of the record) and "
                                   "forensics.history.provenance (BuildKit provenance attestations)",
-    "history.package-file-modified": "forensics.history.packages",
+    "history.package-file-modified": "forensics.history.pkgdigests",
     "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
                                "forensics.history.trees (files in an extracted tree that do not look extracted), "
                                "forensics.history.accounts (account entries against the step's account commands), "

@@ -166,7 +166,7 @@ class ConfigSummary(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class CoverageCount(BaseModel):
+class FileBytes(BaseModel):
     files: int = 0
     bytes: int = 0
 
@@ -197,16 +197,33 @@ class Coverage(BaseModel):
 
     files: int = 0
     bytes: int = 0
-    verified_earlier_record: CoverageCount = Field(default_factory=CoverageCount)
-    verified_same_step: CoverageCount = Field(default_factory=CoverageCount)
-    verified_claim: CoverageCount = Field(default_factory=CoverageCount)
-    verified_copy_hash: CoverageCount = Field(default_factory=CoverageCount)
-    unverifiable: CoverageCount = Field(default_factory=CoverageCount)
-    contradicted: CoverageCount = Field(default_factory=CoverageCount)
-    unexplained: CoverageCount = Field(default_factory=CoverageCount)
+    verified_earlier_record: FileBytes = Field(default_factory=FileBytes)
+    verified_same_step: FileBytes = Field(default_factory=FileBytes)
+    verified_claim: FileBytes = Field(default_factory=FileBytes)
+    verified_copy_hash: FileBytes = Field(default_factory=FileBytes)
+    unverifiable: FileBytes = Field(default_factory=FileBytes)
+    contradicted: FileBytes = Field(default_factory=FileBytes)
+    unexplained: FileBytes = Field(default_factory=FileBytes)
     absent_platforms: int = 0  # platform manifests named by the index but not in the archive
     gaps: list[CoverageGap] = Field(default_factory=list)  # the largest unverifiable steps first
     advice: list[str] = Field(default_factory=list)  # how to close what is left, in sentences
+
+
+class PackageCoverage(BaseModel):
+    """How far the package records inside the image vouch for the files they claim
+    (forensics.history.pkgdigests). Each regular file a record claims is counted once:
+    mismatched, else verified against a record an earlier layer wrote, else verified
+    against a record written in the same step as the file (or later), else unverifiable.
+    A same-step match is no proof: whoever controlled that step could have written the
+    record too."""
+
+    mode: Literal["all", "changed"] = "all"  # --verify-packages
+    verified_against_earlier_record: FileBytes = Field(default_factory=FileBytes)
+    verified_same_step_record: FileBytes = Field(default_factory=FileBytes)
+    mismatched: FileBytes = Field(default_factory=FileBytes)
+    unverifiable: dict[str, FileBytes] = Field(default_factory=dict)  # reason -> count
+    records_absent: int = 0  # recorded regular files not in the image (path-exclude, docs stripped)
+    packages: dict[str, int] = Field(default_factory=dict)  # manager -> packages recorded
 
 
 class Image(BaseModel):
@@ -223,6 +240,7 @@ class Image(BaseModel):
     manifest_text: str | None = None
     config_text: str | None = None
     coverage: Coverage | None = None  # filled by the history analysis
+    package_coverage: PackageCoverage | None = None  # filled by the history analysis
 
 
 class Blob(BaseModel):

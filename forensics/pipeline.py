@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.packages import is_db_path, is_maintainer_script
+from forensics.packages.langdb import capture_name as lang_capture
 from forensics.models import (
     Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, Layer,
     NotExported, Report, Severity, ToolInfo,
@@ -38,6 +40,8 @@ def _capture(name: str, size: int) -> bool:
         path = norm_layer_path(name)[0]
         if is_db_path(path) or is_maintainer_script(path):
             return True
+    if lang_capture(name, size):  # pip RECORD, egg installed-files.txt, npm package.json
+        return True
     # Account files, sysusers.d snippets and unit files: one endswith test before any call.
     return name.endswith(_OTHER_TAILS) and (accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size))
 
@@ -280,7 +284,7 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
 
 def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
             limits: Limits | None = None, history: bool = True, command: list[str] | None = None,
-            verify_packages: str = "changed", custody: Custody | None = None) -> Report:
+            verify_packages: str = "all", custody: Custody | None = None) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
@@ -288,6 +292,8 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     expect = expect or []
     started, t0 = _now(), time.monotonic()
     custody = custody or Custody.start_of(source)
+    if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
+        limits = dataclasses.replace(limits or Limits(), record_digests=False)
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)

@@ -382,12 +382,22 @@ def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_p
              M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
              M("var/lib/dpkg/info/gzip.md5sums", f"{hashlib.md5(zgrep).hexdigest()}  usr/bin/zgrep\n".encode())]
     p = str(build(tmp_path, [layer], [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}]))
-    assert not codes(analyze(p), "history.package-file-modified")  # default: cross-layer evidence only
-    [f] = codes(analyze(p, verify_packages="all"), "history.package-file-modified")
+    # --verify-packages changed: cross-layer evidence only, the md5 is not read again
+    assert not codes(analyze(p, verify_packages="changed"), "history.package-file-modified")
+    [f] = codes(analyze(p), "history.package-file-modified")  # the default checks every record
     assert f.path == "/usr/bin/zgrep" and f.evidence["actual"] == hashlib.md5(evil).hexdigest()
-    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "all", "--json", "-",
-                         "-q"], capture_output=True)
-    assert any(x["code"] == "history.package-file-modified" for x in json.loads(cp.stdout)["findings"])
+    # an executable, and `ADD rootfs /` says nothing about one file: critical, labelled same-step
+    assert f.severity.value == "critical" and f.evidence["record"] == "same-step"
+    assert "same step" in f.detail
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--json", "-", "-q"], capture_output=True)
+    doc = json.loads(cp.stdout)
+    assert any(x["code"] == "history.package-file-modified" for x in doc["findings"])
+    assert doc["images"][0]["package_coverage"]["mismatched"] == {"files": 1, "bytes": len(evil)}
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "changed", "--json",
+                         "-", "-q"], capture_output=True)
+    cov = json.loads(cp.stdout)["images"][0]["package_coverage"]
+    assert cov["mode"] == "changed" and cov["mismatched"]["files"] == 0
+    assert list(cov["unverifiable"].values()) == [{"files": 1, "bytes": len(evil)}]
 
 
 def test_fast_path_change_equals_the_validated_model():

@@ -33,6 +33,8 @@ class LayerScan:
     files: list[FileEntry] = field(default_factory=list)  # every entry, normalized (layerfs)
     unsafe: list[tuple[str, str]] = field(default_factory=list)  # (raw name, why) escaping the root
     captured: dict[str, bytes] = field(default_factory=dict)  # raw member name -> content
+    # raw member name -> "md5:<hex>" / "sha1:<hex>", for the files after a package-system path
+    record_digests: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why the tar or the compressed stream could not be read to its end
     trailing_garbage: int = 0
     is_tar: bool = True
@@ -47,6 +49,7 @@ class Limits:
     max_ratio: int = 2000
     max_json: int = 16 << 20  # JSON documents held in memory
     max_capture: int = 64 << 20  # per captured file (package databases)
+    record_digests: bool = True  # md5/sha1 for package records in the pass (off: --verify-packages changed)
 
 
 def content_kind(head: bytes, size: int) -> str:
@@ -110,27 +113,91 @@ class _QueueSource(Source):
             pass
 
 
+# Paths that show a layer is (part of) a dpkg or apk v2 system, and the digest their
+# package records use. Sorted layer tars (debuerreotype, docker, buildah) reach /etc/apt
+# and /etc/dpkg before /usr, so the bulk of a base system gets its record digest here,
+# in the pass; what came before the marker is read again later (forensics.history.pkgdigests).
+_RECORD_MARKERS = (("etc/dpkg/", "md5"), ("etc/apt/", "md5"), ("var/lib/dpkg/", "md5"),
+                   ("etc/apk/", "sha1"), ("lib/apk/db/", "sha1"))
+
+
+_EARLY = ("bin/", "etc/")
+
+
+class _Both:
+    """md5 and sha1 at once, for files met before a layer shows which one its records use."""
+
+    __slots__ = ("md5", "sha1")
+
+    def __init__(self, data) -> None:
+        self.md5, self.sha1 = hashlib.md5(data), hashlib.sha1(data)
+
+    def update(self, data) -> None:
+        self.md5.update(data)
+        self.sha1.update(data)
+
+    def hexdigest(self) -> str:
+        return f"{self.md5.hexdigest()}:{self.sha1.hexdigest()}"
+
+
+def record_digest(value: str | None, algo: str) -> str | None:
+    """The `algo` digest out of a `record_digests` value ("md5:<hex>", "md5+sha1:<hex>:<hex>")."""
+    if not value:
+        return None
+    names, _, hexes = value.partition(":")
+    for name, hx in zip(names.split("+"), hexes.split(":")):
+        if name == algo:
+            return hx
+    return None
+
+
+def _record_algo(name: str) -> str | None:
+    n = name.lstrip("./")
+    for marker, algo in _RECORD_MARKERS:
+        if n.startswith(marker) or n.startswith("usr/" + marker):
+            return algo
+    return None
+
+
 def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits) -> None:
     tar = TarReader(src)
     out = scan.files
     unsafe = scan.unsafe
     sha = hashlib.sha256
+    alt = alt_name = None  # the record digest, once a marker path was seen in this layer
+    record_digests = scan.record_digests
+    early = _EARLY if limits.record_digests else ("\0",)
     try:
         while True:
             m: Member | None = tar.next()
             if m is None:
                 break
             digest = kind = None
+            if alt is None and early is _EARLY and ("dpkg/" in m.name or "apt/" in m.name or "apk/" in m.name):
+                alt_name = _record_algo(m.name)
+                alt = getattr(hashlib, alt_name) if alt_name else None
             if m.type == "file":
                 first = tar.read(CHUNK)
                 h = sha(first)
+                if alt is not None:
+                    h2, h2_name = alt(first), alt_name
+                elif m.name.lstrip("./").startswith(early):
+                    # /bin and /etc sort before the markers and are small: hash them anyway,
+                    # so that a base layer is not decompressed again for a few files.
+                    h2, h2_name = _Both(first), "md5+sha1"
+                else:
+                    h2 = None
                 keep = [bytes(first)] if capture(m.name, m.size) and m.size <= limits.max_capture else None
                 if len(first) < m.size:  # most files sit whole in the current chunk: no loop
                     while part := tar.read(CHUNK):
                         h.update(part)
+                        if h2 is not None:
+                            h2.update(part)
                         if keep is not None:
                             keep.append(bytes(part))
                 digest = h.hexdigest()
+                if h2 is not None:
+                    record_digests[m.name] = f"{h2_name}:{h2.hexdigest()}"
                 kind = content_kind(bytes(first[:4]), m.size)
                 if keep is not None:
                     scan.captured[m.name] = b"".join(keep)

@@ -13,7 +13,7 @@ import time
 
 from forensics.archive.layerfs import norm_layer_path
 from forensics.history import (accounts, config, content, copyhash, coverage, explain, maintainer, mapping,
-                               packages, provenance, records, timeline, trees, unitlinks)
+                               packages, pkgdigests, provenance, records, timeline, trees, unitlinks)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -58,7 +58,8 @@ def _executable(entries: dict[str, FileEntry]):
 
 def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
                   source: str, now: float, archive_time: float | None = None,
-                  verify_packages: str = "changed") -> list[Finding]:
+                  verify_packages: str = "all", known_digests: list[dict[str, str]] | None = None
+                  ) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
     # hands its WorkingDir to the build: with no WORKDIR in the whole history, the final
@@ -121,7 +122,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                 lookup=lambda p: (n.entry if (n := overlay.get(p)) else None)) if managers else None
             ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
                                       instructions=[ins[i] for i in group], effects=effects,
-                                      package_step=bool(managers), managers=managers, package_owned=pkg.owned,
+                                      package_step=bool(managers), managers=managers,
+                                      package_owned=pkg.owned_for(managers),
                                       entries=here, workdirs=[_env_of(ins, i, inherited)[0] for i in group],
                                       owned_before=lambda p: p in owned_before, generated=generated,
                                       lookup=overlay.get, group=group, squashed_base=squashed_base,
@@ -167,24 +169,15 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     for h in img.history:
         if h.analysis is None:
             h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
-    # Package files rewritten after their record: confirm with the recorded digest where we can.
-    cands = packages.candidates(pkg, overlay, versions, every_file=verify_packages == "all")
-    digests: dict[str, dict[str, str]] = {}
-    seekable = source != "-"
-    need = [c for c in cands if c.actual is None]  # md5/sha1 records: read those files again
-    if need and seekable:
-        wanted: dict[str, set[str]] = {}
-        for c in need:
-            entry_path = layer_entries[c.file_layer]
-            if entry_path:
-                wanted.setdefault(entry_path, set()).add(c.read_path or c.actual_path)
-        got = packages.rehash(source, wanted, {c.algo for c in need})
-        for c in need:
-            entry_path = layer_entries[c.file_layer]
-            if (entry_path, c.read_path or c.actual_path) in got:
-                digests[c.actual_path] = got[(entry_path, c.read_path or c.actual_path)]
-    findings += packages.verify(cands, digests, image=img.index, history_of_layer=owner, seekable=seekable,
-                                explained_at=explained_at, overlay=overlay)
+    # Every recorded package digest against its file (forensics.history.pkgdigests).
+    record_status: dict[str, str] = {}
+    pkg_findings, img.package_coverage = pkgdigests.check(
+        pkg, overlay, versions, image=img.index, source=source, layer_entries=layer_entries,
+        history_of_layer=owner, accounts=_command_accounts(change_at),
+        by_package=_package_accounts(change_at, pkgdigests.package_accounting(explained_at)), mode=verify_packages,
+        known=[{norm_layer_path(k)[0]: v for k, v in d.items()} for d in known_digests or []],
+        status_out=record_status)
+    findings += pkg_findings
     # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
     copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
     for h_i, st in copy_status.items():
@@ -194,8 +187,29 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                      and (layer := _layer_of_step(img, h_i)) is not None for p in st.paths}
     img.coverage = coverage.image_coverage(
         overlay, change_at, owner, {h.index: h.created_by or "" for h in img.history},
-        records=_record_status(cands, digests), copy_verified=copy_verified)
+        records=record_status, copy_verified=copy_verified)
     return findings
+
+
+def _command_accounts(change_at: dict[tuple[int, str], PathChange]):
+    """Whether the layer's own command says what goes at a path (so a package file's new
+    content is its doing): a claim or a write naming this very path, a COPY of one file.
+    A tree (an archive, pip install), a program the analysis cannot see into, or the
+    package manager's run says where content comes from, not what it is."""
+    def accounts(layer: int, path: str) -> bool:
+        ch = change_at.get((layer, path))
+        return ch is not None and ch.explained_by is not None and ch.assurance in ("verified", "unverified")
+    return accounts
+
+
+def _package_accounts(change_at: dict[tuple[int, str], PathChange], by_reason):
+    """Whether the package manager's run in that layer explains a path (its maintainer
+    scripts, its bookkeeping, account entries its packages create): never enough for a
+    content change, but it grades configuration files."""
+    def by_package(layer: int, path: str) -> bool:
+        ch = change_at.get((layer, path))
+        return (ch is not None and ch.explained_by is not None and ch.assurance == "package") or by_reason(layer, path)
+    return by_package
 
 
 def _layer_of_step(img: Image, h_i: int) -> int | None:
@@ -206,26 +220,11 @@ def _layer_of_step(img: Image, h_i: int) -> int | None:
     return None
 
 
-def _record_status(cands, digests) -> dict[str, str]:
-    """Package-record status of each checked file (see forensics.history.coverage)."""
-    out: dict[str, str] = {}
-    for c in cands:
-        actual = c.actual or digests.get(c.actual_path, {}).get(c.algo)
-        if actual is None:
-            continue
-        if actual != c.digest:
-            out[c.actual_path] = coverage.MISMATCH
-        elif c.record_layer is not None and c.file_layer > c.record_layer:
-            out[c.actual_path] = coverage.EARLIER
-        else:
-            out[c.actual_path] = coverage.SAME_STEP
-    return out
-
-
-def analyze_images(images: list[Image], res, inv, verify_packages: str = "changed") -> list[Finding]:
-    """`verify_packages`: "changed" checks md5/sha1 package records only for files rewritten
-    after their record (sha256 records are always checked for every file); "all" also
-    reads every md5/sha1-recorded file again, which costs a second pass over its layers."""
+def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") -> list[Finding]:
+    """`verify_packages`: "all" (default) checks every recorded package digest, reading the
+    md5/sha1-recorded files again in a second, targeted pass; "changed" reads again only
+    files whose content changed after their record (sha256-family records are always
+    checked for every file, from the first pass)."""
     now = time.time()
     out: list[Finding] = []
     attested = provenance.statements_for(inv, res)
@@ -234,11 +233,13 @@ def analyze_images(images: list[Image], res, inv, verify_packages: str = "change
     for img, rimg in zip(images, res.images):
         captured = []
         entries = []
+        known = []  # md5/sha1 taken in the pass, per layer (archive.layerscan.record_digests)
         for lr in rimg.layers:
             e = lr.descriptor.entry
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
+            known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages)
+        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages, known)
         out += records.check_records(img, rimg, inv)
         out += config.check_config(img)
         if img.manifest_digest in attested:

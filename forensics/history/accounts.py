@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from forensics.archive.layerfs import norm_layer_path
 from forensics.findings import finding
-from forensics.history.accountcmds import (MAX_SMALL, Entitled, UserSpec, entitled_by_commands,
+from forensics.history.accountcmds import (MAX_SMALL, Entitled, GroupSpec, UserSpec, entitled_by_commands,
                                             entitled_by_scripts)
 from forensics.models import Finding, PathChange
 
@@ -693,6 +693,10 @@ _REJUDGE = ("written by the command", "named by the command", "file of a package
             "parent directory of an explained change")
 
 
+# Package managers whose maintainer scripts the pass does not capture.
+UNREAD_SCRIPTS = frozenset({"apk", "rpm", "dnf", "yum", "microdnf", "tdnf", "dnf5", "zypper"})
+
+
 @dataclass
 class StepResult:
     findings: list[Finding] = field(default_factory=list)
@@ -727,6 +731,16 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
             shells.append((text, {**env_of(idx), **ins.build_args}))
     ent = entitled_by_commands(shells, runs_unknown_code=any(e.opaque for e in ctx.effects),
                                account_paths=ACCOUNT_PATHS)
+    unread = ctx.managers & UNREAD_SCRIPTS
+    if ctx.package_step and unread:
+        # apk keeps its install scripts in scripts.tar, rpm in the database: not read here.
+        # Its packages may add system accounts and groups (nologin, uid below 1000); uid 0, a
+        # privileged group, a password or a change to an existing entry stay theirs to explain.
+        tool = f"an install script of a package {'/'.join(sorted(unread))} installed (not readable here)"
+        ent.users.setdefault("*", []).append(
+            UserSpec(source=f"package {'/'.join(sorted(unread))}", tool="adduser", system=True, user_group=False))
+        ent.groups.setdefault("*", []).append(
+            GroupSpec(source=f"package {'/'.join(sorted(unread))}", tool=tool, system=True))
     if ctx.package_step and ctx.generated is not None:
         sysusers = {p: d for p, d in {**state.files, **layer_files}.items() if p.startswith(SYSUSERS_DIRS)}
         shipped = lambda p: getattr(owners.get(p) or owners.get(p.removeprefix("/usr")), "name", None)  # noqa: E731

@@ -9,7 +9,7 @@ explained, and what is left, and says how to close the rest.
 
 from __future__ import annotations
 
-from forensics.models import Coverage, CoverageCount, CoverageGap, PathChange
+from forensics.models import Coverage, FileBytes, CoverageGap, PathChange
 
 # Record statuses (forensics.history.packages): a digest recorded by an earlier layer
 # than the file's, by the same step, or contradicted.
@@ -17,7 +17,7 @@ EARLIER, SAME_STEP, MISMATCH = "earlier", "same-step", "mismatch"
 MAX_GAPS = 8
 
 
-def _add(c: CoverageCount, size: int) -> None:
+def _add(c: FileBytes, size: int) -> None:
     c.files += 1
     c.bytes += size
 

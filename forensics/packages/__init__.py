@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .apk import parse_apk
 from .dpkg import parse_dpkg
+from .langdb import parse_language_dbs
 from .model import Package, PackageDB, PackageFile, norm_path
 from .paths import db_manager, is_bookkeeping_path, is_db_path, is_maintainer_script
 from .rpm import parse_rpmdb, parse_rpmdb_sqlite
@@ -32,7 +33,8 @@ def parse_package_dbs(files: dict[str, bytes]) -> list[PackageDB]:
     """Parse all captured database files of one image.
 
     One PackageDB for all dpkg files together, one per apk `installed`, one per
-    rpm database (an `rpmdb.sqlite-wal` is applied to its sibling database).
+    rpm database (an `rpmdb.sqlite-wal` is applied to its sibling database), then
+    one for pip records and one for npm packages (forensics.packages.langdb).
     Paths that are not database paths are ignored. Never raises on bad content.
     """
     files = {norm_path(p): d for p, d in files.items()}
@@ -52,5 +54,5 @@ def parse_package_dbs(files: dict[str, bytes]) -> list[PackageDB]:
             continue
         wal = files.get(path + "-wal")
         out.append(parse_rpmdb(files[path], path, wal))
-    return out
+    return out + parse_language_dbs(files)
 

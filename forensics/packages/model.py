@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Manager = Literal["dpkg", "apk", "rpm"]
+Manager = Literal["dpkg", "apk", "rpm", "pip", "npm"]
 DigestAlgo = Literal["md5", "sha1", "sha256-160", "sha256", "sha384", "sha512"]
 
 # Hex length each algorithm must produce; a digest of another length is junk.
@@ -86,6 +86,8 @@ class Package(BaseModel):
     # Every database file that contributed (dpkg adds info/<pkg>.list/.md5sums ...):
     # the layer that last wrote these is the layer whose claims we check.
     source_paths: list[str] = Field(default_factory=list)
+    # Directories owned with everything below them (npm: the package directory).
+    trees: list[str] = Field(default_factory=list)
 
 
 class PackageDB(BaseModel):
