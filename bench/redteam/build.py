@@ -256,9 +256,14 @@ def status() -> None:
         rows.setdefault(t["builder"], []).append(f"{t['image']}:{t['technique'] or 'clean'}:{t['format'].split('-')[0]}")
     lines = [f"updated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
              f"samples in {SAMPLES} (truth: <sample>.truth.json)", ""]
+    per_format = len(DOCKERFILES) + len(TECHNIQUES)
     for b, items in rows.items():
-        lines.append(f"{b}: {len(items)} samples")
+        full = per_format * len(FORMATS[BUILDERS[b][0]])
+        lines.append(f"{b}: {len(items)} of {full} samples")
         lines += [f"  {i}" for i in items]
+    scores = sorted(p.name for p in OUT.glob("score*.txt"))
+    if scores:
+        lines += ["", "scored (bench/precision.py --redteam): " + ", ".join(scores)]
     (OUT / "STATUS.txt").write_text("\n".join(lines) + "\n")
 
 
