@@ -76,6 +76,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     versions: dict[str, list[tuple[int, str | None]]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
     change_at: dict[tuple[int, str], PathChange] = {}
+    claimed: set[tuple[int, str]] = set()  # (layer, path) an exact claim of the layer's command names
     prev_owner = -1
     for layer in img.layers:
         files = layer.files
@@ -129,6 +130,8 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                                       lookup=overlay.get, group=group, squashed_base=squashed_base,
                                       before=before.get)
             explain.explain_step(changes, ctx)
+            claimed |= {(layer.index, p) for p, c in ctx.claims_at.items()
+                        if c.precision == "exact" and c.produces != "absent"}
             judged = accounts.judge_step(changes, ctx, acct, acct_files, pkg.scripts, pkg.owners,
                                          lambda i: _env_of(ins, i)[1], image=img.index,
                                          created_by=img.history[h_idx].created_by)
@@ -173,7 +176,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     record_status: dict[str, str] = {}
     pkg_findings, img.package_coverage = pkgdigests.check(
         pkg, overlay, versions, image=img.index, source=source, layer_entries=layer_entries,
-        history_of_layer=owner, accounts=_command_accounts(change_at),
+        history_of_layer=owner, accounts=_command_accounts(change_at, claimed),
         by_package=_package_accounts(change_at, pkgdigests.package_accounting(explained_at)), mode=verify_packages,
         known=[{norm_layer_path(k)[0]: v for k, v in d.items()} for d in known_digests or []],
         status_out=record_status)
@@ -191,14 +194,22 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
     return findings
 
 
-def _command_accounts(change_at: dict[tuple[int, str], PathChange]):
+def _command_accounts(change_at: dict[tuple[int, str], PathChange], claimed: set[tuple[int, str]]):
     """Whether the layer's own command says what goes at a path (so a package file's new
-    content is its doing): a claim or a write naming this very path, a COPY of one file.
+    content is its doing): a claim or a write naming this very path (`sed -i F`, also when
+    F was made in the same squashed layer), a COPY/ADD destination (not a whole rootfs).
     A tree (an archive, pip install), a program the analysis cannot see into, or the
     package manager's run says where content comes from, not what it is."""
     def accounts(layer: int, path: str) -> bool:
+        if (layer, path) in claimed:
+            return True
         ch = change_at.get((layer, path))
-        return ch is not None and ch.explained_by is not None and ch.assurance in ("verified", "unverified")
+        if ch is None or ch.explained_by is None:
+            return False
+        if ch.assurance in ("verified", "unverified"):
+            return True
+        why = ch.explained_by
+        return why.startswith(("COPY destination", "ADD destination")) and not pkgdigests.whole_rootfs(why)
     return accounts
 
 

@@ -78,7 +78,7 @@ class _Rec:
     reason: str | None = None  # why it could not be checked
 
 
-def _whole_rootfs(why: str) -> bool:
+def whole_rootfs(why: str) -> bool:
     return why.endswith(" destination /") or "records no per-file command" in why
 
 
@@ -87,7 +87,7 @@ def package_accounting(explained_at: dict[tuple[int, str], str | None]) -> Accou
     the layer is a whole base system (whose packages' scripts ran where it was built)."""
     def by_package(layer: int, path: str) -> bool:
         why = explained_at.get((layer, path))
-        return why is not None and (why in _MANAGER_REASONS or _whole_rootfs(why))
+        return why is not None and (why in _MANAGER_REASONS or whole_rootfs(why))
     return by_package
 
 
@@ -103,7 +103,7 @@ def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at
         why = explained_at.get((layer, path))
         if why is None or why in _MANAGER_REASONS or why == "timestamp only":
             return False
-        if _whole_rootfs(why):
+        if whole_rootfs(why):
             return False  # a whole root filesystem (ADD rootfs.tar /, import): says nothing of one file
         if why not in _COMMAND_REASONS:
             return True
