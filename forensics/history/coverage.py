@@ -17,11 +17,6 @@ EARLIER, SAME_STEP, MISMATCH = "earlier", "same-step", "mismatch"
 MAX_GAPS = 8
 
 
-def _add(c: FileBytes, size: int) -> None:
-    c.files += 1
-    c.bytes += size
-
-
 def image_coverage(overlay, change_at: dict[tuple[int, str], PathChange], owner: dict[int, int],
                    commands: dict[int, str], *, records: dict[str, str] | None = None,
                    copy_verified: set[tuple[int, str]] | None = None, absent_platforms: int = 0) -> Coverage:
@@ -30,45 +25,42 @@ def image_coverage(overlay, change_at: dict[tuple[int, str], PathChange], owner:
     `records[path]` the package-record status of a file."""
     records = records or {}
     copy_verified = copy_verified or set()
-    cov = Coverage(absent_platforms=absent_platforms)
-    gaps: dict[int | None, CoverageGap] = {}
+    # Plain [files, bytes] counters on the loop (one pass over every file of the image);
+    # the models are built once at the end.
+    slots = {k: [0, 0] for k in ("total", "verified_earlier_record", "verified_same_step", "verified_claim",
+                                 "verified_copy_hash", "unverifiable", "contradicted", "unexplained")}
+    gaps: dict[int | None, list] = {}  # history -> [files, bytes, why]
+    status_slot = {MISMATCH: "contradicted", EARLIER: "verified_earlier_record", SAME_STEP: "verified_same_step"}
     for path, node in overlay.nodes.items():
         entry = node.entry
         if entry.type not in ("file", "hardlink"):
             continue
         size = entry.size if entry.type == "file" else 0
-        _add_total(cov, size)
-        status = records.get(path)
         ch = change_at.get((node.layer, path))
-        if status == MISMATCH:
-            _add(cov.contradicted, size)
-        elif status == EARLIER:
-            _add(cov.verified_earlier_record, size)
-        elif status == SAME_STEP:
-            _add(cov.verified_same_step, size)
-        elif (node.layer, path) in copy_verified:
-            _add(cov.verified_copy_hash, size)
-        elif ch is None or ch.explained_by is None:
-            _add(cov.unexplained, size)
-        elif ch.assurance == "verified":
-            _add(cov.verified_claim, size)
-        else:
-            _add(cov.unverifiable, size)
-            h = owner.get(node.layer)
-            gap = gaps.get(h)
-            if gap is None:
-                gap = gaps[h] = CoverageGap(history=h, command=_short(commands.get(h)) if h is not None else None,
-                                            why=_why(ch))
-            gap.files += 1
-            gap.bytes += size
-    cov.gaps = sorted(gaps.values(), key=lambda g: (-g.bytes, -g.files))[:MAX_GAPS]
+        slot = status_slot.get(records.get(path))
+        if slot is None:
+            if (node.layer, path) in copy_verified:
+                slot = "verified_copy_hash"
+            elif ch is None or ch.explained_by is None:
+                slot = "unexplained"
+            elif ch.assurance == "verified":
+                slot = "verified_claim"
+            else:
+                slot = "unverifiable"
+                gap = gaps.setdefault(owner.get(node.layer), [0, 0, _why(ch)])
+                gap[0] += 1
+                gap[1] += size
+        for k in (slot, "total"):
+            c = slots[k]
+            c[0] += 1
+            c[1] += size
+    cov = Coverage(absent_platforms=absent_platforms, files=slots["total"][0], bytes=slots["total"][1],
+                   **{k: FileBytes(files=v[0], bytes=v[1]) for k, v in slots.items() if k != "total"})
+    ordered = sorted(gaps.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))[:MAX_GAPS]
+    cov.gaps = [CoverageGap(history=h, command=_short(commands.get(h)) if h is not None else None,
+                            files=n, bytes=b, why=why) for h, (n, b, why) in ordered]
     cov.advice = _advice(cov)
     return cov
-
-
-def _add_total(cov: Coverage, size: int) -> None:
-    cov.files += 1
-    cov.bytes += size
 
 
 def _why(ch: PathChange) -> str:

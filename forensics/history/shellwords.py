@@ -400,8 +400,10 @@ class RunEffects(BaseModel):
         return any(glob_match(p, g) for g in self.written_paths if has_glob(g))
 
     def metadata_tree(self, path: str) -> str | None:
-        """The `chmod -R`/`chown -R` root that `path` is (or lies below), if any."""
-        p = norm_path(path)
+        """The `chmod -R`/`chown -R` root that `path` (normalized) is, or lies below, if any."""
+        if not self.modified_trees:
+            return None  # the common case, asked for every change of every layer
+        p = path
         for t in self.modified_trees:
             if p == t or _under_tree(p, t):
                 return t
@@ -409,7 +411,7 @@ class RunEffects(BaseModel):
 
     def bytecode(self, path: str) -> bool:
         """A __pycache__ directory or .pyc below a `compileall` root."""
-        if not any(path.startswith(t.rstrip("/") + "/") for t in self.bytecode_trees):
+        if not self.bytecode_trees or not any(path.startswith(t.rstrip("/") + "/") for t in self.bytecode_trees):
             return False
         base = posixpath.basename(path)
         return base == "__pycache__" or (base.endswith((".pyc", ".opt-1.pyc", ".opt-2.pyc"))
