@@ -53,7 +53,9 @@ class FailOn(str, Enum):
 
 
 def _fail(msg: str) -> "typer.Exit":
-    typer.echo(f"forensics: error: {msg}", err=True)
+    from forensics.render.safe import visible
+
+    typer.echo(f"forensics: error: {visible(msg)}", err=True)  # one line, whatever the input names
     return typer.Exit(2)
 
 
@@ -113,7 +115,9 @@ def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool,
 
         text, html = text or render_text, html or render_html
     if json_out:
-        _write(json_out, result.model_dump_json(indent=1) + "\n")
+        from forensics.serialize import to_json
+
+        _write(json_out, to_json(result) + "\n")
     if html_out:
         _write(html_out, html(result))
     if not quiet and json_out != "-":

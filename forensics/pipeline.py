@@ -12,6 +12,7 @@ from forensics.archive.layerfs import norm_layer_path
 from forensics.archive.layerscan import Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
+from forensics.archive.untrusted import Doc
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import analyze_images
 from forensics.packages import is_db_path, is_maintainer_script
@@ -41,42 +42,36 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _config_summary(cfg: dict | None) -> ConfigSummary | None:
+def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
     if not isinstance(cfg, dict):
         return None
-    c = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
-
-    def strs(v):
-        return [str(x) for x in v] if isinstance(v, list) else None
-
-    def s(v):
-        return v if isinstance(v, str) else None
-
+    c = doc.obj(cfg, "config", "config") or {}
     return ConfigSummary(
-        os=s(cfg.get("os")), architecture=s(cfg.get("architecture")), variant=s(cfg.get("variant")),
-        created=s(cfg.get("created")), author=s(cfg.get("author")), user=s(c.get("User")),
-        workdir=s(c.get("WorkingDir")), entrypoint=strs(c.get("Entrypoint")), cmd=strs(c.get("Cmd")),
-        env=strs(c.get("Env")) or [],
-        exposed_ports=sorted(str(k) for k in c.get("ExposedPorts") or {}) if isinstance(c.get("ExposedPorts"), dict) else [],
-        volumes=sorted(str(k) for k in c.get("Volumes") or {}) if isinstance(c.get("Volumes"), dict) else [],
-        labels={str(k): str(v) for k, v in c.get("Labels").items()} if isinstance(c.get("Labels"), dict) else {},
+        os=doc.str(cfg, "os", "os"), architecture=doc.str(cfg, "architecture", "architecture"),
+        variant=doc.str(cfg, "variant", "variant"), created=doc.str(cfg, "created", "created", "medium"),
+        author=doc.str(cfg, "author", "author"), user=doc.str(c, "User", "config.User"),
+        workdir=doc.str(c, "WorkingDir", "config.WorkingDir"),
+        entrypoint=doc.strs(c, "Entrypoint", "config.Entrypoint"), cmd=doc.strs(c, "Cmd", "config.Cmd"),
+        env=doc.strs(c, "Env", "config.Env") or [],
+        exposed_ports=doc.key_set(c, "ExposedPorts", "config.ExposedPorts") or [],
+        volumes=doc.key_set(c, "Volumes", "config.Volumes") or [],
+        labels=doc.str_map(c, "Labels", "config.Labels") or {},
     )
 
 
-def _history(cfg: dict | None) -> list[HistoryEntry]:
-    raw = cfg.get("history") if isinstance(cfg, dict) and isinstance(cfg.get("history"), list) else []
+def _history(cfg: dict | None, doc: Doc) -> list[HistoryEntry]:
+    raw = doc.objs(cfg, "history", "history", "medium") or []
     out: list[HistoryEntry] = []
     layer = 0
     for i, h in enumerate(raw):
-        if not isinstance(h, dict):
-            h = {}
-        empty = h.get("empty_layer") is True
+        at = f"history[{i}]"
+        empty = doc.bool(h, "empty_layer", f"{at}.empty_layer", "medium") is True
         out.append(HistoryEntry(
             index=i,
-            created=h.get("created") if isinstance(h.get("created"), str) else None,
-            created_by=h.get("created_by") if isinstance(h.get("created_by"), str) else None,
-            author=h.get("author") if isinstance(h.get("author"), str) else None,
-            comment=h.get("comment") if isinstance(h.get("comment"), str) else None,
+            created=doc.str(h, "created", f"{at}.created", "medium"),
+            created_by=doc.str(h, "created_by", f"{at}.created_by", "medium"),
+            author=doc.str(h, "author", f"{at}.author"),
+            comment=doc.str(h, "comment", f"{at}.comment"),
             empty_layer=empty, layer_index=None if empty else layer))
         if not empty:
             layer += 1
@@ -95,7 +90,8 @@ def _actual(d: Descriptor | None) -> str | None:
     return d.digest
 
 
-def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]]) -> Image:
+def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding]) -> Image:
+    """The image's model; the config's wrongly typed fields are appended to `found`."""
     layers_out: list[Layer] = []
     for lr in img.layers:
         d, e = lr.descriptor, lr.descriptor.entry
@@ -114,11 +110,15 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]])
             entries=len(scan.files) if scan else 0,
             files=files_by_entry.get(e.path, []) if e is not None else [],
         ))
+    where = f"config {img.config.entry.name}" if img.config and img.config.entry else "config"
+    doc = Doc(where, image=img.index, entry=img.config.entry.name if img.config and img.config.entry else None)
+    config, history = _config_summary(img.config_doc, doc), _history(img.config_doc, doc)
+    found += doc.done()
     return Image(
         index=img.index, refs=img.refs, platform=img.platform,
         manifest_digest=_actual(img.manifest), manifest_media_type=img.manifest.media_type if img.manifest else None,
         config_digest=_actual(img.config), declared_config_digest=img.config.digest if img.config else None,
-        config=_config_summary(img.config_doc), layers=layers_out, history=_history(img.config_doc),
+        config=config, layers=layers_out, history=history,
         manifest_text=_text(img.manifest.entry.data) if img.manifest and img.manifest.entry else None,
         config_text=_text(img.config.entry.data) if img.config and img.config.entry else None,
     )
@@ -242,7 +242,7 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)
-    images = [_build_image(img, files_by_entry) for img in res.images]
+    images = [_build_image(img, files_by_entry, findings) for img in res.images]
     if history:
         stage = getattr(progress, "stage", None)
         if stage is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.models import Coverage, Report
+from forensics.render.safe import visible_lines
 from forensics.render.units import human_size
 
 VERDICT_LINE = {
@@ -86,4 +87,4 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
             lines.append(f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
                          f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}")
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return visible_lines(lines).rstrip() + "\n"  # no value can start a line of its own
