@@ -9,7 +9,7 @@ from typing import Callable
 
 from forensics import __version__
 from forensics.archive.layerfs import norm_layer_path
-from forensics.archive.layerscan import Limits
+from forensics.archive.layerscan import LimitHit, Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
 from forensics.archive.untrusted import Doc
@@ -21,6 +21,7 @@ from forensics.models import (
     ToolInfo,
 )
 from forensics.verify import blobs, layers, refs, structure
+from forensics.verify.limits import check_limits, limit_finding
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -59,8 +60,12 @@ def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
     )
 
 
-def _history(cfg: dict | None, doc: Doc) -> list[HistoryEntry]:
+def _history(cfg: dict | None, doc: Doc, max_history: int) -> list[HistoryEntry]:
     raw = doc.objs(cfg, "history", "history", "medium") or []
+    if len(raw) > max_history:
+        doc.findings.append(limit_finding(LimitHit("max_history", max_history, len(raw) - max_history),
+                                          doc.where, image=doc.image, entry=doc.entry))
+        raw = raw[:max_history]
     out: list[HistoryEntry] = []
     layer = 0
     for i, h in enumerate(raw):
@@ -90,7 +95,8 @@ def _actual(d: Descriptor | None) -> str | None:
     return d.digest
 
 
-def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding]) -> Image:
+def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding],
+                 limits: Limits) -> Image:
     """The image's model; the config's wrongly typed fields are appended to `found`."""
     layers_out: list[Layer] = []
     for lr in img.layers:
@@ -112,7 +118,7 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]],
         ))
     where = f"config {img.config.entry.name}" if img.config and img.config.entry else "config"
     doc = Doc(where, image=img.index, entry=img.config.entry.name if img.config and img.config.entry else None)
-    config, history = _config_summary(img.config_doc, doc), _history(img.config_doc, doc)
+    config, history = _config_summary(img.config_doc, doc), _history(img.config_doc, doc, limits.max_history)
     found += doc.done()
     return Image(
         index=img.index, refs=img.refs, platform=img.platform,
@@ -173,7 +179,7 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
 
 
 def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
-    f: list[Finding] = list(res.findings)
+    f: list[Finding] = list(res.findings) + check_limits(inv, res)
     if res.format == "unknown":
         # Not an image archive: nothing to verify against, but say if it was cut short.
         return f + [x for x in structure.check_outer(inv, res) if x.code == "archive.malformed"], {}
@@ -242,7 +248,7 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)
-    images = [_build_image(img, files_by_entry, findings) for img in res.images]
+    images = [_build_image(img, files_by_entry, findings, limits or Limits()) for img in res.images]
     if history:
         stage = getattr(progress, "stage", None)
         if stage is not None:

@@ -25,7 +25,7 @@ from forensics.history import claims as C
 from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
 from forensics.history.maintainer import Generated
-from forensics.history.shellwords import RunEffects, norm_path
+from forensics.history.shellwords import RunEffects, has_below, norm_path
 from forensics.models import Finding, PathChange
 
 from forensics.packages import is_bookkeeping_path
@@ -299,17 +299,13 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
     ctx.claims_at = _index_claims(ctx)
     for ch in changes:
         ch.explained_by = explain_one(ch, ctx)
-    explained_paths = [c.path for c in changes if c.explained_by]
-    # Directories whose entries change only because a child did.
-    ancestors: set[str] = set()
-    for p in explained_paths:
-        parent = posixpath.dirname(p)
-        while parent not in ancestors and parent != "/":
-            ancestors.add(parent)
-            parent = posixpath.dirname(parent)
+    # Directories whose entries change only because a child did (sorted and bisected:
+    # the set of all parents would be quadratic in a path's depth).
+    explained_paths = sorted(c.path for c in changes if c.explained_by)
     mismatched = {c.path for c, _, _ in ctx.mismatches}
     for ch in changes:
-        if ch.explained_by is None and ch.type == "dir" and ch.path in ancestors and ch.path not in mismatched:
+        if (ch.explained_by is None and ch.type == "dir" and ch.path != "/" and has_below(explained_paths, ch.path)
+                and ch.path not in mismatched):
             ch.explained_by = "parent directory of an explained change"
             ch.assurance = "builder"
 

@@ -39,6 +39,9 @@ class Limits:
     explained_total: int = 8_000  # explained changes of all steps together
     blobs: int = 5_000
     document_chars: int = 2_000_000  # one manifest/config in the appendix
+    # Links and finding chips in one ledger row: a blob a manifest lists 1,000 times has
+    # 1,000 uses and 1,000 findings, and a row holding them all made the ledger quadratic.
+    row_links: int = 12
 
 
 VERDICTS = {
@@ -422,31 +425,40 @@ def _ledger(report: Report, limits: Limits) -> dict:
     for blob in ordered:
         seen_names.add(blob.name)
         rows.append(row_for(blob))
-    # blobs the metadata names but the archive does not hold
+    # blobs the metadata names but the archive does not hold: one row per blob, however
+    # many layers list it
+    missing: dict[tuple, list[tuple[Image, Layer]]] = {}
     for img in report.images:
         for layer in img.layers:
             if layer.present or (layer.path_in_archive and layer.path_in_archive in seen_names):
                 continue
-            ns = sorted(set(by_digest.get(layer.digest, []) if layer.digest else []))
-            rows.append({
-                "name": layer.path_in_archive or "(no path)",
-                "kind": "layer (missing)",
-                "link": None,
-                "declared_digest": layer.digest,
-                "digest": None,
-                "declared_size": layer.size,
-                "size": None,
-                "size_text": "absent",
-                "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
-                "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
-                          _mark(False, "")],
-                "digest_differs": True,
-                "findings": [_finding_ref(n, report.findings[n]) for n in ns],
-                "uses": [{"text": f"image {img.index} layer {layer.index}",
-                          "href": "#" + layer_anchor(img.index, layer.index)}],
-                "state": "fail",
-                "severity": "high",
-            })
+            missing.setdefault((layer.path_in_archive, layer.digest), []).append((img, layer))
+    for (path, digest), users in missing.items():
+        layer = users[0][1]
+        ns = sorted(set(by_digest.get(digest, []) if digest else []))
+        rows.append({
+            "name": path or "(no path)",
+            "kind": "layer (missing)",
+            "link": None,
+            "declared_digest": digest,
+            "digest": None,
+            "declared_size": layer.size,
+            "size": None,
+            "size_text": "absent",
+            "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
+            "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
+                      _mark(False, "")],
+            "digest_differs": True,
+            "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+            "uses": [{"text": f"image {img.index} layer {lay.index}", "href": "#" + layer_anchor(img.index, lay.index)}
+                     for img, lay in users],
+            "state": "fail",
+            "severity": "high",
+        })
+    for r in rows:  # bounded rows: a blob used or flagged 1,000 times says so in a number
+        r["uses_more"] = max(0, len(r["uses"]) - limits.row_links)
+        r["findings_more"] = max(0, len(r["findings"]) - limits.row_links)
+        r["uses"], r["findings"] = r["uses"][:limits.row_links], r["findings"][:limits.row_links]
     failing = [r for r in rows if r["state"] != "pass"]
     shown = rows
     omitted = 0
