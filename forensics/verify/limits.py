@@ -3,8 +3,10 @@
 The limits themselves are `forensics.archive.layerscan.Limits` (README "Limits");
 the readers count what they leave out (LimitHit), this module says so, once per
 limit and place, naming the limit, its value, how much was left out and the
-first entry concerned. Medium: nothing is proven wrong, but the verdict cannot
-be "clean" about what was not looked at.
+first entry concerned. High, although nothing is proven wrong: an attacker who
+knows the limits would exceed one to hide what lies beyond it, so the default
+gate (--fail-on high) must not pass an image it did not look at. A real image
+from a real tool stays far below every limit.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def limit_finding(hit: LimitHit, where: str, **fields) -> Finding:
     else:
         left = (f"{hit.count:,} entries were read and hashed but not analyzed (the first: {hit.example!r}); "
                 "no finding about them can be raised")
-    return finding("archive.limit-exceeded", "medium", f"{where}: {hit.limit}",
+    return finding("archive.limit-exceeded", "high", f"{where}: {hit.limit}",
                    f"{where} exceeds the limit {hit.limit} ({what}): {left}",
                    evidence={"limit": hit.limit, "value": hit.value, "count": hit.count, "first": hit.example},
                    **fields)
