@@ -100,7 +100,8 @@ RAISED_BY: dict[str, str] = {
     "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors), "
                          "forensics.archive.untrusted (config values of the wrong JSON type) and "
                          "forensics.verify.structure (outer tar, layer streams)",
-    "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits)",
+    "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits) and "
+                              "forensics.archive.resolve (JSON documents: size and nesting)",
     "archive.unsafe-path": "forensics.verify.structure",
     "archive.duplicate-entry": "forensics.verify.structure",
     "archive.unknown-format": "forensics.archive.resolve",

@@ -52,6 +52,7 @@ class OuterEntry:
     data: bytes | None = None  # kept content (JSON documents and small metadata)
     layer: LayerScan | None = None
     error: str | None = None  # the entry could not be read to its end
+    json_limit: int | None = None  # a document not kept: larger than this limit (Limits.max_json)
 
 
 @dataclass
@@ -198,6 +199,7 @@ def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits, bu
             if parts is not None:
                 if count > limits.max_json:
                     parts = None  # too large to be a document we need; hash only
+                    entry.json_limit = limits.max_json
                 else:
                     parts.append(bytes(part))
         entry.sha256, entry.nbytes = h.hexdigest(), count
