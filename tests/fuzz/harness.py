@@ -273,7 +273,7 @@ def run(seed: int, cases: int | None = None, minutes: float | None = None, keep:
             if o.problems:
                 if inputs is None:
                     keep.mkdir(parents=True, exist_ok=True)
-                    (keep / f"{name}.tar").write_bytes(data)
+                    (keep / f"{name}.tar").write_bytes(data)  # kept as failing, replayed by test_fuzz.py
                 if not quiet:
                     print(f"FAIL {o.name}: {'; '.join(o.problems)}", flush=True)
         select.select([], [], [], 0.005)
@@ -288,7 +288,8 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     slow = max(outcomes, key=lambda o: o.seconds, default=None)
     big = max(outcomes, key=lambda o: o.rss_mb, default=None)
     return (f"{len(outcomes)} cases in {seconds:.0f} s, {fails} failing; exit codes {dict(sorted(rcs.items(), key=str))}; "
-            f"slowest {slow.seconds:.1f} s, peak RSS {big.rss_mb:.0f} MB" if outcomes else "no cases")
+            f"slowest {slow.seconds:.1f} s ({slow.name}), peak RSS {big.rss_mb:.0f} MB ({big.name})" if outcomes
+            else "no cases")
 
 
 def main() -> int:

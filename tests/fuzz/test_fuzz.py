@@ -34,7 +34,7 @@ def test_fixed_seed_batch(tmp_path: Path) -> None:
     assert {o.rc for o in outcomes} == {0, 1, 2}
 
 
-REGRESSION_INPUTS = sorted(harness.REGRESSIONS.glob("*.tar"))
+REGRESSION_INPUTS = sorted(harness.REGRESSIONS.glob("*.tar*"))  # .tar.gz: the input is a gzip archive
 
 
 @pytest.mark.skipif(not REGRESSION_INPUTS, reason="no regression inputs kept yet")
