@@ -33,8 +33,24 @@ def to_json(model: BaseModel, indent: int = 1) -> str:
         # mode="python" keeps every string (and dict key) as it is; mode="json" would
         # replace surrogates in keys. Surrogates can only occur inside JSON strings,
         # so escaping them in the encoded text is exact.
-        text = json.dumps(model.model_dump(mode="python"), ensure_ascii=False, indent=indent)
+        data = _finite(model.model_dump(mode="python"))
+        text = json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
         return _SURROGATE.sub(_escape, text)
+
+
+def _finite(data):
+    """inf and NaN as null, as pydantic writes them (json.dumps would write `Infinity`);
+    iterative, since evidence values can nest as deep as the parser allowed."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in list(items):
+            if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+                node[k] = None
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
+    return data
 
 
 def from_json(cls: type[M], data: str | bytes) -> M:
