@@ -130,16 +130,20 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def start(data: bytes, workdir: Path) -> tuple[int, Path]:
-    """Fork a child on this input; (its pid, its case directory)."""
+def start(data: bytes | None, workdir: Path, case_seed: int = 0) -> tuple[int, Path]:
+    """Fork a child on this input (None: the child builds the mutant of `case_seed` itself,
+    so that building runs in parallel too); (its pid, its case directory)."""
     d = Path(tempfile.mkdtemp(prefix="case-", dir=workdir))
     inp, oj, oh, so, se = d / "input.tar", d / "out.json", d / "out.html", d / "stdout", d / "stderr"
-    inp.write_bytes(data)
+    if data is not None:
+        inp.write_bytes(data)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         try:
+            if data is None:
+                inp.write_bytes(make_case(random.Random(case_seed))[1])
             os.chdir(d)
             _child(inp, oj, oh, so, se)
         finally:
@@ -248,14 +252,14 @@ def run(seed: int, cases: int | None = None, minutes: float | None = None, keep:
 
     while more() or running:
         while more() and len(running) < jobs:
+            case_seed = 0
             if inputs is not None:
                 name, data = inputs[n]
             else:
                 case_seed = rng.getrandbits(32)
-                kind, data = make_case(random.Random(case_seed))
-                name = f"{seed}-{case_seed}"
+                name, data = f"{seed}-{case_seed}", None
             base = _rss_now_mb()
-            pid, d = start(data, work)
+            pid, d = start(data, work, case_seed)
             running[pid] = (name, data, d, time.monotonic(), base)
             n += 1
         for pid, (name, data, d, t0, base) in list(running.items()):
@@ -268,12 +272,13 @@ def run(seed: int, cases: int | None = None, minutes: float | None = None, keep:
                 continue
             del running[pid]
             rc = None if timed_out else os.waitstatus_to_exitcode(status)
+            failing_input = d / "input.tar"
             o = finish(name, d, rc, time.monotonic() - t0, max(0.0, usage.ru_maxrss / 1024 - base) + FRESH_PROCESS_MB)
             outcomes.append(o)
             if o.problems:
-                if inputs is None:
+                if inputs is None and failing_input.exists():
                     keep.mkdir(parents=True, exist_ok=True)
-                    (keep / f"{name}.tar").write_bytes(data)  # kept as failing, replayed by test_fuzz.py
+                    (keep / f"{name}.tar").write_bytes(failing_input.read_bytes())  # kept as failing, replayed by test_fuzz.py
                 if not quiet:
                     print(f"FAIL {o.name}: {'; '.join(o.problems)}", flush=True)
         select.select([], [], [], 0.005)

@@ -97,7 +97,10 @@ def mutate_json(rng: random.Random, doc: object) -> object:
             if not slots:
                 break
         elif op < 0.85 and isinstance(container[key], list) and container[key]:
-            container[key] = container[key] * rng.choice([2, 50, 1000])
+            factor = rng.choice([2, 50, 1000])
+            if len(json.dumps(container[key])) * factor > 4_000_000:
+                factor = 2  # a few MB at most: past max_json is a case of its own, not every tenth
+            container[key] = container[key] * factor
         elif isinstance(container, dict):
             container[_text(rng)] = _text(rng)
     return doc
