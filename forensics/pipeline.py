@@ -48,15 +48,15 @@ def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
         return None
     c = doc.obj(cfg, "config", "config") or {}
     return ConfigSummary(
-        os=doc.str(cfg, "os", "os"), architecture=doc.str(cfg, "architecture", "architecture"),
-        variant=doc.str(cfg, "variant", "variant"), created=doc.str(cfg, "created", "created", "medium"),
-        author=doc.str(cfg, "author", "author"), user=doc.str(c, "User", "config.User"),
-        workdir=doc.str(c, "WorkingDir", "config.WorkingDir"),
-        entrypoint=doc.strs(c, "Entrypoint", "config.Entrypoint"), cmd=doc.strs(c, "Cmd", "config.Cmd"),
-        env=doc.strs(c, "Env", "config.Env") or [],
+        os=doc.text(cfg, "os", "os"), architecture=doc.text(cfg, "architecture", "architecture"),
+        variant=doc.text(cfg, "variant", "variant"), created=doc.text(cfg, "created", "created", "medium"),
+        author=doc.text(cfg, "author", "author"), user=doc.text(c, "User", "config.User"),
+        workdir=doc.text(c, "WorkingDir", "config.WorkingDir"),
+        entrypoint=doc.texts(c, "Entrypoint", "config.Entrypoint"), cmd=doc.texts(c, "Cmd", "config.Cmd"),
+        env=doc.texts(c, "Env", "config.Env") or [],
         exposed_ports=doc.key_set(c, "ExposedPorts", "config.ExposedPorts") or [],
         volumes=doc.key_set(c, "Volumes", "config.Volumes") or [],
-        labels=doc.str_map(c, "Labels", "config.Labels") or {},
+        labels=doc.text_map(c, "Labels", "config.Labels") or {},
     )
 
 
@@ -70,13 +70,13 @@ def _history(cfg: dict | None, doc: Doc, max_history: int) -> list[HistoryEntry]
     layer = 0
     for i, h in enumerate(raw):
         at = f"history[{i}]"
-        empty = doc.bool(h, "empty_layer", f"{at}.empty_layer", "medium") is True
+        empty = doc.flag(h, "empty_layer", f"{at}.empty_layer", "medium") is True
         out.append(HistoryEntry(
             index=i,
-            created=doc.str(h, "created", f"{at}.created", "medium"),
-            created_by=doc.str(h, "created_by", f"{at}.created_by", "medium"),
-            author=doc.str(h, "author", f"{at}.author"),
-            comment=doc.str(h, "comment", f"{at}.comment"),
+            created=doc.text(h, "created", f"{at}.created", "medium"),
+            created_by=doc.text(h, "created_by", f"{at}.created_by", "medium"),
+            author=doc.text(h, "author", f"{at}.author"),
+            comment=doc.text(h, "comment", f"{at}.comment"),
             empty_layer=empty, layer_index=None if empty else layer))
         if not empty:
             layer += 1

@@ -72,30 +72,30 @@ class Doc:
         self.wrong(path, v, "an object", severity)
         return None
 
-    def str(self, parent: Any, key: str, path: str, severity: str = "low") -> str | None:
+    def text(self, parent: Any, key: str, path: str, severity: str = "low") -> str | None:
         v = parent.get(key) if isinstance(parent, dict) else None
         if v is None or isinstance(v, str):
             return v
         self.wrong(path, v, "a string", severity)
         return None
 
-    def bool(self, parent: Any, key: str, path: str, severity: str = "low") -> bool | None:
+    def flag(self, parent: Any, key: str, path: str, severity: str = "low") -> bool | None:
         v = parent.get(key) if isinstance(parent, dict) else None
         if v is None or isinstance(v, bool):
             return v
         self.wrong(path, v, "a boolean", severity)
         return None
 
-    def list(self, parent: Any, key: str, path: str, severity: str = "low") -> list | None:
+    def array(self, parent: Any, key: str, path: str, severity: str = "low") -> list | None:
         v = parent.get(key) if isinstance(parent, dict) else None
         if v is None or isinstance(v, list):
             return v
         self.wrong(path, v, "an array", severity)
         return None
 
-    def strs(self, parent: Any, key: str, path: str, severity: str = "low") -> list[str] | None:
+    def texts(self, parent: Any, key: str, path: str, severity: str = "low") -> list[str] | None:
         """A list of strings; an element of another type is left out (and named)."""
-        items = self.list(parent, key, path, severity)
+        items = self.array(parent, key, path, severity)
         if items is None:
             return None
         out = []
@@ -106,7 +106,7 @@ class Doc:
                 self.wrong(f"{path}[{i}]", x, "a string", severity)
         return out
 
-    def str_map(self, parent: Any, key: str, path: str, severity: str = "low") -> dict[str, str] | None:
+    def text_map(self, parent: Any, key: str, path: str, severity: str = "low") -> dict[str, str] | None:
         """An object of string values (Labels)."""
         m = self.obj(parent, key, path, severity)
         if m is None:
@@ -127,7 +127,7 @@ class Doc:
     def objs(self, parent: Any, key: str, path: str, severity: str = "low") -> list[dict] | None:
         """A list of objects (history); an element of another type reads as an empty object,
         so the positions of the others (and the layers they own) stay where they were."""
-        items = self.list(parent, key, path, severity)
+        items = self.array(parent, key, path, severity)
         if items is None:
             return None
         out = []

@@ -69,7 +69,7 @@ def check_records(img: Image, rimg: ResolvedImage, inv: Inventory) -> list[Findi
     name, v1 = found
     doc = Doc(name, image=img.index, entry=name)
     created_cfg = img.config.created if img.config else None  # typed (and reported) by the pipeline
-    created_v1 = doc.str(v1, "created", "created", "medium")
+    created_v1 = doc.text(v1, "created", "created", "medium")
     out += doc.done()
     t_cfg, t_v1 = parse_time(created_cfg), parse_time(created_v1)
     # An epoch stamp means "not recorded" (lower layers, shared layer directories).

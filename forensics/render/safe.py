@@ -13,7 +13,7 @@ which HTML shows as white space) to every value a template prints.
 What is escaped: the Unicode categories Cc (C0, DEL, C1), Cf (format: bidi
 embeddings, overrides and isolates, zero-width characters, BOM), Cs (lone
 surrogates, which no terminal or UTF-8 file can hold) and Zl/Zp (line and
-paragraph separators), as of Unicode 14 (tests/test_safe.py checks this table
+paragraph separators), as of Unicode 14 (tests/test_safe_output.py checks this table
 against the running Python's unicodedata). A backslash is left as it is: the
 JSON output keeps every value exactly, for when the difference matters.
 """
