@@ -95,8 +95,28 @@ def _actual(d: Descriptor | None) -> str | None:
     return d.digest
 
 
+class _Allowance:
+    """Layer entries the history stage may analyze, counted per layer *reference*: a
+    manifest listing one 5,000-file layer 100 times would otherwise make 500,000 entries
+    of analysis and JSON out of 5,000 read. The same allowance as the reader's."""
+
+    def __init__(self, limits: Limits, input_size: int) -> None:
+        self.value = min(limits.max_entries, max(limits.entries_floor, input_size // limits.input_bytes_per_entry))
+        self.left = self.value
+        self.hit: LimitHit | None = None
+
+    def take(self, files: list[FileEntry], name: str) -> list[FileEntry]:
+        if len(files) <= self.left:
+            self.left -= len(files)
+            return files
+        if self.hit is None:
+            self.hit = LimitHit("analyzed_entries", self.value, 0, name)
+        self.hit.count += len(files)
+        return []
+
+
 def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding],
-                 limits: Limits) -> Image:
+                 limits: Limits, allowance: _Allowance) -> Image:
     """The image's model; the config's wrongly typed fields are appended to `found`."""
     layers_out: list[Layer] = []
     for lr in img.layers:
@@ -114,7 +134,7 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]],
             compression=(scan.compression if scan else ("unknown" if e is not None else None)),
             diff_id=scan.diff_id if scan else None, declared_diff_id=lr.declared_diff_id,
             entries=len(scan.files) if scan else 0,
-            files=files_by_entry.get(e.path, []) if e is not None else [],
+            files=allowance.take(files_by_entry.get(e.path, []), e.name) if e is not None else [],
         ))
     where = f"config {img.config.entry.name}" if img.config and img.config.entry else "config"
     doc = Doc(where, image=img.index, entry=img.config.entry.name if img.config and img.config.entry else None)
@@ -248,7 +268,10 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)
-    images = [_build_image(img, files_by_entry, findings, limits or Limits()) for img in res.images]
+    allowance = _Allowance(limits or Limits(), inv.input_size)
+    images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
+    if allowance.hit is not None:
+        findings.append(limit_finding(allowance.hit, "the layer list"))
     if history:
         stage = getattr(progress, "stage", None)
         if stage is not None:

@@ -29,6 +29,8 @@ WHAT = {
     "max_uncompressed": "a layer decompressing to more than {value} bytes",
     "max_ratio": "a layer decompressing more than {value} times its compressed size",
     "max_history": "more than {value} history entries",
+    "analyzed_entries": "more layer entries to analyze than the input's size allows ({value}; a layer the "
+                        "manifests list again counts again)",
 }
 DECOMPRESSION = ("max_uncompressed", "max_ratio")
 
@@ -38,6 +40,9 @@ def limit_finding(hit: LimitHit, where: str, **fields) -> Finding:
     if hit.limit in DECOMPRESSION:
         left = (f"{hit.example}: the rest of the layer, its diff_id and its files beyond that point are "
                 "not verified")
+    elif hit.limit == "analyzed_entries":
+        left = (f"{hit.count:,} entries of the layers listed from {hit.example!r} on were not analyzed (their "
+                "digests are verified, their files are not compared with the history)")
     elif hit.limit == "max_history":
         left = f"{hit.count:,} history entries after the first {hit.value:,} were not analyzed"
     else:
