@@ -53,19 +53,21 @@ class Limits:
     max_json: int = 16 << 20  # JSON documents held in memory
     max_capture: int = 64 << 20  # per captured file (package databases)
     # Entries kept for analysis (outer entries, and layer entries, each). Each costs about 2.5 KB
-    # through analysis and JSON output, so an input's allowance grows with its size: a real
-    # image has one file per ~20 KB of compressed input, a forged one can pack one per 30
-    # bytes (100,000 empty files in 710 KB). Any input may hold `entries_floor` entries,
-    # then one per `input_bytes_per_entry` bytes read so far, never more than `max_entries`.
-    entries_floor: int = 64_000
-    input_bytes_per_entry: int = 160
+    # through analysis and JSON output, plus about 8 bytes per character of its name, so an
+    # input's allowance grows with its size: a real image has one file per ~20 KB of
+    # compressed input, a forged one can pack one per 4 bytes (70,000 files with 246-character
+    # names in 398 KB of zstd: 310 MB with 64,000 kept). Any input may hold `entries_floor`
+    # entries, then one per `input_bytes_per_entry` bytes read so far (a 10 MB input: 50,000),
+    # never more than `max_entries`. The floors keep any input under 10 MB below 300 MB.
+    entries_floor: int = 48_000
+    input_bytes_per_entry: int = 200
     max_entries: int = 2_000_000
     max_layer_entries: int = 1_000_000  # entries of one layer
     max_path_length: int = 4096  # characters of one entry name (Linux PATH_MAX)
     max_path_depth: int = 256  # components of one entry name
-    # Characters of all entry names and link targets (outer, and layer, each): 16 MiB for
+    # Characters of all entry names and link targets (outer, and layer, each): 12 MiB for
     # any input, then one per `input_bytes_per_name_char` bytes read, at most max_name_bytes.
-    names_floor: int = 16 << 20
+    names_floor: int = 12 << 20
     input_bytes_per_name_char: int = 8
     max_name_bytes: int = 256 << 20
     max_history: int = 5_000  # history entries analyzed per image (Docker allows 127 layers)

@@ -22,10 +22,10 @@ WHAT = {
     "max_path_depth": "entry names deeper than {value} components",
     "max_layer_entries": "more than {value} entries in one layer",
     "max_entries": "more than {value} entries in the archive",
-    "input_bytes_per_entry": "more entries than the input's size allows (64,000, then one per {value} bytes)",
+    "input_bytes_per_entry": "more entries than the input's size allows (48,000, then one per {value} bytes)",
     "max_name_bytes": "more than {value} characters of entry names in the archive",
     "input_bytes_per_name_char": "more characters of entry names than the input's size allows "
-                                 "(16 MiB, then one per {value} bytes)",
+                                 "(12 MiB, then one per {value} bytes)",
     "max_uncompressed": "a layer decompressing to more than {value} bytes",
     "max_ratio": "a layer decompressing more than {value} times its compressed size",
     "max_history": "more than {value} history entries",
