@@ -107,13 +107,28 @@ def mode_text(entry_type: str, mode: int) -> tuple[str, str]:
     return f"{perm:04o}", "".join(chars)
 
 
-def _value_text(v: Any) -> str:
+def _dumps_upto(v: Any, limit: int, **kw) -> tuple[str, bool]:
+    """json.dumps cut after about `limit` characters, and whether it was cut. Encoding
+    lazily bounds the time too: an indented value nested 900 deep, repeated 1,000 times,
+    is a gigabyte of indentation from 4 MB of JSON."""
+    parts: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(ensure_ascii=False, **kw).iterencode(v):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return "".join(parts), True
+    return "".join(parts), False
+
+
+def _value_text(v: Any, limit: int = 10_000) -> str:
     if isinstance(v, str):
         return v
     try:
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(v)
+        text, cut = _dumps_upto(v, limit, sort_keys=True)
+        return text[:limit] + "\u2026" if cut else text
+    except (TypeError, ValueError, RecursionError):
+        return str(v)[:limit]
 
 
 def pretty_document(text: str | None, limit: int) -> tuple[str, str, int]:
@@ -122,13 +137,15 @@ def pretty_document(text: str | None, limit: int) -> tuple[str, str, int]:
         return "", "absent", 0
     how = "raw (not valid JSON)"
     shown = text
+    cut = False
     if len(text) <= 8 * limit:
         try:
-            shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            shown, cut = _dumps_upto(json.loads(text), limit, indent=2)
             how = "JSON, re-indented"
         except (ValueError, RecursionError):
             pass
-    omitted = max(0, len(shown) - limit)
+    # re-indenting stopped at the limit: what is left out is at least the raw rest
+    omitted = max(0, len(shown) - limit, len(text) - limit if cut else 0)
     return shown[:limit], how, omitted
 
 
