@@ -143,7 +143,11 @@ def start(data: bytes | None, workdir: Path, case_seed: int = 0) -> tuple[int, P
     if pid == 0:
         try:
             if data is None:
-                inp.write_bytes(make_case(random.Random(case_seed))[1])
+                try:
+                    inp.write_bytes(make_case(random.Random(case_seed))[1])
+                except Exception as exc:  # noqa: BLE001 - the mutator's bug, not the tool's
+                    se.write_text(f"mutator: {type(exc).__name__}: {exc}\n")
+                    os._exit(7)
             os.chdir(d)
             _child(inp, oj, oh, so, se)
         finally:
@@ -165,6 +169,8 @@ def finish(name: str, d: Path, rc: int | None, seconds: float, rss: float) -> Ou
     p = out.problems
     if rc is None:
         p.append(f"timeout after {seconds:.0f} s")
+    elif rc == 7:
+        p.append("the mutator failed to build this case (see stderr): a harness bug")
     elif rc not in (0, 1, 2):
         p.append(f"exit code {rc}")
     if rss > RSS_LIMIT_MB:

@@ -16,6 +16,7 @@ a seed reproduces a case exactly.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import random
@@ -81,12 +82,12 @@ def _paths(doc, prefix=()):
 def mutate_json(rng: random.Random, doc: object) -> object:
     slots = _paths(doc)
     if not slots:
-        return rng.choice(TYPE_SWAPS)
+        return copy.deepcopy(rng.choice(TYPE_SWAPS))
     for _ in range(rng.randrange(1, 4)):
         container, key = rng.choice(slots)
         op = rng.random()
         if op < 0.35:
-            container[key] = rng.choice(TYPE_SWAPS)
+            container[key] = copy.deepcopy(rng.choice(TYPE_SWAPS))  # never one shared object twice
         elif op < 0.55:
             container[key] = _text(rng)
         elif op < 0.65:
