@@ -21,6 +21,7 @@ from forensics.archive.scan import InputError
 from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
+from forensics.serialize import to_json
 
 EXIT_DOC = """
 Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
@@ -53,7 +54,9 @@ class FailOn(str, Enum):
 
 
 def _fail(msg: str) -> "typer.Exit":
-    typer.echo(f"forensics: error: {msg}", err=True)
+    from forensics.render.safe import visible
+
+    typer.echo(f"forensics: error: {visible(msg)}", err=True)  # one line, whatever the input names
     return typer.Exit(2)
 
 
@@ -141,7 +144,7 @@ def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool,
             return _emit(result, json_out, html_out, quiet, text=text, html=html, outputs=own)
     to_stdout: list[str] = []
     try:
-        for opt, path, render in (("--json", json_out, lambda r: r.model_dump_json(indent=1) + "\n"),
+        for opt, path, render in (("--json", json_out, lambda r: to_json(r) + "\n"),
                                   ("--html", html_out, html)):
             if not path:
                 continue

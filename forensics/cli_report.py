@@ -17,10 +17,12 @@ from pydantic import ValidationError
 
 from forensics.archive.scan import InputError
 from forensics.models import SCHEMA_VERSION, Report
+from forensics.render.safe import visible
+from forensics.serialize import from_json
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"forensics: error: {msg}", err=True)
+    typer.echo(f"forensics: error: {visible(msg)}", err=True)  # one line, whatever the input names
     return typer.Exit(2)
 
 
@@ -43,7 +45,7 @@ def load_report(source: str) -> Report:
     except OSError as exc:
         raise _fail(f"cannot read {source}: {exc.strerror or exc}")
     try:
-        return Report.model_validate_json(data)
+        return from_json(Report, data)
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0] if errors else {}

@@ -35,15 +35,10 @@ class EvidenceError(Exception):
 
 
 def shown(path: str) -> str:
-    """A path for one line of a terminal: control characters as escapes."""
-    out = []
-    for ch in path:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0 or 0xDC80 <= o <= 0xDCFF:  # surrogates: undecodable bytes
-            out.append(f"\\x{o & 0xFF:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """A path for one line of a terminal: control and bidi characters as escapes."""
+    from forensics.render.safe import visible
+
+    return visible(path)
 
 
 def _iso(ns: int) -> str:

@@ -28,6 +28,11 @@ EXPLANATIONS: dict[str, str] = {
     "archive.unknown-format": (
         "Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."
     ),
+    "archive.limit-exceeded": (
+        "A safety limit (entries, path length or depth, decompressed size or ratio, history length) "
+        "stopped part of the analysis; the finding names the limit and what was left unanalyzed. "
+        "Nothing about that part is verified: a real image from a real tool stays far below every limit."
+    ),
     "blob.digest-mismatch": (
         "The sha256 of the bytes differs from the digest they are addressed by. The content "
         "was changed after the name (or descriptor) was written."
@@ -104,8 +109,11 @@ EXPLANATIONS: dict[str, str] = {
 }
 
 RAISED_BY: dict[str, str] = {
-    "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors) and "
+    "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors), "
+                         "forensics.archive.untrusted (config values of the wrong JSON type) and "
                          "forensics.verify.structure (outer tar, layer streams)",
+    "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits) and "
+                              "forensics.archive.resolve (JSON documents: size and nesting)",
     "archive.unsafe-path": "forensics.verify.structure",
     "archive.duplicate-entry": "forensics.verify.structure",
     "archive.unknown-format": "forensics.archive.resolve",

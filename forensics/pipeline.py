@@ -10,9 +10,10 @@ from typing import Callable
 
 from forensics import __version__
 from forensics.archive.layerfs import norm_layer_path
-from forensics.archive.layerscan import Limits
+from forensics.archive.layerscan import LimitHit, Limits
 from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
 from forensics.archive.scan import Inventory, scan_input
+from forensics.archive.untrusted import Doc
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
@@ -24,6 +25,7 @@ from forensics.models import (
     NotExported, Report, Severity, ToolInfo,
 )
 from forensics.verify import blobs, layers, refs, structure
+from forensics.verify.limits import check_limits, limit_finding
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -50,42 +52,40 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _config_summary(cfg: dict | None) -> ConfigSummary | None:
+def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
     if not isinstance(cfg, dict):
         return None
-    c = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
-
-    def strs(v):
-        return [str(x) for x in v] if isinstance(v, list) else None
-
-    def s(v):
-        return v if isinstance(v, str) else None
-
+    c = doc.obj(cfg, "config", "config") or {}
     return ConfigSummary(
-        os=s(cfg.get("os")), architecture=s(cfg.get("architecture")), variant=s(cfg.get("variant")),
-        created=s(cfg.get("created")), author=s(cfg.get("author")), user=s(c.get("User")),
-        workdir=s(c.get("WorkingDir")), entrypoint=strs(c.get("Entrypoint")), cmd=strs(c.get("Cmd")),
-        env=strs(c.get("Env")) or [],
-        exposed_ports=sorted(str(k) for k in c.get("ExposedPorts") or {}) if isinstance(c.get("ExposedPorts"), dict) else [],
-        volumes=sorted(str(k) for k in c.get("Volumes") or {}) if isinstance(c.get("Volumes"), dict) else [],
-        labels={str(k): str(v) for k, v in c.get("Labels").items()} if isinstance(c.get("Labels"), dict) else {},
+        os=doc.text(cfg, "os", "os"), architecture=doc.text(cfg, "architecture", "architecture"),
+        variant=doc.text(cfg, "variant", "variant"), created=doc.text(cfg, "created", "created", "medium"),
+        author=doc.text(cfg, "author", "author"), user=doc.text(c, "User", "config.User"),
+        workdir=doc.text(c, "WorkingDir", "config.WorkingDir"),
+        entrypoint=doc.texts(c, "Entrypoint", "config.Entrypoint"), cmd=doc.texts(c, "Cmd", "config.Cmd"),
+        env=doc.texts(c, "Env", "config.Env") or [],
+        exposed_ports=doc.key_set(c, "ExposedPorts", "config.ExposedPorts") or [],
+        volumes=doc.key_set(c, "Volumes", "config.Volumes") or [],
+        labels=doc.text_map(c, "Labels", "config.Labels") or {},
     )
 
 
-def _history(cfg: dict | None) -> list[HistoryEntry]:
-    raw = cfg.get("history") if isinstance(cfg, dict) and isinstance(cfg.get("history"), list) else []
+def _history(cfg: dict | None, doc: Doc, max_history: int) -> list[HistoryEntry]:
+    raw = doc.objs(cfg, "history", "history", "medium") or []
+    if len(raw) > max_history:
+        doc.findings.append(limit_finding(LimitHit("max_history", max_history, len(raw) - max_history),
+                                          doc.where, image=doc.image, entry=doc.entry))
+        raw = raw[:max_history]
     out: list[HistoryEntry] = []
     layer = 0
     for i, h in enumerate(raw):
-        if not isinstance(h, dict):
-            h = {}
-        empty = h.get("empty_layer") is True
+        at = f"history[{i}]"
+        empty = doc.flag(h, "empty_layer", f"{at}.empty_layer", "medium") is True
         out.append(HistoryEntry(
             index=i,
-            created=h.get("created") if isinstance(h.get("created"), str) else None,
-            created_by=h.get("created_by") if isinstance(h.get("created_by"), str) else None,
-            author=h.get("author") if isinstance(h.get("author"), str) else None,
-            comment=h.get("comment") if isinstance(h.get("comment"), str) else None,
+            created=doc.text(h, "created", f"{at}.created", "medium"),
+            created_by=doc.text(h, "created_by", f"{at}.created_by", "medium"),
+            author=doc.text(h, "author", f"{at}.author"),
+            comment=doc.text(h, "comment", f"{at}.comment"),
             empty_layer=empty, layer_index=None if empty else layer))
         if not empty:
             layer += 1
@@ -104,7 +104,29 @@ def _actual(d: Descriptor | None) -> str | None:
     return d.digest
 
 
-def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]]) -> Image:
+class _Allowance:
+    """Layer entries the history stage may analyze, counted per layer *reference*: a
+    manifest listing one 5,000-file layer 100 times would otherwise make 500,000 entries
+    of analysis and JSON out of 5,000 read. The same allowance as the reader's."""
+
+    def __init__(self, limits: Limits, input_size: int) -> None:
+        self.value = min(limits.max_entries, max(limits.entries_floor, input_size // limits.input_bytes_per_entry))
+        self.left = self.value
+        self.hit: LimitHit | None = None
+
+    def take(self, files: list[FileEntry], name: str) -> list[FileEntry]:
+        if len(files) <= self.left:
+            self.left -= len(files)
+            return files
+        if self.hit is None:
+            self.hit = LimitHit("analyzed_entries", self.value, 0, name)
+        self.hit.count += len(files)
+        return []
+
+
+def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding],
+                 limits: Limits, allowance: _Allowance) -> Image:
+    """The image's model; the config's wrongly typed fields are appended to `found`."""
     layers_out: list[Layer] = []
     for lr in img.layers:
         d, e = lr.descriptor, lr.descriptor.entry
@@ -121,13 +143,17 @@ def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]])
             compression=(scan.compression if scan else ("unknown" if e is not None else None)),
             diff_id=scan.diff_id if scan else None, declared_diff_id=lr.declared_diff_id,
             entries=len(scan.files) if scan else 0,
-            files=files_by_entry.get(e.path, []) if e is not None else [],
+            files=allowance.take(files_by_entry.get(e.path, []), e.name) if e is not None else [],
         ))
+    where = f"config {img.config.entry.name}" if img.config and img.config.entry else "config"
+    doc = Doc(where, image=img.index, entry=img.config.entry.name if img.config and img.config.entry else None)
+    config, history = _config_summary(img.config_doc, doc), _history(img.config_doc, doc, limits.max_history)
+    found += doc.done()
     return Image(
         index=img.index, refs=img.refs, platform=img.platform,
         manifest_digest=_actual(img.manifest), manifest_media_type=img.manifest.media_type if img.manifest else None,
         config_digest=_actual(img.config), declared_config_digest=img.config.digest if img.config else None,
-        config=_config_summary(img.config_doc), layers=layers_out, history=_history(img.config_doc),
+        config=config, layers=layers_out, history=history,
         manifest_text=_text(img.manifest.entry.data) if img.manifest and img.manifest.entry else None,
         config_text=_text(img.config.entry.data) if img.config and img.config.entry else None,
     )
@@ -218,7 +244,7 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
 
 
 def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
-    f: list[Finding] = list(res.findings)
+    f: list[Finding] = list(res.findings) + check_limits(inv, res)
     if res.format == "unknown":
         # Not an image archive: nothing to verify against, but say if it was cut short.
         return f + [x for x in structure.check_outer(inv, res) if x.code == "archive.malformed"], {}
@@ -297,7 +323,10 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     inv = scan_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     res = resolve(inv)
     findings, files_by_entry = _verify(inv, res, expect)
-    images = [_build_image(img, files_by_entry) for img in res.images]
+    allowance = _Allowance(limits or Limits(), inv.input_size)
+    images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
+    if allowance.hit is not None:
+        findings.append(limit_finding(allowance.hit, "the layer list"))
     if history:
         stage = getattr(progress, "stage", None)
         if stage is not None:

@@ -38,10 +38,15 @@ class LayerScan:
     error: str | None = None  # why the tar or the compressed stream could not be read to its end
     trailing_garbage: int = 0
     is_tar: bool = True
+    # limit name -> (entries or bytes not analyzed, the first such entry name, what the limit is)
+    over_limit: dict[str, "LimitHit"] = field(default_factory=dict)
 
 
 @dataclass
 class Limits:
+    """The safety limits (README "Limits"). What exceeds one is archive.limit-exceeded,
+    naming the limit and what was left unanalyzed (forensics.verify.limits)."""
+
     max_uncompressed: int = 256 << 30  # per layer; beyond this we stop (decompression bomb)
     # Past 1 GiB of output, a ratio above this is a bomb. gzip cannot pass ~1030:1, so a
     # gzip layer is only bounded by max_uncompressed (a zero-filled disk image is legal);
@@ -50,6 +55,80 @@ class Limits:
     max_json: int = 16 << 20  # JSON documents held in memory
     max_capture: int = 64 << 20  # per captured file (package databases)
     record_digests: bool = True  # md5/sha1 for package records in the pass (off: --verify-packages changed)
+    # Entries kept for analysis (outer entries, and layer entries, each). Each costs about 2.5 KB
+    # through analysis and JSON output, plus about 8 bytes per character of its name, so an
+    # input's allowance grows with its size: a real image has one file per ~20 KB of
+    # compressed input, a forged one can pack one per 4 bytes (70,000 files with 246-character
+    # names in 398 KB of zstd: 310 MB with 64,000 kept). Any input may hold `entries_floor`
+    # entries, then one per `input_bytes_per_entry` bytes read so far (a 10 MB input: 50,000),
+    # never more than `max_entries`. The floors keep any input under 10 MB below 300 MB.
+    entries_floor: int = 48_000
+    input_bytes_per_entry: int = 200
+    max_entries: int = 2_000_000
+    max_layer_entries: int = 1_000_000  # entries of one layer
+    max_path_length: int = 4096  # characters of one entry name (Linux PATH_MAX)
+    max_path_depth: int = 256  # components of one entry name
+    # Characters of all entry names and link targets (outer, and layer, each): 12 MiB for
+    # any input, then one per `input_bytes_per_name_char` bytes read, at most max_name_bytes.
+    names_floor: int = 12 << 20
+    input_bytes_per_name_char: int = 8
+    max_name_bytes: int = 256 << 20
+    max_history: int = 5_000  # history entries analyzed per image (Docker allows 127 layers)
+
+
+@dataclass
+class LimitHit:
+    limit: str  # the Limits field
+    value: int  # its value
+    count: int = 0  # entries left unanalyzed (or bytes, for the decompression limits)
+    example: str | None = None  # the first entry name left out
+
+
+class Budget:
+    """What one scan has used of its Limits, so an entry past one is counted, not kept.
+
+    `bytes_read` says how many input bytes have been read so far (the entry allowance
+    grows with it). Outer entries and layer entries have separate allowances, so that a
+    layer of a million files cannot starve the archive's own index.json. One scan, one
+    Budget: layers are walked one after the other."""
+
+    def __init__(self, limits: Limits, bytes_read: Callable[[], int]) -> None:
+        self.limits = limits
+        self.bytes_read = bytes_read
+        self.entries = [0, 0]  # outer, layer
+        self.name_chars = [0, 0]
+
+    def refuse(self, name: str, linkname: str, layer_entries: int | None = None) -> str | None:
+        """The limit this entry would exceed (None: keep it, and it is counted).
+        `layer_entries`: the entries its layer holds so far (None for an outer entry)."""
+        lim = self.limits
+        if len(name) > lim.max_path_length:
+            return "max_path_length"
+        if name.count("/") > lim.max_path_depth:
+            return "max_path_depth"
+        kind = 0 if layer_entries is None else 1
+        if layer_entries is not None and layer_entries >= lim.max_layer_entries:
+            return "max_layer_entries"
+        n = self.entries[kind]
+        if n >= lim.max_entries:
+            return "max_entries"
+        if n >= lim.entries_floor and n >= self.bytes_read() // lim.input_bytes_per_entry:
+            return "input_bytes_per_entry"
+        chars = self.name_chars[kind] + len(name) + len(linkname)
+        if chars > lim.max_name_bytes:
+            return "max_name_bytes"
+        if chars > lim.names_floor and chars > self.bytes_read() // lim.input_bytes_per_name_char:
+            return "input_bytes_per_name_char"
+        self.entries[kind] = n + 1
+        self.name_chars[kind] = chars
+        return None
+
+
+def note_limit(hits: dict[str, LimitHit], limit: str, value: int, example: str | None, count: int = 1) -> None:
+    hit = hits.get(limit)
+    if hit is None:
+        hits[limit] = hit = LimitHit(limit, value, 0, example[:200] if example else None)
+    hit.count += count
 
 
 def content_kind(head: bytes, size: int) -> str:
@@ -159,7 +238,8 @@ def _record_algo(name: str) -> str | None:
     return None
 
 
-def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits) -> None:
+def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits,
+          budget: Budget | None) -> None:
     tar = TarReader(src)
     out = scan.files
     unsafe = scan.unsafe
@@ -201,6 +281,12 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
                 kind = content_kind(bytes(first[:4]), m.size)
                 if keep is not None:
                     scan.captured[m.name] = b"".join(keep)
+            if budget is not None:
+                refused = budget.refuse(m.name, m.linkname, len(out))
+                if refused is not None:  # read and hashed (the diff_id covers it), not analyzed
+                    note_limit(scan.over_limit, refused, getattr(limits, refused), m.name)
+                    scan.captured.pop(m.name, None)
+                    continue
             out.append(member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
                                     m.linkname, digest, kind, unsafe))
         if tar.members_seen == 0 and not tar.end_seen:
@@ -215,7 +301,8 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
 
 
 def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
-                capture: Callable[[str, int], bool], limits: Limits) -> tuple[str, int, LayerScan]:
+                capture: Callable[[str, int], bool], limits: Limits,
+                budget: Budget | None = None) -> tuple[str, int, LayerScan]:
     """Consume a blob whose first bytes sniff as `kind` (gzip, zstd or tar).
 
     Returns (sha256 hex of the blob, its byte count, the layer scan).
@@ -229,7 +316,7 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
     # the diff_id is the blob digest: no second hash at all.
     producer_hash = hashlib.sha256() if compression == "zstd" else None
     src = _QueueSource(q, hash_stream=compression == "gzip")
-    worker = threading.Thread(target=_walk, args=(src, scan, capture, limits), daemon=True)
+    worker = threading.Thread(target=_walk, args=(src, scan, capture, limits, budget), daemon=True)
     worker.start()
     stream = open_stream(compression, raw)
     produced = 0
@@ -243,8 +330,7 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
             if produced > limits.max_uncompressed or (
                 produced > (1 << 30) and produced > limits.max_ratio * max(raw.count, 1)
             ):
-                stopped = (f"decompression stopped after {produced} bytes from {raw.count} "
-                           "compressed bytes (decompression bomb guard)")
+                stopped = "max_uncompressed" if produced > limits.max_uncompressed else "max_ratio"
                 break
             if producer_hash is not None:
                 producer_hash.update(chunk)
@@ -257,7 +343,12 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
         q.put(None)
         worker.join()
     if stopped is not None:
-        scan.error = stopped  # the walker saw a cut stream; the cut is ours, not the archive's
+        # The walker saw a cut stream; the cut is ours (a decompression bomb guard), not
+        # the archive's: a limit, not damage.
+        scan.error = None
+        note_limit(scan.over_limit, stopped, getattr(limits, stopped),
+                   f"decompression stopped after {produced} bytes from {raw.count} compressed bytes "
+                   "(decompression bomb guard)", count=0)
     raw.drain()
     scan.trailing_garbage = getattr(stream, "trailing_garbage", 0)
     scan.uncompressed_size = produced
@@ -280,4 +371,5 @@ def sniff_head(read: Callable[[int], memoryview]) -> bytes:
     return b"".join(parts)
 
 
-__all__ = ["LayerScan", "Limits", "scan_stream", "sniff", "sniff_head", "content_kind"]
+__all__ = ["Budget", "LayerScan", "LimitHit", "Limits", "note_limit", "scan_stream", "sniff", "sniff_head",
+           "content_kind"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,13 @@ def load_json(entry: OuterEntry | None, what: str, out: list[Finding], *,
     if entry is None:
         return None
     where = dict(entry=entry.name, digest=digest)
+    if entry.data is None and entry.json_limit is not None and entry.layer is None:
+        out.append(finding("archive.limit-exceeded", "high", f"{entry.name}: max_json",
+                           f"{what} {entry.name!r} exceeds the limit max_json ({entry.json_limit:,} bytes of JSON "
+                           f"held in memory): its {entry.nbytes:,} bytes were hashed but not parsed; nothing it "
+                           "describes is analyzed", evidence={"limit": "max_json", "value": entry.json_limit,
+                                                              "count": entry.nbytes, "first": entry.name}, **where))
+        return None
     if entry.data is None:
         reason = ("too large to be a metadata document" if entry.nbytes else "empty")
         if entry.layer is not None:
@@ -145,7 +153,14 @@ def load_json(entry: OuterEntry | None, what: str, out: list[Finding], *,
     try:
         return json.loads(entry.data)
     except RecursionError:
-        msg = "nested too deeply"
+        # Python's JSON parser stops at the interpreter's recursion limit (about 1,000 levels);
+        # no image document nests deeper than ten.
+        out.append(finding("archive.limit-exceeded", "high", f"{entry.name}: max_json_depth",
+                           f"{what} {entry.name!r} exceeds the limit max_json_depth (JSON nested deeper than "
+                           f"{sys.getrecursionlimit():,} levels): it was not parsed; nothing it describes is analyzed",
+                           evidence={"limit": "max_json_depth", "value": sys.getrecursionlimit(), "count": 1,
+                                     "first": entry.name}, **where))
+        return None
     except (ValueError, UnicodeDecodeError) as exc:
         msg = str(exc)[:200]
     out.append(finding("archive.malformed", "high", entry.name,

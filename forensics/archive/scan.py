@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
-from forensics.archive.layerscan import CHUNK, HEAD, LayerScan, Limits, scan_stream, sniff_head
+from forensics.archive.layerscan import (
+    CHUNK, HEAD, Budget, LayerScan, LimitHit, Limits, note_limit, scan_stream, sniff_head,
+)
 from forensics.archive.tarstream import FileSource, TarError, TarReader
 
 ProgressFn = Callable[[int, int | None], None]
@@ -50,6 +52,7 @@ class OuterEntry:
     data: bytes | None = None  # kept content (JSON documents and small metadata)
     layer: LayerScan | None = None
     error: str | None = None  # the entry could not be read to its end
+    json_limit: int | None = None  # a document not kept: larger than this limit (Limits.max_json)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Inventory:
     entries: list[OuterEntry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # damage to the outer container itself
     truncated: bool = False
+    over_limit: dict[str, LimitHit] = field(default_factory=dict)  # outer entries left unanalyzed, by limit
     _by_path: dict[str, list[OuterEntry]] = field(default_factory=dict, repr=False)
 
     def add(self, entry: OuterEntry) -> None:
@@ -184,12 +188,12 @@ def _default_capture(name: str, size: int) -> bool:
     return False
 
 
-def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits) -> None:
+def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits, budget: Budget | None = None) -> None:
     """Hash one regular entry; walk it if it is a layer; keep it if it is a document."""
     head = sniff_head(read)
     entry.sniffed = sniff(head)
     if entry.sniffed in ("gzip", "zstd", "tar"):
-        digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits)
+        digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits, budget)
         entry.sha256, entry.nbytes, entry.layer = digest, count, scan
     else:
         h = hashlib.sha256(head)
@@ -206,6 +210,7 @@ def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits) ->
             if parts is not None:
                 if count > limits.max_json:
                     parts = None  # too large to be a document we need; hash only
+                    entry.json_limit = limits.max_json
                 else:
                     parts.append(bytes(part))
         entry.sha256, entry.nbytes = h.hexdigest(), count
@@ -245,6 +250,7 @@ def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None
 def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Inventory:
     raw = _CountingReader(f, progress, total, keep)
     inv = Inventory(source=source, is_dir=False)
+    budget = Budget(limits, lambda: raw.count)
     head = raw.read(HEAD)
     kind = sniff(head)
     if not head:
@@ -269,13 +275,17 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
             break
         if m is None:
             break
-        path, _ = norm_outer(m.name)
-        entry = OuterEntry(seq=seq, name=m.name, path=path, type=m.type, size=m.size,
-                           mode=m.mode, mtime=m.mtime, linkname=m.linkname)
         seq += 1
+        refused = budget.refuse(m.name, m.linkname)
+        if refused is not None:  # the input digest still covers it; TarReader skips its content
+            note_limit(inv.over_limit, refused, getattr(limits, refused), m.name)
+            continue
+        path, _ = norm_outer(m.name)
+        entry = OuterEntry(seq=seq - 1, name=m.name, path=path, type=m.type, size=m.size,
+                           mode=m.mode, mtime=m.mtime, linkname=m.linkname)
         if m.type in ("file", "other"):
             reader = _MemberReader(tar.read)
-            _consume(entry, reader, capture, limits)
+            _consume(entry, reader, capture, limits, budget)
             if entry.error:
                 inv.truncated = True
                 inv.add(entry)
@@ -338,6 +348,7 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
     inv = Inventory(source=root, is_dir=True)
     total = 0
     seq = 0
+    budget = Budget(limits, lambda: total)
     for rel, full, st in walk_layout(root):
         if isinstance(st, OSError):
             inv.errors.append(f"{rel}: {st.strerror}")
@@ -345,6 +356,10 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
         entry = OuterEntry(seq=seq, name=rel, path=rel, type="other", size=st.st_size,
                            mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
         seq += 1
+        refused = budget.refuse(rel, "")
+        if refused is not None:
+            note_limit(inv.over_limit, refused, getattr(limits, refused), rel)
+            continue
         if stat.S_ISLNK(st.st_mode):
             entry.type, entry.size = "symlink", 0
             entry.linkname = os.readlink(full)
@@ -352,7 +367,7 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
             entry.type = "file"
             try:
                 with open(full, "rb") as fh:
-                    _consume(entry, _MemberReader(fh.read), capture, limits)
+                    _consume(entry, _MemberReader(fh.read), capture, limits, budget)
             except OSError as exc:
                 entry.error = f"cannot read: {exc.strerror}"
             total += entry.nbytes

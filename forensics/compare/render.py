@@ -16,6 +16,7 @@ from forensics.compare.history import label
 from forensics.compare.model import Comparison, PathDiff, SideSummary
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER, SEVERITY_RANK
 from forensics.models import Finding
+from forensics.render.safe import finalize_html, visible, visible_lines
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 MARK = {"added": "+", "removed": "-", "changed": "~"}
@@ -23,17 +24,10 @@ HIST_MARK = {"equal": "=", "changed": "~", "added": "+", "removed": "-"}
 
 
 def _clean(s: str | None, limit: int = 160) -> str:
-    """One line, control characters shown as escapes: a path can hold a newline or an ANSI escape."""
+    """One line, control and bidi characters shown as escapes (render/safe.py), cut to `limit`."""
     if s is None:
         return "-"
-    out = []
-    for ch in s:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
-            out.append(f"\\x{o:02x}")
-        else:
-            out.append(ch)
-    t = "".join(out)
+    t = visible(s)
     return t if len(t) <= limit else t[: limit - 1] + "\u2026"
 
 
@@ -189,7 +183,7 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
         line += item
     if line.strip():
         L.append(line)
-    return "\n".join(L).rstrip() + "\n"
+    return visible_lines(L).rstrip() + "\n"
 
 
 # ------------------------------------------------------------------ HTML
@@ -199,7 +193,8 @@ def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     return Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                       finalize=finalize_html)  # every printed value made visible (render/safe.py)
 
 
 def _css() -> str:

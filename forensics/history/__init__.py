@@ -252,7 +252,7 @@ def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") 
             entries.append(e.path if e is not None else None)
         out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages, known)
         out += records.check_records(img, rimg, inv)
-        out += config.check_config(img)
+        out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])
     return out

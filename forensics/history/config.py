@@ -339,14 +339,17 @@ _BUILDAH_NOP = re.compile(r"#\(nop\) (?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|VOL
                           r"STOPSIGNAL|ONBUILD|MAINTAINER|ARG) ")
 
 
-def check_config(img: Image, instructions: list[Instruction] | None = None) -> list[Finding]:
-    """Findings for one image: every config value the history's steps do not set."""
-    if not img.config_text or not img.history:
+def check_config(img: Image, instructions: list[Instruction] | None = None, doc: dict | None = None) -> list[Finding]:
+    """Findings for one image: every config value the history's steps do not set.
+    `doc` is the config as the resolver parsed it (parsing it again would double the
+    memory a hostile, deeply nested config costs); without it, `img.config_text` is read."""
+    if not img.history or (doc is None and not img.config_text):
         return []
-    try:
-        doc = json.loads(img.config_text)
-    except (ValueError, RecursionError):
-        return []  # archive.malformed is the resolver's
+    if doc is None:
+        try:
+            doc = json.loads(img.config_text)
+        except (ValueError, RecursionError):
+            return []  # archive.malformed is the resolver's
     cfg = doc.get("config") if isinstance(doc, dict) else None
     cfg = cfg if isinstance(cfg, dict) else {}
     if instructions is None or len(instructions) != len(img.history):

@@ -26,7 +26,7 @@ from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
 from forensics.history.maintainer import Generated
 from forensics.history.overlay import resolve_path
-from forensics.history.shellwords import RunEffects, norm_path
+from forensics.history.shellwords import RunEffects, has_below, norm_path
 from forensics.models import Finding, PathChange
 
 from forensics.packages import is_bookkeeping_path
@@ -323,17 +323,13 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
         # PathChange is built unvalidated (overlay._change) and set the same way: this
         # runs for every changed path, and pydantic's __setattr__ costs 5 µs a call.
         ch.__dict__["explained_by"] = explain_one(ch, ctx)
-    explained_paths = [c.path for c in changes if c.explained_by]
-    # Directories whose entries change only because a child did.
-    ancestors: set[str] = set()
-    for p in explained_paths:
-        parent = posixpath.dirname(p)
-        while parent not in ancestors and parent != "/":
-            ancestors.add(parent)
-            parent = posixpath.dirname(parent)
+    # Directories whose entries change only because a child did (sorted and bisected:
+    # the set of all parents would be quadratic in a path's depth).
+    explained_paths = sorted(c.path for c in changes if c.explained_by)
     mismatched = {c.path for c, _, _ in ctx.mismatches}
     for ch in changes:
-        if ch.explained_by is None and ch.type == "dir" and ch.path in ancestors and ch.path not in mismatched:
+        if (ch.explained_by is None and ch.type == "dir" and ch.path != "/" and has_below(explained_paths, ch.path)
+                and ch.path not in mismatched):
             ch.__dict__["explained_by"] = "parent directory of an explained change"
             ch.__dict__["assurance"] = "builder"
 

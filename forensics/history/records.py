@@ -14,6 +14,7 @@ import posixpath
 
 from forensics.archive.resolve import ResolvedImage, follow
 from forensics.archive.scan import Inventory
+from forensics.archive.untrusted import Doc
 from forensics.findings import finding
 from forensics.history.timeline import EPOCH_FLOOR, parse_time
 from forensics.models import Finding, Image
@@ -66,14 +67,18 @@ def check_records(img: Image, rimg: ResolvedImage, inv: Inventory) -> list[Findi
     if found is None:
         return out
     name, v1 = found
-    t_cfg, t_v1 = parse_time(cfg.get("created")), parse_time(v1.get("created"))
+    doc = Doc(name, image=img.index, entry=name)
+    created_cfg = img.config.created if img.config else None  # typed (and reported) by the pipeline
+    created_v1 = doc.text(v1, "created", "created", "medium")
+    out += doc.done()
+    t_cfg, t_v1 = parse_time(created_cfg), parse_time(created_v1)
     # An epoch stamp means "not recorded" (lower layers, shared layer directories).
     if t_cfg is not None and t_v1 is not None and t_v1 >= EPOCH_FLOOR and abs(t_cfg - t_v1) > 1:
         out.append(finding(
             "history.time-anomaly", "medium", name,
-            f"{name} (the legacy copy of the image config) says created {v1.get('created')}, the config says "
-            f"{cfg.get('created')}", image=img.index, entry=name,
-            evidence={"legacy": v1.get("created"), "config": cfg.get("created")}))
+            f"{name} (the legacy copy of the image config) says created {created_v1}, the config says "
+            f"{created_cfg}", image=img.index, entry=name,
+            evidence={"legacy": created_v1, "config": created_cfg}))
     v1_cmd = _cmd(v1.get("container_config"))
     if v1_cmd is not None and cmd is not None and v1_cmd.strip() != cmd.strip():
         out.append(finding(

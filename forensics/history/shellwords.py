@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -112,10 +113,15 @@ def _under_tree(p: str, tree: str) -> bool:
     return p.startswith(tree.rstrip("/") + "/")
 
 
-def _ancestors(p: str) -> Iterable[str]:
-    while p not in ("/", ""):
-        p = posixpath.dirname(p)
-        yield p
+def has_below(ordered: list[str], p: str) -> bool:
+    """Whether a path of the sorted list `ordered` lies strictly below directory p: the
+    paths starting with p + "/" are contiguous in sorted order, so one bisect answers it
+    in time linear in the path (never the parents of each path: quadratic in depth)."""
+    if p in ("/", ""):
+        return any(q not in ("/", "") for q in ordered)
+    prefix = p.rstrip("/") + "/"
+    i = bisect_left(ordered, prefix)
+    return i < len(ordered) and ordered[i].startswith(prefix)
 
 
 # --------------------------------------------------------------------------- lexer
@@ -362,7 +368,7 @@ class RunEffects(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    _ancestor_cache: tuple[tuple[int, ...], set[str]] | None = PrivateAttr(default=None)
+    _ancestor_cache: tuple[tuple[int, ...], list[str]] | None = PrivateAttr(default=None)
 
     @field_serializer(
         "named_paths", "written_paths", "written_trees", "modified_trees", "deleted_paths", "globs", "package_managers",
@@ -388,7 +394,7 @@ class RunEffects(BaseModel):
         removing_ok = change != "added"
         if removing_ok and (p in self.deleted_paths or (change is None and p in self.modified_trees)):
             return True
-        if is_dir and p in self._ancestor_set():
+        if is_dir and self._has_recorded_below(p):
             return True  # a parent's entry changes when a child does; it stays a directory
         # A modified tree (chmod -R) explains mode and owner changes only: the caller
         # checks those with `metadata_tree`; a content change below it is not explained.
@@ -417,13 +423,15 @@ class RunEffects(BaseModel):
         return base == "__pycache__" or (base.endswith((".pyc", ".opt-1.pyc", ".opt-2.pyc"))
                                          and posixpath.basename(posixpath.dirname(path)) in ("__pycache__",))
 
-    def _ancestor_set(self) -> set[str]:
-        """Parents of every recorded path, cached until the sets change size."""
+    def _has_recorded_below(self, p: str) -> bool:
+        """Whether p is a parent of a recorded path. The recorded paths are sorted once
+        (cached until the sets change size) and bisected: the set of all their parents
+        would be quadratic in a path's depth (40,000 components: 800 million characters)."""
         key = (len(self.written_paths), len(self.deleted_paths), len(self.written_trees), len(self.modified_trees))
         if self._ancestor_cache is None or self._ancestor_cache[0] != key:
             paths = self.written_paths | self.deleted_paths | self.written_trees | self.modified_trees
-            self._ancestor_cache = (key, {a for q in paths for a in _ancestors(q)})
-        return self._ancestor_cache[1]
+            self._ancestor_cache = (key, sorted(paths))
+        return has_below(self._ancestor_cache[1], p)
 
 
 # --------------------------------------------------------------------------- context

@@ -6,14 +6,15 @@ import shutil
 import textwrap
 
 from forensics.models import Image, PathChange, Report
+from forensics.render.safe import visible, visible_lines
 
 MARK = {"added": "+", "deleted": "-", "modified": "~"}
 
 
 def _change_line(c: PathChange) -> str:
     what = f" [{','.join(c.what)}]" if c.change == "modified" and c.what else ""
-    tail = "/" if c.type == "dir" else (f" -> {c.link}" if c.type == "symlink" else "")
-    return f"{MARK[c.change]} {c.path}{tail}{what}"
+    tail = "/" if c.type == "dir" else (f" -> {visible(c.link or '')}" if c.type == "symlink" else "")
+    return f"{MARK[c.change]} {visible(c.path)}{tail}{what}"
 
 
 def _copy_hash_lines(st, width: int) -> list[str]:
@@ -44,11 +45,11 @@ def render_history(report: Report, *, width: int | None = None, max_paths: int =
     flagged = {(f.image, f.history) for f in report.findings if f.history is not None}
     for img in report.images:
         lines += _image(img, report, flagged, width, lw, max_paths, all_paths)
-    return "\n".join(lines).rstrip() + "\n"
+    return visible_lines(lines).rstrip() + "\n"  # no value can start a line of its own
 
 
 def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: int, all_paths: bool) -> list[str]:
-    lines = [f"Image {img.index}: {', '.join(img.refs) or '(untagged)'}  {img.platform or ''}  "
+    lines = [f"Image {img.index}: {visible(', '.join(img.refs)) or '(untagged)'}  {img.platform or ''}  "
              f"config {img.config_digest or '-'}", "=" * min(width, 120)]
     if not img.history:
         lines.append("(no history recorded: nothing to compare the layers with)")
@@ -58,7 +59,7 @@ def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: 
         mark = "!!" if (img.index, h.index) in flagged else "  "
         layer = f"layer {h.layer_index}" if h.layer_index is not None else "no layer"
         head = f"{mark} #{h.index} {kind} ({layer})"
-        left = [head] + textwrap.wrap(h.created_by or "(empty created_by)", lw - 3,
+        left = [head] + textwrap.wrap(visible(h.created_by or "(empty created_by)"), lw - 3,
                                       initial_indent="   ", subsequent_indent="   ", max_lines=8)
         right: list[str] = []
         if a and h.layer_index is not None:

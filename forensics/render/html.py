@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from forensics.models import Report
+from forensics.render.safe import finalize_html
 from forensics.render.view import Limits, build_view
 
 CSP_TEMPLATE = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{script_hash}'; "
@@ -33,6 +34,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=finalize_html,  # controls and bidi characters of every printed value made visible
     )
     return env
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
+from forensics.render.safe import visible
+
 
 class Progress:
     def __init__(self, label: str, enabled: bool | None = None) -> None:
-        self.label = label
+        self.label = visible(label)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.t0 = time.monotonic()
         self._last = 0.0
@@ -37,7 +39,7 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.t0
-        sys.stderr.write(f"\r{self.label}: read in {elapsed:.1f} s; {text}…".ljust(90))
+        sys.stderr.write(f"\r{self.label}: read in {elapsed:.1f} s; {visible(text)}…".ljust(90))
         sys.stderr.flush()
         self._shown = True
 

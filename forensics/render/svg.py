@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from forensics.findings import SEVERITY_RANK
 from forensics.models import Finding, Image, Report, Severity
+from forensics.render.safe import visible_html
 from forensics.render.units import human_size
 
 NODE_H = 56
@@ -54,7 +55,7 @@ EDGE_DIFF = "#94a3b8"
 
 
 def _e(value: object) -> str:
-    return str(escape(str(value)))
+    return str(escape(visible_html(str(value))))
 
 
 def _clip(text: str, n: int) -> str:

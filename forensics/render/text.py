@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 
 from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.evidence import shown
 from forensics.models import Coverage, Report
+from forensics.render.safe import visible_lines
 from forensics.render.units import human_size
 
 VERDICT_LINE = {
@@ -15,15 +15,6 @@ VERDICT_LINE = {
     "tampered": "TAMPERED: the archive contradicts its own metadata (high or critical findings)",
     "unreadable": "UNREADABLE: this is not an image archive the tool can analyze",
 }
-
-
-def terminal_safe(line: str) -> str:
-    """Names, refs and media types come from the archive: control and format characters
-    (escape sequences, bidi overrides) are shown escaped, never sent to the terminal."""
-    if line.isprintable():
-        return line
-    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs" else
-                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in line)
 
 
 def _short(d: str | None, n: int = 19) -> str:
@@ -130,4 +121,4 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
         lines.append(f"Not in this export ({len(plats)}, unverified): {', '.join(plats[:12])}"
                      + (" …" if len(plats) > 12 else ""))
         lines.append("")
-    return "\n".join(terminal_safe(x) for x in "\n".join(lines).split("\n")).rstrip() + "\n"
+    return visible_lines(lines).rstrip() + "\n"  # no value can start a line of its own

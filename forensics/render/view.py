@@ -39,6 +39,9 @@ class Limits:
     explained_total: int = 8_000  # explained changes of all steps together
     blobs: int = 5_000
     document_chars: int = 2_000_000  # one manifest/config in the appendix
+    # Links and finding chips in one ledger row: a blob a manifest lists 1,000 times has
+    # 1,000 uses and 1,000 findings, and a row holding them all made the ledger quadratic.
+    row_links: int = 12
 
 
 VERDICTS = {
@@ -104,13 +107,28 @@ def mode_text(entry_type: str, mode: int) -> tuple[str, str]:
     return f"{perm:04o}", "".join(chars)
 
 
-def _value_text(v: Any) -> str:
+def _dumps_upto(v: Any, limit: int, **kw) -> tuple[str, bool]:
+    """json.dumps cut after about `limit` characters, and whether it was cut. Encoding
+    lazily bounds the time too: an indented value nested 900 deep, repeated 1,000 times,
+    is a gigabyte of indentation from 4 MB of JSON."""
+    parts: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(ensure_ascii=False, **kw).iterencode(v):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return "".join(parts), True
+    return "".join(parts), False
+
+
+def _value_text(v: Any, limit: int = 10_000) -> str:
     if isinstance(v, str):
         return v
     try:
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(v)
+        text, cut = _dumps_upto(v, limit, sort_keys=True)
+        return text[:limit] + "\u2026" if cut else text
+    except (TypeError, ValueError, RecursionError):
+        return str(v)[:limit]
 
 
 def pretty_document(text: str | None, limit: int) -> tuple[str, str, int]:
@@ -119,13 +137,15 @@ def pretty_document(text: str | None, limit: int) -> tuple[str, str, int]:
         return "", "absent", 0
     how = "raw (not valid JSON)"
     shown = text
+    cut = False
     if len(text) <= 8 * limit:
         try:
-            shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            shown, cut = _dumps_upto(json.loads(text), limit, indent=2)
             how = "JSON, re-indented"
         except (ValueError, RecursionError):
             pass
-    omitted = max(0, len(shown) - limit)
+    # re-indenting stopped at the limit: what is left out is at least the raw rest
+    omitted = max(0, len(shown) - limit, len(text) - limit if cut else 0)
     return shown[:limit], how, omitted
 
 
@@ -452,32 +472,37 @@ def _ledger(report: Report, limits: Limits) -> dict:
     for blob in ordered:
         seen_names.add(blob.name)
         rows.append(row_for(blob))
-    # blobs the metadata names but the archive does not hold
+    # blobs the metadata names but the archive does not hold: one row per blob, however
+    # many layers list it
+    missing: dict[tuple, list[tuple[Image, Layer]]] = {}
     for img in report.images:
         for layer in img.layers:
             if layer.present or (layer.path_in_archive and layer.path_in_archive in seen_names):
                 continue
-            ns = sorted(set(by_digest.get(layer.digest, []) if layer.digest else []))
-            worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=SEVERITY_RANK[Severity.high])
-            rows.append({
-                "name": layer.path_in_archive or "(no path)",
-                "kind": "layer (missing)",
-                "link": None,
-                "declared_digest": layer.digest,
-                "digest": None,
-                "declared_size": layer.size,
-                "size": None,
-                "size_text": "absent",
-                "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
-                "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
-                          _mark(False, "")],
-                "digest_differs": True,
-                "findings": [_finding_ref(n, report.findings[n]) for n in ns],
-                "uses": [{"text": f"image {img.index} layer {layer.index}",
-                          "href": "#" + layer_anchor(img.index, layer.index)}],
-                "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
-                "severity": SEVERITY_ORDER[worst].value,
-            })
+            missing.setdefault((layer.path_in_archive, layer.digest), []).append((img, layer))
+    for (path, digest), users in missing.items():
+        layer = users[0][1]
+        ns = sorted(set(by_digest.get(digest, []) if digest else []))
+        worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=SEVERITY_RANK[Severity.high])
+        rows.append({
+            "name": path or "(no path)",
+            "kind": "layer (missing)",
+            "link": None,
+            "declared_digest": digest,
+            "digest": None,
+            "declared_size": layer.size,
+            "size": None,
+            "size_text": "absent",
+            "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
+            "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
+                      _mark(False, "")],
+            "digest_differs": True,
+            "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+            "uses": [{"text": f"image {img.index} layer {lay.index}", "href": "#" + layer_anchor(img.index, lay.index)}
+                     for img, lay in users],
+            "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
+            "severity": SEVERITY_ORDER[worst].value,
+        })
     for a in report.artifacts:
         for b in a.blobs:
             if b.present or not b.digest:
@@ -493,6 +518,10 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
                 "state": "fail", "severity": "low",
             })
+    for r in rows:  # bounded rows: a blob used or flagged 1,000 times says so in a number
+        r["uses_more"] = max(0, len(r["uses"]) - limits.row_links)
+        r["findings_more"] = max(0, len(r["findings"]) - limits.row_links)
+        r["uses"], r["findings"] = r["uses"][:limits.row_links], r["findings"][:limits.row_links]
     failing = [r for r in rows if r["state"] != "pass"]
     shown = rows
     omitted = 0
