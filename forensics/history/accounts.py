@@ -188,6 +188,14 @@ class _Judge:
             return "mismatch"
         return f"'{name}' edited by the command, which names it and {main}"
 
+    def _by_command(self, path: str, name: str, line: str, out: FileVerdict) -> bool:
+        """The command itself writes this entry (see _named): its reason, or its mismatch,
+        is recorded in `out`, and nothing else is to be judged."""
+        named = self._named(path, name, line, out)
+        if named and named != "mismatch":
+            out.reasons.append(named)
+        return bool(named)
+
     def _unnamed(self, sev: str, text: str, name: str) -> Problem:
         """A change no command or script accounts for; weaker when the step runs unseen code."""
         if (self.ent.runs_unknown_code or self.ent.opaque) and sev == "high":
@@ -204,10 +212,7 @@ class _Judge:
         f = e.fields
         name, pw, uid, gid, home, shell = f[0], f[1], f[2], f[3], f[5], f[6]
         desc = f"adds user '{name}' (uid {uid}, gid {gid}, home {home}, shell {shell or '/bin/sh'})"
-        named = self._named(path, name, e.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, e.line, out):
             return
         dangers = []
         if uid == "0" or name == "root":
@@ -290,10 +295,7 @@ class _Judge:
 
     def changed_user(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
         name = new.name
-        named = self._named(path, name, new.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, new.line, out):
             return
         labels = {1: "password", 2: "uid", 3: "gid", 4: "gecos", 5: "home", 6: "shell"}
         for i, fld in labels.items():
@@ -334,10 +336,7 @@ class _Judge:
 
     def new_shadow(self, path: str, e: Entry, out: FileVerdict) -> None:
         name, pw = e.name, e.fields[1]
-        named = self._named(path, name, e.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, e.line, out):
             return
         specs = self._specs(name)
         if not specs and not self.ent.opaque:
@@ -359,10 +358,7 @@ class _Judge:
 
     def changed_shadow(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
         name = new.name
-        named = self._named(path, name, new.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, new.line, out):
             return
         o, n = old.fields, new.fields
         if o[1] != n[1]:
@@ -437,10 +433,7 @@ class _Judge:
 
     def new_group(self, path: str, e: Entry, kind: str, out: FileVerdict) -> None:
         name = e.name
-        named = self._named(path, name, e.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, e.line, out):
             return
         members = [m for m in e.fields[3].split(",") if m]
         admins = [m for m in e.fields[2].split(",") if m] if kind == "gshadow" else []
@@ -485,10 +478,7 @@ class _Judge:
 
     def changed_group(self, path: str, old: Entry, new: Entry, kind: str, out: FileVerdict) -> None:
         name = new.name
-        named = self._named(path, name, new.line, out)
-        if named:
-            if named != "mismatch":
-                out.reasons.append(named)
+        if self._by_command(path, name, new.line, out):
             return
         o, n = old.fields, new.fields
         if kind == "group" and o[2] != n[2]:
