@@ -110,7 +110,11 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             managers = set().union(*(e.package_managers for e in effects)) if effects else set()
             if any(maintainer.DPKG_TOOLS.search(ins[i].shell or "") for i in group):
                 managers.add("dpkg")  # update-alternatives, dpkg-reconfigure, update-rc.d ...
-            squashed_base = layer.index == 0 and bool(pkg.dbs) and not any(explain.is_base(ins[i]) for i in group)
+            # buildah --squash FROM a base drops the base's history but says where it came from
+            # (`comment: FROM <image>` on the one entry that owns the layer).
+            squashed_from = (img.history[h_idx].comment or "").startswith("FROM ")
+            squashed_base = layer.index == 0 and (bool(pkg.dbs) or squashed_from) and not any(
+                explain.is_base(ins[i]) for i in group)
             if squashed_base:
                 # A squashed image (buildah --squash, docker export|import with history): the
                 # base OS is in this layer with no step of its own; its packages account for it.
@@ -128,6 +132,7 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
                                       entries=here, workdirs=[_env_of(ins, i, inherited)[0] for i in group],
                                       owned_before=lambda p: p in owned_before, generated=generated,
                                       lookup=overlay.get, group=group, squashed_base=squashed_base,
+                                      base_has_db=bool(pkg.dbs),
                                       before=before.get)
             explain.explain_step(changes, ctx)
             claimed |= {(layer.index, p) for p, c in ctx.claims_at.items()

@@ -60,6 +60,7 @@ class StepContext:
     lookup: Callable[[str], object] = lambda p: None  # merged filesystem after this layer (Node)
     group: list[int] = field(default_factory=list)  # history indexes explaining this layer
     squashed_base: bool = False  # layer 0 holds a whole OS that no history step describes
+    base_has_db: bool = False  # ... and a package database says what the OS installed
     before: Callable[[str], object] = lambda p: None  # merged filesystem below this layer (Node)
     # Filled by explain_step: changes that contradict a claim of the step's command.
     mismatches: list[tuple[PathChange, C.Claim, C.Verdict]] = field(default_factory=list)
@@ -355,9 +356,10 @@ def unexplained_finding(changes: list[PathChange], ctx: StepContext, *, image: i
     only_dirs = all(c.type == "dir" for c in bad)
     privileged = any(c.change != "deleted" and c.type != "dir" and is_persistence_path(c.path) for c in bad)
     if ctx.squashed_base:
-        # A squashed base OS no step describes: debootstrap writes files no package owns
-        # (/etc/fstab, /etc/apt/sources.list), so nothing here is evidence.
-        severity = "low"
+        # A squashed base no step describes: debootstrap writes files no package owns
+        # (/etc/fstab, /etc/apt/sources.list), so nothing here is evidence. Without a
+        # package database nothing vouches for a persistence point either.
+        severity = "medium" if privileged and not ctx.base_has_db else "low"
     elif unknown:
         # A history line we cannot read makes no claim precise enough to hold these
         # paths to; a persistence or privilege point no record explains is still worth a look.

@@ -17,6 +17,7 @@ from forensics.archive.scan import Inventory
 from forensics.archive.untrusted import Doc
 from forensics.findings import finding
 from forensics.history.timeline import EPOCH_FLOOR, parse_time
+from forensics.history.config import _BUILDAH_NOP
 from forensics.models import Finding, Image
 
 
@@ -56,7 +57,11 @@ def check_records(img: Image, rimg: ResolvedImage, inv: Inventory) -> list[Findi
         return out
     last = img.history[-1]
     cmd = _cmd(cfg.get("container_config"))
-    if cmd is not None and last.created_by is not None and cmd.strip() != last.created_by.strip():
+    # buildah's docker format copies the config (its Cmd) into container_config: only the
+    # classic builder writes the last step's command there.
+    buildah = any((h.comment or "").startswith("FROM ") or _BUILDAH_NOP.search(h.created_by or "")
+                  for h in img.history)
+    if cmd is not None and last.created_by is not None and cmd.strip() != last.created_by.strip() and not buildah:
         out.append(finding(
             "history.unexplained-change", "medium", f"history[{last.index}]",
             f"the config's container_config.Cmd records the last step as {cmd[:200]!r}, but history[{last.index}] "
