@@ -201,7 +201,10 @@ def scan(
 
     Reads the input once, streaming: each blob is hashed against its name and every
     descriptor, each layer is decompressed and hashed against rootfs.diff_ids, and every
-    file of every layer is indexed.
+    file of every layer is indexed. Each history step is then held to what its command
+    says it produces (a symlink, literal bytes, a copy, modes only), to its packages'
+    records and to the image config; the summary says, per image, what vouches for
+    each file (coverage) and how to check what nothing in the image can.
 
     Examples:
 
