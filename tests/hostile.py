@@ -418,3 +418,13 @@ def deflate_corrupt(blob: bytes, at: int) -> bytes:
         b[i] ^= 0xFF
     return bytes(b)
 
+
+
+def image_tar(tmp_path, layers: list[list[M]], history: list[dict], name: str = "img.tar"):
+    """An OCI archive of these layers (members) whose config carries this history: the
+    history tests' image, every digest consistent. Returns its path."""
+    def mutate(cfg):
+        cfg["history"] = history
+    path = tmp_path / name
+    path.write_bytes(Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate).tar())
+    return path

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from hostile import M, Layer, Oci, tar_bytes
+from hostile import M, image_tar
 from forensics.history.claims import Claim, judge, merge
 from forensics.history.shellwords import run_effects
 from forensics.pipeline import analyze
@@ -31,16 +31,12 @@ BASE = [
 ]
 
 
-def scan(tmp_path, created_by: str, layer: list[M], comment: str | None = None):
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
-               {"created_by": created_by, **({"comment": comment} if comment else {})}]
+BASE_STEP = {"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "}
 
-    def mutate(cfg):
-        cfg["history"] = history
-    oci = Oci(layers=[Layer.of(tar_bytes(BASE)), Layer.of(tar_bytes(layer))], mutate_config=mutate)
-    path = tmp_path / "img.tar"
-    path.write_bytes(oci.tar())
-    return analyze(str(path))
+
+def scan(tmp_path, created_by: str, layer: list[M], comment: str | None = None):
+    step = {"created_by": created_by, **({"comment": comment} if comment else {})}
+    return analyze(str(image_tar(tmp_path, [BASE, layer], [BASE_STEP, step])))
 
 
 def alarms(report):
@@ -228,16 +224,11 @@ def test_write_through_a_lower_symlink_is_judged_where_it_lands(tmp_path):
     base_link = "/bin/sh -c ln -s /usr/share/sdk/bin/tool /usr/bin/tool"
     created_by = "/bin/sh -c cp /tmp/vendor.conf /usr/bin/tool"
 
-    def mutate(cfg):
-        cfg["history"] = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
-                          {"created_by": base_link}, {"created_by": created_by}]
     layers = [BASE, dirs("usr/", "usr/bin/") + [M("usr/bin/tool", type="symlink", link="/usr/share/sdk/bin/tool")],
               dirs("usr/", "usr/share/", "usr/share/sdk/", "usr/share/sdk/bin/") + [
                   M("usr/share/sdk/bin/tool", SCRIPT, mode=0o755)]]
-    oci = Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
-    path = tmp_path / "img.tar"
-    path.write_bytes(oci.tar())
-    report = analyze(str(path))
+    history = [BASE_STEP, {"created_by": base_link}, {"created_by": created_by}]
+    report = analyze(str(image_tar(tmp_path, layers, history)))
     [f] = mismatches(report)
     assert f.path == "/usr/share/sdk/bin/tool" and f.severity.value == "critical"
     assert "where a write to /usr/bin/tool lands" in f.detail
@@ -307,13 +298,8 @@ def _sdk_layer(extra: list[M]) -> list[M]:
 
 
 def _scan_at(tmp_path, created_by, layer):
-    def mutate(cfg):
-        cfg["history"] = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
-                          {"created_by": created_by, "created": "2023-11-01T00:00:00Z"}]
-    oci = Oci(layers=[Layer.of(tar_bytes(BASE)), Layer.of(tar_bytes(layer))], mutate_config=mutate)
-    path = tmp_path / "img.tar"
-    path.write_bytes(oci.tar())
-    return analyze(str(path))
+    step = {"created_by": created_by, "created": "2023-11-01T00:00:00Z"}
+    return analyze(str(image_tar(tmp_path, [BASE, layer], [BASE_STEP, step])))
 
 
 def test_file_planted_in_an_extracted_tree_breaks_the_release_pattern(tmp_path):
@@ -335,17 +321,12 @@ def test_no_same_owner_and_touch_drop_the_checks_they_void(tmp_path):
 
 
 def _squashed(tmp_path, history, layer):
-    def mutate(cfg):
-        cfg["history"] = history
-    oci = Oci(layers=[Layer.of(tar_bytes(BASE)), Layer.of(tar_bytes(layer))], mutate_config=mutate)
-    path = tmp_path / "img.tar"
-    path.write_bytes(oci.tar())
-    return analyze(str(path))
+    return analyze(str(image_tar(tmp_path, [BASE, layer], history)))
 
 
 def test_edit_of_a_file_another_squashed_step_made_is_explained_by_that_step(tmp_path):
     # buildah --layers=false: COPY and RUN share one layer; sed -i edits what COPY made.
-    base = {"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "}
+    base = BASE_STEP
     copy = {"created_by": "/bin/sh -c #(nop) COPY file:9b1c4d in /etc/app2.conf ", "empty_layer": True}
     edit = {"created_by": "/bin/sh -c sed -i 's/prod/staging/' /etc/app2.conf"}
     layer = dirs("etc/") + [M("etc/app2.conf", b"mode=staging\n")]

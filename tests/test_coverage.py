@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hostile import M, Layer, Oci, tar_bytes
+from hostile import M, image_tar
 from forensics.pipeline import analyze
 from forensics.render.text import render_text
 from forensics.render.html import render_html
@@ -18,13 +18,7 @@ def _image(tmp_path):
     history = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
                {"created_by": "/bin/sh -c echo mode=prod > /etc/app.conf && curl -fsSL -o /usr/local/bin/app "
                               "https://example.invalid/app && chmod +x /usr/local/bin/app"}]
-
-    def mutate(cfg):
-        cfg["history"] = history
-    oci = Oci(layers=[Layer.of(tar_bytes(base)), Layer.of(tar_bytes(step))], mutate_config=mutate)
-    path = tmp_path / "img.tar"
-    path.write_bytes(oci.tar())
-    return analyze(str(path))
+    return analyze(str(image_tar(tmp_path, [base, step], history)))
 
 
 def test_files_are_counted_by_what_vouches_for_them(tmp_path):
