@@ -25,10 +25,12 @@ import tempfile
 import time
 
 MiB = 1 << 20
-WORDS = (b"the of and to in is for on that with as by this from are be at or an it not which "
-         b"config lib usr share doc bin etc var log python module import return def class self "
-         b"error warning info debug value key path file data index layer image blob digest "
-         b"sha256 manifest version release build package install remove update").split()
+WORDS = (
+    b"the of and to in is for on that with as by this from are be at or an it not which "
+    b"config lib usr share doc bin etc var log python module import return def class self "
+    b"error warning info debug value key path file data index layer image blob digest "
+    b"sha256 manifest version release build package install remove update"
+).split()
 
 
 def parse_size(text: str) -> int:
@@ -86,14 +88,16 @@ def _file_sizes(rng: random.Random, budget: int) -> list[int]:
     return sizes
 
 
-def _write_layer(path: str, index: int, budget: int, compression: str, rng: random.Random,
-                 pool: bytes, level: int | None) -> tuple[str, int, str]:
+def _write_layer(
+    path: str, index: int, budget: int, compression: str, rng: random.Random, pool: bytes, level: int | None
+) -> tuple[str, int, str]:
     """Write one layer blob; return (blob sha256 hex, blob size, diff_id hex)."""
     with open(path, "wb") as raw:
         if compression == "gzip":
             comp = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level or 6, mtime=0)
         elif compression == "zstd":
             import zstandard
+
             comp = zstandard.ZstdCompressor(level=level or 3).stream_writer(raw, closefd=False)
         else:
             comp = raw
@@ -110,7 +114,7 @@ def _write_layer(path: str, index: int, budget: int, compression: str, rng: rand
                     data = rng.randbytes(size)
                 else:
                     off = rng.randrange(0, max(1, len(pool) - size)) if size < len(pool) else 0
-                    data = (pool * (size // len(pool) + 1))[:size] if size >= len(pool) else pool[off:off + size]
+                    data = (pool * (size // len(pool) + 1))[:size] if size >= len(pool) else pool[off : off + size]
                 ti = tarfile.TarInfo(name)
                 ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_700_000_000
                 tar.addfile(ti, io.BytesIO(data))
@@ -128,8 +132,16 @@ def _write_layer(path: str, index: int, budget: int, compression: str, rng: rand
     return h.hexdigest(), os.path.getsize(path), diff_id
 
 
-def generate(size: int, compression: str, out: str, *, layers: int = 4, seed: int = 1,
-             level: int | None = None, quiet: bool = False) -> dict:
+def generate(
+    size: int,
+    compression: str,
+    out: str,
+    *,
+    layers: int = 4,
+    seed: int = 1,
+    level: int | None = None,
+    quiet: bool = False,
+) -> dict:
     rng = random.Random(seed)
     pool = _text_pool(rng, 4 * MiB)
     # Uneven layer sizes, like a base + runtime + app layers.
@@ -137,9 +149,11 @@ def generate(size: int, compression: str, out: str, *, layers: int = 4, seed: in
     budgets = [int(size * w / sum(weights)) for w in weights]
     tmpdir = tempfile.mkdtemp(prefix=".genimg-", dir=os.path.dirname(os.path.abspath(out)))
     t0 = time.time()
-    media = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-             "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-             "none": "application/vnd.oci.image.layer.v1.tar"}[compression]
+    media = {
+        "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+        "none": "application/vnd.oci.image.layer.v1.tar",
+    }[compression]
     layer_info = []
     try:
         for i, budget in enumerate(budgets):
@@ -147,32 +161,54 @@ def generate(size: int, compression: str, out: str, *, layers: int = 4, seed: in
             digest, nbytes, diff_id = _write_layer(p, i, budget, compression, rng, pool, level)
             layer_info.append({"path": p, "digest": digest, "size": nbytes, "diff_id": diff_id})
             if not quiet:
-                print(f"layer {i}: {budget / MiB:.1f} MiB tar -> {nbytes / MiB:.1f} MiB [{time.time() - t0:.1f}s]",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"layer {i}: {budget / MiB:.1f} MiB tar -> {nbytes / MiB:.1f} MiB [{time.time() - t0:.1f}s]",
+                    file=sys.stderr,
+                    flush=True,
+                )
         config = {
-            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                       "Cmd": ["/bin/sh"]},
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["/bin/sh"],
+            },
             "rootfs": {"type": "layers", "diff_ids": ["sha256:" + l["diff_id"] for l in layer_info]},
-            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"/bin/sh -c #(nop) ADD layer{i}"}
-                        for i in range(layers)],
+            "history": [
+                {"created": "2024-01-01T00:00:00Z", "created_by": f"/bin/sh -c #(nop) ADD layer{i}"}
+                for i in range(layers)
+            ],
         }
         cfg = json.dumps(config, separators=(",", ":")).encode()
         cfg_d = hashlib.sha256(cfg).hexdigest()
         manifest = {
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": "sha256:" + cfg_d, "size": len(cfg)},
-            "layers": [{"mediaType": media, "digest": "sha256:" + l["digest"], "size": l["size"]}
-                       for l in layer_info],
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + cfg_d,
+                "size": len(cfg),
+            },
+            "layers": [{"mediaType": media, "digest": "sha256:" + l["digest"], "size": l["size"]} for l in layer_info],
         }
         man = json.dumps(manifest, separators=(",", ":")).encode()
         man_d = hashlib.sha256(man).hexdigest()
-        index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                           "digest": "sha256:" + man_d, "size": len(man),
-                                           "annotations": {"org.opencontainers.image.ref.name": "bench"}}]},
-                           separators=(",", ":")).encode()
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": "sha256:" + man_d,
+                        "size": len(man),
+                        "annotations": {"org.opencontainers.image.ref.name": "bench"},
+                    }
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
 
         def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
             ti = tarfile.TarInfo(name)
@@ -198,10 +234,15 @@ def generate(size: int, compression: str, out: str, *, layers: int = 4, seed: in
         for name in os.listdir(tmpdir):
             os.unlink(os.path.join(tmpdir, name))
         os.rmdir(tmpdir)
-    return {"config": "sha256:" + cfg_d, "diff_ids": config["rootfs"]["diff_ids"],
-            "layers": [{"diff_id": "sha256:" + l["diff_id"], "digest": "sha256:" + l["digest"], "size": l["size"]}
-                       for l in layer_info],
-            "oci": {"path": out, "manifest": "sha256:" + man_d, "bytes": os.path.getsize(out)}}
+    return {
+        "config": "sha256:" + cfg_d,
+        "diff_ids": config["rootfs"]["diff_ids"],
+        "layers": [
+            {"diff_id": "sha256:" + l["diff_id"], "digest": "sha256:" + l["digest"], "size": l["size"]}
+            for l in layer_info
+        ],
+        "oci": {"path": out, "manifest": "sha256:" + man_d, "bytes": os.path.getsize(out)},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oci", required=True, help="output OCI layout tarball")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
-    summary = generate(parse_size(a.size), a.compression, a.oci, layers=a.layers, seed=a.seed,
-                       level=a.level, quiet=a.quiet)
+    summary = generate(
+        parse_size(a.size), a.compression, a.oci, layers=a.layers, seed=a.seed, level=a.level, quiet=a.quiet
+    )
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -44,8 +44,23 @@ def image(out: Path, size: str, compression: str, seed: int) -> Path:
     if not path.exists():
         gen = ROOT.parent / "shared" / "bench" / "make_image.py"
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(gen), "--size", size, "--compression", compression,
-                        "--seed", str(seed), "--oci", str(path), "-q"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(gen),
+                "--size",
+                size,
+                "--compression",
+                compression,
+                "--seed",
+                str(seed),
+                "--oci",
+                str(path),
+                "-q",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return path
 
 
@@ -70,8 +85,10 @@ def main() -> int:
         run = {"total_s": t1 - t0, "history_s": hist, "entries": entries, "us_per_entry": 1e6 * hist / max(1, entries)}
         if best is None or run["history_s"] < best["history_s"]:
             best = run
-    print(f"{path.name}: {best['entries']} layer entries; whole analysis {best['total_s']:.2f} s, "
-          f"history stage {best['history_s']:.2f} s = {best['us_per_entry']:.1f} µs per entry (best of {a.repeat})")
+    print(
+        f"{path.name}: {best['entries']} layer entries; whole analysis {best['total_s']:.2f} s, "
+        f"history stage {best['history_s']:.2f} s = {best['us_per_entry']:.1f} µs per entry (best of {a.repeat})"
+    )
     return 0
 
 

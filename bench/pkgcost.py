@@ -61,10 +61,16 @@ def main() -> int:
             cov = r["coverage"] if mode == "all" else cov
     print(f"image: {a.image}  (fastest of {a.repeat}; CPU = user+sys of the process, both threads)")
     print(f"{'':40s} {'wall s':>8s} {'x floor':>8s} {'CPU s':>8s} {'x floor':>8s}")
-    for mode, label in (("floor", "floor (sha256 + inflate + sha256)"), ("none", "scan --no-history"),
-                        ("changed", "scan --verify-packages changed"), ("all", "scan --verify-packages all (default)")):
-        print(f"{label:40s} {wall[mode]:8.3f} {wall[mode] / wall['floor']:8.2f} {cpu[mode]:8.3f} "
-              f"{cpu[mode] / cpu['floor']:8.2f}")
+    for mode, label in (
+        ("floor", "floor (sha256 + inflate + sha256)"),
+        ("none", "scan --no-history"),
+        ("changed", "scan --verify-packages changed"),
+        ("all", "scan --verify-packages all (default)"),
+    ):
+        print(
+            f"{label:40s} {wall[mode]:8.3f} {wall[mode] / wall['floor']:8.2f} {cpu[mode]:8.3f} "
+            f"{cpu[mode] / cpu['floor']:8.2f}"
+        )
     for k, d in (("wall", wall), ("CPU", cpu)):
         extra = d["all"] - d["changed"]
         print(f"checking every record ({k}): {extra:+.3f} s = {extra / d['floor']:+.2f} x the floor")

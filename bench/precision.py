@@ -72,13 +72,17 @@ def corpus_main(corpus: Path) -> int:
                 tp += len(reported & want)
                 fp += len(reported - want)
                 fn += len(want - reported)
-                rows.append((sample.name, len(want), len(reported & want), sorted(reported - want), sorted(want - reported)))
+                rows.append(
+                    (sample.name, len(want), len(reported & want), sorted(reported - want), sorted(want - reported))
+                )
         else:
             clean_samples += 1
             allowed = set(truth.get("may_also_report") or [])
             for f in report.findings:
                 if f.code.startswith(("history.", "file.")) and f.severity.value in ALARM and f.code not in allowed:
-                    if not any(c["code"] == f.code and c.get("path") == f.path for c in truth.get("content_findings") or []):
+                    if not any(
+                        c["code"] == f.code and c.get("path") == f.path for c in truth.get("content_findings") or []
+                    ):
                         clean_alarms += 1
                         print(f"  false alarm: {sample.name}: {f.code} {f.subject}")
     for name, n, hit, extra, missed in rows:
@@ -91,6 +95,7 @@ def corpus_main(corpus: Path) -> int:
 
 
 # ---- red-team set -------------------------------------------------------------
+
 
 def _norm(p: str) -> str:
     return "/" + p.strip("/")
@@ -113,7 +118,7 @@ def named_keys(f) -> set[str]:
     if isinstance(ev.get("keys"), list):
         keys |= {k for k in ev["keys"] if isinstance(k, str)}
     if f.subject.startswith("config."):
-        keys.add(f.subject[len("config."):].split(":", 1)[0].split("[", 1)[0].strip())
+        keys.add(f.subject[len("config.") :].split(":", 1)[0].split("[", 1)[0].strip())
     return {k.lower() for k in keys}
 
 
@@ -130,15 +135,18 @@ def score_sample(truth: dict, findings: list) -> dict:
     hit = [bool(named_paths(f) & forged or named_keys(f) & keys) for f in scored]
 
     def brief(f) -> dict:
-        return {"severity": f.severity.value, "code": f.code, "subject": f.subject,
-                "paths": sorted(named_paths(f))[:8]}
+        return {"severity": f.severity.value, "code": f.code, "subject": f.subject, "paths": sorted(named_paths(f))[:8]}
 
     return {
-        "paths": len(poisoned), "paths_found": sorted(poisoned & seen_paths), "paths_missed": sorted(poisoned - seen_paths),
+        "paths": len(poisoned),
+        "paths_found": sorted(poisoned & seen_paths),
+        "paths_missed": sorted(poisoned - seen_paths),
         "paths_low_only": sorted((poisoned - seen_paths) & seen_low),
-        "keys": len(keys), "keys_found": sorted(k for k in truth["poisoned_config"] if k.lower() in seen_keys),
+        "keys": len(keys),
+        "keys_found": sorted(k for k in truth["poisoned_config"] if k.lower() in seen_keys),
         "keys_missed": sorted(k for k in truth["poisoned_config"] if k.lower() not in seen_keys),
-        "scored_findings": len(scored), "true_findings": sum(hit),
+        "scored_findings": len(scored),
+        "true_findings": sum(hit),
         "false_findings": [brief(f) for f, h in zip(scored, hit) if not h],
         "alarms": [brief(f) for f in alarms],
     }
@@ -147,9 +155,20 @@ def score_sample(truth: dict, findings: list) -> dict:
 def _aggregate(rows: list[dict], key: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in rows:
-        a = out.setdefault(r[key] or "clean", {"samples": 0, "poisoned": 0, "found": 0, "scored": 0, "true": 0,
-                                                "clean_samples": 0, "false_alarms": 0, "detected": 0,
-                                                "low_only": 0})
+        a = out.setdefault(
+            r[key] or "clean",
+            {
+                "samples": 0,
+                "poisoned": 0,
+                "found": 0,
+                "scored": 0,
+                "true": 0,
+                "clean_samples": 0,
+                "false_alarms": 0,
+                "detected": 0,
+                "low_only": 0,
+            },
+        )
         a["samples"] += 1
         if r["clean"]:
             a["clean_samples"] += 1
@@ -169,12 +188,16 @@ def _aggregate(rows: list[dict], key: str) -> dict[str, dict]:
 
 
 def _table(title: str, agg: dict[str, dict]) -> None:
-    print(f"\n{title:<26} {'samples':>7} {'recall':>14} {'precision':>14} {'low only':>8} {'detected':>9} {'clean':>6} {'false alarms':>13}")
+    print(
+        f"\n{title:<26} {'samples':>7} {'recall':>14} {'precision':>14} {'low only':>8} {'detected':>9} {'clean':>6} {'false alarms':>13}"
+    )
     for name, a in sorted(agg.items()):
         rec = f"{a['found']}/{a['poisoned']}" + (f" {a['recall']:.2f}" if a["recall"] is not None else "")
         pre = f"{a['true']}/{a['scored']}" + (f" {a['precision']:.2f}" if a["precision"] is not None else "")
         det = f"{a['detected']}/{a['samples'] - a['clean_samples']}"
-        print(f"{name:<26} {a['samples']:>7} {rec:>14} {pre:>14} {a['low_only']:>8} {det:>9} {a['clean_samples']:>6} {a['false_alarms']:>13}")
+        print(
+            f"{name:<26} {a['samples']:>7} {rec:>14} {pre:>14} {a['low_only']:>8} {det:>9} {a['clean_samples']:>6} {a['false_alarms']:>13}"
+        )
 
 
 def _analyze(sample: str) -> tuple[list, str, str | None]:
@@ -197,6 +220,7 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs:
     samples = [str(directory / t["sample"]) for t in docs]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(jobs) as pool:
             results = list(pool.map(_analyze, samples))
     else:
@@ -209,17 +233,29 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs:
             if f.code.startswith(STRUCTURAL) and f.severity.value in ALARM:
                 print(f"  WARNING structural finding on {truth['sample']}: {f.code} {f.subject}")
         score = score_sample(truth, findings)
-        rows.append({"sample": truth["sample"], "image": truth["image"], "builder": truth["builder"],
-                     "format": truth["format"], "technique": truth["technique"], "clean": truth["clean"],
-                     "verdict": verdict, "score": score})
+        rows.append(
+            {
+                "sample": truth["sample"],
+                "image": truth["image"],
+                "builder": truth["builder"],
+                "format": truth["format"],
+                "technique": truth["technique"],
+                "clean": truth["clean"],
+                "verdict": verdict,
+                "score": score,
+            }
+        )
         if truth["clean"]:
             for a in score["alarms"]:
                 more = f" {' '.join(a['paths'])}" if a["paths"] and a["paths"] != [a["subject"]] else ""
                 print(f"  false alarm: {truth['sample']}: {a['severity']} {a['code']} {a['subject']}{more}")
         elif score["paths_missed"] or score["keys_missed"]:
             print(f"  missed: {truth['sample']}: {score['paths_missed'] + score['keys_missed']}")
-    tables = {"technique": _aggregate(rows, "technique"), "builder": _aggregate(rows, "builder"),
-              "format": _aggregate(rows, "format")}
+    tables = {
+        "technique": _aggregate(rows, "technique"),
+        "builder": _aggregate(rows, "builder"),
+        "format": _aggregate(rows, "format"),
+    }
     _table("technique", tables["technique"])
     _table("builder", tables["builder"])
     _table("format", tables["format"])
@@ -230,8 +266,10 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs:
     scored = sum(r["score"]["scored_findings"] for r in poisoned)
     clean = [r for r in rows if r["clean"]]
     alarmed = sum(bool(r["score"]["alarms"]) for r in clean)
-    print(f"\nall: recall {found}/{total}, precision {true}/{scored}, "
-          f"clean samples with a medium+ finding {alarmed}/{len(clean)}")
+    print(
+        f"\nall: recall {found}/{total}, precision {true}/{scored}, "
+        f"clean samples with a medium+ finding {alarmed}/{len(clean)}"
+    )
     if json_out:
         json_out.write_text(json.dumps({"tables": tables, "samples": rows}, indent=1) + "\n")
     return 0

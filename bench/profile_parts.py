@@ -27,7 +27,6 @@ import sys
 import tarfile
 import time
 
-from forensics.archive import layerscan
 from forensics.archive.decompress import open_stream
 from forensics.archive.layerscan import CHUNK, LayerScan, Limits, _HashingReader, _QueueSource, _walk
 from forensics.archive.tarstream import Source, TarReader
@@ -88,8 +87,10 @@ def main() -> int:
             chunks.append(c)
         layers.append(chunks)
     unc_total = sum(len(c) for ch in layers for c in ch)
-    print(f"{len(blobs)} layer blobs, {comp_total / MiB:.1f} MiB compressed, {unc_total / MiB:.1f} MiB uncompressed, "
-          f"{sum(len(ch) for ch in layers)} chunks")
+    print(
+        f"{len(blobs)} layer blobs, {comp_total / MiB:.1f} MiB compressed, {unc_total / MiB:.1f} MiB uncompressed, "
+        f"{sum(len(ch) for ch in layers)} chunks"
+    )
     R: dict[str, float] = {}
 
     print("producer side (main thread in the tool):")
@@ -104,7 +105,7 @@ def main() -> int:
             if kind == "gzip":
                 d = _zlib.decompressobj(wbits=31)
                 for i in range(0, len(data), CHUNK):
-                    h.update(d.decompress(data[i:i + CHUNK]))
+                    h.update(d.decompress(data[i : i + CHUNK]))
             else:
                 rd = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_size=CHUNK)
                 while c := rd.read(CHUNK):
@@ -115,7 +116,7 @@ def main() -> int:
             if kind == "gzip":
                 d = _zlib.decompressobj(wbits=31)
                 for i in range(0, len(data), CHUNK):
-                    d.decompress(data[i:i + CHUNK])
+                    d.decompress(data[i : i + CHUNK])
             else:
                 rd = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_size=CHUNK)
                 while rd.read(CHUNK):
@@ -128,9 +129,10 @@ def main() -> int:
             pos = [0]
 
             def read(n, mv=mv, pos=pos):
-                out = mv[pos[0]:pos[0] + n]
+                out = mv[pos[0] : pos[0] + n]
                 pos[0] += len(out)
                 return out
+
             raw = _HashingReader(b"", read)
             s = open_stream(kind, raw)
             while s.read(CHUNK):
@@ -184,7 +186,7 @@ def main() -> int:
     timed("W2 TarReader.next() walk only, content skipped", w2, unc_total, R)
     timed("W3 walk + sha256 of each file's content", w3, unc_total, R)
     timed("W4 real _walk: diff_id + walk + per-file sha256 + _capture", w4, unc_total, R)
-    names = [m.raw_name or m.path.lstrip('/') for ms in members_all for m in ms]
+    names = [m.raw_name or m.path.lstrip("/") for ms in members_all for m in ms]
     sizes = [m.size for ms in members_all for m in ms]
 
     def w5():
@@ -194,9 +196,11 @@ def main() -> int:
     timed(f"W5 pipeline._capture alone over {len(names)} names", w5, unc_total, R)
 
     py_walk = R["W2 TarReader.next() walk only, content skipped"]
-    print(f"\nper member: walk {py_walk / len(names) * 1e6:.1f} us, capture "
-          f"{R[f'W5 pipeline._capture alone over {len(names)} names'] / len(names) * 1e6:.1f} us "
-          "(FileEntry construction is part of W4 since the walker builds them)")
+    print(
+        f"\nper member: walk {py_walk / len(names) * 1e6:.1f} us, capture "
+        f"{R[f'W5 pipeline._capture alone over {len(names)} names'] / len(names) * 1e6:.1f} us "
+        "(FileEntry construction is part of W4 since the walker builds them)"
+    )
     return 0
 
 

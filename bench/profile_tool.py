@@ -62,10 +62,19 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--sort", default="tottime")
     ap.add_argument("--history", action="store_true")
-    ap.add_argument("--wait-idle", type=float, default=120.0, metavar="S",
-                    help="wait up to S seconds for other processes to go quiet first")
-    ap.add_argument("--switchinterval", type=float, default=None,
-                    help="sys.setswitchinterval(S) first (CPython default 0.005): tests GIL hand-off latency")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="wait up to S seconds for other processes to go quiet first",
+    )
+    ap.add_argument(
+        "--switchinterval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval(S) first (CPython default 0.005): tests GIL hand-off latency",
+    )
     a = ap.parse_args()
     if a.switchinterval is not None:
         sys.setswitchinterval(a.switchinterval)
@@ -113,6 +122,7 @@ def main() -> int:
     layerscan.scan_stream = scan_stream
     layerscan.queue.Queue = TimedQueue  # the module does `queue.Queue(maxsize=...)`
     from forensics.archive import scan as scanmod
+
     scanmod.scan_stream = scan_stream
 
     phases: dict[str, float] = {}
@@ -126,6 +136,7 @@ def main() -> int:
                 return fn(*args, **kw)
             finally:
                 phases[name] = phases.get(name, 0.0) + time.perf_counter() - t
+
         setattr(mod, name, wrapper)
 
     for name in ("scan_input", "resolve", "_verify", "_build_image", "_blobs", "sort_findings", "_dedupe"):
@@ -133,6 +144,7 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run_bench import Load, wait_idle
+
     busy = wait_idle(a.wait_idle)
     load = Load().__enter__()
     main_prof = cProfile.Profile() if a.cprofile else None
@@ -146,22 +158,32 @@ def main() -> int:
     main_cpu = time.thread_time() - main_cpu0
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     load.__exit__(None, None, None)
-    print(f"machine: {busy} cores busy before, other processes used {load.others_cores} cores during the run"
-          + ("  (NOISY: numbers below are unreliable)" if (load.others_cores or 0) > 0.2 else ""))
+    print(
+        f"machine: {busy} cores busy before, other processes used {load.others_cores} cores during the run"
+        + ("  (NOISY: numbers below are unreliable)" if (load.others_cores or 0) > 0.2 else "")
+    )
 
-    print(f"analyze: wall {wall:.2f}s, process CPU {cpu:.2f}s (parallelism {cpu / wall:.2f}), "
-          f"main-thread CPU {main_cpu:.2f}s, verdict {rep.verdict}")
+    print(
+        f"analyze: wall {wall:.2f}s, process CPU {cpu:.2f}s (parallelism {cpu / wall:.2f}), "
+        f"main-thread CPU {main_cpu:.2f}s, verdict {rep.verdict}"
+    )
     print("phases (wall): " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
     other = wall - sum(phases.values())
     print(f"  rest of analyze (Report(...) construction etc.): {other:.2f}s")
     print(f"layer streams: {S.layers} blobs via scan_stream")
-    print(f"  producer (main thread): wall {S.producer_wall:.2f}s = CPU {S.producer_cpu:.2f}s + blocked in "
-          f"queue.put {S.put_wait:.2f}s ({S.puts} puts) + in worker.join {S.join_wait:.2f}s + other "
-          f"{S.producer_wall - S.producer_cpu - S.put_wait - S.join_wait:.2f}s")
-    print(f"  worker threads (_walk): wall {S.worker_wall:.2f}s = CPU {S.worker_cpu:.2f}s + blocked in "
-          f"queue.get {S.get_wait:.2f}s + other {S.worker_wall - S.worker_cpu - S.get_wait:.2f}s")
-    print("  (put/join waits: the worker is the bottleneck; get waits: the producer is;"
-          " 'other' = runnable but waiting for the GIL, or descheduled)")
+    print(
+        f"  producer (main thread): wall {S.producer_wall:.2f}s = CPU {S.producer_cpu:.2f}s + blocked in "
+        f"queue.put {S.put_wait:.2f}s ({S.puts} puts) + in worker.join {S.join_wait:.2f}s + other "
+        f"{S.producer_wall - S.producer_cpu - S.put_wait - S.join_wait:.2f}s"
+    )
+    print(
+        f"  worker threads (_walk): wall {S.worker_wall:.2f}s = CPU {S.worker_cpu:.2f}s + blocked in "
+        f"queue.get {S.get_wait:.2f}s + other {S.worker_wall - S.worker_cpu - S.get_wait:.2f}s"
+    )
+    print(
+        "  (put/join waits: the worker is the bottleneck; get waits: the producer is;"
+        " 'other' = runnable but waiting for the GIL, or descheduled)"
+    )
     if a.cprofile:
         for title, profs in (("MAIN THREAD", [main_prof]), ("LAYER WORKER THREADS (_walk)", worker_profiles)):
             out = io.StringIO()

@@ -46,14 +46,16 @@ TARGETS = {"ratio": 0.9, "mib_s": 300.0, "rss_mib": 150.0}
 
 try:
     from isal import isal_zlib as _zlib
+
     GZIP_LIB = "isal"
 except ImportError:  # pragma: no cover
     import zlib as _zlib
+
     GZIP_LIB = "zlib"
 import zstandard
 
-
 # ----------------------------------------------------------------------------- images
+
 
 def parse_size(text: str) -> int:
     t = text.strip().upper().removesuffix("B").removesuffix("I")
@@ -92,11 +94,20 @@ def ensure_image(out: Path, size: int, compression: str, seed: int | None) -> tu
             pass
     part = out / f"{stem}.oci.tar.part"
     if generator == "make_image":
-        cmd = [sys.executable, str(SHARED_MAKE_IMAGE), "--size", str(size), "--compression", compression,
-               "--oci", str(part), "--tmpdir", str(out)]
+        cmd = [
+            sys.executable,
+            str(SHARED_MAKE_IMAGE),
+            "--size",
+            str(size),
+            "--compression",
+            compression,
+            "--oci",
+            str(part),
+            "--tmpdir",
+            str(out),
+        ]
     else:
-        cmd = [sys.executable, str(FALLBACK), "--size", str(size), "--compression", compression,
-               "--oci", str(part)]
+        cmd = [sys.executable, str(FALLBACK), "--size", str(size), "--compression", compression, "--oci", str(part)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     log(f"generating {img.name} with {generator} ...")
@@ -110,8 +121,7 @@ def ensure_image(out: Path, size: int, compression: str, seed: int | None) -> tu
     except ValueError:
         summary = {}
     os.replace(part, img)
-    side = {"generator": generator, "params": params, "seconds": round(time.perf_counter() - t0, 1),
-            "summary": summary}
+    side = {"generator": generator, "params": params, "seconds": round(time.perf_counter() - t0, 1), "summary": summary}
     meta.write_text(json.dumps(side, indent=1))
     log(f"generated {img.name} in {side['seconds']}s")
     return img, side, True
@@ -148,7 +158,7 @@ def _own_cpu() -> float:
 class Load:
     """CPU used by *other* processes while a measurement runs, in cores (2 cores = 2.0)."""
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self.busy0, _ = _proc_stat()
         self.own0, self.t0 = _own_cpu(), time.perf_counter()
         return self
@@ -177,6 +187,7 @@ def wait_idle(max_wait: float, cores: float = 0.25) -> float | None:
 
 
 # ----------------------------------------------------------------------------- floor
+
 
 def _num(field: bytes) -> int:
     if field and field[0] & 0x80:
@@ -245,7 +256,8 @@ def floor(path: Path) -> dict:
             elif first.startswith(b"\x28\xb5\x2f\xfd"):
                 uh, n = sha(), 0
                 r = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
-                    m, read_size=CHUNK, read_across_frames=True)
+                    m, read_size=CHUNK, read_across_frames=True
+                )
                 while out := r.read(CHUNK):
                     uh.update(out)
                     n += len(out)
@@ -261,8 +273,14 @@ def floor(path: Path) -> dict:
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return {"seconds": wall, "cpu_seconds": cpu, "blobs": blobs, "compressed_bytes": compressed,
-            "uncompressed_bytes": uncompressed, "diff_ids": diff_ids}
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "blobs": blobs,
+        "compressed_bytes": compressed,
+        "uncompressed_bytes": uncompressed,
+        "diff_ids": diff_ids,
+    }
 
 
 # ----------------------------------------------------------------------------- tool
@@ -300,8 +318,12 @@ SWITCH_INTERVAL: str = ""  # --tool-switchinterval
 
 
 def tool(path: Path, history: bool) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), "1" if history else "0", SWITCH_INTERVAL],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), "1" if history else "0", SWITCH_INTERVAL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -330,8 +352,13 @@ def cli(path: Path) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    out = {"command": " ".join(cmd), "exit_code": proc.returncode, "seconds": wall, "rss_mib": None,
-           "timer": bool(timer)}
+    out = {
+        "command": " ".join(cmd),
+        "exit_code": proc.returncode,
+        "seconds": wall,
+        "rss_mib": None,
+        "timer": bool(timer),
+    }
     if timer:
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
         out["rss_mib"] = int(m.group(1)) / 1024 if m else None
@@ -346,6 +373,7 @@ def cli(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------- report
 
+
 def mib_s(nbytes: int, seconds: float | None) -> float | None:
     return nbytes / MiB / seconds if seconds else None
 
@@ -356,13 +384,17 @@ def fmt(v, spec: str) -> str:
     return " " * int(re.match(r"\d+", spec).group())
 
 
-HEAD = (f"{'image':<24} {'comp':<5} {'comp MiB':>9} {'unc MiB':>8} {'floor s':>8} {'floor MiB/s':>11} "
-        f"{'tool s':>7} {'tool MiB/s':>10} {'ratio':>6} {'RSS MiB':>8}  targets")
+HEAD = (
+    f"{'image':<24} {'comp':<5} {'comp MiB':>9} {'unc MiB':>8} {'floor s':>8} {'floor MiB/s':>11} "
+    f"{'tool s':>7} {'tool MiB/s':>10} {'ratio':>6} {'RSS MiB':>8}  targets"
+)
 
 
 def row(name, comp, cmib, umib, fs, fmbs, ts, tmbs, ratio, rss, note="") -> str:
-    return (f"{name:<24} {comp:<5} {fmt(cmib, '9.1f')} {fmt(umib, '8.1f')} {fmt(fs, '8.2f')} {fmt(fmbs, '11.1f')} "
-            f"{fmt(ts, '7.2f')} {fmt(tmbs, '10.1f')} {fmt(ratio, '6.2f')} {fmt(rss, '8.1f')}  {note}")
+    return (
+        f"{name:<24} {comp:<5} {fmt(cmib, '9.1f')} {fmt(umib, '8.1f')} {fmt(fs, '8.2f')} {fmt(fmbs, '11.1f')} "
+        f"{fmt(ts, '7.2f')} {fmt(tmbs, '10.1f')} {fmt(ratio, '6.2f')} {fmt(rss, '8.1f')}  {note}"
+    )
 
 
 def verdicts(ratio, mbs, rss) -> str:
@@ -381,8 +413,11 @@ def render(results: list[dict]) -> str:
     for r in results:
         fl, unc = r["floor"], r["uncompressed_bytes"]
         cm, um = r["compressed_bytes"] / MiB, unc / MiB
-        for label, t in (("tool (history off)", r["tool"]), ("tool (history on)", r.get("tool_history")),
-                         ("CLI scan, time -v", r.get("cli"))):
+        for label, t in (
+            ("tool (history off)", r["tool"]),
+            ("tool (history on)", r.get("tool_history")),
+            ("CLI scan, time -v", r.get("cli")),
+        ):
             if t is None:
                 continue
             name = r["name"] if label.startswith("tool (history off)") else "  " + label
@@ -399,13 +434,28 @@ def render(results: list[dict]) -> str:
             if t.get("error"):
                 note += f"  ERROR: {t['error'][:200]}"
             if label.startswith("tool (history off)"):
-                lines.append(row(name, r["compression"], cm, um, fl["seconds"], mib_s(unc, fl["seconds"]),
-                                 ts, tm, ratio, t.get("rss_mib"), note))
+                lines.append(
+                    row(
+                        name,
+                        r["compression"],
+                        cm,
+                        um,
+                        fl["seconds"],
+                        mib_s(unc, fl["seconds"]),
+                        ts,
+                        tm,
+                        ratio,
+                        t.get("rss_mib"),
+                        note,
+                    )
+                )
             else:
                 lines.append(row(name, "", None, None, None, None, ts, tm, ratio, t.get("rss_mib"), note))
-    lines.append(f"{'targets':<24} {'':<5} {'':>9} {'':>8} {'':>8} {'':>11} {'':>7} "
-                 f"{'>=' + str(int(TARGETS['mib_s'])):>10} {'>=' + str(TARGETS['ratio']):>6} "
-                 f"{'<' + str(int(TARGETS['rss_mib'])):>8}")
+    lines.append(
+        f"{'targets':<24} {'':<5} {'':>9} {'':>8} {'':>8} {'':>11} {'':>7} "
+        f"{'>=' + str(int(TARGETS['mib_s'])):>10} {'>=' + str(TARGETS['ratio']):>6} "
+        f"{'<' + str(int(TARGETS['rss_mib'])):>8}"
+    )
     return "\n".join(lines)
 
 
@@ -413,22 +463,26 @@ def details(results: list[dict]) -> str:
     out = []
     for r in results:
         fl, t = r["floor"], r["tool"]
-        s = (f"{r['name']}: floor cpu {fl['cpu_seconds']:.2f}s / wall {fl['seconds']:.2f}s; "
-             f"{fl['blobs']} blobs")
+        s = f"{r['name']}: floor cpu {fl['cpu_seconds']:.2f}s / wall {fl['seconds']:.2f}s; {fl['blobs']} blobs"
         if t.get("seconds") is not None and not t.get("error"):
-            s += (f"; tool cpu {t['cpu_seconds']:.2f}s / wall {t['seconds']:.2f}s "
-                  f"(parallelism {t['cpu_seconds'] / t['seconds']:.2f}), "
-                  f"RSS after imports {t['base_rss_mib']:.1f} MiB, {t.get('entries')} layer entries, "
-                  f"verdict {t.get('verdict')}, diff_ids match floor: {r.get('diff_ids_match')}")
+            s += (
+                f"; tool cpu {t['cpu_seconds']:.2f}s / wall {t['seconds']:.2f}s "
+                f"(parallelism {t['cpu_seconds'] / t['seconds']:.2f}), "
+                f"RSS after imports {t['base_rss_mib']:.1f} MiB, {t.get('entries')} layer entries, "
+                f"verdict {t.get('verdict')}, diff_ids match floor: {r.get('diff_ids_match')}"
+            )
         if r.get("cli") and r["cli"].get("seconds") is not None:
             s += f"; CLI exit {r['cli']['exit_code']}"
-        s += (f"; other processes used {fl.get('others_cores')} cores during the best floor run, "
-              f"{t.get('others_cores')} during the best tool run")
+        s += (
+            f"; other processes used {fl.get('others_cores')} cores during the best floor run, "
+            f"{t.get('others_cores')} during the best tool run"
+        )
         out.append(s)
     return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -436,18 +490,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="200M images: a fast smoke run")
     ap.add_argument("--keep", action="store_true", help="keep the images generated by this run (for reuse)")
     ap.add_argument("--out", default=str(HERE / "out"), help="directory for images and results.json")
-    ap.add_argument("--compression", action="append", choices=["gzip", "zstd"],
-                    help="only these (repeatable; default gzip and zstd)")
+    ap.add_argument(
+        "--compression",
+        action="append",
+        choices=["gzip", "zstd"],
+        help="only these (repeatable; default gzip and zstd)",
+    )
     ap.add_argument("--seed", type=int, default=None, help="generator seed (default: the generator's)")
-    ap.add_argument("--repeat", type=int, default=3, help="measure floor and tool N times, keep the fastest (default 3)")
-    ap.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
-                    help="before each measurement wait up to S seconds for other processes to go quiet "
-                         "(under 0.25 busy cores; default 60, 0 = don't wait)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="measure floor and tool N times, keep the fastest (default 3)"
+    )
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="before each measurement wait up to S seconds for other processes to go quiet "
+        "(under 0.25 busy cores; default 60, 0 = don't wait)",
+    )
     ap.add_argument("--no-history", action="store_true", help="skip the history=True run")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI end-to-end run")
-    ap.add_argument("--tool-switchinterval", type=float, default=None, metavar="S",
-                    help="experiment: sys.setswitchinterval(S) in the tool's child process before analyze() "
-                         "(CPython default 0.005; the CLI run is not affected)")
+    ap.add_argument(
+        "--tool-switchinterval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="experiment: sys.setswitchinterval(S) in the tool's child process before analyze() "
+        "(CPython default 0.005; the CLI run is not affected)",
+    )
     a = ap.parse_args(argv)
     global SWITCH_INTERVAL
     if a.tool_switchinterval is not None:
@@ -474,8 +544,10 @@ def main(argv: list[str] | None = None) -> int:
             with Load() as ld:
                 fl = floor(img)
             fl["busy_before"], fl["others_cores"] = idle, ld.others_cores
-            log(f"  {fl['seconds']:.2f}s, {mib_s(fl['uncompressed_bytes'], fl['seconds']):.1f} MiB/s"
-                f" (other processes: {ld.others_cores} cores)")
+            log(
+                f"  {fl['seconds']:.2f}s, {mib_s(fl['uncompressed_bytes'], fl['seconds']):.1f} MiB/s"
+                f" (other processes: {ld.others_cores} cores)"
+            )
             runs["floor"].append({"seconds": round(fl["seconds"], 3), "others_cores": ld.others_cores})
             if best_floor is None or fl["seconds"] < best_floor["seconds"]:
                 best_floor = fl
@@ -484,25 +556,46 @@ def main(argv: list[str] | None = None) -> int:
             with Load() as ld:
                 t = tool(img, history=False)
             t["busy_before"], t["others_cores"] = idle, ld.others_cores
-            log(f"  {t.get('seconds', 0):.2f}s, rss {t.get('rss_mib', 0):.1f} MiB"
-                f" (other processes: {ld.others_cores} cores)" if not t.get("error")
-                else f"  error: {t['error']}")
-            runs["tool"].append({"seconds": round(t["seconds"], 3) if t.get("seconds") else None,
-                                 "rss_mib": t.get("rss_mib"), "others_cores": ld.others_cores})
-            if best_tool is None or (not t.get("error") and (best_tool.get("error") or
-                                                             t["seconds"] < best_tool["seconds"])):
+            log(
+                f"  {t.get('seconds', 0):.2f}s, rss {t.get('rss_mib', 0):.1f} MiB"
+                f" (other processes: {ld.others_cores} cores)"
+                if not t.get("error")
+                else f"  error: {t['error']}"
+            )
+            runs["tool"].append(
+                {
+                    "seconds": round(t["seconds"], 3) if t.get("seconds") else None,
+                    "rss_mib": t.get("rss_mib"),
+                    "others_cores": ld.others_cores,
+                }
+            )
+            if best_tool is None or (
+                not t.get("error") and (best_tool.get("error") or t["seconds"] < best_tool["seconds"])
+            ):
                 best_tool = t
         rss = [r["rss_mib"] for r in runs["tool"] if r.get("rss_mib")]
         best_tool["rss_mib_max_over_runs"] = max(rss) if rss else None
-        rec = {"name": img.name.removesuffix(".oci.tar"), "path": str(img), "compression": comp,
-               "generator": side.get("generator"), "size_param": size,
-               "compressed_bytes": best_floor["compressed_bytes"], "file_bytes": img.stat().st_size,
-               "uncompressed_bytes": best_floor["uncompressed_bytes"], "loadavg_before": load,
-               "floor_runs": runs["floor"], "tool_runs": runs["tool"],
-               "floor": {k: v for k, v in best_floor.items() if k != "diff_ids"}, "tool": best_tool}
+        rec = {
+            "name": img.name.removesuffix(".oci.tar"),
+            "path": str(img),
+            "compression": comp,
+            "generator": side.get("generator"),
+            "size_param": size,
+            "compressed_bytes": best_floor["compressed_bytes"],
+            "file_bytes": img.stat().st_size,
+            "uncompressed_bytes": best_floor["uncompressed_bytes"],
+            "loadavg_before": load,
+            "floor_runs": runs["floor"],
+            "tool_runs": runs["tool"],
+            "floor": {k: v for k, v in best_floor.items() if k != "diff_ids"},
+            "tool": best_tool,
+        }
         rec["floor"]["mib_s"] = mib_s(rec["uncompressed_bytes"], best_floor["seconds"])
-        rec["diff_ids_match"] = (sorted(set(best_tool.get("diff_ids") or [])) == sorted(set(best_floor["diff_ids"]))
-                                 if not best_tool.get("error") else None)
+        rec["diff_ids_match"] = (
+            sorted(set(best_tool.get("diff_ids") or [])) == sorted(set(best_floor["diff_ids"]))
+            if not best_tool.get("error")
+            else None
+        )
         if not best_tool.get("error"):
             best_tool["mib_s"] = mib_s(rec["uncompressed_bytes"], best_tool["seconds"])
             best_tool["ratio"] = best_floor["seconds"] / best_tool["seconds"]
@@ -525,8 +618,10 @@ def main(argv: list[str] | None = None) -> int:
             with Load() as ld:
                 c = cli(img)
             c["busy_before"], c["others_cores"] = idle, ld.others_cores
-            log(f"  {c['seconds']:.2f}s, rss {c['rss_mib']} MiB, exit {c['exit_code']} "
-                f"(other processes: {ld.others_cores} cores)" + (f" ERROR {c['error']}" if c.get("error") else ""))
+            log(
+                f"  {c['seconds']:.2f}s, rss {c['rss_mib']} MiB, exit {c['exit_code']} "
+                f"(other processes: {ld.others_cores} cores)" + (f" ERROR {c['error']}" if c.get("error") else "")
+            )
             c["mib_s"] = mib_s(rec["uncompressed_bytes"], c["seconds"])
             c["ratio"] = best_floor["seconds"] / c["seconds"]
             rec["cli"] = c
@@ -542,8 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "units": "MiB = 2**20 bytes; throughput = uncompressed layer bytes / wall seconds",
         "targets": TARGETS,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
-                    "gzip_lib": GZIP_LIB, "zstandard": zstandard.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "gzip_lib": GZIP_LIB,
+            "zstandard": zstandard.__version__,
+        },
         "params": {"size": size, "repeat": a.repeat, "seed": a.seed, "tool_switchinterval": a.tool_switchinterval},
         "images": results,
         "table": table.splitlines(),

@@ -12,7 +12,6 @@ import os
 import sys
 import traceback
 from enum import Enum
-from typing import Optional
 
 import typer
 
@@ -53,15 +52,14 @@ class FailOn(str, Enum):
     never = "never"
 
 
-def _fail(msg: str) -> "typer.Exit":
+def _fail(msg: str) -> typer.Exit:
     from forensics.render.safe import visible
 
     typer.echo(f"forensics: error: {visible(msg)}", err=True)  # one line, whatever the input names
     return typer.Exit(2)
 
 
-def _guard(inputs: list[str], outputs: list[tuple[str, Optional[str]]],
-           keep_input: Optional[str] = None) -> list[Custody]:
+def _guard(inputs: list[str], outputs: list[tuple[str, str | None]], keep_input: str | None = None) -> list[Custody]:
     """Before anything is read: fingerprint the inputs, refuse any output that could reach
     one of them or another output (forensics.evidence)."""
     if keep_input is not None and "-" not in inputs:
@@ -87,9 +85,17 @@ class VerifyPackages(str, Enum):
     all = "all"
 
 
-def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
-                  verify_packages: str = "all", *, custody: Optional[Custody] = None,
-                  outputs: Optional[Outputs] = None, keep_input: Optional[str] = None):
+def _run_analysis(
+    archive: str,
+    expect: list[str],
+    history: bool,
+    quiet: bool,
+    verify_packages: str = "all",
+    *,
+    custody: Custody | None = None,
+    outputs: Outputs | None = None,
+    keep_input: str | None = None,
+):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
     copied into a file of `outputs` as it is read."""
     from forensics.pipeline import analyze
@@ -104,8 +110,15 @@ def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
             raise _fail(str(exc))
     progress = Progress(f"scanning {os.path.basename(archive) or archive}", enabled=None if not quiet else False)
     try:
-        return analyze(archive, expect=expect, progress=progress, history=history,
-                       command=["forensics", *sys.argv[1:]], verify_packages=verify_packages, custody=custody)
+        return analyze(
+            archive,
+            expect=expect,
+            progress=progress,
+            history=history,
+            command=["forensics", *sys.argv[1:]],
+            verify_packages=verify_packages,
+            custody=custody,
+        )
     except InputError as exc:
         raise _fail(str(exc))
     except KeyboardInterrupt:
@@ -113,8 +126,10 @@ def _run_analysis(archive: str, expect: list[str], history: bool, quiet: bool,
     except Exception as exc:  # a bug must still not dump a traceback on an investigator
         if os.environ.get("FORENSICS_DEBUG"):
             traceback.print_exc()
-        raise _fail(f"internal error while analyzing {archive}: {type(exc).__name__}: {exc} "
-                    "(set FORENSICS_DEBUG=1 for a traceback, and please report it)")
+        raise _fail(
+            f"internal error while analyzing {archive}: {type(exc).__name__}: {exc} "
+            "(set FORENSICS_DEBUG=1 for a traceback, and please report it)"
+        )
     finally:
         progress.close()
 
@@ -127,8 +142,16 @@ def _exit_for(report: Report, fail_on: FailOn) -> int:
     return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
 
 
-def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool, *, text=None, html=None,
-          outputs: Optional[Outputs] = None) -> None:
+def _emit(
+    result,
+    json_out: str | None,
+    html_out: str | None,
+    quiet: bool,
+    *,
+    text=None,
+    html=None,
+    outputs: Outputs | None = None,
+) -> None:
     """Write a result (a Report, or a diff's Comparison with its own renderers) where asked;
     the terminal summary unless --quiet or the JSON goes to stdout.
 
@@ -144,8 +167,7 @@ def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool,
             return _emit(result, json_out, html_out, quiet, text=text, html=html, outputs=own)
     to_stdout: list[str] = []
     try:
-        for opt, path, render in (("--json", json_out, lambda r: to_json(r) + "\n"),
-                                  ("--html", html_out, html)):
+        for opt, path, render in (("--json", json_out, lambda r: to_json(r) + "\n"), ("--html", html_out, html)):
             if not path:
                 continue
             body = render(result)
@@ -171,30 +193,42 @@ def _emit(result, json_out: Optional[str], html_out: Optional[str], quiet: bool,
 
 @app.command(epilog=EXIT_DOC)
 def scan(
-    archive: str = typer.Argument(..., help="docker save tar, OCI layout (tar or directory), optionally "
-                                            "gzip/zstd compressed; '-' reads stdin."),
-    json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-",
-                                           help="write the full result as JSON ('-' for stdout)."),
-    html_out: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="write a self-contained HTML report."),
-    expect: list[str] = typer.Option([], "--expect", metavar="sha256:HEX",
-                                     help="the manifest, index or config digest you deployed by; repeatable. "
-                                          "Any that matches nothing is ref.pin-mismatch."),
+    archive: str = typer.Argument(
+        ..., help="docker save tar, OCI layout (tar or directory), optionally gzip/zstd compressed; '-' reads stdin."
+    ),
+    json_out: str | None = typer.Option(
+        None, "--json", metavar="FILE|-", help="write the full result as JSON ('-' for stdout)."
+    ),
+    html_out: str | None = typer.Option(None, "--html", metavar="FILE", help="write a self-contained HTML report."),
+    expect: list[str] = typer.Option(
+        [],
+        "--expect",
+        metavar="sha256:HEX",
+        help="the manifest, index or config digest you deployed by; repeatable. "
+        "Any that matches nothing is ref.pin-mismatch.",
+    ),
     fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
-    history: bool = typer.Option(True, "--history/--no-history",
-                                 help="diff history against layer content (on by default)."),
+    history: bool = typer.Option(
+        True, "--history/--no-history", help="diff history against layer content (on by default)."
+    ),
     verify_packages: VerifyPackages = typer.Option(
-        VerifyPackages.all, "--verify-packages",
+        VerifyPackages.all,
+        "--verify-packages",
         help="which package records to check. 'all' (default): every recorded digest (dpkg md5sums and "
-             "conffiles, apk, rpm, pip RECORD), the files of the step that wrote the record included. "
-             "md5/sha1 (dpkg, apk v2) are taken in the pass where a layer shows a dpkg/apk system, the few "
-             "files met before that are read again; measured on a 20 MiB Debian image: about 0.6x the CPU "
-             "of the sha256+inflate floor (71 MiB hashed with md5); 0.01x on the 300 MiB synthetic bench image. "
-             "'changed': md5/sha1 only for files whose content changed after their record (read again). "
-             "sha256 records (rpm, apk v3, pip) are always checked for every file, at no cost."),
-    keep_input: Optional[str] = typer.Option(
-        None, "--keep-input", metavar="FILE",
+        "conffiles, apk, rpm, pip RECORD), the files of the step that wrote the record included. "
+        "md5/sha1 (dpkg, apk v2) are taken in the pass where a layer shows a dpkg/apk system, the few "
+        "files met before that are read again; measured on a 20 MiB Debian image: about 0.6x the CPU "
+        "of the sha256+inflate floor (71 MiB hashed with md5); 0.01x on the 300 MiB synthetic bench image. "
+        "'changed': md5/sha1 only for files whose content changed after their record (read again). "
+        "sha256 records (rpm, apk v3, pip) are always checked for every file, at no cost.",
+    ),
+    keep_input: str | None = typer.Option(
+        None,
+        "--keep-input",
+        metavar="FILE",
         help="with '-': keep the exact bytes read from stdin in FILE (written atomically); the report "
-             "names it with its sha256, which is that of what was analyzed."),
+        "names it with its sha256, which is that of what was analyzed.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -216,8 +250,16 @@ def scan(
     """
     [custody] = _guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
     with Outputs() as outputs:
-        report = _run_analysis(archive, expect, history, quiet, verify_packages.value, custody=custody,
-                               outputs=outputs, keep_input=keep_input)
+        report = _run_analysis(
+            archive,
+            expect,
+            history,
+            quiet,
+            verify_packages.value,
+            custody=custody,
+            outputs=outputs,
+            keep_input=keep_input,
+        )
         _finish(custody, report)
         _emit(report, json_out, html_out, quiet, outputs=outputs)
     raise typer.Exit(_exit_for(report, fail_on))

@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: typer reads the annotations of the nested
 # command, and FailOn is imported inside register() (forensics.cli imports this module).
-from typing import Optional
 
 import typer
 
@@ -18,29 +17,50 @@ def register(app: typer.Typer) -> None:
 
     @app.command(epilog=DIFF_EXIT_DOC)
     def diff(
-        a: str = typer.Argument(..., metavar="A", help="the reference image (registry image, yesterday's image): "
-                                                        "any input `scan` reads."),
+        a: str = typer.Argument(
+            ..., metavar="A", help="the reference image (registry image, yesterday's image): any input `scan` reads."
+        ),
         b: str = typer.Argument(..., metavar="B", help="the image in question (local rebuild, today's image)."),
-        image: list[str] = typer.Option([], "--image", metavar="REF",
-                                        help="pick the image by tag, digest or index: once for every input that holds "
-                                             "several images, twice for A then B."),
-        platform: list[str] = typer.Option([], "--platform", metavar="OS/ARCH",
-                                           help="pick the image by platform (linux/arm64): once for every input that "
-                                                "holds several images, twice for A then B."),
+        image: list[str] = typer.Option(
+            [],
+            "--image",
+            metavar="REF",
+            help="pick the image by tag, digest or index: once for every input that holds "
+            "several images, twice for A then B.",
+        ),
+        platform: list[str] = typer.Option(
+            [],
+            "--platform",
+            metavar="OS/ARCH",
+            help="pick the image by platform (linux/arm64): once for every input that "
+            "holds several images, twice for A then B.",
+        ),
         times: bool = typer.Option(False, "--times", help="also compare mtimes (a rebuild never has the same)."),
-        noise: list[str] = typer.Option([], "--noise", metavar="PATTERN",
-                                        help="class differences at paths matching this glob as rebuild noise "
-                                             "(* within a name, ** across directories); repeatable."),
-        drop_noise: list[str] = typer.Option([], "--drop-noise", metavar="PATTERN",
-                                             help="remove one default noise rule (its pattern as printed); repeatable."),
-        no_default_noise: bool = typer.Option(False, "--no-default-noise",
-                                              help="no default noise rules: every difference counts."),
-        json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-",
-                                               help="write the comparison as JSON ('-' for stdout)."),
-        html_out: Optional[str] = typer.Option(None, "--html", metavar="FILE",
-                                               help="write a self-contained HTML comparison page."),
-        fail_on: FailOn = typer.Option(FailOn.never, "--fail-on",
-                                       help="also exit 1 when A or B has verification findings at or above this."),
+        noise: list[str] = typer.Option(
+            [],
+            "--noise",
+            metavar="PATTERN",
+            help="class differences at paths matching this glob as rebuild noise "
+            "(* within a name, ** across directories); repeatable.",
+        ),
+        drop_noise: list[str] = typer.Option(
+            [],
+            "--drop-noise",
+            metavar="PATTERN",
+            help="remove one default noise rule (its pattern as printed); repeatable.",
+        ),
+        no_default_noise: bool = typer.Option(
+            False, "--no-default-noise", help="no default noise rules: every difference counts."
+        ),
+        json_out: str | None = typer.Option(
+            None, "--json", metavar="FILE|-", help="write the comparison as JSON ('-' for stdout)."
+        ),
+        html_out: str | None = typer.Option(
+            None, "--html", metavar="FILE", help="write a self-contained HTML comparison page."
+        ),
+        fail_on: FailOn = typer.Option(
+            FailOn.never, "--fail-on", help="also exit 1 when A or B has verification findings at or above this."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
     ) -> None:
         """Compare two images by what they contain: history, merged filesystems, and step by step.
@@ -85,10 +105,18 @@ def register(app: typer.Typer) -> None:
             return values[n]
 
         try:
-            ia = select_image(report_a, pick(image, 0, report_a), pick(platform, 0, report_a),
-                              other=report_b.images[0] if len(report_b.images) == 1 else None)
-            ib = select_image(report_b, pick(image, 1, report_b), pick(platform, 1, report_b),
-                              other=next(i for i in report_a.images if i.index == ia))
+            ia = select_image(
+                report_a,
+                pick(image, 0, report_a),
+                pick(platform, 0, report_a),
+                other=report_b.images[0] if len(report_b.images) == 1 else None,
+            )
+            ib = select_image(
+                report_b,
+                pick(image, 1, report_b),
+                pick(platform, 1, report_b),
+                other=next(i for i in report_a.images if i.index == ia),
+            )
             rules = build_rules(add=noise, drop=drop_noise, defaults=not no_default_noise)
             cmp = compare(report_a, report_b, image_a=ia, image_b=ib, times=times, noise=rules)
         except SelectionError as exc:
@@ -100,7 +128,9 @@ def register(app: typer.Typer) -> None:
         _emit(cmp, json_out, html_out, quiet, text=render_text, html=render_html)
 
         code = 0 if cmp.content_equal else 1
-        if fail_on != FailOn.never and (at_or_above(report_a.findings, Severity(fail_on.value))
-                                        or at_or_above(report_b.findings, Severity(fail_on.value))):
+        if fail_on != FailOn.never and (
+            at_or_above(report_a.findings, Severity(fail_on.value))
+            or at_or_above(report_b.findings, Severity(fail_on.value))
+        ):
             code = 1
         raise typer.Exit(code)

@@ -1,8 +1,5 @@
 """`forensics history ARCHIVE`: the steps beside what each layer changed."""
 
-
-from typing import Optional
-
 import typer
 
 
@@ -14,11 +11,12 @@ def register(app: typer.Typer) -> None:
     def history(
         archive: str = typer.Argument(..., help="any input `scan` reads; '-' for stdin."),
         all_paths: bool = typer.Option(False, "--all", help="list every changed path, not the first dozen per step."),
-        width: Optional[int] = typer.Option(None, "--width", help="output width (default: the terminal's)."),
-        json_out: Optional[str] = typer.Option(None, "--json", metavar="FILE|-", help="also write the full JSON result."),
+        width: int | None = typer.Option(None, "--width", help="output width (default: the terminal's)."),
+        json_out: str | None = typer.Option(None, "--json", metavar="FILE|-", help="also write the full JSON result."),
         fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
-        keep_input: Optional[str] = typer.Option(None, "--keep-input", metavar="FILE",
-                                                 help="with '-': keep the exact bytes read from stdin in FILE."),
+        keep_input: str | None = typer.Option(
+            None, "--keep-input", metavar="FILE", help="with '-': keep the exact bytes read from stdin in FILE."
+        ),
     ) -> None:
         """Show each history step beside what its layer really changed.
 
@@ -29,8 +27,7 @@ def register(app: typer.Typer) -> None:
 
         [custody] = _guard([archive], [("--json", json_out)], keep_input)
         with Outputs() as outputs:
-            report = _run_analysis(archive, [], True, False, custody=custody, outputs=outputs,
-                                   keep_input=keep_input)
+            report = _run_analysis(archive, [], True, False, custody=custody, outputs=outputs, keep_input=keep_input)
             _finish(custody, report)
             _emit(report, json_out, None, quiet=True, outputs=outputs)
         if json_out != "-":

@@ -10,7 +10,6 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import typer
 from pydantic import ValidationError
@@ -52,14 +51,15 @@ def load_report(source: str) -> Report:
         if first.get("type") == "json_invalid":
             raise _fail(f"{source}: not valid JSON: {_one_line(first.get('msg', ''))}")
         where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
-        raise _fail(f"{source}: not a forensics scan result (schema {SCHEMA_VERSION}): {where}: "
-                    f"{_one_line(first.get('msg', ''))}" + (f" (+{len(errors) - 1} more problems)" if len(errors) > 1
-                                                              else ""))
+        raise _fail(
+            f"{source}: not a forensics scan result (schema {SCHEMA_VERSION}): {where}: "
+            f"{_one_line(first.get('msg', ''))}" + (f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else "")
+        )
     except (ValueError, RecursionError) as exc:
         raise _fail(f"{source}: not a forensics scan result: {_one_line(exc)}")
 
 
-def _refuse(result: str, html_out: Optional[str]) -> None:
+def _refuse(result: str, html_out: str | None) -> None:
     """Before the result is read: the page must not overwrite it (forensics.evidence)."""
     from forensics.evidence import Custody, EvidenceError, refuse_overlaps
 
@@ -90,10 +90,10 @@ def _write(path: str, text: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        result: str = typer.Argument(...,
-                                     help="a result written by `forensics scan --json` ('-' reads stdin)."),
-        html_out: Optional[str] = typer.Option(None, "--html", metavar="FILE|-",
-                                               help="write the self-contained HTML report ('-' for stdout)."),
+        result: str = typer.Argument(..., help="a result written by `forensics scan --json` ('-' reads stdin)."),
+        html_out: str | None = typer.Option(
+            None, "--html", metavar="FILE|-", help="write the self-contained HTML report ('-' for stdout)."
+        ),
     ) -> None:
         """Render a saved `scan --json` result: the HTML report, or the terminal summary without --html.
 
@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:  # a bug must not dump a traceback on an investigator
             if os.environ.get("FORENSICS_DEBUG"):
                 traceback.print_exc()
-            raise _fail(f"internal error while rendering {result}: {type(exc).__name__}: {_one_line(exc)} "
-                        "(set FORENSICS_DEBUG=1 for a traceback, and please report it)")
+            raise _fail(
+                f"internal error while rendering {result}: {type(exc).__name__}: {_one_line(exc)} "
+                "(set FORENSICS_DEBUG=1 for a traceback, and please report it)"
+            )
         raise typer.Exit(0)

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from forensics.archive.scan import InputError, Inventory, walk_layout
 from forensics.models import InputInfo, KeptCopy
@@ -42,7 +42,7 @@ def shown(path: str) -> str:
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _ident(st: os.stat_result) -> tuple[int, int]:
@@ -104,8 +104,14 @@ class Custody:
 
     def input_info(self, inv: Inventory) -> InputInfo:
         """The report's `input` block, from the one pass and the start fingerprint."""
-        info = InputInfo(path=self.given, size=inv.input_size, sha256=inv.input_sha256,
-                         compression=inv.input_compression, kind=self.kind, resolved=self.resolved)
+        info = InputInfo(
+            path=self.given,
+            size=inv.input_size,
+            sha256=inv.input_sha256,
+            compression=inv.input_compression,
+            kind=self.kind,
+            resolved=self.resolved,
+        )
         if self.start is not None:
             info.mtime, info.inode = _iso(self.start.st_mtime_ns), self.start.st_ino
         if self.kind == "directory":
@@ -128,11 +134,14 @@ class Custody:
             elif self.kind == "directory":
                 info.sha256_end = self._check_dir(info)
         except EvidenceError as exc:
-            raise EvidenceError(f"the input changed during analysis: {shown(self.given)}: {exc}; "
-                                "no verdict is given on bytes that no longer exist") from None
+            raise EvidenceError(
+                f"the input changed during analysis: {shown(self.given)}: {exc}; "
+                "no verdict is given on bytes that no longer exist"
+            ) from None
         except OSError as exc:
-            raise EvidenceError(f"the input changed during analysis: {shown(self.given)}: "
-                                f"cannot read it again: {exc.strerror or exc}") from None
+            raise EvidenceError(
+                f"the input changed during analysis: {shown(self.given)}: cannot read it again: {exc.strerror or exc}"
+            ) from None
         if self.keep is not None:
             info.kept = self.keep.verify(info.sha256)
 
@@ -218,16 +227,20 @@ def refuse_overlaps(inputs: list[Custody], outputs: list[tuple[str, str | None]]
             if c.resolved is not None and resolved == c.resolved:
                 why = f"it is the input {name}"
             elif ident is not None and ident == c.ident:
-                why = (f"it is the input {name} under another name (a hard link)" if c.given != "-"
-                       else "it is the file stdin ('-') is redirected from")
+                why = (
+                    f"it is the input {name} under another name (a hard link)"
+                    if c.given != "-"
+                    else "it is the file stdin ('-') is redirected from"
+                )
             elif c.kind == "directory" and _inside(resolved, c):
                 why = f"it is inside the input directory {name}"
             if why:
                 raise EvidenceError(f"refusing to write {opt} {shown(path)}: {why}; the evidence is never written to")
         for prev_opt, prev_path, prev_resolved, prev_ident in seen:
             if resolved == prev_resolved or (ident is not None and ident == prev_ident):
-                raise EvidenceError(f"refusing to write {prev_opt} {shown(prev_path)} and {opt} {shown(path)}: "
-                                    "they name the same file")
+                raise EvidenceError(
+                    f"refusing to write {prev_opt} {shown(prev_path)} and {opt} {shown(path)}: they name the same file"
+                )
         seen.append((opt, path, resolved, ident))
 
 
@@ -361,8 +374,9 @@ class StreamCopy:
     def __init__(self, out: AtomicOutput) -> None:
         if out.direct:
             out.abort()
-            raise EvidenceError(f"--keep-input {shown(out.path)}: not a regular file; the copy is read back "
-                                "before it is kept")
+            raise EvidenceError(
+                f"--keep-input {shown(out.path)}: not a regular file; the copy is read back before it is kept"
+            )
         self.out = out
         self.size = 0
         self.error: str | None = None

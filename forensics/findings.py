@@ -25,9 +25,7 @@ EXPLANATIONS: dict[str, str] = {
         "The same path occurs twice in one tar. Tools disagree on which copy wins, so two "
         "readers of the same archive can see different content."
     ),
-    "archive.unknown-format": (
-        "Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."
-    ),
+    "archive.unknown-format": ("Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."),
     "archive.limit-exceeded": (
         "A safety limit (entries, path length or depth, decompressed size or ratio, history length) "
         "stopped part of the analysis; the finding names the limit and what was left unanalyzed. "
@@ -68,12 +66,8 @@ EXPLANATIONS: dict[str, str] = {
         "The digest you pinned (--expect) is neither the manifest nor the config digest of the "
         "image: this is not the image you deployed by digest."
     ),
-    "history.count-mismatch": (
-        "The number of history entries that own a layer differs from the number of layers."
-    ),
-    "history.empty-layer-mismatch": (
-        "A history entry's empty_layer flag contradicts its layer."
-    ),
+    "history.count-mismatch": ("The number of history entries that own a layer differs from the number of layers."),
+    "history.empty-layer-mismatch": ("A history entry's empty_layer flag contradicts its layer."),
     "history.unexplained-change": (
         "A layer changes paths that its history line does not account for: the history may "
         "have been rewritten to hide what the step really did."
@@ -89,9 +83,7 @@ EXPLANATIONS: dict[str, str] = {
         "User, ...) that no step sets or that differs from the last step that sets it. At info: config "
         "values a later step that records nothing (a docker commit on a built image) may have set."
     ),
-    "history.time-anomaly": (
-        "Timestamps go backwards, lie in the future, or files are newer than their step."
-    ),
+    "history.time-anomaly": ("Timestamps go backwards, lie in the future, or files are newer than their step."),
     "file.binary-replaced": (
         "A path that held an executable is replaced by a different kind of file (an ELF by a "
         "script): the classic trojan wrapper."
@@ -110,10 +102,10 @@ EXPLANATIONS: dict[str, str] = {
 
 RAISED_BY: dict[str, str] = {
     "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors), "
-                         "forensics.archive.untrusted (config values of the wrong JSON type) and "
-                         "forensics.verify.structure (outer tar, layer streams)",
+    "forensics.archive.untrusted (config values of the wrong JSON type) and "
+    "forensics.verify.structure (outer tar, layer streams)",
     "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits) and "
-                              "forensics.archive.resolve (JSON documents: size and nesting)",
+    "forensics.archive.resolve (JSON documents: size and nesting)",
     "archive.unsafe-path": "forensics.verify.structure",
     "archive.duplicate-entry": "forensics.verify.structure",
     "archive.unknown-format": "forensics.archive.resolve",
@@ -131,14 +123,14 @@ RAISED_BY: dict[str, str] = {
     "history.count-mismatch": "forensics.history.mapping",
     "history.empty-layer-mismatch": "forensics.history.mapping",
     "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
-                                  "(container_config and legacy JSON copies of the record) and "
-                                  "forensics.history.provenance (BuildKit provenance attestations)",
+    "(container_config and legacy JSON copies of the record) and "
+    "forensics.history.provenance (BuildKit provenance attestations)",
     "history.package-file-modified": "forensics.history.pkgdigests",
     "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
-                               "forensics.history.trees (files in an extracted tree that do not look extracted), "
-                               "forensics.history.accounts (account entries against the step's account commands), "
-                               "forensics.history.copyhash (COPY/ADD source hashes) "
-                               "and forensics.history.config (the image config against the metadata steps)",
+    "forensics.history.trees (files in an extracted tree that do not look extracted), "
+    "forensics.history.accounts (account entries against the step's account commands), "
+    "forensics.history.copyhash (COPY/ADD source hashes) "
+    "and forensics.history.config (the image config against the metadata steps)",
     "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
     "file.binary-replaced": "forensics.history.content",
     "file.setuid-added": "forensics.history.content",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from forensics import __version__
 from forensics.archive.layerfs import norm_layer_path
@@ -18,12 +18,24 @@ from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
 from forensics.history.coverage import set_absent_platforms
+from forensics.models import (
+    Analysis,
+    Artifact,
+    ArtifactBlob,
+    Blob,
+    ConfigSummary,
+    FileEntry,
+    Finding,
+    HistoryEntry,
+    Image,
+    Layer,
+    NotExported,
+    Report,
+    Severity,
+    ToolInfo,
+)
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.packages.langdb import capture_name as lang_capture
-from forensics.models import (
-    Analysis, Artifact, ArtifactBlob, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, Layer,
-    NotExported, Report, Severity, ToolInfo,
-)
 from forensics.verify import blobs, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
 
@@ -49,7 +61,7 @@ def _capture(name: str, size: int) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
@@ -57,11 +69,15 @@ def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
         return None
     c = doc.obj(cfg, "config", "config") or {}
     return ConfigSummary(
-        os=doc.text(cfg, "os", "os"), architecture=doc.text(cfg, "architecture", "architecture"),
-        variant=doc.text(cfg, "variant", "variant"), created=doc.text(cfg, "created", "created", "medium"),
-        author=doc.text(cfg, "author", "author"), user=doc.text(c, "User", "config.User"),
+        os=doc.text(cfg, "os", "os"),
+        architecture=doc.text(cfg, "architecture", "architecture"),
+        variant=doc.text(cfg, "variant", "variant"),
+        created=doc.text(cfg, "created", "created", "medium"),
+        author=doc.text(cfg, "author", "author"),
+        user=doc.text(c, "User", "config.User"),
         workdir=doc.text(c, "WorkingDir", "config.WorkingDir"),
-        entrypoint=doc.texts(c, "Entrypoint", "config.Entrypoint"), cmd=doc.texts(c, "Cmd", "config.Cmd"),
+        entrypoint=doc.texts(c, "Entrypoint", "config.Entrypoint"),
+        cmd=doc.texts(c, "Cmd", "config.Cmd"),
         env=doc.texts(c, "Env", "config.Env") or [],
         exposed_ports=doc.key_set(c, "ExposedPorts", "config.ExposedPorts") or [],
         volumes=doc.key_set(c, "Volumes", "config.Volumes") or [],
@@ -72,21 +88,31 @@ def _config_summary(cfg: dict | None, doc: Doc) -> ConfigSummary | None:
 def _history(cfg: dict | None, doc: Doc, max_history: int) -> list[HistoryEntry]:
     raw = doc.objs(cfg, "history", "history", "medium") or []
     if len(raw) > max_history:
-        doc.findings.append(limit_finding(LimitHit("max_history", max_history, len(raw) - max_history),
-                                          doc.where, image=doc.image, entry=doc.entry))
+        doc.findings.append(
+            limit_finding(
+                LimitHit("max_history", max_history, len(raw) - max_history),
+                doc.where,
+                image=doc.image,
+                entry=doc.entry,
+            )
+        )
         raw = raw[:max_history]
     out: list[HistoryEntry] = []
     layer = 0
     for i, h in enumerate(raw):
         at = f"history[{i}]"
         empty = doc.flag(h, "empty_layer", f"{at}.empty_layer", "medium") is True
-        out.append(HistoryEntry(
-            index=i,
-            created=doc.text(h, "created", f"{at}.created", "medium"),
-            created_by=doc.text(h, "created_by", f"{at}.created_by", "medium"),
-            author=doc.text(h, "author", f"{at}.author"),
-            comment=doc.text(h, "comment", f"{at}.comment"),
-            empty_layer=empty, layer_index=None if empty else layer))
+        out.append(
+            HistoryEntry(
+                index=i,
+                created=doc.text(h, "created", f"{at}.created", "medium"),
+                created_by=doc.text(h, "created_by", f"{at}.created_by", "medium"),
+                author=doc.text(h, "author", f"{at}.author"),
+                comment=doc.text(h, "comment", f"{at}.comment"),
+                empty_layer=empty,
+                layer_index=None if empty else layer,
+            )
+        )
         if not empty:
             layer += 1
     return out
@@ -124,36 +150,51 @@ class _Allowance:
         return []
 
 
-def _build_image(img: ResolvedImage, files_by_entry: dict[str, list[FileEntry]], found: list[Finding],
-                 limits: Limits, allowance: _Allowance) -> Image:
+def _build_image(
+    img: ResolvedImage,
+    files_by_entry: dict[str, list[FileEntry]],
+    found: list[Finding],
+    limits: Limits,
+    allowance: _Allowance,
+) -> Image:
     """The image's model; the config's wrongly typed fields are appended to `found`."""
     layers_out: list[Layer] = []
     for lr in img.layers:
         d, e = lr.descriptor, lr.descriptor.entry
         docker = img.source == "docker"
         scan = e.layer if e is not None else None
-        layers_out.append(Layer(
-            index=lr.index,
-            digest=(_actual(d) if docker else d.digest),
-            size=(e.nbytes if docker and e is not None else d.size),
-            media_type=d.media_type, path_in_archive=d.path,
-            present=e is not None and e.error is None,  # a truncated blob is not the blob
-            actual_sha256=("sha256:" + e.sha256) if e is not None and e.sha256 else None,
-            actual_size=e.nbytes if e is not None else None,
-            compression=(scan.compression if scan else ("unknown" if e is not None else None)),
-            diff_id=scan.diff_id if scan else None, declared_diff_id=lr.declared_diff_id,
-            entries=len(scan.files) if scan else 0,
-            files=allowance.take(files_by_entry.get(e.path, []), e.name) if e is not None else [],
-        ))
+        layers_out.append(
+            Layer(
+                index=lr.index,
+                digest=(_actual(d) if docker else d.digest),
+                size=(e.nbytes if docker and e is not None else d.size),
+                media_type=d.media_type,
+                path_in_archive=d.path,
+                present=e is not None and e.error is None,  # a truncated blob is not the blob
+                actual_sha256=("sha256:" + e.sha256) if e is not None and e.sha256 else None,
+                actual_size=e.nbytes if e is not None else None,
+                compression=(scan.compression if scan else ("unknown" if e is not None else None)),
+                diff_id=scan.diff_id if scan else None,
+                declared_diff_id=lr.declared_diff_id,
+                entries=len(scan.files) if scan else 0,
+                files=allowance.take(files_by_entry.get(e.path, []), e.name) if e is not None else [],
+            )
+        )
     where = f"config {img.config.entry.name}" if img.config and img.config.entry else "config"
     doc = Doc(where, image=img.index, entry=img.config.entry.name if img.config and img.config.entry else None)
     config, history = _config_summary(img.config_doc, doc), _history(img.config_doc, doc, limits.max_history)
     found += doc.done()
     return Image(
-        index=img.index, refs=img.refs, platform=img.platform,
-        manifest_digest=_actual(img.manifest), manifest_media_type=img.manifest.media_type if img.manifest else None,
-        config_digest=_actual(img.config), declared_config_digest=img.config.digest if img.config else None,
-        config=config, layers=layers_out, history=history,
+        index=img.index,
+        refs=img.refs,
+        platform=img.platform,
+        manifest_digest=_actual(img.manifest),
+        manifest_media_type=img.manifest.media_type if img.manifest else None,
+        config_digest=_actual(img.config),
+        declared_config_digest=img.config.digest if img.config else None,
+        config=config,
+        layers=layers_out,
+        history=history,
         manifest_text=_text(img.manifest.entry.data) if img.manifest and img.manifest.entry else None,
         config_text=_text(img.config.entry.data) if img.config and img.config.entry else None,
     )
@@ -188,33 +229,64 @@ def _blob_kinds(res: Resolved) -> dict[str, str]:
 def _matches(d: Descriptor | None) -> bool:
     """The blob is there, whole, and its bytes are what the descriptor names."""
     e = d.entry if d is not None else None
-    return (e is not None and e.error is None and e.sha256 is not None and d.digest == "sha256:" + e.sha256
-            and (d.size is None or d.size == e.nbytes))
+    return (
+        e is not None
+        and e.error is None
+        and e.sha256 is not None
+        and d.digest == "sha256:" + e.sha256
+        and (d.size is None or d.size == e.nbytes)
+    )
 
 
 def _artifacts(res: Resolved) -> list[Artifact]:
     held = {_actual(d) for d in res.descriptors if d.entry is not None and d.role in ("top", "child")}
     out: list[Artifact] = []
     for n, art in enumerate(res.artifact_refs):
-        blobs = [ArtifactBlob(role="config" if b is art.config else "blob", media_type=b.media_type,
-                              digest=b.digest, size=b.size, present=b.entry is not None, verified=_matches(b),
-                              annotations=dict(list(b.annotations.items())[:16]))
-                 for b in ([art.config] if art.config is not None else []) + art.blobs]
-        out.append(Artifact(
-            index=n, kind=art.kind, artifact_type=art.artifact_type, manifest_digest=art.manifest.digest,
-            manifest_media_type=art.manifest.media_type or (
-                art.doc["mediaType"] if isinstance(art.doc.get("mediaType"), str) else None),
-            size=art.manifest.size, verified=_matches(art.manifest), subject=art.subject,
-            subject_in_archive=(art.subject in held) if art.subject else None, refs=art.refs, why=art.why,
-            blobs=blobs))
+        blobs = [
+            ArtifactBlob(
+                role="config" if b is art.config else "blob",
+                media_type=b.media_type,
+                digest=b.digest,
+                size=b.size,
+                present=b.entry is not None,
+                verified=_matches(b),
+                annotations=dict(list(b.annotations.items())[:16]),
+            )
+            for b in ([art.config] if art.config is not None else []) + art.blobs
+        ]
+        out.append(
+            Artifact(
+                index=n,
+                kind=art.kind,
+                artifact_type=art.artifact_type,
+                manifest_digest=art.manifest.digest,
+                manifest_media_type=art.manifest.media_type
+                or (art.doc["mediaType"] if isinstance(art.doc.get("mediaType"), str) else None),
+                size=art.manifest.size,
+                verified=_matches(art.manifest),
+                subject=art.subject,
+                subject_in_archive=(art.subject in held) if art.subject else None,
+                refs=art.refs,
+                why=art.why,
+                blobs=blobs,
+            )
+        )
     return out
 
 
 def _not_exported(res: Resolved) -> list[NotExported]:
-    return [NotExported(index_digest=ic.descriptor.digest if ic.descriptor else None, refs=ic.refs,
-                        digest=a.descriptor.digest, media_type=a.descriptor.media_type, kind=a.kind,
-                        platform=a.platform)
-            for ic in res.index_children for a in ic.absent]
+    return [
+        NotExported(
+            index_digest=ic.descriptor.digest if ic.descriptor else None,
+            refs=ic.refs,
+            digest=a.descriptor.digest,
+            media_type=a.descriptor.media_type,
+            kind=a.kind,
+            platform=a.platform,
+        )
+        for ic in res.index_children
+        for a in ic.absent
+    ]
 
 
 def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
@@ -228,8 +300,11 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
             continue
         kind = kinds.get(e.path)
         if kind is None:
-            if e.path in ("index.json", "manifest.json", "oci-layout", "repositories") or e.path.endswith(
-                    ("/json", "/VERSION")) or e.path == "VERSION":
+            if (
+                e.path in ("index.json", "manifest.json", "oci-layout", "repositories")
+                or e.path.endswith(("/json", "/VERSION"))
+                or e.path == "VERSION"
+            ):
                 kind = "metadata"
             elif e.path in res.referenced:
                 kind = "referenced"
@@ -238,8 +313,15 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
         declared = None
         if e.path.startswith("blobs/sha256/"):
             declared = "sha256:" + e.path.rsplit("/", 1)[-1]
-        out.append(Blob(name=e.name, digest=("sha256:" + e.sha256) if e.sha256 else None, size=e.nbytes,
-                        kind=kind, declared_digest=declared))
+        out.append(
+            Blob(
+                name=e.name,
+                digest=("sha256:" + e.sha256) if e.sha256 else None,
+                size=e.nbytes,
+                kind=kind,
+                declared_digest=declared,
+            )
+        )
     return out
 
 
@@ -263,12 +345,17 @@ def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Find
             f += blobs.check_media_type(lr.descriptor, "layer", image=img.index, layer=lr.index)
             checked.add(id(lr.descriptor))
         f += layers.check_layers(img)
-    roles = {"artifact-config": "artifact config", "artifact-blob": "artifact blob", "layer": "layer",
-             "config": "config"}
+    roles = {
+        "artifact-config": "artifact config",
+        "artifact-blob": "artifact blob",
+        "layer": "layer",
+        "config": "config",
+    }
     for d in res.descriptors:
         if id(d) not in checked:
-            f += blobs.check_descriptor(d, "index" if d.media_type and "index" in d.media_type
-                                        else roles.get(d.role, "blob"))
+            f += blobs.check_descriptor(
+                d, "index" if d.media_type and "index" in d.media_type else roles.get(d.role, "blob")
+            )
     f += blobs.check_not_exported(res)
     f += blobs.check_unreferenced(inv, res)
     f += structure.check_layer_stream(res)
@@ -308,9 +395,17 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
     return "clean"
 
 
-def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressFn | None = None,
-            limits: Limits | None = None, history: bool = True, command: list[str] | None = None,
-            verify_packages: str = "all", custody: Custody | None = None) -> Report:
+def analyze(
+    source: str,
+    *,
+    expect: list[str] | None = None,
+    progress: ProgressFn | None = None,
+    limits: Limits | None = None,
+    history: bool = True,
+    command: list[str] | None = None,
+    verify_packages: str = "all",
+    custody: Custody | None = None,
+) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
@@ -341,10 +436,19 @@ def analyze(source: str, *, expect: list[str] | None = None, progress: ProgressF
     report = Report(
         tool=ToolInfo(version=__version__),
         input=custody.input_info(inv),
-        format=res.format, images=images, blobs=_blobs(inv, res), artifacts=_artifacts(res),
-        not_exported=_not_exported(res), findings=findings,
-        analysis=Analysis(started=started, finished=_now(), seconds=round(time.monotonic() - t0, 3),
-                          command=command if command is not None else list(sys.argv), expect=expect),
+        format=res.format,
+        images=images,
+        blobs=_blobs(inv, res),
+        artifacts=_artifacts(res),
+        not_exported=_not_exported(res),
+        findings=findings,
+        analysis=Analysis(
+            started=started,
+            finished=_now(),
+            seconds=round(time.monotonic() - t0, 3),
+            command=command if command is not None else list(sys.argv),
+            expect=expect,
+        ),
     )
     report.verdict = verdict_for(findings, res.format)
     _count_absent_platforms(report)

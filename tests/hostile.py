@@ -14,8 +14,9 @@ import io
 import json
 import random
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import zstandard
 
@@ -66,8 +67,14 @@ class M:
     gid: int = 0
 
 
-_TARTYPE = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-            "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "char": tarfile.CHRTYPE}
+_TARTYPE = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+    "char": tarfile.CHRTYPE,
+}
 
 
 def _tarinfo(m: M) -> tarfile.TarInfo:
@@ -103,10 +110,19 @@ def tar_bytes(members: list[M | bytes], fmt: int = tarfile.PAX_FORMAT, end: bool
     return bytes(out)
 
 
-def header(name: bytes | str, *, size: int = 0, typeflag: bytes = b"0", linkname: bytes = b"",
-           size_field: bytes | None = None, mode: bytes = b"0000644\0", checksum: bytes | None = None,
-           magic: bytes = b"ustar\x0000", mtime_field: bytes | None = None,
-           uid_field: bytes | None = None) -> bytes:
+def header(
+    name: bytes | str,
+    *,
+    size: int = 0,
+    typeflag: bytes = b"0",
+    linkname: bytes = b"",
+    size_field: bytes | None = None,
+    mode: bytes = b"0000644\0",
+    checksum: bytes | None = None,
+    magic: bytes = b"ustar\x0000",
+    mtime_field: bytes | None = None,
+    uid_field: bytes | None = None,
+) -> bytes:
     """One raw 512-byte ustar header; fields may be overridden with hostile bytes."""
     if isinstance(name, str):
         name = name.encode("utf-8", "surrogateescape")
@@ -152,7 +168,7 @@ def pax_record(key: str, value: str | bytes) -> bytes:
 def strip_end(tar: bytes) -> bytes:
     """A tar without its trailing zero blocks (to append more members)."""
     end = len(tar)
-    while end >= BLOCK and tar[end - BLOCK:end].count(0) == BLOCK:
+    while end >= BLOCK and tar[end - BLOCK : end].count(0) == BLOCK:
         end -= BLOCK
     return tar[:end]
 
@@ -240,12 +256,14 @@ def zero_bomb(total: int, kind: str) -> tuple[bytes, str]:
 
 
 def default_layer() -> bytes:
-    return tar_bytes([
-        M("etc/", type="dir"),
-        M("etc/hostname", b"box\n"),
-        M("bin/", type="dir"),
-        M("bin/sh", b"\x7fELF" + b"\0" * 60, mode=0o755),
-    ])
+    return tar_bytes(
+        [
+            M("etc/", type="dir"),
+            M("etc/hostname", b"box\n"),
+            M("bin/", type="dir"),
+            M("bin/sh", b"\x7fELF" + b"\0" * 60, mode=0o755),
+        ]
+    )
 
 
 @dataclass
@@ -258,7 +276,7 @@ class Layer:
     media_type: str | None = None
 
     @classmethod
-    def of(cls, tar: bytes, compression: str = "gzip") -> "Layer":
+    def of(cls, tar: bytes, compression: str = "gzip") -> Layer:
         return cls(compress(tar, compression), sha(tar), compression)
 
     @property
@@ -289,11 +307,14 @@ class Oci:
 
     def config_doc(self) -> dict:
         return {
-            "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2023-11-14T22:13:20Z",
             "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
-            "history": [{"created": "2023-11-14T22:13:20Z", "created_by": f"ADD layer{i} /"}
-                        for i in range(len(self.layers))],
+            "history": [
+                {"created": "2023-11-14T22:13:20Z", "created_by": f"ADD layer{i} /"} for i in range(len(self.layers))
+            ],
         }
 
     def documents(self) -> tuple[bytes, bytes, bytes]:
@@ -302,18 +323,27 @@ class Oci:
             cfg = self.mutate_config(cfg) or cfg
         config = self.config_bytes if self.config_bytes is not None else jbytes(cfg)
         man = {
-            "schemaVersion": 2, "mediaType": MT_MANIFEST,
+            "schemaVersion": 2,
+            "mediaType": MT_MANIFEST,
             "config": {"mediaType": MT_CONFIG, "digest": sha(config), "size": len(config)},
-            "layers": [{"mediaType": layer.mt, "digest": sha(layer.blob), "size": len(layer.blob)}
-                       for layer in self.layers],
+            "layers": [
+                {"mediaType": layer.mt, "digest": sha(layer.blob), "size": len(layer.blob)} for layer in self.layers
+            ],
         }
         if self.mutate_manifest:
             man = self.mutate_manifest(man) or man
         manifest = self.manifest_bytes if self.manifest_bytes is not None else jbytes(man)
         idx = {
-            "schemaVersion": 2, "mediaType": MT_INDEX,
-            "manifests": [{"mediaType": MT_MANIFEST, "digest": sha(manifest), "size": len(manifest),
-                           "annotations": {"org.opencontainers.image.ref.name": self.ref}}],
+            "schemaVersion": 2,
+            "mediaType": MT_INDEX,
+            "manifests": [
+                {
+                    "mediaType": MT_MANIFEST,
+                    "digest": sha(manifest),
+                    "size": len(manifest),
+                    "annotations": {"org.opencontainers.image.ref.name": self.ref},
+                }
+            ],
         }
         if self.mutate_index:
             idx = self.mutate_index(idx) or idx
@@ -326,8 +356,11 @@ class Oci:
         for b in [config, manifest, *(layer.blob for layer in self.layers), *self.extra_blobs]:
             blobs.setdefault(hexof(b), b)
         out: list[M | bytes] = list(self.leading_members)
-        out += [M("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), M("blobs/", type="dir"),
-                M("blobs/sha256/", type="dir")]
+        out += [
+            M("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            M("blobs/", type="dir"),
+            M("blobs/sha256/", type="dir"),
+        ]
         out += [M(f"blobs/sha256/{h}", b) for h, b in sorted(blobs.items())]
         out.append(M("index.json", index))
         out += self.extra_members
@@ -348,17 +381,28 @@ class Oci:
                 p.write_bytes(m.data)
 
 
-def docker_archive(layers: list[bytes] | None = None, manifest_json: bytes | None = None,
-                   mutate_manifest: Callable[[list], Any] | None = None,
-                   extra_members: list[M | bytes] | None = None) -> bytes:
+def docker_archive(
+    layers: list[bytes] | None = None,
+    manifest_json: bytes | None = None,
+    mutate_manifest: Callable[[list], Any] | None = None,
+    extra_members: list[M | bytes] | None = None,
+) -> bytes:
     """A docker save (Docker 25+ style names: <hex>.json config, <diffid>.tar layers)."""
     layers = layers if layers is not None else [default_layer()]
-    cfg = {"architecture": "amd64", "os": "linux",
-           "rootfs": {"type": "layers", "diff_ids": [sha(t) for t in layers]},
-           "history": [{"created_by": f"ADD layer{i} /"} for i in range(len(layers))]}
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha(t) for t in layers]},
+        "history": [{"created_by": f"ADD layer{i} /"} for i in range(len(layers))],
+    }
     config = jbytes(cfg)
-    man = [{"Config": f"{hexof(config)}.json", "RepoTags": ["example.test/hostile:1"],
-            "Layers": [f"{hexof(t)}.tar" for t in layers]}]
+    man = [
+        {
+            "Config": f"{hexof(config)}.json",
+            "RepoTags": ["example.test/hostile:1"],
+            "Layers": [f"{hexof(t)}.tar" for t in layers],
+        }
+    ]
     if mutate_manifest:
         man = mutate_manifest(man) or man
     manifest = manifest_json if manifest_json is not None else jbytes(man)
@@ -378,8 +422,11 @@ def nested_indexes(depth: int, fanout: int, leaf: bytes) -> tuple[list[bytes], b
     blobs = []
     child, child_mt = leaf, MT_MANIFEST
     for _ in range(depth):
-        doc = {"schemaVersion": 2, "mediaType": MT_INDEX,
-               "manifests": [{"mediaType": child_mt, "digest": sha(child), "size": len(child)}] * fanout}
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MT_INDEX,
+            "manifests": [{"mediaType": child_mt, "digest": sha(child), "size": len(child)}] * fanout,
+        }
         child, child_mt = jbytes(doc), MT_INDEX
         blobs.append(child)
     return blobs, child
@@ -396,11 +443,17 @@ def cyclic_index(n: int = 2) -> tuple[list[bytes], bytes]:
     members = []
     for i, name in enumerate(names):
         nxt = names[(i + 1) % n]
-        doc = {"schemaVersion": 2, "mediaType": MT_INDEX,
-               "manifests": [{"mediaType": MT_INDEX, "digest": "sha256:" + nxt, "size": 1}]}
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MT_INDEX,
+            "manifests": [{"mediaType": MT_INDEX, "digest": "sha256:" + nxt, "size": 1}],
+        }
         members.append(M(f"blobs/sha256/{name}", jbytes(doc)))
-    top = {"schemaVersion": 2, "mediaType": MT_INDEX,
-           "manifests": [{"mediaType": MT_INDEX, "digest": "sha256:" + names[0], "size": 1}]}
+    top = {
+        "schemaVersion": 2,
+        "mediaType": MT_INDEX,
+        "manifests": [{"mediaType": MT_INDEX, "digest": "sha256:" + names[0], "size": 1}],
+    }
     return members, jbytes(top)
 
 
@@ -419,12 +472,13 @@ def deflate_corrupt(blob: bytes, at: int) -> bytes:
     return bytes(b)
 
 
-
 def image_tar(tmp_path, layers: list[list[M]], history: list[dict], name: str = "img.tar"):
     """An OCI archive of these layers (members) whose config carries this history: the
     history tests' image, every digest consistent. Returns its path."""
+
     def mutate(cfg):
         cfg["history"] = history
+
     path = tmp_path / name
     path.write_bytes(Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate).tar())
     return path

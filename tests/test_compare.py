@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, SAMPLES, analyzed, load_truth
 from typer.testing import CliRunner
 
-from conftest import CORPUS, SAMPLES, analyzed, load_truth
 from forensics.cli import app
 from forensics.compare import SelectionError, build_rules, compare, select_image
 from forensics.compare.noise import matches
@@ -45,6 +45,7 @@ def _corpus(rel: str) -> Path:
 
 
 # ----------------------------------------------------------------- the bundled forged pair
+
 
 def test_samples_forged_pair_history_equal_content_differs():
     truth = json.loads((SAMPLES / "relay-forged.truth.json").read_text())
@@ -82,8 +83,7 @@ def test_samples_forged_pair_cli_exit_1_and_json(tmp_path):
     data = json.loads(out.read_text())
     assert data["history_equal"] is True and data["content_equal"] is False
     assert data["divergence"]["step"] == 3
-    assert {f["code"] for f in data["findings"]} == {"compare.history-equal-content-differs",
-                                                     "compare.content-differs"}
+    assert {f["code"] for f in data["findings"]} == {"compare.history-equal-content-differs", "compare.content-differs"}
     res = run(GENUINE, FORGED, "--json", "-")
     assert res.exit_code == 1
     assert json.loads(res.output)["verdict"] == "differs"
@@ -123,6 +123,7 @@ def test_unreadable_input_exit_2(tmp_path):
 
 # ----------------------------------------------------------------- the shared corpus
 
+
 def _forged_pairs() -> list[tuple[str, str]]:
     pairs = []
     if not CORPUS.is_dir():
@@ -135,8 +136,9 @@ def _forged_pairs() -> list[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("genuine,forged", _forged_pairs() or [pytest.param("", "", marks=pytest.mark.skip(
-    reason="shared corpus absent"))])
+@pytest.mark.parametrize(
+    "genuine,forged", _forged_pairs() or [pytest.param("", "", marks=pytest.mark.skip(reason="shared corpus absent"))]
+)
 def test_corpus_forged_pairs_match_comparison_truth(genuine, forged):
     a, b = _corpus(f"attack/{genuine}"), _corpus(f"attack/{forged}")
     truth = load_truth(b)
@@ -227,6 +229,7 @@ def test_corpus_multi_image_selection():
 
 # ----------------------------------------------------------------- rebuild pairs built here
 
+
 def _generator():
     name = "make_samples_for_compare_tests"
     if name in sys.modules:
@@ -248,8 +251,9 @@ def _gz(data: bytes, mtime: int) -> bytes:
 RUN_LINE = "/bin/sh -c apt-get update && apt-get install -y relay-doc && adduser -S relay"
 
 
-def build_rebuild(tmp: Path, name: str, day: int, *, extra=(), shadow_hash: str = "!",
-                  run_line: str = RUN_LINE) -> Path:
+def build_rebuild(
+    tmp: Path, name: str, day: int, *, extra=(), shadow_hash: str = "!", run_line: str = RUN_LINE
+) -> Path:
     """The relay build as it comes out on `2026-01-<day>`: same steps, that day's noise."""
     g = _generator()
     t = [f"2026-01-{day:02d}T10:00:0{i}Z" for i in range(4)]
@@ -257,15 +261,22 @@ def build_rebuild(tmp: Path, name: str, day: int, *, extra=(), shadow_hash: str 
     run_entries = [
         g.d("etc", t[2]),
         g.f("etc/shadow", (g.SHADOW + f"relay:{shadow_hash}:{lastchg}:0:99999:7:::\n").encode(), t[2], 0o640),
-        g.d("var", t[2]), g.d("var/log", t[2]), g.d("var/log/apt", t[2]),
+        g.d("var", t[2]),
+        g.d("var/log", t[2]),
+        g.d("var/log/apt", t[2]),
         g.f("var/log/apt/history.log", f"Start-Date: {t[2]}\nInstall: relay-doc\n".encode(), t[2]),
-        g.d("var/cache", t[2]), g.d("var/cache/ldconfig", t[2]),
+        g.d("var/cache", t[2]),
+        g.d("var/cache/ldconfig", t[2]),
         g.f("var/cache/ldconfig/aux-cache", g.prng_bytes(f"aux{day}", 300), t[2], 0o600),
-        g.d("usr", t[2]), g.d("usr/lib", t[2]), g.d("usr/lib/relay", t[2]),
+        g.d("usr", t[2]),
+        g.d("usr/lib", t[2]),
+        g.d("usr/lib/relay", t[2]),
         g.f("usr/lib/relay/plugin.py", b"def run():\n    return 1\n", t[2]),
         g.d("usr/lib/relay/__pycache__", t[2]),
         g.f("usr/lib/relay/__pycache__/plugin.cpython-311.pyc", g.prng_bytes(f"pyc{day}", 120), t[2]),
-        g.d("usr/share", t[2]), g.d("usr/share/doc", t[2]), g.d("usr/share/doc/relay", t[2]),
+        g.d("usr/share", t[2]),
+        g.d("usr/share/doc", t[2]),
+        g.d("usr/share/doc/relay", t[2]),
         g.f("usr/share/doc/relay/changelog.gz", _gz(b"relay (5.2) stable\n" * 20, g.epoch(t[2])), t[2]),
         *extra,
     ]
@@ -290,12 +301,25 @@ def rebuilds(tmp_path_factory):
         "mon": build_rebuild(tmp, "mon", 12),
         "tue": build_rebuild(tmp, "tue", 21),
         "password": build_rebuild(tmp, "password", 21, shadow_hash="$6$salt$hash"),
-        "tmp-elf": build_rebuild(tmp, "tmp-elf", 21, extra=[
-            g.d("tmp", day2, 0o1777), g.f("tmp/.x", g.fake_elf("tmp", 4096, b"x"), day2, 0o755)]),
-        "build-id": build_rebuild(tmp, "build-id", 21, extra=[
-            g.d("srv", day2), g.f("srv/build-id.txt", b"21\n", day2)]),
-        "hostile": build_rebuild(tmp, "hostile", 21, run_line=RUN_LINE + " <img src=x onerror=alert(2)>", extra=[
-            g.d("srv", day2), g.f("srv/<script>alert(1)</script>", b"#!/bin/sh\necho '<b>x</b>'\n", day2, 0o755)]),
+        "tmp-elf": build_rebuild(
+            tmp,
+            "tmp-elf",
+            21,
+            extra=[g.d("tmp", day2, 0o1777), g.f("tmp/.x", g.fake_elf("tmp", 4096, b"x"), day2, 0o755)],
+        ),
+        "build-id": build_rebuild(
+            tmp, "build-id", 21, extra=[g.d("srv", day2), g.f("srv/build-id.txt", b"21\n", day2)]
+        ),
+        "hostile": build_rebuild(
+            tmp,
+            "hostile",
+            21,
+            run_line=RUN_LINE + " <img src=x onerror=alert(2)>",
+            extra=[
+                g.d("srv", day2),
+                g.f("srv/<script>alert(1)</script>", b"#!/bin/sh\necho '<b>x</b>'\n", day2, 0o755),
+            ],
+        ),
     }
 
 
@@ -325,7 +349,10 @@ def test_rebuild_without_default_noise_differs(rebuilds):
     data = json.loads(res.output)
     assert data["noise_rules"] == [] and data["noise"]["changed"] == []
     assert {d["path"] for d in data["content"]["changed"]} >= {
-        "/var/log/apt/history.log", "/etc/shadow", "/usr/share/doc/relay/changelog.gz"}
+        "/var/log/apt/history.log",
+        "/etc/shadow",
+        "/usr/share/doc/relay/changelog.gz",
+    }
     assert data["findings"][0]["code"] == "compare.history-equal-content-differs"
     res = run(rebuilds["mon"], rebuilds["tue"], "--drop-noise", "/etc/shadow", "--json", "-")
     assert res.exit_code == 1
@@ -380,9 +407,11 @@ def test_html_comparison_page_escapes_everything(rebuilds, tmp_path):
     assert "onerror=alert(2)>" not in page and "<img" not in page
     assert "/srv/&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
-    assert "default-src &#39;none&#39;; style-src &#39;unsafe-inline&#39;" in page or \
-        "default-src 'none'; style-src 'unsafe-inline'" in page
-    assert "http://" not in page and "https://" not in page and "<link rel=\"stylesheet\"" not in page
+    assert (
+        "default-src &#39;none&#39;; style-src &#39;unsafe-inline&#39;" in page
+        or "default-src 'none'; style-src 'unsafe-inline'" in page
+    )
+    assert "http://" not in page and "https://" not in page and '<link rel="stylesheet"' not in page
     assert "Content differs" in page and "Noise rules" in page
     # the CLI writes it too; the terminal output shows control characters escaped
     out = tmp_path / "cmp.html"

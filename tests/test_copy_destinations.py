@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hostile import M, Layer, Oci, tar_bytes
+from hostile import Layer, M, Oci, tar_bytes
+
 from forensics.pipeline import analyze
 
 H = "a" * 64
@@ -14,6 +15,7 @@ def scan(tmp_path, layers, history, workdir=None):
         cfg["history"] = history
         if workdir:
             cfg["config"]["WorkingDir"] = workdir
+
     oci = Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
     p = tmp_path / "img.tar"
     p.write_bytes(oci.tar())
@@ -33,33 +35,46 @@ BASE_STEP = {"created_by": "/bin/sh -c #(nop) ADD file:" + H + " in / "}
 
 def test_a_copied_file_named_wh_deletes_what_its_line_says(tmp_path):
     # classic: `COPY .wh.old.conf /etc/.wh.old.conf` is recorded with the whiteout's own name
-    r = scan(tmp_path, [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b"")]],
-             [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in /etc/.wh.old.conf "}])
+    r = scan(
+        tmp_path,
+        [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b"")]],
+        [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in /etc/.wh.old.conf "}],
+    )
     assert not unexplained(r)
     assert explained(r, 1)["/etc/old.conf"] == "COPY of a file named .wh.old.conf, which deletes /etc/old.conf"
 
 
 def test_a_wh_file_deletes_only_its_own_name(tmp_path):
     # The same line cannot account for deleting a sibling it does not name.
-    r = scan(tmp_path, [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b""), M("etc/.wh.keep.conf", b"")]],
-             [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in /etc/.wh.old.conf "}])
+    r = scan(
+        tmp_path,
+        [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b""), M("etc/.wh.keep.conf", b"")]],
+        [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in /etc/.wh.old.conf "}],
+    )
     assert unexplained(r) == {"/etc/keep.conf"}
 
 
 def test_buildkit_copy_of_a_wh_file_into_a_directory(tmp_path):
-    r = scan(tmp_path, [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b"")]],
-             [BASE_STEP, {"created_by": "COPY .wh.old.conf /etc/ # buildkit", "comment": "buildkit.dockerfile.v0"}])
+    r = scan(
+        tmp_path,
+        [BASE, [M("etc/", type="dir"), M("etc/.wh.old.conf", b"")]],
+        [BASE_STEP, {"created_by": "COPY .wh.old.conf /etc/ # buildkit", "comment": "buildkit.dockerfile.v0"}],
+    )
     assert not unexplained(r)
 
 
 def test_relative_destinations_follow_workdir_in_every_builder_form(tmp_path):
     layer = [M("app/", type="dir"), M("app/conf/", type="dir"), M("app/conf/hello.txt", b"hi\n", mode=0o640)]
     for line, comment in (
-            ("COPY --chown=1:2 --chmod=0640 hello.txt conf/ # buildkit", "buildkit.dockerfile.v0"),
-            (f"/bin/sh -c #(nop) COPY --chown=1:2 file:{H} in conf/ ", None),  # classic records --chown
-            (f"/bin/sh -c #(nop) COPY file:{H} in conf/ ", None)):  # buildah drops the flags
-        workdir = ({"created_by": "WORKDIR /app", "comment": "buildkit.dockerfile.v0", "empty_layer": True}
-                   if comment else {"created_by": "/bin/sh -c #(nop) WORKDIR /app", "empty_layer": True})
+        ("COPY --chown=1:2 --chmod=0640 hello.txt conf/ # buildkit", "buildkit.dockerfile.v0"),
+        (f"/bin/sh -c #(nop) COPY --chown=1:2 file:{H} in conf/ ", None),  # classic records --chown
+        (f"/bin/sh -c #(nop) COPY file:{H} in conf/ ", None),
+    ):  # buildah drops the flags
+        workdir = (
+            {"created_by": "WORKDIR /app", "comment": "buildkit.dockerfile.v0", "empty_layer": True}
+            if comment
+            else {"created_by": "/bin/sh -c #(nop) WORKDIR /app", "empty_layer": True}
+        )
         step = {"created_by": line, **({"comment": comment} if comment else {})}
         r = scan(tmp_path, [BASE, layer], [BASE_STEP, workdir, step])
         assert not unexplained(r), line
@@ -94,6 +109,9 @@ def test_a_wh_name_without_a_target_explains_no_deletion(tmp_path):
     # destination, never removes them: neither line accounts for deleting /opt.
     lower = BASE + [M("opt/", type="dir"), M("opt/tool", b"t\n")]
     for dest in ("/opt/.wh.", "/opt/.wh..", "/opt/sub/x"):
-        r = scan(tmp_path, [lower, [M(".wh.opt", b"")]],
-                 [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in {dest} "}])
+        r = scan(
+            tmp_path,
+            [lower, [M(".wh.opt", b"")]],
+            [BASE_STEP, {"created_by": f"/bin/sh -c #(nop) COPY file:{H} in {dest} "}],
+        )
         assert {"/opt", "/opt/tool"} <= unexplained(r), dest

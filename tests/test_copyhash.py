@@ -8,8 +8,8 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -24,8 +24,12 @@ Mutate = Callable[[list[tuple[tarfile.TarInfo, bytes]]], list[tuple[tarfile.TarI
 
 
 def statuses(report) -> dict[int, tuple[str, str | None]]:
-    return {h.index: (h.analysis.copy_hash.status, h.analysis.copy_hash.matched_as or h.analysis.copy_hash.reason)
-            for img in report.images for h in img.history if h.analysis and h.analysis.copy_hash}
+    return {
+        h.index: (h.analysis.copy_hash.status, h.analysis.copy_hash.matched_as or h.analysis.copy_hash.reason)
+        for img in report.images
+        for h in img.history
+        if h.analysis and h.analysis.copy_hash
+    }
 
 
 def mismatches(report) -> list:
@@ -121,6 +125,7 @@ def change_byte(name: str, old: bytes, new: bytes) -> Mutate:
                 data = data.replace(old, new)
             out.append((m, data))
         return out
+
     return mutate
 
 
@@ -129,6 +134,7 @@ def add_file(name: str, data: bytes, mode: int = 0o755) -> Mutate:
         ti = tarfile.TarInfo(name)
         ti.mode, ti.mtime = mode, members[-1][0].mtime
         return members + [(ti, data)]
+
     return mutate
 
 
@@ -138,6 +144,7 @@ def chmod(name: str, mode: int) -> Mutate:
             if m.name == name:
                 m.mode = mode
         return members
+
     return mutate
 
 
@@ -145,21 +152,56 @@ def chmod(name: str, mode: int) -> Mutate:
 
 
 EXPECTED = {
-    "classic-20.10.docker.tar.gz": {0: "verified", 1: "verified", 2: "cannot-recompute", 3: "verified",
-                                    4: "cannot-recompute", 5: "verified"},
-    "buildah-1.28-layers.oci.tar.gz": {0: "verified", 1: "verified", 2: "verified", 3: "verified",
-                                       4: "cannot-recompute", 5: "verified"},
-    "buildah-1.28-squash.docker.tar.gz": {0: "verified", 1: "verified", 2: "verified", 3: "verified",
-                                          4: "cannot-recompute", 5: "verified"},
-    "classic2-20.10.docker.tar.gz": {1: "verified", 2: "cannot-recompute", 3: "verified", 4: "cannot-recompute",
-                                     5: "cannot-recompute", 6: "verified"},
+    "classic-20.10.docker.tar.gz": {
+        0: "verified",
+        1: "verified",
+        2: "cannot-recompute",
+        3: "verified",
+        4: "cannot-recompute",
+        5: "verified",
+    },
+    "buildah-1.28-layers.oci.tar.gz": {
+        0: "verified",
+        1: "verified",
+        2: "verified",
+        3: "verified",
+        4: "cannot-recompute",
+        5: "verified",
+    },
+    "buildah-1.28-squash.docker.tar.gz": {
+        0: "verified",
+        1: "verified",
+        2: "verified",
+        3: "verified",
+        4: "cannot-recompute",
+        5: "verified",
+    },
+    "classic2-20.10.docker.tar.gz": {
+        1: "verified",
+        2: "cannot-recompute",
+        3: "verified",
+        4: "cannot-recompute",
+        5: "cannot-recompute",
+        6: "verified",
+    },
     "classic3-20.10.docker.tar.gz": {0: "verified"},  # a hard link: the context tar's link entry
     "buildah-1.28-recopy.oci.tar.gz": {0: "verified", 1: "verified"},  # an unchanged re-copy left out
-    "classic-from-20.10.docker.tar.gz": {0: "cannot-recompute", 1: "cannot-recompute", 2: "cannot-recompute",
-                                         3: "verified", 4: "cannot-recompute"},
+    "classic-from-20.10.docker.tar.gz": {
+        0: "cannot-recompute",
+        1: "cannot-recompute",
+        2: "cannot-recompute",
+        3: "verified",
+        4: "cannot-recompute",
+    },
     "buildah-from-1.28.oci.tar.gz": {0: "verified", 1: "verified", 2: "verified", 3: "verified", 4: "verified"},
-    "buildah2-1.28-layers.oci.tar.gz": {1: "verified", 2: "verified", 3: "verified", 4: "verified",
-                                        5: "verified", 6: "verified"},
+    "buildah2-1.28-layers.oci.tar.gz": {
+        1: "verified",
+        2: "verified",
+        3: "verified",
+        4: "verified",
+        5: "verified",
+        6: "verified",
+    },
 }
 
 
@@ -221,8 +263,12 @@ def test_buildah_forgery_is_critical_mismatch(tmp_path, how):
 
 
 def test_buildah_squashed_forgery_is_critical_mismatch(tmp_path):
-    forged = forge_docker(FIX / "buildah-1.28-squash.docker.tar.gz", 0,
-                          change_byte("app/run.sh", b"echo run", b"echo pwn"), tmp_path / "f.tar")
+    forged = forge_docker(
+        FIX / "buildah-1.28-squash.docker.tar.gz",
+        0,
+        change_byte("app/run.sh", b"echo run", b"echo pwn"),
+        tmp_path / "f.tar",
+    )
     report = analyze(str(forged))
     found = mismatches(report)
     assert [(f.severity.value, f.path) for f in found] == [("critical", "/app")]
@@ -234,15 +280,17 @@ def test_recopy_left_out_of_the_layer_verifies_and_is_never_called(tmp_path):
     copied, a forged file there is reported as not recomputable, never as a mismatch."""
     report = analyze(str(FIX / "buildah-1.28-recopy.oci.tar.gz"))
     assert "copied again" in statuses(report)[1][1]
-    forged = forge_oci(FIX / "buildah-1.28-recopy.oci.tar.gz", 1,
-                       change_byte("app/sub/data.txt", b"data", b"pwnd"), tmp_path / "f.tar")
+    forged = forge_oci(
+        FIX / "buildah-1.28-recopy.oci.tar.gz", 1, change_byte("app/sub/data.txt", b"data", b"pwnd"), tmp_path / "f.tar"
+    )
     report = analyze(str(forged))
     assert not mismatches(report)
     assert statuses(report)[1][0] == "cannot-recompute" and "already held files" in statuses(report)[1][1]
 
 
-@pytest.mark.parametrize("name,forge", [("classic2-20.10.docker.tar.gz", forge_docker),
-                                        ("buildah2-1.28-layers.oci.tar.gz", forge_oci)])
+@pytest.mark.parametrize(
+    "name,forge", [("classic2-20.10.docker.tar.gz", forge_docker), ("buildah2-1.28-layers.oci.tar.gz", forge_oci)]
+)
 def test_file_dropped_beside_a_single_copied_file_is_critical(tmp_path, name, forge):
     """`COPY hello.txt rel/` (WORKDIR /w): the hash proves which one file the step copied, for
     either builder, so a file beside it in the layer is not the step's."""
@@ -258,8 +306,9 @@ def test_file_dropped_beside_a_single_copied_file_is_critical(tmp_path, name, fo
 
 def test_classic_forgery_is_no_longer_verified_but_not_called(tmp_path):
     """The classic hash covers the source's context path: a non-match is not proof."""
-    forged = forge_docker(FIX / "classic-20.10.docker.tar.gz", 1,
-                          change_byte("app/run.sh", b"echo run", b"echo pwn"), tmp_path / "f.tar")
+    forged = forge_docker(
+        FIX / "classic-20.10.docker.tar.gz", 1, change_byte("app/run.sh", b"echo run", b"echo pwn"), tmp_path / "f.tar"
+    )
     report = analyze(str(forged))
     st = statuses(report)
     assert st[1][0] == "cannot-recompute" and "build context" in st[1][1]
@@ -269,8 +318,14 @@ def test_classic_forgery_is_no_longer_verified_but_not_called(tmp_path):
 def test_without_the_buildah_label_no_mismatch_is_called(tmp_path):
     def strip(cfg):
         cfg["config"]["Labels"] = {}
-    forged = forge_oci(FIX / "buildah-1.28-layers.oci.tar.gz", 1,
-                       change_byte("app/run.sh", b"echo run", b"echo pwn"), tmp_path / "f.tar", config_edit=strip)
+
+    forged = forge_oci(
+        FIX / "buildah-1.28-layers.oci.tar.gz",
+        1,
+        change_byte("app/run.sh", b"echo run", b"echo pwn"),
+        tmp_path / "f.tar",
+        config_edit=strip,
+    )
     report = analyze(str(forged))
     assert not mismatches(report)
     assert statuses(report)[1][0] == "cannot-recompute"
@@ -314,8 +369,9 @@ def test_long_names_split_as_go_does():
 
 def test_tarsum_entry_is_moby_v1_header_then_content():
     e = FileEntry(path="/x/hello.txt", type="file", mode=0o644, uid=0, gid=0, size=6, mtime=0)
-    want = hashlib.sha256(b"namehello.txtmode420uid0gid0size6typeflag0linknameunamegnamedevmajor0devminor0"
-                          b"hello\n").hexdigest()
+    want = hashlib.sha256(
+        b"namehello.txtmode420uid0gid0size6typeflag0linknameunamegnamedevmajor0devminor0hello\n"
+    ).hexdigest()
     assert copyhash._tarsum_entry("hello.txt", e, b"hello\n") == want
 
 

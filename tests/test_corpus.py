@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CORPUS, analyzed, corpus_samples, load_truth
+
 from forensics.archive.scan import InputError
 
 SAMPLES = corpus_samples()
@@ -56,8 +56,11 @@ def test_digests_match_truth(sample):
             assert got.present == wl["present"]
             if not wl["present"]:
                 continue
-            dup = [a for a in truth["anomalies"]
-                   if a["code"] == "archive.duplicate-entry" and a.get("entry") == wl.get("path_in_archive")]
+            dup = [
+                a
+                for a in truth["anomalies"]
+                if a["code"] == "archive.duplicate-entry" and a.get("entry") == wl.get("path_in_archive")
+            ]
             if dup:  # which copy a reader keeps is its choice: the truth describes the first one
                 copies = [b.digest for b in r.blobs if b.name == wl["path_in_archive"]]
                 assert wl["actual_sha256"] in copies
@@ -93,13 +96,19 @@ def test_planted_anomalies_reported(sample):
     truth = load_truth(sample)
     r = _report(sample)
     missing = [a for a in truth["anomalies"] if not any(_matches(f, a) for f in r.findings)]
-    assert not missing, "not reported: " + "; ".join(
-        f"{a['code']} {a.get('subject')}" for a in missing) + "\nreported: " + "; ".join(
-        f"{f.code} {f.subject} layer={f.layer} history={f.history} path={f.path}" for f in r.findings)
+    assert not missing, (
+        "not reported: "
+        + "; ".join(f"{a['code']} {a.get('subject')}" for a in missing)
+        + "\nreported: "
+        + "; ".join(f"{f.code} {f.subject} layer={f.layer} history={f.history} path={f.path}" for f in r.findings)
+    )
 
 
-@pytest.mark.parametrize("sample", [s for s in SAMPLES if not load_truth(s)["anomalies"]],
-                         ids=[i for s, i in zip(SAMPLES, IDS) if not load_truth(s)["anomalies"]])
+@pytest.mark.parametrize(
+    "sample",
+    [s for s in SAMPLES if not load_truth(s)["anomalies"]],
+    ids=[i for s, i in zip(SAMPLES, IDS) if not load_truth(s)["anomalies"]],
+)
 def test_clean_samples_have_no_false_alarms(sample):
     truth = load_truth(sample)
     r = _report(sample)

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from hostile import M, image_tar
+
 from forensics.pipeline import analyze
-from forensics.render.text import render_text
 from forensics.render.html import render_html
+from forensics.render.text import render_text
 
 
 def _image(tmp_path):
-    base = [M("etc/", type="dir"), M("etc/os-release", b"ID=test\n"), M("usr/", type="dir"),
-            M("usr/local/", type="dir"), M("usr/local/bin/", type="dir")]
-    step = [M("etc/", type="dir"), M("etc/app.conf", b"mode=prod\n"),  # echo: verified
-            M("usr/", type="dir"), M("usr/local/", type="dir"), M("usr/local/bin/", type="dir"),
-            M("usr/local/bin/app", b"\x7fELF" + b"\0" * 1020, mode=0o755),  # curl -o: unverifiable
-            M("usr/local/bin/extra", b"#!/bin/sh\n")]  # nobody's
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
-               {"created_by": "/bin/sh -c echo mode=prod > /etc/app.conf && curl -fsSL -o /usr/local/bin/app "
-                              "https://example.invalid/app && chmod +x /usr/local/bin/app"}]
+    base = [
+        M("etc/", type="dir"),
+        M("etc/os-release", b"ID=test\n"),
+        M("usr/", type="dir"),
+        M("usr/local/", type="dir"),
+        M("usr/local/bin/", type="dir"),
+    ]
+    step = [
+        M("etc/", type="dir"),
+        M("etc/app.conf", b"mode=prod\n"),  # echo: verified
+        M("usr/", type="dir"),
+        M("usr/local/", type="dir"),
+        M("usr/local/bin/", type="dir"),
+        M("usr/local/bin/app", b"\x7fELF" + b"\0" * 1020, mode=0o755),  # curl -o: unverifiable
+        M("usr/local/bin/extra", b"#!/bin/sh\n"),
+    ]  # nobody's
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:4f0e9c0cb8d4 in / "},
+        {
+            "created_by": "/bin/sh -c echo mode=prod > /etc/app.conf && curl -fsSL -o /usr/local/bin/app "
+            "https://example.invalid/app && chmod +x /usr/local/bin/app"
+        },
+    ]
     return analyze(str(image_tar(tmp_path, [base, step], history)))
 
 

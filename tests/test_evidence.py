@@ -53,8 +53,7 @@ def listing(d: Path) -> dict[str, tuple[int, int, str]]:
     out = {}
     for p in sorted(d.rglob("*")):
         st = p.lstat()
-        out[str(p.relative_to(d))] = (st.st_size, st.st_mtime_ns,
-                                      sha(p) if p.is_file() and not p.is_symlink() else "")
+        out[str(p.relative_to(d))] = (st.st_size, st.st_mtime_ns, sha(p) if p.is_file() and not p.is_symlink() else "")
     return out
 
 
@@ -71,8 +70,10 @@ def case(tmp_path, monkeypatch):
 @pytest.fixture
 def no_read(monkeypatch):
     """Fail the test if the input is read at all."""
+
     def refuse(*a, **kw):
         raise AssertionError("the input was read before the outputs were checked")
+
     monkeypatch.setattr(forensics.pipeline, "scan_input", refuse)
 
 
@@ -140,8 +141,12 @@ def test_keep_input_over_the_redirected_stdin_is_refused(case):
     """`scan - --keep-input x.tar < x.tar` would truncate the file being read."""
     before = sha(case / "suspect.tar")
     with open(case / "suspect.tar", "rb") as stdin:
-        r = subprocess.run([sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "suspect.tar"],
-                           stdin=stdin, capture_output=True, cwd=case)
+        r = subprocess.run(
+            [sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "suspect.tar"],
+            stdin=stdin,
+            capture_output=True,
+            cwd=case,
+        )
     assert r.returncode == 2 and b"redirected from" in r.stderr, r.stderr
     assert sha(case / "suspect.tar") == before
 
@@ -153,6 +158,7 @@ def test_report_does_not_overwrite_its_result(case, monkeypatch):
 
     def refuse(*a):
         raise AssertionError("the result was read before the output was checked")
+
     monkeypatch.setattr(forensics.cli_report, "load_report", refuse)
     line = one_error_line(cli("report", "r.json", "--html", "./r.json"))
     assert "r.json" in line and sha(case / "r.json") == before
@@ -235,8 +241,13 @@ def test_sigterm_while_keeping_a_stream_leaves_no_partial_file(case):
     """The kept copy is a temporary file while the stream is read: SIGTERM removes it."""
     (case / "kept.tar").write_bytes(b"an earlier copy")
     data = SAMPLE.read_bytes()
-    p = subprocess.Popen([sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "kept.tar", "-q"],
-                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=case)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "kept.tar", "-q"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=case,
+    )
     try:
         p.stdin.write(data[: len(data) // 2])
         p.stdin.flush()
@@ -260,6 +271,7 @@ def test_sigterm_while_keeping_a_stream_leaves_no_partial_file(case):
 @pytest.fixture
 def tamper_after_reading(monkeypatch):
     """Run `change` between the analysis (the last read of the input) and the final check."""
+
     def install(change):
         real = forensics.pipeline.analyze
 
@@ -267,7 +279,9 @@ def tamper_after_reading(monkeypatch):
             report = real(*a, **kw)
             change()
             return report
+
         monkeypatch.setattr(forensics.pipeline, "analyze", analyze_then_change)
+
     return install
 
 
@@ -320,6 +334,7 @@ def test_unchanged_input_is_hashed_twice(case, monkeypatch):
     def counting(fh, name):
         reads.append(os.fstat(fh.fileno()).st_ino)
         return real_digest(fh, name)
+
     monkeypatch.setattr(hashlib, "file_digest", counting)
     assert cli("scan", "suspect.tar", "--json", "r.json", "-q").exit_code == 0
     assert reads == [(case / "suspect.tar").stat().st_ino]
@@ -333,8 +348,12 @@ def test_unchanged_input_is_hashed_twice(case, monkeypatch):
 def test_keep_input_on_a_piped_archive(case):
     data = SAMPLE.read_bytes()
     cat = subprocess.Popen(["cat", str(SAMPLE)], stdout=subprocess.PIPE)
-    r = subprocess.run([sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "kept.tar",
-                        "--json", "r.json"], stdin=cat.stdout, capture_output=True, cwd=case)
+    r = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", "-", "--keep-input", "kept.tar", "--json", "r.json"],
+        stdin=cat.stdout,
+        capture_output=True,
+        cwd=case,
+    )
     cat.stdout.close()
     cat.wait()
     assert r.returncode == 0, r.stderr
@@ -355,7 +374,7 @@ def test_keep_input_keeps_damaged_streams_whole(case):
     import gzip
 
     data = gzip.compress(SAMPLE.read_bytes())
-    data = data[: len(data) // 2] + b"\xff" * 4096 + data[len(data) // 2:]
+    data = data[: len(data) // 2] + b"\xff" * 4096 + data[len(data) // 2 :]
     r = cli("scan", "-", "--keep-input", "kept.tar.gz", "--json", "r.json", "-q", stdin=data)
     assert r.exit_code == 2, r.output  # unreadable, but the report and the copy are written
     doc = Report.model_validate_json((case / "r.json").read_bytes())

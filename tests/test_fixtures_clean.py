@@ -17,7 +17,10 @@ ARCHIVES = sorted(p for p in FIXTURES.glob("*/*.tar*") if "forged" not in p.name
 @pytest.mark.parametrize("archive", ARCHIVES, ids=[f"{p.parent.name}/{p.name}" for p in ARCHIVES])
 def test_real_tool_fixture_has_nothing_at_medium_or_above(archive):
     report = analyze(str(archive))
-    alarms = [(f.code, f.severity.value, f.detail[:160]) for f in report.findings
-              if f.severity.value in ("critical", "high", "medium")]
+    alarms = [
+        (f.code, f.severity.value, f.detail[:160])
+        for f in report.findings
+        if f.severity.value in ("critical", "high", "medium")
+    ]
     assert not alarms
     assert report.verdict == "clean"

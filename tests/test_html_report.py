@@ -24,8 +24,21 @@ from pathlib import Path
 import pytest
 
 from forensics.models import (
-    Analysis, Blob, ConfigSummary, FileEntry, Finding, HistoryEntry, Image, InputInfo, Layer, PathChange, Report,
-    Severity, StepAnalysis, StepInstruction, ToolInfo,
+    Analysis,
+    Blob,
+    ConfigSummary,
+    FileEntry,
+    Finding,
+    HistoryEntry,
+    Image,
+    InputInfo,
+    Layer,
+    PathChange,
+    Report,
+    Severity,
+    StepAnalysis,
+    StepInstruction,
+    ToolInfo,
 )
 from forensics.pipeline import analyze
 from forensics.render.html import render_html, script_hash
@@ -56,6 +69,7 @@ PAYLOADS = [XSS_SCRIPT, XSS_IMG]
 
 
 # ---------------------------------------------------------------- page parsing
+
 
 class Page(HTMLParser):
     """Everything the checks need from one HTML document."""
@@ -126,8 +140,22 @@ def check_self_contained(html: str) -> Page:
         assert not key.startswith("on"), f"event handler attribute <{tag} {key}>"
         if "url(" in value:
             assert all(u.startswith("#") for u in re.findall(r"url\(([^)]*)\)", value)), value
-    forbidden = {"img", "iframe", "object", "embed", "base", "form", "link", "audio", "video", "source", "frame",
-                 "image", "use", "foreignobject"}
+    forbidden = {
+        "img",
+        "iframe",
+        "object",
+        "embed",
+        "base",
+        "form",
+        "link",
+        "audio",
+        "video",
+        "source",
+        "frame",
+        "image",
+        "use",
+        "foreignobject",
+    }
     found = {t for t, _ in page.tags} & forbidden
     # the one <link> allowed is the data: favicon that stops the browser asking for /favicon.ico
     links = [a for t, a in page.tags if t == "link"]
@@ -173,6 +201,7 @@ def corpus_or_skip(rel: str) -> Path:
 
 # ---------------------------------------------------------------- real archives
 
+
 @pytest.mark.parametrize("archive", SAMPLES, ids=[p.name for p in SAMPLES])
 def test_sample_reports(archive: Path):
     report = analyze(str(archive))
@@ -212,12 +241,13 @@ def test_unreadable_and_broken_archives_render():
         html = render_html(report)
         check_report_page(report, html)
         if rel.endswith("layer-blob-missing.oci.tar"):
-            svg = html[html.index("<svg"):html.index("</svg>")]
+            svg = html[html.index("<svg") : html.index("</svg>")]
             assert "edge-broken" in svg and "MISSING" in svg and "blob missing" in svg
             assert "layer (missing)" in html
 
 
 # ---------------------------------------------------------------- hostile archive
+
 
 def _tar(entries: list[tuple[str, bytes | None, dict]]) -> bytes:
     buf = io.BytesIO()
@@ -244,38 +274,73 @@ def _digest(data: bytes) -> str:
 def build_hostile_archive(path: Path, payloads: list[str] = PAYLOADS) -> Path:
     """An OCI archive whose attacker-controlled strings all carry the payloads; every digest is right."""
     p1, p2 = payloads[0], payloads[-1]
-    layer0_tar = _tar([("bin/", None, {}), ("bin/sh", b"\x7fELF" + b"\0" * 60, {"mode": 0o755}),
-                       ("etc/", None, {}), ("etc/motd", b"hello\n", {})])
-    layer1_tar = _tar([("srv/", None, {}),
-                       (f"srv/{p1}", b"#!/bin/sh\necho pwned\n", {"mode": 0o4755}),
-                       (f"srv/{p2}", b"x\n", {}),
-                       (f"srv/{XSS_SVG}", b"y\n", {})])
+    layer0_tar = _tar(
+        [
+            ("bin/", None, {}),
+            ("bin/sh", b"\x7fELF" + b"\0" * 60, {"mode": 0o755}),
+            ("etc/", None, {}),
+            ("etc/motd", b"hello\n", {}),
+        ]
+    )
+    layer1_tar = _tar(
+        [
+            ("srv/", None, {}),
+            (f"srv/{p1}", b"#!/bin/sh\necho pwned\n", {"mode": 0o4755}),
+            (f"srv/{p2}", b"x\n", {}),
+            (f"srv/{XSS_SVG}", b"y\n", {}),
+        ]
+    )
     layers = [gzip.compress(t, mtime=0) for t in (layer0_tar, layer1_tar)]
     config = {
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Env": [f"PAYLOAD={p1}"], "Entrypoint": ["/bin/sh", "-c", p2],
-                   "Labels": {"org.example.title": p1, f"x{p2}": p2}, "User": p2, "WorkingDir": f"/srv/{p1}"},
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {
+            "Env": [f"PAYLOAD={p1}"],
+            "Entrypoint": ["/bin/sh", "-c", p2],
+            "Labels": {"org.example.title": p1, f"x{p2}": p2},
+            "User": p2,
+            "WorkingDir": f"/srv/{p1}",
+        },
         "rootfs": {"type": "layers", "diff_ids": [_digest(t) for t in (layer0_tar, layer1_tar)]},
         "history": [
             {"created": "2024-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:abc in / "},
-            {"created": "2024-01-01T00:00:01Z", "created_by": f"/bin/sh -c echo '{p1}' && touch '{p2}'",
-             "comment": p1, "author": p2},
+            {
+                "created": "2024-01-01T00:00:01Z",
+                "created_by": f"/bin/sh -c echo '{p1}' && touch '{p2}'",
+                "comment": p1,
+                "author": p2,
+            },
         ],
     }
     config_bytes = json.dumps(config).encode()
     manifest = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config_bytes),
-                   "size": len(config_bytes)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _digest(b),
-                    "size": len(b)} for b in layers],
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _digest(config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _digest(b), "size": len(b)}
+            for b in layers
+        ],
         "annotations": {"org.example.note": p1},
     }
     manifest_bytes = json.dumps(manifest).encode()
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                            "digest": _digest(manifest_bytes), "size": len(manifest_bytes),
-                            "annotations": {"org.opencontainers.image.ref.name": f"evil/app:{p1}{p2}"}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": _digest(manifest_bytes),
+                "size": len(manifest_bytes),
+                "annotations": {"org.opencontainers.image.ref.name": f"evil/app:{p1}{p2}"},
+            }
+        ],
+    }
     entries: list[tuple[str, bytes | None, dict]] = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}', {})]
     for blob in (*layers, config_bytes, manifest_bytes):
         entries.append((f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}", blob, {}))
@@ -314,7 +379,7 @@ def test_payloads_in_an_archive_render_as_text(tmp_path: Path):
         assert f"/srv/{p}" in page.text  # file listing
         assert f"evil/app:{XSS_SCRIPT}{XSS_IMG}" in page.text  # tag, image card and SVG title
     assert f"org.example.title={XSS_SCRIPT}" in page.text  # label
-    svg = html[html.index("<svg"):html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     assert "&lt;script&gt;" in svg and "<script" not in svg
 
 
@@ -330,91 +395,219 @@ def test_payloads_in_a_constructed_report_everywhere():
 
 # ---------------------------------------------------------------- constructed reports (history analysis)
 
+
 def _report_with_analysis(payload: str = "", n_files: int = 3) -> Report:
-    files0 = [FileEntry(path="/bin", type="dir", mode=0o755, uid=0, gid=0, size=0, mtime=0),
-              FileEntry(path="/bin/busybox", type="file", mode=0o755, uid=0, gid=0, size=10, mtime=0,
-                        sha256="a" * 64, kind="elf")]
-    files1 = [FileEntry(path=f"/usr/local/bin/relayd{payload}", type="file", mode=0o755, uid=0, gid=0, size=200,
-                        mtime=0, sha256="b" * 64, kind="script"),
-              FileEntry(path="/usr/bin/sudo", type="file", mode=0o4755, uid=0, gid=0, size=99, mtime=0,
-                        sha256="c" * 64, kind="elf"),
-              FileEntry(path=f"/etc/crontabs/root{payload}", type="file", mode=0o600, uid=0, gid=0, size=40, mtime=0,
-                        sha256="d" * 64, kind="data")]
-    files1 += [FileEntry(path=f"/var/lib/relay/f{i}", type="file", mode=0o644, uid=100, gid=101, size=i, mtime=0)
-               for i in range(n_files)]
+    files0 = [
+        FileEntry(path="/bin", type="dir", mode=0o755, uid=0, gid=0, size=0, mtime=0),
+        FileEntry(
+            path="/bin/busybox", type="file", mode=0o755, uid=0, gid=0, size=10, mtime=0, sha256="a" * 64, kind="elf"
+        ),
+    ]
+    files1 = [
+        FileEntry(
+            path=f"/usr/local/bin/relayd{payload}",
+            type="file",
+            mode=0o755,
+            uid=0,
+            gid=0,
+            size=200,
+            mtime=0,
+            sha256="b" * 64,
+            kind="script",
+        ),
+        FileEntry(
+            path="/usr/bin/sudo", type="file", mode=0o4755, uid=0, gid=0, size=99, mtime=0, sha256="c" * 64, kind="elf"
+        ),
+        FileEntry(
+            path=f"/etc/crontabs/root{payload}",
+            type="file",
+            mode=0o600,
+            uid=0,
+            gid=0,
+            size=40,
+            mtime=0,
+            sha256="d" * 64,
+            kind="data",
+        ),
+    ]
+    files1 += [
+        FileEntry(path=f"/var/lib/relay/f{i}", type="file", mode=0o644, uid=100, gid=101, size=i, mtime=0)
+        for i in range(n_files)
+    ]
     d0, d1, cfg, man = ("sha256:" + c * 64 for c in "0123")
     layers = [
-        Layer(index=0, digest=d0, size=100, media_type="application/vnd.oci.image.layer.v1.tar+gzip",
-              path_in_archive=f"blobs/sha256/{d0[7:]}", present=True, actual_sha256=d0, actual_size=100,
-              compression="gzip", diff_id="sha256:" + "e" * 64, declared_diff_id="sha256:" + "e" * 64,
-              entries=len(files0), files=files0),
-        Layer(index=1, digest=d1, size=200, media_type="application/vnd.oci.image.layer.v1.tar+gzip",
-              path_in_archive=f"blobs/sha256/{d1[7:]}", present=True, actual_sha256=d1, actual_size=200,
-              compression="gzip", diff_id="sha256:" + "f" * 64, declared_diff_id="sha256:" + "f" * 64,
-              entries=len(files1), files=files1),
+        Layer(
+            index=0,
+            digest=d0,
+            size=100,
+            media_type="application/vnd.oci.image.layer.v1.tar+gzip",
+            path_in_archive=f"blobs/sha256/{d0[7:]}",
+            present=True,
+            actual_sha256=d0,
+            actual_size=100,
+            compression="gzip",
+            diff_id="sha256:" + "e" * 64,
+            declared_diff_id="sha256:" + "e" * 64,
+            entries=len(files0),
+            files=files0,
+        ),
+        Layer(
+            index=1,
+            digest=d1,
+            size=200,
+            media_type="application/vnd.oci.image.layer.v1.tar+gzip",
+            path_in_archive=f"blobs/sha256/{d1[7:]}",
+            present=True,
+            actual_sha256=d1,
+            actual_size=200,
+            compression="gzip",
+            diff_id="sha256:" + "f" * 64,
+            declared_diff_id="sha256:" + "f" * 64,
+            entries=len(files1),
+            files=files1,
+        ),
     ]
     findings = [
-        Finding(code="file.binary-replaced", severity=Severity.critical, subject=f"layer[1]:/usr/local/bin/relayd{payload}",
-                detail=f"ELF replaced by a script {payload}", image=0, layer=1, history=2,
-                path=f"/usr/local/bin/relayd{payload}", evidence={"before": {"kind": "elf"}, "after": payload or "script"}),
-        Finding(code="history.unexplained-change", severity=Severity.high, subject="history[2]",
-                detail=f"layer 1 changes paths its history line does not account for {payload}", image=0, layer=1,
-                history=2, evidence={"paths": [f"/etc/crontabs/root{payload}"]}),
-        Finding(code="blob.unreferenced", severity=Severity.low, subject="sha256:" + "9" * 64,
-                detail="nothing refers to it", digest="sha256:" + "9" * 64, entry="blobs/sha256/" + "9" * 64),
+        Finding(
+            code="file.binary-replaced",
+            severity=Severity.critical,
+            subject=f"layer[1]:/usr/local/bin/relayd{payload}",
+            detail=f"ELF replaced by a script {payload}",
+            image=0,
+            layer=1,
+            history=2,
+            path=f"/usr/local/bin/relayd{payload}",
+            evidence={"before": {"kind": "elf"}, "after": payload or "script"},
+        ),
+        Finding(
+            code="history.unexplained-change",
+            severity=Severity.high,
+            subject="history[2]",
+            detail=f"layer 1 changes paths its history line does not account for {payload}",
+            image=0,
+            layer=1,
+            history=2,
+            evidence={"paths": [f"/etc/crontabs/root{payload}"]},
+        ),
+        Finding(
+            code="blob.unreferenced",
+            severity=Severity.low,
+            subject="sha256:" + "9" * 64,
+            detail="nothing refers to it",
+            digest="sha256:" + "9" * 64,
+            entry="blobs/sha256/" + "9" * 64,
+        ),
     ]
-    explained = [PathChange(path=f"/var/lib/relay/f{i}", change="added", type="file", size=i,
-                            explained_by="RUN mkdir /var/lib/relay") for i in range(n_files)]
+    explained = [
+        PathChange(
+            path=f"/var/lib/relay/f{i}", change="added", type="file", size=i, explained_by="RUN mkdir /var/lib/relay"
+        )
+        for i in range(n_files)
+    ]
     unexplained = [
-        PathChange(path=f"/usr/local/bin/relayd{payload}", change="modified", type="file", what=["content", "type"],
-                   sha256="b" * 64, before_sha256="5" * 64),
+        PathChange(
+            path=f"/usr/local/bin/relayd{payload}",
+            change="modified",
+            type="file",
+            what=["content", "type"],
+            sha256="b" * 64,
+            before_sha256="5" * 64,
+        ),
         PathChange(path=f"/etc/crontabs/root{payload}", change="added", type="file", size=40, sha256="d" * 64),
         PathChange(path="/usr/local/lib/relayd.real", change="deleted", type="file"),
     ]
     history = [
-        HistoryEntry(index=0, created="2024-01-01T00:00:00Z", created_by="/bin/sh -c #(nop) ADD file:abc in / ",
-                     layer_index=0,
-                     analysis=StepAnalysis(instruction=StepInstruction(kind="ADD", builder="classic", dest="/"),
-                                           counts={"added": 2, "modified": 0, "deleted": 0, "explained": 2,
-                                                   "unexplained": 0},
-                                           explained=[PathChange(path="/bin/busybox", change="added", type="file",
-                                                                 explained_by="ADD to /")])),
-        HistoryEntry(index=1, created="2024-01-01T00:00:01Z", created_by=f"/bin/sh -c #(nop) USER {payload}",
-                     empty_layer=True,
-                     analysis=StepAnalysis(instruction=StepInstruction(kind="USER", builder="classic",
-                                                                       metadata_only=True))),
-        HistoryEntry(index=2, created="2024-01-01T00:00:02Z",
-                     created_by=f"/bin/sh -c adduser relay && mkdir /var/lib/relay {payload}", layer_index=1,
-                     comment=payload or None, author=payload or None,
-                     analysis=StepAnalysis(instruction=StepInstruction(kind="RUN", builder="classic", args=payload),
-                                           counts={"added": n_files + 1, "modified": 1, "deleted": 1,
-                                                   "explained": n_files, "unexplained": 3},
-                                           explained=explained, unexplained=unexplained, findings=[0, 1])),
+        HistoryEntry(
+            index=0,
+            created="2024-01-01T00:00:00Z",
+            created_by="/bin/sh -c #(nop) ADD file:abc in / ",
+            layer_index=0,
+            analysis=StepAnalysis(
+                instruction=StepInstruction(kind="ADD", builder="classic", dest="/"),
+                counts={"added": 2, "modified": 0, "deleted": 0, "explained": 2, "unexplained": 0},
+                explained=[PathChange(path="/bin/busybox", change="added", type="file", explained_by="ADD to /")],
+            ),
+        ),
+        HistoryEntry(
+            index=1,
+            created="2024-01-01T00:00:01Z",
+            created_by=f"/bin/sh -c #(nop) USER {payload}",
+            empty_layer=True,
+            analysis=StepAnalysis(instruction=StepInstruction(kind="USER", builder="classic", metadata_only=True)),
+        ),
+        HistoryEntry(
+            index=2,
+            created="2024-01-01T00:00:02Z",
+            created_by=f"/bin/sh -c adduser relay && mkdir /var/lib/relay {payload}",
+            layer_index=1,
+            comment=payload or None,
+            author=payload or None,
+            analysis=StepAnalysis(
+                instruction=StepInstruction(kind="RUN", builder="classic", args=payload),
+                counts={"added": n_files + 1, "modified": 1, "deleted": 1, "explained": n_files, "unexplained": 3},
+                explained=explained,
+                unexplained=unexplained,
+                findings=[0, 1],
+            ),
+        ),
     ]
-    img = Image(index=0, refs=[f"example/relay:5.2{payload}"], platform="linux/amd64", manifest_digest=man,
-                manifest_media_type="application/vnd.oci.image.manifest.v1+json", config_digest=cfg,
-                declared_config_digest=cfg,
-                config=ConfigSummary(os="linux", architecture="amd64", user=payload or None,
-                                     entrypoint=["/usr/local/bin/relayd", payload], env=[f"A={payload}"],
-                                     labels={f"k{payload}": f"v{payload}"}, exposed_ports=["2525/tcp"]),
-                layers=layers, history=history,
-                manifest_text=json.dumps({"note": payload, "schemaVersion": 2}), config_text="{not json " + payload)
-    blobs = [Blob(name=f"blobs/sha256/{d[7:]}", digest=d, size=s, kind=k, declared_digest=d)
-             for d, s, k in ((d0, 100, "layer"), (d1, 200, "layer"), (cfg, 300, "config"), (man, 400, "manifest"))]
-    blobs += [Blob(name="index.json", digest="sha256:" + "8" * 64, size=10, kind="metadata"),
-              Blob(name="blobs/sha256/" + "9" * 64, digest="sha256:" + "9" * 64, size=5, kind="unreferenced",
-                   declared_digest="sha256:" + "9" * 64)]
-    return Report(tool=ToolInfo(version="0.1.0"),
-                  input=InputInfo(path=f"/cases/{payload or 'x'}.tar", size=12345, sha256="sha256:" + "7" * 64),
-                  format="oci-archive", verdict="tampered", images=[img], blobs=blobs, findings=findings,
-                  analysis=Analysis(started="2024-01-01T00:00:00Z", finished="2024-01-01T00:00:01Z", seconds=1.0,
-                                    command=["forensics", "scan", f"{payload or 'x'}.tar"]))
+    img = Image(
+        index=0,
+        refs=[f"example/relay:5.2{payload}"],
+        platform="linux/amd64",
+        manifest_digest=man,
+        manifest_media_type="application/vnd.oci.image.manifest.v1+json",
+        config_digest=cfg,
+        declared_config_digest=cfg,
+        config=ConfigSummary(
+            os="linux",
+            architecture="amd64",
+            user=payload or None,
+            entrypoint=["/usr/local/bin/relayd", payload],
+            env=[f"A={payload}"],
+            labels={f"k{payload}": f"v{payload}"},
+            exposed_ports=["2525/tcp"],
+        ),
+        layers=layers,
+        history=history,
+        manifest_text=json.dumps({"note": payload, "schemaVersion": 2}),
+        config_text="{not json " + payload,
+    )
+    blobs = [
+        Blob(name=f"blobs/sha256/{d[7:]}", digest=d, size=s, kind=k, declared_digest=d)
+        for d, s, k in ((d0, 100, "layer"), (d1, 200, "layer"), (cfg, 300, "config"), (man, 400, "manifest"))
+    ]
+    blobs += [
+        Blob(name="index.json", digest="sha256:" + "8" * 64, size=10, kind="metadata"),
+        Blob(
+            name="blobs/sha256/" + "9" * 64,
+            digest="sha256:" + "9" * 64,
+            size=5,
+            kind="unreferenced",
+            declared_digest="sha256:" + "9" * 64,
+        ),
+    ]
+    return Report(
+        tool=ToolInfo(version="0.1.0"),
+        input=InputInfo(path=f"/cases/{payload or 'x'}.tar", size=12345, sha256="sha256:" + "7" * 64),
+        format="oci-archive",
+        verdict="tampered",
+        images=[img],
+        blobs=blobs,
+        findings=findings,
+        analysis=Analysis(
+            started="2024-01-01T00:00:00Z",
+            finished="2024-01-01T00:00:01Z",
+            seconds=1.0,
+            command=["forensics", "scan", f"{payload or 'x'}.tar"],
+        ),
+    )
 
 
 def _article(html: str, anchor: str) -> str:
     start = html.index(f'id="{anchor}"')
     start = html.rindex("<article", 0, start)
-    return html[start:html.index("</article>", start)]
+    return html[start : html.index("</article>", start)]
 
 
 def test_history_analysis_rendering():
@@ -426,26 +619,26 @@ def test_history_analysis_rendering():
     assert "Poisoned step" in poisoned
     # counts, then the unexplained paths in their own table, then the explained ones folded
     assert poisoned.index('class="counts"') < poisoned.index("unexplained-table") < poisoned.index("<details")
-    unexplained_part = poisoned[poisoned.index("unexplained-table"):poisoned.index("<details")]
+    unexplained_part = poisoned[poisoned.index("unexplained-table") : poisoned.index("<details")]
     for path in ("/usr/local/bin/relayd", "/etc/crontabs/root", "/usr/local/lib/relayd.real"):
         assert path in unexplained_part
     assert "/var/lib/relay/f0" not in unexplained_part
-    assert "/var/lib/relay/f0" in poisoned[poisoned.index("<details"):]
+    assert "/var/lib/relay/f0" in poisoned[poisoned.index("<details") :]
     assert 'href="#finding-0"' in poisoned and 'href="#finding-1"' in poisoned
     ok = _article(html, "step-0-0")
     assert ok.startswith('<article class="step step-ok"')
     assert "step-poisoned" not in _article(html, "step-0-1")
     # the overview table row and the summary alert point at it
     assert re.search(r'<tr class="step-poisoned">\s*<td class="num"><a href="#step-0-2">', html)
-    summary = html[html.index('id="summary"'):html.index('id="evidence"')]
+    summary = html[html.index('id="summary"') : html.index('id="evidence"')]
     assert 'href="#step-0-2"' in summary and "Suspect history steps" in summary
     # the flagged path rows stand out in the file listing, and setuid is visible
-    files = html[html.index('id="files"'):html.index('id="structure"')]
+    files = html[html.index('id="files"') : html.index('id="structure"')]
     assert re.search(r"<tr class=\"flagged\"><td>/etc/crontabs/root", files)
     assert "4755 -rwsr-xr-x" in files
     assert '<details class="layer flagged" id="layer-0-1" open>' in files
     # the appendix shows JSON re-indented and non-JSON raw
-    appendix = html[html.index('id="appendix"'):]
+    appendix = html[html.index('id="appendix"') :]
     assert "JSON, re-indented" in appendix and "raw (not valid JSON)" in appendix
     assert "note&#34;: &#34;&#34;" in appendix or '"note": ""' in Page(appendix).text
 
@@ -458,7 +651,7 @@ def test_history_without_analysis_renders():
     html = render_html(report)
     check_report_page(report, html)
     assert "The history analysis is not part of this result" in html
-    assert "step step-poisoned" not in html and "<tr class=\"step-poisoned\">" not in html
+    assert "step step-poisoned" not in html and '<tr class="step-poisoned">' not in html
     assert _article(html, "step-0-2").startswith('<article class="step step-unanalyzed"')
     assert _article(html, "step-0-1").startswith('<article class="step step-empty"')
 
@@ -467,14 +660,23 @@ def test_layer_finding_without_history_marks_the_owning_step():
     report = _report_with_analysis()
     for h in report.images[0].history:
         h.analysis = None
-    report.findings = [Finding(code="layer.diffid-mismatch", severity=Severity.critical, subject="layer[1]",
-                               detail="diff_id differs", image=0, layer=1, digest=report.images[0].layers[1].digest,
-                               entry=report.images[0].layers[1].path_in_archive,
-                               evidence={"declared": "sha256:" + "f" * 64, "actual": "sha256:" + "a" * 64})]
+    report.findings = [
+        Finding(
+            code="layer.diffid-mismatch",
+            severity=Severity.critical,
+            subject="layer[1]",
+            detail="diff_id differs",
+            image=0,
+            layer=1,
+            digest=report.images[0].layers[1].digest,
+            entry=report.images[0].layers[1].path_in_archive,
+            evidence={"declared": "sha256:" + "f" * 64, "actual": "sha256:" + "a" * 64},
+        )
+    ]
     html = render_html(report)
     check_report_page(report, html)
     assert _article(html, "step-0-2").startswith('<article class="step step-poisoned"')
-    ledger = html[html.index('id="ledger"'):html.index('id="history"')]
+    ledger = html[html.index('id="ledger"') : html.index('id="history"')]
     rows = re.findall(r"<tr class=\"state-[a-z]+\">.*?</tr>", ledger, flags=re.S)
     row = next(r for r in rows if report.images[0].layers[1].path_in_archive in r)
     assert 'class="state-fail"' in row and "mark-fail" in row and "layer.diffid-mismatch" in row
@@ -483,29 +685,72 @@ def test_layer_finding_without_history_marks_the_owning_step():
 
 # ---------------------------------------------------------------- size
 
+
 def _big_report(n_files: int, n_layers: int) -> Report:
     report = _report_with_analysis(n_files=0)
     img = report.images[0]
     per = n_files // n_layers
     layers, history = [], []
     for li in range(n_layers):
-        files = [FileEntry(path=f"/usr/share/data/pkg{li}/sub{i % 97}/file-{i:06d}.dat", type="file", mode=0o644,
-                           uid=0, gid=0, size=i, mtime=1_700_000_000.0, sha256=hashlib.sha256(b"%d" % i).hexdigest(),
-                           kind="data") for i in range(per)]
+        files = [
+            FileEntry(
+                path=f"/usr/share/data/pkg{li}/sub{i % 97}/file-{i:06d}.dat",
+                type="file",
+                mode=0o644,
+                uid=0,
+                gid=0,
+                size=i,
+                mtime=1_700_000_000.0,
+                sha256=hashlib.sha256(b"%d" % i).hexdigest(),
+                kind="data",
+            )
+            for i in range(per)
+        ]
         d = "sha256:" + hashlib.sha256(b"layer%d" % li).hexdigest()
-        layers.append(Layer(index=li, digest=d, size=per * 100, media_type="application/vnd.oci.image.layer.v1.tar+gzip",
-                            path_in_archive=f"blobs/sha256/{d[7:]}", present=True, actual_sha256=d,
-                            actual_size=per * 100, compression="gzip", entries=per, files=files))
-        changes = [PathChange(path=f.path, change="added", type="file", size=f.size, sha256=f.sha256,
-                              explained_by="COPY . /usr/share/data") for f in files]
-        history.append(HistoryEntry(index=li, created_by=f"COPY data{li} /usr/share/data # buildkit", layer_index=li,
-                                    analysis=StepAnalysis(instruction=StepInstruction(kind="COPY", builder="buildkit"),
-                                                          counts={"added": per, "explained": per, "unexplained": 0},
-                                                          explained=changes)))
+        layers.append(
+            Layer(
+                index=li,
+                digest=d,
+                size=per * 100,
+                media_type="application/vnd.oci.image.layer.v1.tar+gzip",
+                path_in_archive=f"blobs/sha256/{d[7:]}",
+                present=True,
+                actual_sha256=d,
+                actual_size=per * 100,
+                compression="gzip",
+                entries=per,
+                files=files,
+            )
+        )
+        changes = [
+            PathChange(
+                path=f.path,
+                change="added",
+                type="file",
+                size=f.size,
+                sha256=f.sha256,
+                explained_by="COPY . /usr/share/data",
+            )
+            for f in files
+        ]
+        history.append(
+            HistoryEntry(
+                index=li,
+                created_by=f"COPY data{li} /usr/share/data # buildkit",
+                layer_index=li,
+                analysis=StepAnalysis(
+                    instruction=StepInstruction(kind="COPY", builder="buildkit"),
+                    counts={"added": per, "explained": per, "unexplained": 0},
+                    explained=changes,
+                ),
+            )
+        )
     img.layers, img.history = layers, history
     report.findings = []
-    report.blobs = [Blob(name=l.path_in_archive, digest=l.digest, size=l.size, kind="layer",
-                         declared_digest=l.digest) for l in layers]
+    report.blobs = [
+        Blob(name=l.path_in_archive, digest=l.digest, size=l.size, kind="layer", declared_digest=l.digest)
+        for l in layers
+    ]
     return report
 
 
@@ -526,6 +771,7 @@ def test_100k_files_report_stays_small(n_layers: int):
 
 
 # ---------------------------------------------------------------- the `forensics report` command
+
 
 def _forensics(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "forensics", *args], input=stdin, capture_output=True, timeout=120)
@@ -580,6 +826,7 @@ def test_csp_hash_matches_script():
 
 # ---------------------------------------------------------------- templates and view model hygiene
 
+
 def test_templates_escape_everything():
     from markupsafe import Markup
 
@@ -623,8 +870,18 @@ def test_odd_values_from_a_hand_edited_json_render():
     img.config = None
     img.refs = []
     img.manifest_digest = None
-    report.findings.append(Finding(code="not.a-known-code", severity=Severity.info, subject="", detail="", image=7,
-                                   layer=3, history=9, evidence={"x": [1, {"y": None}]}))
+    report.findings.append(
+        Finding(
+            code="not.a-known-code",
+            severity=Severity.info,
+            subject="",
+            detail="",
+            image=7,
+            layer=3,
+            history=9,
+            evidence={"x": [1, {"y": None}]},
+        )
+    )
     report.analysis = None
     html = render_html(report)
     page = check_self_contained(html)

@@ -13,14 +13,15 @@ import random
 import string
 
 import pytest
+from conftest import CORPUS
 
 from forensics.history.instructions import Instruction, instruction_effects, parse_created_by
 from forensics.history.shellwords import RunEffects, norm_path, run_effects, split_words, tokenize
 
-from conftest import CORPUS
-
 ALPINE_ADD = "/bin/sh -c #(nop) ADD file:37a76ec18f9887751cd8473744917d08b7431fc4085097bb6a09d81b41775473 in / "
-BUSYBOX_COPY = "/bin/sh -c #(nop) COPY file:01b0553b128d4b3874da2687f49510d7a1f9882a69db52690c33df2a986d2d7f in /bin/busybox "
+BUSYBOX_COPY = (
+    "/bin/sh -c #(nop) COPY file:01b0553b128d4b3874da2687f49510d7a1f9882a69db52690c33df2a986d2d7f in /bin/busybox "
+)
 BUSYBOX_ETC = (
     "/bin/sh -c mkdir -p /root /tmp /etc/crontabs /usr/local/bin /usr/sbin /var/log && chmod 1777 /tmp && "
     "printf 'root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\\n' > /etc/passwd && "
@@ -93,10 +94,14 @@ def test_classic_add_file_in_root():
 
 
 def test_classic_copy_forms():
-    d = parsed("/bin/sh -c #(nop) COPY dir:52a02f349fdf3329d8c118a3368697315304c76aa943cebd5828445adc0866ef in /srv/lantern/ ")
+    d = parsed(
+        "/bin/sh -c #(nop) COPY dir:52a02f349fdf3329d8c118a3368697315304c76aa943cebd5828445adc0866ef in /srv/lantern/ "
+    )
     assert (d.kind, d.dest, d.dest_is_dir) == ("COPY", "/srv/lantern", True)
     assert d.sources == ["dir:52a02f349fdf3329d8c118a3368697315304c76aa943cebd5828445adc0866ef"]
-    f = parsed("/bin/sh -c #(nop) COPY file:0e6849fa2574654d175722220a0e00a163e440b167d0a2e1091def965675767b in /etc/relay/relay.conf ")
+    f = parsed(
+        "/bin/sh -c #(nop) COPY file:0e6849fa2574654d175722220a0e00a163e440b167d0a2e1091def965675767b in /etc/relay/relay.conf "
+    )
     assert (f.dest, f.dest_is_dir) == ("/etc/relay/relay.conf", False)
     chown = parsed("/bin/sh -c #(nop) COPY --chown=1000:1000 file:4b9e6c2d in /x ")
     assert chown.flags == {"chown": "1000:1000"} and chown.sources == ["file:4b9e6c2d"] and chown.dest == "/x"
@@ -110,7 +115,9 @@ def test_classic_workdir_writes():
 
 
 def test_classic_run_and_build_args():
-    ins = parsed("/bin/sh -c apt-get update && apt-get install -y --no-install-recommends netcat-openbsd && apt-get clean && rm -rf /var/lib/apt/lists/*")
+    ins = parsed(
+        "/bin/sh -c apt-get update && apt-get install -y --no-install-recommends netcat-openbsd && apt-get clean && rm -rf /var/lib/apt/lists/*"
+    )
     assert (ins.kind, ins.builder) == ("RUN", "classic")
     assert ins.shell.startswith("apt-get update && ")
     assert ins.argv is None and ins.build_args == {}
@@ -179,7 +186,13 @@ def test_buildkit_run_exec_form():
     [
         ("COPY docker-entrypoint.sh /usr/local/bin/ # buildkit", ["docker-entrypoint.sh"], "/usr/local/bin", True, {}),
         ("COPY . /app # buildkit", ["."], "/app", False, {}),
-        ("COPY --chown=app:app --chmod=755 src/ /app/ # buildkit", ["src/"], "/app", True, {"chown": "app:app", "chmod": "755"}),
+        (
+            "COPY --chown=app:app --chmod=755 src/ /app/ # buildkit",
+            ["src/"],
+            "/app",
+            True,
+            {"chown": "app:app", "chmod": "755"},
+        ),
         ("COPY /opt/java/openjdk /opt/java/openjdk # buildkit", ["/opt/java/openjdk"], "/opt/java/openjdk", False, {}),
         ("ADD https://x/y.tar.gz /tmp/ # buildkit", ["https://x/y.tar.gz"], "/tmp", True, {}),
         ("ADD alpine-minirootfs-3.19.tar.gz / # buildkit", ["alpine-minirootfs-3.19.tar.gz"], "/", True, {}),
@@ -207,7 +220,11 @@ def test_buildkit_copy_add(line, sources, dest, is_dir, flags):
         ("EXPOSE [80/tcp]", "EXPOSE", "[80/tcp]"),
         ("USER app", "USER", "app"),
         ('SHELL ["/bin/bash" "-o" "pipefail" "-c"]', "SHELL", '["/bin/bash" "-o" "pipefail" "-c"]'),
-        ("HEALTHCHECK &{[\"CMD-SHELL\" \"curl -f http://localhost/ || exit 1\"] \"30s\" \"3s\" \"0s\" \"0s\" '\\x03'}", "HEALTHCHECK", None),
+        (
+            'HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/ || exit 1"] "30s" "3s" "0s" "0s" \'\\x03\'}',
+            "HEALTHCHECK",
+            None,
+        ),
         ("STOPSIGNAL SIGQUIT", "STOPSIGNAL", "SIGQUIT"),
         ("VOLUME [/data]", "VOLUME", "[/data]"),
         ("ONBUILD RUN echo hi", "ONBUILD", "RUN echo hi"),
@@ -292,7 +309,13 @@ def test_buildah_run_with_build_args():
 
 def test_kaniko_lines():
     cp = parsed("COPY --from=builder /go/bin/app /app", "", "kaniko")
-    assert (cp.kind, cp.builder, cp.flags, cp.sources, cp.dest) == ("COPY", "kaniko", {"from": "builder"}, ["/go/bin/app"], "/app")
+    assert (cp.kind, cp.builder, cp.flags, cp.sources, cp.dest) == (
+        "COPY",
+        "kaniko",
+        {"from": "builder"},
+        ["/go/bin/app"],
+        "/app",
+    )
     # --from alone says kaniko: BuildKit never records it.
     assert parsed("COPY --from=builder /go/bin/app /app").builder == "kaniko"
     run = parsed("RUN apt-get install -y curl", "", "kaniko")
@@ -408,7 +431,11 @@ def test_official_image_gosu_install():
 @pytest.mark.parametrize(
     ("cmd", "manager", "names"),
     [
-        ("apt-get install -y --no-install-recommends curl ca-certificates=20230311", "apt-get", ["curl", "ca-certificates"]),
+        (
+            "apt-get install -y --no-install-recommends curl ca-certificates=20230311",
+            "apt-get",
+            ["curl", "ca-certificates"],
+        ),
         ("apt-get -qq -o Dpkg::Options::=--force-confnew install -t bookworm-backports -y git", "apt-get", ["git"]),
         ("apk add --no-cache --virtual .build-deps gcc musl-dev", "apk", ["gcc", "musl-dev"]),
         ("apk add --no-cache 'tzdata>=2024a' su-exec", "apk", ["tzdata", "su-exec"]),
@@ -418,7 +445,11 @@ def test_official_image_gosu_install():
         ("zypper --non-interactive in -y curl", "zypper", ["curl"]),
         ("rpm -Uvh /tmp/pkg-1.0.rpm", "rpm", ["/tmp/pkg-1.0.rpm"]),
         ("dpkg -i /tmp/x.deb", "dpkg", ["/tmp/x.deb"]),
-        ("pip install --no-cache-dir flask==2.0 'gunicorn>=20' requests[socks]", "pip", ["flask", "gunicorn", "requests"]),
+        (
+            "pip install --no-cache-dir flask==2.0 'gunicorn>=20' requests[socks]",
+            "pip",
+            ["flask", "gunicorn", "requests"],
+        ),
         ("python3 -m pip install -U pip setuptools", "pip", ["pip", "setuptools"]),
         ("pip3.11 install uvicorn", "pip", ["uvicorn"]),
         ("npm install -g npm@10.2.4 @angular/cli@17", "npm", ["npm", "@angular/cli"]),
@@ -460,7 +491,12 @@ def test_redirections():
 
 def test_cd_and_relative_paths():
     fx = run_effects("cd /usr/src/app && mkdir -p build logs && touch build/.keep && cd .. && echo > top.txt")
-    assert fx.written_paths == {"/usr/src/app/build", "/usr/src/app/logs", "/usr/src/app/build/.keep", "/usr/src/top.txt"}
+    assert fx.written_paths == {
+        "/usr/src/app/build",
+        "/usr/src/app/logs",
+        "/usr/src/app/build/.keep",
+        "/usr/src/top.txt",
+    }
     wd = run_effects("mkdir data && cp ../conf.ini data/", workdir="/srv/app")
     assert wd.written_paths >= {"/srv/app/data", "/srv/app/data/conf.ini"}
     assert run_effects("cd && touch .profile").written_paths == {"/root/.profile"}
@@ -490,7 +526,7 @@ def test_opaque_commands():
         'sh -c "$CMD"',
         "make install",
         ". /etc/profile.d/x.sh",
-        "eval \"$(ssh-agent -s)\"",
+        'eval "$(ssh-agent -s)"',
         "$PYTHON setup.py install",
         "wget -qO- https://x/i.sh | bash -s -- --yes",
         "python3 -c 'import os; os.system(\"x\")'",
@@ -536,10 +572,12 @@ def test_heredocs():
 
 
 def test_copy_move_install_link():
-    fx = run_effects("cp /src/a.conf /etc/app/ && cp -a /build/out /opt/app && mv /tmp/x /tmp/y /opt/ && "
-                     "install -m 755 -o root bin/tool /usr/local/bin/ && install -d -m 700 /var/lib/app && "
-                     "ln -sf /usr/share/zoneinfo/UTC /etc/localtime && ln -s /opt/app/bin/app /usr/local/bin/",
-                     workdir="/build")
+    fx = run_effects(
+        "cp /src/a.conf /etc/app/ && cp -a /build/out /opt/app && mv /tmp/x /tmp/y /opt/ && "
+        "install -m 755 -o root bin/tool /usr/local/bin/ && install -d -m 700 /var/lib/app && "
+        "ln -sf /usr/share/zoneinfo/UTC /etc/localtime && ln -s /opt/app/bin/app /usr/local/bin/",
+        workdir="/build",
+    )
     assert {"/etc/app", "/etc/app/a.conf", "/opt/app", "/usr/local/bin/tool", "/var/lib/app",
             "/etc/localtime", "/usr/local/bin/app"} <= fx.written_paths  # fmt: skip
     assert {"/opt/x", "/opt/y"} <= fx.written_trees  # mv may move directories
@@ -551,26 +589,32 @@ def test_copy_move_install_link():
 
 
 def test_metadata_changes():
-    fx = run_effects("chmod 4755 /usr/local/bin/p && chmod -x /bin/q && chmod u+s,g-w /r && chown -R app:app /app /data "
-                     "&& chgrp staff /s && chmod --reference=/etc/a /etc/b && setcap cap_net_bind_service=+ep /usr/bin/node")
+    fx = run_effects(
+        "chmod 4755 /usr/local/bin/p && chmod -x /bin/q && chmod u+s,g-w /r && chown -R app:app /app /data "
+        "&& chgrp staff /s && chmod --reference=/etc/a /etc/b && setcap cap_net_bind_service=+ep /usr/bin/node"
+    )
     assert {"/usr/local/bin/p", "/bin/q", "/r", "/app", "/data", "/s", "/etc/b", "/usr/bin/node"} <= fx.written_paths
     assert fx.modified_trees == {"/app", "/data"}
     assert "/etc/a" not in fx.written_paths
 
 
 def test_sed_in_place():
-    fx = run_effects("sed -i 's/a/b/' /etc/ssh/sshd_config && sed -ri -e 's/x/y/' -e 's/p/q/' /etc/f1 /etc/f2 && "
-                     "sed -i.bak 's/1/2/' /etc/f3 && sed 's/q/r/' /etc/ro > /etc/out && sed --in-place=.orig s/a/b/ /etc/f4")
+    fx = run_effects(
+        "sed -i 's/a/b/' /etc/ssh/sshd_config && sed -ri -e 's/x/y/' -e 's/p/q/' /etc/f1 /etc/f2 && "
+        "sed -i.bak 's/1/2/' /etc/f3 && sed 's/q/r/' /etc/ro > /etc/out && sed --in-place=.orig s/a/b/ /etc/f4"
+    )
     assert {"/etc/ssh/sshd_config", "/etc/f1", "/etc/f2", "/etc/f3", "/etc/f4", "/etc/out"} <= fx.written_paths
     assert "/etc/ro" not in fx.written_paths and "/etc/ro" in fx.named_paths
 
 
 def test_archives_and_downloads():
-    fx = run_effects("cd /tmp && curl -fsSLO https://x/y/node-v20.tar.xz && tar -xJf node-v20.tar.xz -C /usr/local "
-                     "--strip-components=1 && rm node-v20.tar.xz && curl -fsSLo /usr/local/bin/k https://x/k && "
-                     "wget -O /etc/apt/keyrings/x.asc https://x/key && wget -qO- https://x/z.tgz | tar xz -C /opt && "
-                     "unzip -q /tmp/a.zip -d /opt/a && git clone --depth 1 https://github.com/o/repo.git /src/repo && "
-                     "git clone https://github.com/o/other.git")
+    fx = run_effects(
+        "cd /tmp && curl -fsSLO https://x/y/node-v20.tar.xz && tar -xJf node-v20.tar.xz -C /usr/local "
+        "--strip-components=1 && rm node-v20.tar.xz && curl -fsSLo /usr/local/bin/k https://x/k && "
+        "wget -O /etc/apt/keyrings/x.asc https://x/key && wget -qO- https://x/z.tgz | tar xz -C /opt && "
+        "unzip -q /tmp/a.zip -d /opt/a && git clone --depth 1 https://github.com/o/repo.git /src/repo && "
+        "git clone https://github.com/o/other.git"
+    )
     assert {"/tmp/node-v20.tar.xz", "/usr/local/bin/k", "/etc/apt/keyrings/x.asc"} <= fx.written_paths
     assert {"/usr/local", "/opt", "/opt/a", "/src/repo", "/tmp/other"} <= fx.written_trees
     assert "/tmp/node-v20.tar.xz" in fx.deleted_paths
@@ -596,7 +640,9 @@ def test_accounts():
 
 
 def test_system_databases():
-    fx = run_effects("ldconfig && update-ca-certificates && locale-gen en_US.UTF-8 && update-alternatives --install /usr/bin/java java /opt/jdk/bin/java 1")
+    fx = run_effects(
+        "ldconfig && update-ca-certificates && locale-gen en_US.UTF-8 && update-alternatives --install /usr/bin/java java /opt/jdk/bin/java 1"
+    )
     assert "/etc/ld.so.cache" in fx.written_paths
     assert fx.explains("/etc/ssl/certs/ca-certificates.crt")
     assert fx.explains("/usr/lib/locale/locale-archive")
@@ -679,16 +725,70 @@ def test_instruction_effects_copy_add_workdir():
 
 
 HOSTILE = [
-    None, "", "\x00", "\x00" * 1000, "'", '"', "\\", "$(", "${", "`", "((((", "<<", "<<EOF", "|", "||", ";;",
-    "/bin/sh -c", "/bin/sh -c ", "/bin/sh -c #(nop)", "/bin/sh -c #(nop) ", "/bin/sh -c #(nop)  COPY",
-    "/bin/sh -c #(nop) COPY  in  ", "|", "|2", "|2 ", "|99999999999 A=1", "|1 =x /bin/sh -c y", "RUN", "RUN ",
-    "COPY", "COPY # buildkit", " # buildkit", "RUN [", 'RUN ["a", 1]', "RUN |1", "ADD --", "--", "--=",
-    "/bin/sh -c echo 'unbalanced > /x", '/bin/sh -c echo "unbalanced > /x', "/bin/sh -c cd $(echo",
-    "/bin/sh -c case x in", "/bin/sh -c for", "/bin/sh -c sudo", "/bin/sh -c xargs", "/bin/sh -c find / -exec",
-    "/bin/sh -c tar -C", "/bin/sh -c cp", "/bin/sh -c ln -t", "/bin/sh -c useradd", "/bin/sh -c sed -i",
-    "/bin/sh -c sh -c", "/bin/sh -c bash -o", "/bin/sh -c eval", "/bin/sh -c git clone", "/bin/sh -c curl -o",
-    "\udcff surrogate", "🐳 RUN", "x" * 300_000, "/bin/sh -c " + "a && " * 30_000, "/bin/sh -c " + "'" * 100_001,
-    "/bin/sh -c " + "$(" * 20_000, "/bin/sh -c " + "sh -c '" * 200, "RUN " + "[" * 100_000,
+    None,
+    "",
+    "\x00",
+    "\x00" * 1000,
+    "'",
+    '"',
+    "\\",
+    "$(",
+    "${",
+    "`",
+    "((((",
+    "<<",
+    "<<EOF",
+    "|",
+    "||",
+    ";;",
+    "/bin/sh -c",
+    "/bin/sh -c ",
+    "/bin/sh -c #(nop)",
+    "/bin/sh -c #(nop) ",
+    "/bin/sh -c #(nop)  COPY",
+    "/bin/sh -c #(nop) COPY  in  ",
+    "|",
+    "|2",
+    "|2 ",
+    "|99999999999 A=1",
+    "|1 =x /bin/sh -c y",
+    "RUN",
+    "RUN ",
+    "COPY",
+    "COPY # buildkit",
+    " # buildkit",
+    "RUN [",
+    'RUN ["a", 1]',
+    "RUN |1",
+    "ADD --",
+    "--",
+    "--=",
+    "/bin/sh -c echo 'unbalanced > /x",
+    '/bin/sh -c echo "unbalanced > /x',
+    "/bin/sh -c cd $(echo",
+    "/bin/sh -c case x in",
+    "/bin/sh -c for",
+    "/bin/sh -c sudo",
+    "/bin/sh -c xargs",
+    "/bin/sh -c find / -exec",
+    "/bin/sh -c tar -C",
+    "/bin/sh -c cp",
+    "/bin/sh -c ln -t",
+    "/bin/sh -c useradd",
+    "/bin/sh -c sed -i",
+    "/bin/sh -c sh -c",
+    "/bin/sh -c bash -o",
+    "/bin/sh -c eval",
+    "/bin/sh -c git clone",
+    "/bin/sh -c curl -o",
+    "\udcff surrogate",
+    "🐳 RUN",
+    "x" * 300_000,
+    "/bin/sh -c " + "a && " * 30_000,
+    "/bin/sh -c " + "'" * 100_001,
+    "/bin/sh -c " + "$(" * 20_000,
+    "/bin/sh -c " + "sh -c '" * 200,
+    "RUN " + "[" * 100_000,
 ]
 
 
@@ -713,14 +813,60 @@ def test_non_string_inputs():
 
 def test_random_fragments_never_raise():
     rng = random.Random(20240601)
-    pieces = ["/bin/sh -c ", "#(nop) ", "#(nop)  ", "COPY ", "RUN ", "|2 A=1 B=2 ", " # buildkit", "$(", "${", "'",
-              '"', "\\", "<<EOF\n", "EOF\n", "&&", "|", ";", "case x in ", "esac", " -c ", "sh", '["a",', "]",
-              "--mount=x ", " in ", "file:ab ", "tar -x", " -C ", "cp ", "ln ", "find / -exec ", "{} ", "\\; ",
-              "xargs ", "for x in ", "do ", "done", "rm -rf ", "cd ", " /x", " y/", "~", "*", "$HOME", "\n", ")"]
+    pieces = [
+        "/bin/sh -c ",
+        "#(nop) ",
+        "#(nop)  ",
+        "COPY ",
+        "RUN ",
+        "|2 A=1 B=2 ",
+        " # buildkit",
+        "$(",
+        "${",
+        "'",
+        '"',
+        "\\",
+        "<<EOF\n",
+        "EOF\n",
+        "&&",
+        "|",
+        ";",
+        "case x in ",
+        "esac",
+        " -c ",
+        "sh",
+        '["a",',
+        "]",
+        "--mount=x ",
+        " in ",
+        "file:ab ",
+        "tar -x",
+        " -C ",
+        "cp ",
+        "ln ",
+        "find / -exec ",
+        "{} ",
+        "\\; ",
+        "xargs ",
+        "for x in ",
+        "do ",
+        "done",
+        "rm -rf ",
+        "cd ",
+        " /x",
+        " y/",
+        "~",
+        "*",
+        "$HOME",
+        "\n",
+        ")",
+    ]
     alphabet = string.printable + "\x00"
     for _ in range(1500):
         text = "".join(
-            rng.choice(pieces) if rng.random() < 0.7 else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+            rng.choice(pieces)
+            if rng.random() < 0.7
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
             for _ in range(rng.randint(0, 12))
         )
         ins = parse_created_by(text, rng.choice([None, "buildkit.dockerfile.v0", "x"]), rng.choice([None, "kaniko"]))

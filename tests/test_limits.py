@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile as H  # noqa: E402
-from hostile import M, Layer, Oci  # noqa: E402
+from hostile import Layer, M, Oci  # noqa: E402
 
 from forensics.archive.layerscan import Limits  # noqa: E402
 from forensics.pipeline import analyze  # noqa: E402
@@ -35,6 +35,7 @@ open(sys.argv[1], "w").write(f"{rc} {resource.getrusage(resource.RUSAGE_CHILDREN
 def _missing_layer_1000() -> bytes:
     def m(man: dict) -> None:
         man["layers"] = [{"mediaType": H.MT_LAYER["gzip"], "digest": "sha256:" + "ab" * 32, "size": 100}] * 1000
+
     return Oci(mutate_manifest=m).tar()
 
 
@@ -50,17 +51,38 @@ def _run(tmp_path: Path, data: bytes) -> tuple[int, float, dict, int]:
     """(exit code, peak RSS MB, the JSON result, HTML size) of `forensics scan`."""
     inp, out, html, rss = tmp_path / "in.tar", tmp_path / "r.json", tmp_path / "r.html", tmp_path / "rss"
     inp.write_bytes(data)
-    subprocess.run([sys.executable, "-c", _WRAPPER, str(rss), sys.executable, "-m", "forensics", "scan", str(inp),
-                    "--json", str(out), "--html", str(html)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WRAPPER,
+            str(rss),
+            sys.executable,
+            "-m",
+            "forensics",
+            "scan",
+            str(inp),
+            "--json",
+            str(out),
+            "--html",
+            str(html),
+        ],
+        check=True,
+        timeout=600,
+    )
     rc, kb = (int(x) for x in rss.read_text().split())
     return rc, kb / 1024, json.loads(out.read_text()), html.stat().st_size
 
 
-@pytest.mark.parametrize("build, limit", [
-    (_missing_layer_1000, None),  # no limit: the ledger is one row for the blob, not 1,000 x 1,000 chips
-    (_deep_path, "max_path_length"),  # 80,000 characters: the length limit comes first
-    (_many_entries, "input_bytes_per_entry"),
-], ids=["missing-layer-1000-times", "path-of-40000-components", "100000-tiny-entries"])
+@pytest.mark.parametrize(
+    "build, limit",
+    [
+        (_missing_layer_1000, None),  # no limit: the ledger is one row for the blob, not 1,000 x 1,000 chips
+        (_deep_path, "max_path_length"),  # 80,000 characters: the length limit comes first
+        (_many_entries, "input_bytes_per_entry"),
+    ],
+    ids=["missing-layer-1000-times", "path-of-40000-components", "100000-tiny-entries"],
+)
 def test_blow_ups_stay_bounded(tmp_path: Path, build, limit) -> None:
     rc, rss, doc, html_size = _run(tmp_path, build())
     assert rc == 1  # blob.missing, or the limit (high: the default gate must not pass what was not analyzed)
@@ -108,6 +130,7 @@ def test_entries_per_layer_and_per_input_size() -> None:
 def test_history_length() -> None:
     def cfg(c: dict) -> None:
         c["history"] += [{"created_by": f"ENV A={i}", "empty_layer": True} for i in range(30)]
+
     r = _report(Oci(mutate_config=cfg).tar(), max_history=5)
     assert len(r.images[0].history) == 5
     assert _limit_findings(r, "max_history")[0].evidence["count"] == 26

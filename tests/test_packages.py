@@ -93,9 +93,7 @@ def test_bookkeeping_paths():
     assert is_bookkeeping_path("/var/log/dnf.librepo.log", ["rpm"])
     assert is_bookkeeping_path("/usr/lib/python3.11/__pycache__/os.cpython-311.pyc", ["pip"])
     assert is_bookkeeping_path("/app/x.pyc", ["pip"])
-    assert is_bookkeeping_path(
-        "/usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/RECORD", ["pip"]
-    )
+    assert is_bookkeeping_path("/usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/RECORD", ["pip"])
     assert is_bookkeeping_path("/root/.npm/_cacache/index-v5/aa", ["npm"])
     assert is_bookkeeping_path("/lib/apk/db/installed", None)
     # Wrong manager, package content, lookalikes.
@@ -609,14 +607,30 @@ def test_rpm_real_database(tmp_path):
     (tmp_path / "SPECS/demo.spec").write_text(DEMO_SPEC)
     subprocess.run(
         ["rpmbuild", "--define", f"_topdir {tmp_path}", "-bb", str(tmp_path / "SPECS/demo.spec")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (rpm_file,) = (tmp_path / "RPMS").rglob("*.rpm")
     root = tmp_path / "root"
     subprocess.run(
-        ["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite",
-         "-i", "--nodeps", "--noscripts", "--excludedocs", "--ignoreos", "--ignorearch", str(rpm_file)],
-        check=True, capture_output=True,
+        [
+            "rpm",
+            "--root",
+            str(root),
+            "--dbpath",
+            "/var/lib/rpm",
+            "--define",
+            "_db_backend sqlite",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--excludedocs",
+            "--ignoreos",
+            "--ignorearch",
+            str(rpm_file),
+        ],
+        check=True,
+        capture_output=True,
     )
     dbdir = root / "var/lib/rpm"
     files = {f"/var/lib/rpm/{p.name}": p.read_bytes() for p in dbdir.iterdir() if is_db_path(f"/var/lib/rpm/{p.name}")}
@@ -683,9 +697,18 @@ def test_hostile_random_and_mutated(tmp_path):
     for data in randoms + list(_mutations(DPKG_FILES["/var/lib/dpkg/status"], rng, 100)):
         files = dict(DPKG_FILES, **{"/var/lib/dpkg/status": data, "/var/lib/dpkg/info/gzip.md5sums": data[::-1]})
         assert isinstance(parse_dpkg(files), PackageDB)
-    everything = {p: randoms[i] for i, p in enumerate(["/var/lib/dpkg/status", "/lib/apk/db/installed",
-                                                        "/var/lib/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages",
-                                                        "/var/lib/dpkg/diversions"])}
+    everything = {
+        p: randoms[i]
+        for i, p in enumerate(
+            [
+                "/var/lib/dpkg/status",
+                "/lib/apk/db/installed",
+                "/var/lib/rpm/rpmdb.sqlite",
+                "/var/lib/rpm/Packages",
+                "/var/lib/dpkg/diversions",
+            ]
+        )
+    }
     assert all(isinstance(d, PackageDB) for d in parse_package_dbs(everything))
 
 

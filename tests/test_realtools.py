@@ -32,8 +32,7 @@ def reports():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_real_tool_output_is_clean(reports, name):
     r = reports[name]
-    loud = [f"{f.severity.value} {f.code}: {f.detail[:200]}" for f in r.findings
-            if f.severity.value in MEDIUM_OR_ABOVE]
+    loud = [f"{f.severity.value} {f.code}: {f.detail[:200]}" for f in r.findings if f.severity.value in MEDIUM_OR_ABOVE]
     assert not loud, "\n".join(loud)
     assert r.verdict == "clean"
     images, artifacts, codes = EXPECTED[name]
@@ -48,17 +47,24 @@ def test_every_step_of_the_relative_copy_build_is_explained(reports):
         img = reports[name].images[0]
         steps = [h for h in img.history if h.analysis and h.analysis.counts]
         assert steps and all(h.analysis.counts["unexplained"] == 0 for h in steps), name
-    by_path = {c.path: c.explained_by for h in reports["buildah-inherited-workdir.oci.tar"].images[0].history
-               if h.analysis for c in h.analysis.explained}
+    by_path = {
+        c.path: c.explained_by
+        for h in reports["buildah-inherited-workdir.oci.tar"].images[0].history
+        if h.analysis
+        for c in h.analysis.explained
+    }
     assert by_path["/srv/a/one.txt"] == "COPY destination /srv/a"
     assert by_path["/srv/b/one.txt"] == "COPY destination /srv/b"
 
 
-@pytest.mark.parametrize("name,absent,held", [
-    ("skopeo-index-only.oci.tar", {"linux/amd64", "linux/arm64/v8"}, None),
-    ("skopeo-index-one-platform.oci.tar", {"linux/arm64/v8"}, "linux/amd64"),
-    ("ctr-export-one-platform.docker-oci.tar", {"linux/arm64/v8"}, "linux/amd64"),
-])
+@pytest.mark.parametrize(
+    "name,absent,held",
+    [
+        ("skopeo-index-only.oci.tar", {"linux/amd64", "linux/arm64/v8"}, None),
+        ("skopeo-index-one-platform.oci.tar", {"linux/arm64/v8"}, "linux/amd64"),
+        ("ctr-export-one-platform.docker-oci.tar", {"linux/arm64/v8"}, "linux/amd64"),
+    ],
+)
 def test_platforms_left_out_are_listed_once(reports, name, absent, held):
     r = reports[name]
     (f,) = [f for f in r.findings if f.code == "blob.not-exported"]

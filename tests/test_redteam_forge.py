@@ -63,10 +63,16 @@ def test_forged_archive_is_digest_consistent(tmp_path, sample):
 
 
 def test_forge_config_copies_history_and_classic_cmd():
-    poisoned = {"history": [{"created_by": "ADD x"}, {"created_by": "/bin/sh -c evil && ok"}],
-                "container_config": {"Cmd": ["/bin/sh", "-c", "evil && ok"]}, "config": {"User": "app"}}
-    clean = {"history": [{"created_by": "ADD x"}, {"created_by": "/bin/sh -c ok"}],
-             "container_config": {"Cmd": ["/bin/sh", "-c", "ok"]}, "config": {"User": "app"}}
+    poisoned = {
+        "history": [{"created_by": "ADD x"}, {"created_by": "/bin/sh -c evil && ok"}],
+        "container_config": {"Cmd": ["/bin/sh", "-c", "evil && ok"]},
+        "config": {"User": "app"},
+    }
+    clean = {
+        "history": [{"created_by": "ADD x"}, {"created_by": "/bin/sh -c ok"}],
+        "container_config": {"Cmd": ["/bin/sh", "-c", "ok"]},
+        "config": {"User": "app"},
+    }
     assert forge.poisoned_history_indices(poisoned, clean) == [1]
     new = forge.forge_config(poisoned, clean, {})
     assert new["history"] == clean["history"] and new["container_config"]["Cmd"] == ["/bin/sh", "-c", "ok"]

@@ -33,17 +33,17 @@ import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile as H  # noqa: E402
-from hostile import M, Oci, Layer  # noqa: E402
+from hostile import Layer, M, Oci  # noqa: E402
 
 from forensics.archive.layerscan import Limits  # noqa: E402
 from forensics.archive.scan import InputError  # noqa: E402
@@ -96,18 +96,20 @@ def case(name: str, exits, codes=(), **kw):
         assert name not in CASES, name
         if "absent" in kw:
             kw["absent"] = frozenset(kw["absent"])
-        CASES[name] = Case(name, build, frozenset({exits} if isinstance(exits, int) else exits),
-                           frozenset(codes), **kw)
+        CASES[name] = Case(name, build, frozenset({exits} if isinstance(exits, int) else exits), frozenset(codes), **kw)
         return build
+
     return register
 
 
 def writes(name: str, data: bytes | Callable[[], bytes], exits, codes=(), **kw) -> None:
     """A case whose input is one file with these bytes."""
+
     def build(d: Path) -> str:
         p = d / "input.tar"
         p.write_bytes(data() if callable(data) else data)
         return str(p)
+
     case(name, exits, codes, **kw)(build)
 
 
@@ -115,11 +117,13 @@ def oci_case(name: str, make: Callable[[], Oci | bytes], exits=1, codes=(MALFORM
     def data() -> bytes:
         o = make()
         return o.tar() if isinstance(o, Oci) else o
+
     writes(name, data, exits, codes, **kw)
 
 
-def layer_case(name: str, make_tar: Callable[[], bytes], exits=1, codes=(MALFORMED,),
-               compression: str = "gzip", **kw) -> None:
+def layer_case(
+    name: str, make_tar: Callable[[], bytes], exits=1, codes=(MALFORMED,), compression: str = "gzip", **kw
+) -> None:
     oci_case(name, lambda: Oci(layers=[Layer.of(make_tar(), compression)]), exits, codes, **kw)
 
 
@@ -141,16 +145,19 @@ def details(report: Report, code: str) -> str:
 writes("empty-file", b"", 2, input_error=True)
 for _size in (1, 511, 512, 513, 10000):
     for _seed in (0, 1, 2):
-        writes(f"random-{_size}-seed{_seed}", H.random_bytes(_seed, _size), 2, input_error=True,
-)
+        writes(
+            f"random-{_size}-seed{_seed}",
+            H.random_bytes(_seed, _size),
+            2,
+            input_error=True,
+        )
 writes("zeros-10k", b"\0" * 10240, 2, {UNKNOWN})
 writes("bzip2-whole", lambda: __import__("bz2").compress(sample("relay-genuine.oci.tar")), 2, input_error=True)
 writes("xz-whole", lambda: __import__("lzma").compress(sample("relay-genuine.oci.tar")), 2, input_error=True)
 writes("json-not-tar", b'{"manifests": []}', 2, input_error=True)
 writes("gzip-of-random", lambda: H.gz(H.random_bytes(3, 5000)), 2, input_error=None)  # either refusal is fine
 writes("gzip-of-empty", lambda: H.gz(b""), 2, input_error=None)
-writes("tar-of-unrelated-files", lambda: H.tar_bytes([M("hello.txt", b"hi"), M("etc/", type="dir")]),
-       2, {UNKNOWN})
+writes("tar-of-unrelated-files", lambda: H.tar_bytes([M("hello.txt", b"hi"), M("etc/", type="dir")]), 2, {UNKNOWN})
 writes("tar-end-marker-only", b"\0" * 1024, 2, {UNKNOWN})
 
 
@@ -226,6 +233,7 @@ def _feed_fifo(path: Path, data: bytes) -> None:
                 f.write(data)
         except (BrokenPipeError, OSError):
             pass
+
     threading.Thread(target=run, daemon=True).start()
 
 
@@ -254,8 +262,11 @@ def _only_end_blocks_removed(data: bytes, cut: int) -> bool:
     """The cut leaves every member and either no end block or at least one whole one."""
     members_end = len(data.rstrip(b"\0"))
     members_end += (-members_end) % 512
-    return cut >= members_end and data[cut:].count(0) == len(data) - cut and (
-        cut == members_end or cut - members_end >= 512)
+    return (
+        cut >= members_end
+        and data[cut:].count(0) == len(data) - cut
+        and (cut == members_end or cut - members_end >= 512)
+    )
 
 
 def _truncation_check(full: bytes, cut: int):
@@ -266,6 +277,7 @@ def _truncation_check(full: bytes, cut: int):
             return  # cut between members before the metadata: a shorter tar, nothing says it was longer
         # exit 1 or 2 (cut before the metadata): either way the damage must be named
         assert MALFORMED in finding_codes(report), f"cut at {cut}: no archive.malformed in {finding_codes(report)}"
+
     return check
 
 
@@ -274,10 +286,15 @@ for _name in ("relay-genuine.oci.tar", "clean.docker.tar", "clean-zstd.oci.tar")
     _cuts = H.truncations(len(_full))
     for _i, _cut in enumerate(_cuts):
         _only_end = _only_end_blocks_removed(_full, _cut)
-        writes(f"truncated-{_name.split('.')[0]}-at-{_cut}", _full[:_cut],
-               {0} if _only_end else {1, 2}, check=_truncation_check(_full, _cut),
-               input_error=None,  # short cuts are InputError (not a tar), longer ones findings
-               cli=_name.startswith("relay"), sub=_name.startswith("relay") and _i == len(_cuts) // 2)
+        writes(
+            f"truncated-{_name.split('.')[0]}-at-{_cut}",
+            _full[:_cut],
+            {0} if _only_end else {1, 2},
+            check=_truncation_check(_full, _cut),
+            input_error=None,  # short cuts are InputError (not a tar), longer ones findings
+            cli=_name.startswith("relay"),
+            sub=_name.startswith("relay") and _i == len(_cuts) // 2,
+        )
 
 # Damage before the metadata document was read: the report must still say the archive is
 # damaged (archive.malformed), not only that it "is not an image archive".
@@ -295,18 +312,38 @@ def _gzip_whole_check(report: Report) -> None:
 
 
 writes("gzip-whole-valid", lambda: H.gz(sample("relay-genuine.oci.tar")), 0, check=_gzip_whole_check)
-writes("zstd-whole-valid", lambda: H.zst(sample("clean.docker.tar")), 0,
-       check=lambda r: (r.input.compression == "zstd" and len(r.images) == 1) or pytest.fail(str(r.input)))
-writes("gzip-whole-truncated", lambda: (lambda b: b[:len(b) // 2])(H.gz(sample("relay-genuine.oci.tar"))),
-       {1, 2}, {MALFORMED})
+writes(
+    "zstd-whole-valid",
+    lambda: H.zst(sample("clean.docker.tar")),
+    0,
+    check=lambda r: (r.input.compression == "zstd" and len(r.images) == 1) or pytest.fail(str(r.input)),
+)
+writes(
+    "gzip-whole-truncated",
+    lambda: (lambda b: b[: len(b) // 2])(H.gz(sample("relay-genuine.oci.tar"))),
+    {1, 2},
+    {MALFORMED},
+)
 writes("gzip-whole-truncated-near-end", lambda: H.gz(sample("relay-genuine.oci.tar"))[:-4], {1, 2}, {MALFORMED})
-writes("gzip-whole-corrupt", lambda: H.deflate_corrupt(H.gz(H.random_bytes(1, 3000) + sample("relay-genuine.oci.tar")), 2000),
-       {1, 2}, {MALFORMED})
-writes("zstd-whole-truncated", lambda: (lambda b: b[:len(b) // 2])(H.zst(sample("relay-genuine.oci.tar"))),
-       {1, 2}, {MALFORMED})
+writes(
+    "gzip-whole-corrupt",
+    lambda: H.deflate_corrupt(H.gz(H.random_bytes(1, 3000) + sample("relay-genuine.oci.tar")), 2000),
+    {1, 2},
+    {MALFORMED},
+)
+writes(
+    "zstd-whole-truncated",
+    lambda: (lambda b: b[: len(b) // 2])(H.zst(sample("relay-genuine.oci.tar"))),
+    {1, 2},
+    {MALFORMED},
+)
 writes("gzip-whole-trailing-zeros", lambda: H.gz(sample("relay-genuine.oci.tar")) + b"\0" * 1000, 0)
-writes("gzip-whole-trailing-garbage", lambda: H.gz(sample("relay-genuine.oci.tar")) + H.random_bytes(5, 777), 1,
-       {MALFORMED})
+writes(
+    "gzip-whole-trailing-garbage",
+    lambda: H.gz(sample("relay-genuine.oci.tar")) + H.random_bytes(5, 777),
+    1,
+    {MALFORMED},
+)
 writes("tar-trailing-garbage-after-end", lambda: sample("relay-genuine.oci.tar") + H.random_bytes(6, 3000), {0, 1})
 
 
@@ -375,20 +412,29 @@ def _near_limit_config(cfg: dict) -> None:
 oci_case("config-just-under-json-limit", lambda: Oci(mutate_config=_near_limit_config), 0, (), **HEAVY)
 
 _BIG = "9" * 100_000
-oci_case("index-100000-digit-number", lambda: Oci(index_bytes=b'{"schemaVersion":' + _BIG.encode() + b',"manifests":[]}'))
-oci_case("config-100000-digit-number",
-         lambda: Oci(config_bytes=b'{"architecture":"amd64","os":"linux","created":' + _BIG.encode() + b'}'))
-oci_case("descriptor-size-4000-digits",  # parses (under the 4300-digit limit): a huge but valid int
-         lambda: Oci(mutate_index=lambda d: d["manifests"][0].__setitem__("size", 10 ** 4000)),
-         1, {"blob.size-mismatch"})
-oci_case("descriptor-size-negative",
-         lambda: Oci(mutate_manifest=lambda m: m["layers"][0].__setitem__("size", -1)), 1, {"blob.size-mismatch"})
-oci_case("descriptor-size-float",
-         lambda: Oci(mutate_manifest=lambda m: m["config"].__setitem__("size", 1e308)))
+oci_case(
+    "index-100000-digit-number", lambda: Oci(index_bytes=b'{"schemaVersion":' + _BIG.encode() + b',"manifests":[]}')
+)
+oci_case(
+    "config-100000-digit-number",
+    lambda: Oci(config_bytes=b'{"architecture":"amd64","os":"linux","created":' + _BIG.encode() + b"}"),
+)
+oci_case(
+    "descriptor-size-4000-digits",  # parses (under the 4300-digit limit): a huge but valid int
+    lambda: Oci(mutate_index=lambda d: d["manifests"][0].__setitem__("size", 10**4000)),
+    1,
+    {"blob.size-mismatch"},
+)
+oci_case(
+    "descriptor-size-negative",
+    lambda: Oci(mutate_manifest=lambda m: m["layers"][0].__setitem__("size", -1)),
+    1,
+    {"blob.size-mismatch"},
+)
+oci_case("descriptor-size-float", lambda: Oci(mutate_manifest=lambda m: m["config"].__setitem__("size", 1e308)))
 oci_case("index-invalid-utf8", lambda: Oci(index_bytes=b'{"schemaVersion":2,"x":"\xff\xfe\xc0\x80","manifests":[]}'))
 oci_case("config-invalid-utf8", lambda: Oci(config_bytes=b'{"os":"linux","architecture":"\xff\xfe"}'))
-oci_case("index-utf16-bom", lambda: Oci(index_bytes='{"schemaVersion":2,"manifests":[]}'.encode("utf-16")),
-         {0, 1}, ())
+oci_case("index-utf16-bom", lambda: Oci(index_bytes='{"schemaVersion":2,"manifests":[]}'.encode("utf-16")), {0, 1}, ())
 oci_case("index-null", lambda: Oci(index_bytes=b"null"))
 oci_case("index-list", lambda: Oci(index_bytes=b"[]"))
 oci_case("index-string", lambda: Oci(index_bytes=b'"index"'))
@@ -398,43 +444,76 @@ oci_case("manifest-null", lambda: Oci(manifest_bytes=b"null"))
 oci_case("manifest-list", lambda: Oci(manifest_bytes=b"[]"))
 oci_case("config-null", lambda: Oci(config_bytes=b"null"))
 oci_case("config-list", lambda: Oci(config_bytes=b"[1,2]"))
-oci_case("manifest-config-descriptor-list",
-         lambda: Oci(mutate_manifest=lambda m: m.__setitem__("config", [m["config"]])))
-oci_case("manifest-layers-object",
-         lambda: Oci(mutate_manifest=lambda m: m.__setitem__("layers", {"0": m["layers"][0]})))
+oci_case(
+    "manifest-config-descriptor-list", lambda: Oci(mutate_manifest=lambda m: m.__setitem__("config", [m["config"]]))
+)
+oci_case(
+    "manifest-layers-object", lambda: Oci(mutate_manifest=lambda m: m.__setitem__("layers", {"0": m["layers"][0]}))
+)
 writes("docker-manifest-json-null", lambda: H.docker_archive(manifest_json=b"null"), 1, {MALFORMED})
 writes("docker-manifest-json-object", lambda: H.docker_archive(manifest_json=b'{"Config":"x"}'), 1, {MALFORMED})
-writes("docker-manifest-json-wrong-types",
-       lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config=5, Layers="x", RepoTags={"a": 1})),
-       1, {MALFORMED})
-writes("docker-config-path-escapes",
-       lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config="../../../../etc/passwd")), 1, {UNSAFE},
-       check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"))
-writes("docker-config-missing-plain-name",
-       lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config="config.json")), 1, {"blob.missing"})
-writes("docker-layer-missing-plain-name",
-       lambda: H.docker_archive(mutate_manifest=lambda m: m[0]["Layers"].append("abc/layer.tar")), 1, {"blob.missing"})
-writes("docker-layer-path-absolute",
-       lambda: H.docker_archive(mutate_manifest=lambda m: m[0]["Layers"].append("/etc/passwd")), 1, {UNSAFE})
+writes(
+    "docker-manifest-json-wrong-types",
+    lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config=5, Layers="x", RepoTags={"a": 1})),
+    1,
+    {MALFORMED},
+)
+writes(
+    "docker-config-path-escapes",
+    lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config="../../../../etc/passwd")),
+    1,
+    {UNSAFE},
+    check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"),
+)
+writes(
+    "docker-config-missing-plain-name",
+    lambda: H.docker_archive(mutate_manifest=lambda m: m[0].update(Config="config.json")),
+    1,
+    {"blob.missing"},
+)
+writes(
+    "docker-layer-missing-plain-name",
+    lambda: H.docker_archive(mutate_manifest=lambda m: m[0]["Layers"].append("abc/layer.tar")),
+    1,
+    {"blob.missing"},
+)
+writes(
+    "docker-layer-path-absolute",
+    lambda: H.docker_archive(mutate_manifest=lambda m: m[0]["Layers"].append("/etc/passwd")),
+    1,
+    {UNSAFE},
+)
 
 
 def _set_desc(**fields):
     def mutate(d: dict) -> None:
         d["manifests"][0].update(fields)
+
     return mutate
 
 
 oci_case("descriptor-size-as-string", lambda: Oci(mutate_index=_set_desc(size="714")))
 oci_case("descriptor-digest-as-number", lambda: Oci(mutate_index=_set_desc(digest=12345)))
-oci_case("descriptor-digest-traversal", lambda: Oci(mutate_index=_set_desc(digest="sha256:../../../etc/passwd")),
-         check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"))
-oci_case("descriptor-digest-uppercase",
-         lambda: Oci(mutate_manifest=lambda m: m["layers"][0].update(digest=m["layers"][0]["digest"].upper())))
-oci_case("descriptor-digest-unknown-algorithm",
-         lambda: Oci(mutate_manifest=lambda m: m["layers"][0].update(digest="md5:" + "0" * 32)))
+oci_case(
+    "descriptor-digest-traversal",
+    lambda: Oci(mutate_index=_set_desc(digest="sha256:../../../etc/passwd")),
+    check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"),
+)
+oci_case(
+    "descriptor-digest-uppercase",
+    lambda: Oci(mutate_manifest=lambda m: m["layers"][0].update(digest=m["layers"][0]["digest"].upper())),
+)
+oci_case(
+    "descriptor-digest-unknown-algorithm",
+    lambda: Oci(mutate_manifest=lambda m: m["layers"][0].update(digest="md5:" + "0" * 32)),
+)
 oci_case("descriptor-mediatype-as-list", lambda: Oci(mutate_index=_set_desc(mediaType=["a", "b"])))
-oci_case("descriptor-wrong-types-everywhere",
-         lambda: Oci(mutate_index=_set_desc(annotations=[1], platform="linux", urls={"a": 1}, data=5)), {0, 1}, ())
+oci_case(
+    "descriptor-wrong-types-everywhere",
+    lambda: Oci(mutate_index=_set_desc(annotations=[1], platform="linux", urls={"a": 1}, data=5)),
+    {0, 1},
+    (),
+)
 oci_case("descriptor-data-not-base64", lambda: Oci(mutate_index=_set_desc(data="!!!not base64!!!")), {0, 1}, ())
 
 
@@ -451,8 +530,12 @@ def _chain(depth: int, fanout: int = 1) -> Oci:
     o = Oci()
     manifest = o.documents()[1]
     blobs, top = H.nested_indexes(depth, fanout, manifest)
-    return Oci(index_bytes=H.jbytes({"schemaVersion": 2, "manifests": [
-        {"mediaType": H.MT_INDEX, "digest": H.sha(top), "size": len(top)}]}), extra_blobs=blobs)
+    return Oci(
+        index_bytes=H.jbytes(
+            {"schemaVersion": 2, "manifests": [{"mediaType": H.MT_INDEX, "digest": H.sha(top), "size": len(top)}]}
+        ),
+        extra_blobs=blobs,
+    )
 
 
 oci_case("index-nested-20-deep", lambda: _chain(20))
@@ -460,16 +543,32 @@ oci_case("index-nested-3-deep-valid", lambda: _chain(3), 0, ())
 # A DAG: 7 levels of indexes each listing the level below 10 times. A few KB of
 # genuine, self-consistent JSON; walking every path visits the manifest 10**7 times.
 # The bound guards against that walk (minutes), not speed: 10 s holds on a loaded CI host.
-oci_case("index-dag-amplification", lambda: _chain(7, fanout=10), {0, 1}, (), max_seconds=10.0,
-         isolate=True, cli=False, sub=True)
+oci_case(
+    "index-dag-amplification",
+    lambda: _chain(7, fanout=10),
+    {0, 1},
+    (),
+    max_seconds=10.0,
+    isolate=True,
+    cli=False,
+    sub=True,
+)
 
 
 def _many(d: dict) -> None:
     d["manifests"] = d["manifests"] * 10000  # 2.3 MB of index.json, one manifest
 
 
-oci_case("index-same-manifest-10000-times", lambda: Oci(mutate_index=_many), {0, 1}, (), max_seconds=10.0,
-         isolate=True, cli=False, sub=True)
+oci_case(
+    "index-same-manifest-10000-times",
+    lambda: Oci(mutate_index=_many),
+    {0, 1},
+    (),
+    max_seconds=10.0,
+    isolate=True,
+    cli=False,
+    sub=True,
+)
 
 
 # ==========================================================================
@@ -479,6 +578,7 @@ oci_case("index-same-manifest-10000-times", lambda: Oci(mutate_index=_many), {0,
 def outer(name: str, extra: list, exits=1, codes=(UNSAFE,), at_start=False, **kw) -> None:
     def make() -> bytes:
         return H.append_members(Oci().tar(), extra, at_start=at_start)
+
     oci_case(name, make, exits, codes, **kw)
 
 
@@ -504,16 +604,23 @@ def _index_symlink() -> bytes:
     return H.tar_bytes(members + [M("index.json", type="symlink", link="/etc/passwd")])
 
 
-oci_case("outer-index-symlink-etc-passwd", _index_symlink, 1, {UNSAFE},
-         check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"))
+oci_case(
+    "outer-index-symlink-etc-passwd",
+    _index_symlink,
+    1,
+    {UNSAFE},
+    check=lambda r: "root:" not in r.model_dump_json() or pytest.fail("read /etc/passwd"),
+)
 
 
 def _blob_symlink_loop() -> bytes:
     o = Oci()
     name = f"blobs/sha256/{H.hexof(o.layers[0].blob)}"
     members = [m for m in o.members() if not (isinstance(m, M) and m.name == name)]
-    return H.tar_bytes(members + [M(name, type="symlink", link="loop"), M("blobs/sha256/loop", type="symlink",
-                                                                          link=H.hexof(o.layers[0].blob))])
+    return H.tar_bytes(
+        members
+        + [M(name, type="symlink", link="loop"), M("blobs/sha256/loop", type="symlink", link=H.hexof(o.layers[0].blob))]
+    )
 
 
 oci_case("outer-blob-symlink-loop", _blob_symlink_loop, 1, {"blob.missing"})
@@ -577,53 +684,105 @@ def base_files() -> list[M]:
     return [M("etc/", type="dir"), M("etc/hostname", b"box\n")]
 
 
-layer_case("layer-dotdot", lambda: H.tar_bytes(base_files() + [M("../../evil", b"pwned")]), 1, {UNSAFE},
-           check=lambda r: any(f.code == UNSAFE and f.layer == 0 for f in r.findings) or pytest.fail("no layer"))
-layer_case("layer-symlink-escape-then-write-through",
-           lambda: H.tar_bytes([M("link", type="symlink", link="../../.."), M("link/evil", b"pwned")]), 1, {UNSAFE},
-           check=lambda r: "/link/evil" in details(r, UNSAFE) or pytest.fail(details(r, UNSAFE)))
-layer_case("layer-hardlink-outside",
-           lambda: H.tar_bytes(base_files() + [M("h", type="hardlink", link="../../etc/passwd")]), 1, {UNSAFE})
-layer_case("layer-duplicate-file",
-           lambda: H.tar_bytes(base_files() + [M("etc/passwd", b"root:x:0:0\n"), M("etc/passwd", b"evil::0:0\n")]),
-           {0, 1}, {DUP})
-layer_case("layer-whiteout-dotdot", lambda: H.tar_bytes(base_files() + [M(".wh..", b""), M("etc/.wh..", b"")]),
-           1, {UNSAFE})
+layer_case(
+    "layer-dotdot",
+    lambda: H.tar_bytes(base_files() + [M("../../evil", b"pwned")]),
+    1,
+    {UNSAFE},
+    check=lambda r: any(f.code == UNSAFE and f.layer == 0 for f in r.findings) or pytest.fail("no layer"),
+)
+layer_case(
+    "layer-symlink-escape-then-write-through",
+    lambda: H.tar_bytes([M("link", type="symlink", link="../../.."), M("link/evil", b"pwned")]),
+    1,
+    {UNSAFE},
+    check=lambda r: "/link/evil" in details(r, UNSAFE) or pytest.fail(details(r, UNSAFE)),
+)
+layer_case(
+    "layer-hardlink-outside",
+    lambda: H.tar_bytes(base_files() + [M("h", type="hardlink", link="../../etc/passwd")]),
+    1,
+    {UNSAFE},
+)
+layer_case(
+    "layer-duplicate-file",
+    lambda: H.tar_bytes(base_files() + [M("etc/passwd", b"root:x:0:0\n"), M("etc/passwd", b"evil::0:0\n")]),
+    {0, 1},
+    {DUP},
+)
+layer_case(
+    "layer-whiteout-dotdot", lambda: H.tar_bytes(base_files() + [M(".wh..", b""), M("etc/.wh..", b"")]), 1, {UNSAFE}
+)
 layer_case("layer-whiteout-escaping", lambda: H.tar_bytes(base_files() + [M("../.wh.etc", b"")]), 1, {UNSAFE})
 layer_case("layer-gzip-of-random-data", lambda: H.random_bytes(11, 20000), 1, {MALFORMED})
 layer_case("layer-gzip-of-empty", lambda: b"", 1, {MALFORMED})
 layer_case("layer-zstd-of-random-data", lambda: H.random_bytes(12, 20000), 1, {MALFORMED}, compression="zstd")
-layer_case("layer-gnu-longname-over-1MiB", lambda: H.tar_bytes(base_files() + [_gnu_long((1 << 20) + 10)]),
-           1, {MALFORMED})
-layer_case("layer-bad-checksum-in-middle",
-           lambda: H.tar_bytes(base_files() + [H.header("bad", checksum=b"0000000\0"), M("after", b"x")]),
-           1, {MALFORMED})
+layer_case(
+    "layer-gnu-longname-over-1MiB", lambda: H.tar_bytes(base_files() + [_gnu_long((1 << 20) + 10)]), 1, {MALFORMED}
+)
+layer_case(
+    "layer-bad-checksum-in-middle",
+    lambda: H.tar_bytes(base_files() + [H.header("bad", checksum=b"0000000\0"), M("after", b"x")]),
+    1,
+    {MALFORMED},
+)
 layer_case("layer-pax-bad-length", lambda: H.tar_bytes(base_files() + _pax(b"abc path=x\n")), 1, {MALFORMED})
-layer_case("layer-pax-size-negative", lambda: H.tar_bytes(base_files() + _pax(H.pax_record("size", "-5"))),
-           1, {MALFORMED})
-layer_case("layer-pax-size-negative-block",
-           lambda: H.tar_bytes(base_files() + _pax(H.pax_record("size", "-512"), data=b"")), 1, {MALFORMED})
-layer_case("layer-base256-negative-size",
-           lambda: H.tar_bytes(base_files() + [H.header("neg", size_field=H.base256(-1))]), 1, {MALFORMED})
-layer_case("layer-base256-huge-fields",  # mtime 2**90, uid 2**60: no crash in the model or the JSON
-           lambda: H.tar_bytes(base_files() + [H.header("big", mtime_field=H.base256(1 << 90),
-                                                        uid_field=H.base256(1 << 60, 8))]), {0, 1}, ())
-layer_case("layer-pax-mtime-inf-nan",
-           lambda: H.tar_bytes(base_files() + _pax(H.pax_record("mtime", "1e400"), "inf") +
-                               _pax(H.pax_record("mtime", "nan"), "nan") +
-                               _pax(H.pax_record("mtime", "-1e400"), "neginf")), {0, 1}, ())
-layer_case("layer-invalid-utf8-name",
-           lambda: H.tar_bytes(base_files() + [H.raw_member(b"etc/\xff\xfe\xed\xa0\x80", b"x")]), {0, 1}, ())
-layer_case("layer-control-chars-in-name",
-           lambda: H.tar_bytes(base_files() + [M("etc/\x1b[2J\x1b[31mred\r\n", b"x")]), {0, 1}, ())
+layer_case(
+    "layer-pax-size-negative", lambda: H.tar_bytes(base_files() + _pax(H.pax_record("size", "-5"))), 1, {MALFORMED}
+)
+layer_case(
+    "layer-pax-size-negative-block",
+    lambda: H.tar_bytes(base_files() + _pax(H.pax_record("size", "-512"), data=b"")),
+    1,
+    {MALFORMED},
+)
+layer_case(
+    "layer-base256-negative-size",
+    lambda: H.tar_bytes(base_files() + [H.header("neg", size_field=H.base256(-1))]),
+    1,
+    {MALFORMED},
+)
+layer_case(
+    "layer-base256-huge-fields",  # mtime 2**90, uid 2**60: no crash in the model or the JSON
+    lambda: H.tar_bytes(
+        base_files() + [H.header("big", mtime_field=H.base256(1 << 90), uid_field=H.base256(1 << 60, 8))]
+    ),
+    {0, 1},
+    (),
+)
+layer_case(
+    "layer-pax-mtime-inf-nan",
+    lambda: H.tar_bytes(
+        base_files()
+        + _pax(H.pax_record("mtime", "1e400"), "inf")
+        + _pax(H.pax_record("mtime", "nan"), "nan")
+        + _pax(H.pax_record("mtime", "-1e400"), "neginf")
+    ),
+    {0, 1},
+    (),
+)
+layer_case(
+    "layer-invalid-utf8-name",
+    lambda: H.tar_bytes(base_files() + [H.raw_member(b"etc/\xff\xfe\xed\xa0\x80", b"x")]),
+    {0, 1},
+    (),
+)
+layer_case(
+    "layer-control-chars-in-name",
+    lambda: H.tar_bytes(base_files() + [M("etc/\x1b[2J\x1b[31mred\r\n", b"x")]),
+    {0, 1},
+    (),
+)
 layer_case("layer-nested-gzip", lambda: H.gz(H.tar_bytes(base_files())), 1, {MALFORMED})
 
 
-def _layer_blob_case(name: str, blob: Callable[[], tuple[bytes, str]], exits=1, codes=(MALFORMED,),
-                     compression="gzip", **kw) -> None:
+def _layer_blob_case(
+    name: str, blob: Callable[[], tuple[bytes, str]], exits=1, codes=(MALFORMED,), compression="gzip", **kw
+) -> None:
     def make() -> Oci:
         b, diff_id = blob()
         return Oci(layers=[Layer(b, diff_id, compression)])
+
     oci_case(name, make, exits, codes, **kw)
 
 
@@ -631,21 +790,28 @@ def _big_tar() -> bytes:
     return H.tar_bytes(base_files() + [M("blob.bin", H.random_bytes(13, 200_000))])
 
 
-_layer_blob_case("layer-gzip-corrupt-in-middle",
-                 lambda: (H.deflate_corrupt(H.gz(_big_tar()), 100_000), H.sha(_big_tar())))
+_layer_blob_case(
+    "layer-gzip-corrupt-in-middle", lambda: (H.deflate_corrupt(H.gz(_big_tar()), 100_000), H.sha(_big_tar()))
+)
 _layer_blob_case("layer-gzip-truncated", lambda: (H.gz(_big_tar())[:120_000], H.sha(_big_tar())))
 _layer_blob_case("layer-gzip-trailing-garbage", lambda: (H.gz(_big_tar()) + H.random_bytes(14, 100), H.sha(_big_tar())))
 _layer_blob_case("layer-gzip-trailing-zeros", lambda: (H.gz(_big_tar()) + b"\0" * 100, H.sha(_big_tar())), 0, ())
-_layer_blob_case("layer-zstd-truncated", lambda: (H.zst(_big_tar())[:120_000], H.sha(_big_tar())),
-                 compression="zstd")
+_layer_blob_case("layer-zstd-truncated", lambda: (H.zst(_big_tar())[:120_000], H.sha(_big_tar())), compression="zstd")
 # zstd frames carry no checksum by default: flipped literals may decode "fine" to other
 # bytes, and then only the diff_id can tell.
-_layer_blob_case("layer-zstd-corrupt-in-middle",
-                 lambda: (H.deflate_corrupt(H.zst(_big_tar()), 100_000), H.sha(_big_tar())), 1, (),
-                 compression="zstd", check=lambda r: finding_codes(r) & {MALFORMED, "layer.diffid-mismatch"}
-                 or pytest.fail(str(finding_codes(r))))
-_layer_blob_case("layer-zstd-trailing-garbage",
-                 lambda: (H.zst(_big_tar()) + H.random_bytes(15, 100), H.sha(_big_tar())), compression="zstd")
+_layer_blob_case(
+    "layer-zstd-corrupt-in-middle",
+    lambda: (H.deflate_corrupt(H.zst(_big_tar()), 100_000), H.sha(_big_tar())),
+    1,
+    (),
+    compression="zstd",
+    check=lambda r: finding_codes(r) & {MALFORMED, "layer.diffid-mismatch"} or pytest.fail(str(finding_codes(r))),
+)
+_layer_blob_case(
+    "layer-zstd-trailing-garbage",
+    lambda: (H.zst(_big_tar()) + H.random_bytes(15, 100), H.sha(_big_tar())),
+    compression="zstd",
+)
 _layer_blob_case("layer-plain-random-bytes", lambda: (H.random_bytes(16, 5000), H.sha(b"")), compression="none")
 
 # Decompression bombs. gzip cannot exceed ~1030:1, so a gzip layer of zeros is just a
@@ -667,18 +833,40 @@ def _bomb_check_zstd(report: Report) -> None:
     assert report.images[0].layers[0].diff_id is None
 
 
-_layer_blob_case("layer-gzip-bomb", lambda: H.zero_bomb(GZIP_BOMB, "gzip"), 0, (), check=_bomb_check_gzip,
-                 max_seconds=20.0, **HEAVY)
-_layer_blob_case("layer-zstd-bomb", lambda: H.zero_bomb(ZSTD_BOMB, "zstd"), 1, (LIMIT,), compression="zstd",
-                 absent={"layer.diffid-mismatch"}, check=_bomb_check_zstd, max_seconds=20.0, **HEAVY)
+_layer_blob_case(
+    "layer-gzip-bomb", lambda: H.zero_bomb(GZIP_BOMB, "gzip"), 0, (), check=_bomb_check_gzip, max_seconds=20.0, **HEAVY
+)
+_layer_blob_case(
+    "layer-zstd-bomb",
+    lambda: H.zero_bomb(ZSTD_BOMB, "zstd"),
+    1,
+    (LIMIT,),
+    compression="zstd",
+    absent={"layer.diffid-mismatch"},
+    check=_bomb_check_zstd,
+    max_seconds=20.0,
+    **HEAVY,
+)
 # The same guard through the API with small limits (cheap): max_uncompressed stops it.
-_layer_blob_case("layer-zstd-bomb-api-limit", lambda: H.zero_bomb(128 << 20, "zstd"), 1, (LIMIT,), cli=False,
-                 compression="zstd", absent={"layer.diffid-mismatch"}, check=_bomb_check_zstd,
-                 limits=Limits(max_uncompressed=32 << 20))
+_layer_blob_case(
+    "layer-zstd-bomb-api-limit",
+    lambda: H.zero_bomb(128 << 20, "zstd"),
+    1,
+    (LIMIT,),
+    cli=False,
+    compression="zstd",
+    absent={"layer.diffid-mismatch"},
+    check=_bomb_check_zstd,
+    limits=Limits(max_uncompressed=32 << 20),
+)
 
 # docker-save layout with a hostile layer
-writes("docker-layer-dotdot",
-       lambda: H.docker_archive(layers=[H.tar_bytes(base_files() + [M("../../evil", b"x")])]), 1, {UNSAFE})
+writes(
+    "docker-layer-dotdot",
+    lambda: H.docker_archive(layers=[H.tar_bytes(base_files() + [M("../../evil", b"x")])]),
+    1,
+    {UNSAFE},
+)
 writes("docker-layer-truncated", lambda: H.docker_archive(layers=[H.default_layer()[:1500]]), 1, {MALFORMED})
 
 
@@ -686,9 +874,15 @@ writes("docker-layer-truncated", lambda: H.docker_archive(layers=[H.default_laye
 # CLI options under hostile input
 
 case("cli-fail-on-never", 0, args=("--fail-on", "never"), api=False)(
-    lambda d: (d / "a.tar").write_bytes(H.append_members(Oci().tar(), [M("../../evil", b"x")])) and str(d / "a.tar"))
-case("cli-expect-garbage", 1, {"ref.pin-mismatch"}, args=("--expect", "sha256:../../etc/passwd", "--expect", ""),
-     api=False)(lambda d: str(SAMPLES / "relay-genuine.oci.tar"))
+    lambda d: (d / "a.tar").write_bytes(H.append_members(Oci().tar(), [M("../../evil", b"x")])) and str(d / "a.tar")
+)
+case(
+    "cli-expect-garbage",
+    1,
+    {"ref.pin-mismatch"},
+    args=("--expect", "sha256:../../etc/passwd", "--expect", ""),
+    api=False,
+)(lambda d: str(SAMPLES / "relay-genuine.oci.tar"))
 
 
 # ==========================================================================
@@ -705,32 +899,60 @@ def _created_int(cfg: dict) -> None:
 
 def _check_created_int(report: Report) -> None:
     subjects = {f.subject.split(": ", 1)[1] for f in report.findings if f.code == MALFORMED}
-    assert {"created", "history[0].created", "history[0].empty_layer", "config.Env[1]",
-            "config.Labels['a']"} <= subjects, subjects
+    assert {
+        "created",
+        "history[0].created",
+        "history[0].empty_layer",
+        "config.Env[1]",
+        "config.Labels['a']",
+    } <= subjects, subjects
     img = report.images[0]
     assert img.config.env == ["A=1"] and img.config.labels == {"b": "ok"}
     assert img.history[0].created is None and img.history[0].analysis is not None  # the analysis went on
 
 
-oci_case("config-values-of-the-wrong-type", lambda: Oci(mutate_config=_created_int), 0, (MALFORMED,),
-         check=_check_created_int, sub=True)
+oci_case(
+    "config-values-of-the-wrong-type",
+    lambda: Oci(mutate_config=_created_int),
+    0,
+    (MALFORMED,),
+    check=_check_created_int,
+    sub=True,
+)
 
 
 def _docker_v1_created_int() -> bytes:
     layer = H.default_layer()
-    cfg = {"architecture": "amd64", "os": "linux", "created": 5,
-           "rootfs": {"type": "layers", "diff_ids": [H.sha(layer)]},
-           "history": [{"created_by": "ADD x /", "created": 9}]}
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": 5,
+        "rootfs": {"type": "layers", "diff_ids": [H.sha(layer)]},
+        "history": [{"created_by": "ADD x /", "created": 9}],
+    }
     config = H.jbytes(cfg)
     man = [{"Config": f"{H.hexof(config)}.json", "RepoTags": ["a:1"], "Layers": ["abc/layer.tar"]}]
-    return H.tar_bytes([M(f"{H.hexof(config)}.json", config), M("abc/", type="dir"), M("abc/layer.tar", layer),
-                        M("abc/json", H.jbytes({"id": "abc", "created": 77, "container_config": {"Cmd": 5}})),
-                        M("manifest.json", H.jbytes(man))])
+    return H.tar_bytes(
+        [
+            M(f"{H.hexof(config)}.json", config),
+            M("abc/", type="dir"),
+            M("abc/layer.tar", layer),
+            M("abc/json", H.jbytes({"id": "abc", "created": 77, "container_config": {"Cmd": 5}})),
+            M("manifest.json", H.jbytes(man)),
+        ]
+    )
 
 
-writes("docker-legacy-json-created-int", _docker_v1_created_int, 0, (MALFORMED,),
-       check=lambda r: [f for f in r.findings if f.code == MALFORMED and f.entry == "abc/json"] or
-       pytest.fail("abc/json's created is not named"))
+writes(
+    "docker-legacy-json-created-int",
+    _docker_v1_created_int,
+    0,
+    (MALFORMED,),
+    check=lambda r: (
+        [f for f in r.findings if f.code == MALFORMED and f.entry == "abc/json"]
+        or pytest.fail("abc/json's created is not named")
+    ),
+)
 
 
 def _surrogate_label() -> bytes:
@@ -739,17 +961,33 @@ def _surrogate_label() -> bytes:
     return Oci(config_bytes=H.jbytes(doc).replace(b"@@", b"\\ud800")).tar()
 
 
-writes("config-lone-surrogate", _surrogate_label, 0,
-       check=lambda r: r.images[0].config.labels == {"x": "\ud800"} or pytest.fail(repr(r.images[0].config.labels)))
+writes(
+    "config-lone-surrogate",
+    _surrogate_label,
+    0,
+    check=lambda r: r.images[0].config.labels == {"x": "\ud800"} or pytest.fail(repr(r.images[0].config.labels)),
+)
 
 
 # ==========================================================================
 # which cases also run as a real subprocess (besides stdin, FIFOs and the heavy ones)
 
 # (../../evil outside and inside a layer runs as a subprocess in test_writes_nothing_but_the_json)
-for _n in ("empty-file", "zeros-10k", "nonexistent", "dir-index-symlink-to-etc-passwd", "fifo-valid-archive",
-           "index-null", "outer-bad-checksum-in-middle", "outer-invalid-utf8-name", "layer-gzip-corrupt-in-middle",
-           "layer-invalid-utf8-name", "layer-pax-mtime-inf-nan", "cli-fail-on-never", "cli-expect-garbage"):
+for _n in (
+    "empty-file",
+    "zeros-10k",
+    "nonexistent",
+    "dir-index-symlink-to-etc-passwd",
+    "fifo-valid-archive",
+    "index-null",
+    "outer-bad-checksum-in-middle",
+    "outer-invalid-utf8-name",
+    "layer-gzip-corrupt-in-middle",
+    "layer-invalid-utf8-name",
+    "layer-pax-mtime-inf-nan",
+    "cli-fail-on-never",
+    "cli-expect-garbage",
+):
     CASES[_n].sub = True
 
 
@@ -834,8 +1072,9 @@ def _analyze_isolated(path: str, c: Case) -> tuple[dict, float]:
     """analyze() in a killable subprocess: for inputs that may hang the process."""
     t0 = time.monotonic()
     try:
-        r = subprocess.run([sys.executable, "-c", _API_CHILD, path], capture_output=True,
-                           timeout=c.max_seconds * 1.25 + 0.5)
+        r = subprocess.run(
+            [sys.executable, "-c", _API_CHILD, path], capture_output=True, timeout=c.max_seconds * 1.25 + 0.5
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{c.name}: analyze() still running after {c.max_seconds * 1.25 + 0.5:.1f}s (hang)")
     seconds = time.monotonic() - t0
@@ -882,8 +1121,7 @@ def test_cli(c: Case, tmp_path: Path) -> None:
 
     path = _build(c, tmp_path / "in")
     out = tmp_path / "report.json"
-    result = CliRunner().invoke(app, ["scan", path, "--json", str(out), *c.args],
-                                input=c.stdin() if c.stdin else None)
+    result = CliRunner().invoke(app, ["scan", path, "--json", str(out), *c.args], input=c.stdin() if c.stdin else None)
     where = f"{c.name}: exit {result.exit_code}\nstderr: {result.stderr[-2000:]}"
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"exception escaped the CLI: {result.exception!r}\n{where}") from result.exception
@@ -943,8 +1181,21 @@ def _run_subprocess(c: Case, base: Path) -> SubRun:
     stdin_path = out_dir / "stdin.bin"
     stdin_path.write_bytes(c.stdin() if c.stdin else b"")
     rss_path = out_dir / "rss"
-    argv = [sys.executable, "-S", "-c", _RSS_WRAPPER, str(rss_path),
-            sys.executable, "-m", "forensics", "scan", path, "--json", str(json_path), *c.args]
+    argv = [
+        sys.executable,
+        "-S",
+        "-c",
+        _RSS_WRAPPER,
+        str(rss_path),
+        sys.executable,
+        "-m",
+        "forensics",
+        "scan",
+        path,
+        "--json",
+        str(json_path),
+        *c.args,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "FORENSICS_DEBUG"}
     timeout = c.max_seconds * 1.25 + 0.5  # kill soon after the limit: a hang must not eat the time budget
     with open(out_dir / "stdout", "wb") as so, open(out_dir / "stderr", "wb") as se, open(stdin_path, "rb") as si:
@@ -961,9 +1212,15 @@ def _run_subprocess(c: Case, base: Path) -> SubRun:
     rc, rss = -1, 0
     if rss_path.exists():
         rc, rss = (int(x) for x in rss_path.read_text().split())
-    return SubRun(rc=rc, stdout=(out_dir / "stdout").read_text("utf-8", "replace"),
-                  stderr=(out_dir / "stderr").read_text("utf-8", "replace"), seconds=seconds,
-                  maxrss_kb=rss, timed_out=timed_out, json_path=json_path)
+    return SubRun(
+        rc=rc,
+        stdout=(out_dir / "stdout").read_text("utf-8", "replace"),
+        stderr=(out_dir / "stderr").read_text("utf-8", "replace"),
+        seconds=seconds,
+        maxrss_kb=rss,
+        timed_out=timed_out,
+        json_path=json_path,
+    )
 
 
 _SUB_FUTURES: dict[str, Future] = {}
@@ -973,8 +1230,11 @@ _SUB_FUTURES: dict[str, Future] = {}
 def _subprocess_batch(request, tmp_path_factory):
     """Start every selected subprocess case now, in the background; test_cli_subprocess collects them."""
     base = tmp_path_factory.mktemp("robust-sub")
-    selected = {item.callspec.params["c"].name for item in request.session.items
-                if item.originalname == "test_cli_subprocess" and hasattr(item, "callspec")}
+    selected = {
+        item.callspec.params["c"].name
+        for item in request.session.items
+        if item.originalname == "test_cli_subprocess" and hasattr(item, "callspec")
+    }
     todo = sorted((CASES[n] for n in selected), key=lambda c: -c.max_seconds)  # slow ones first
     pool = ThreadPoolExecutor(max_workers=2)
     for c in todo:
@@ -986,8 +1246,10 @@ def _subprocess_batch(request, tmp_path_factory):
 @pytest.mark.parametrize("c", _params("sub"))
 def test_cli_subprocess(c: Case) -> None:
     run: SubRun = _SUB_FUTURES[c.name].result()
-    where = f"{c.name}: exit {run.rc} after {run.seconds:.1f}s, peak RSS {run.maxrss_kb // 1024} MB\n" \
-            f"stderr: {run.stderr[-2000:]}"
+    where = (
+        f"{c.name}: exit {run.rc} after {run.seconds:.1f}s, peak RSS {run.maxrss_kb // 1024} MB\n"
+        f"stderr: {run.stderr[-2000:]}"
+    )
     assert not run.timed_out, f"hang: killed after {run.seconds:.0f}s\n{where}"
     assert run.rc >= 0, f"killed by signal {-run.rc}\n{where}"
     assert run.maxrss_kb < RSS_LIMIT_KB, where
@@ -1022,8 +1284,10 @@ def test_json_to_unwritable_path_is_one_line(tmp_path: Path) -> None:
 
     from forensics.cli import app
 
-    r = CliRunner().invoke(app, ["scan", str(SAMPLES / "relay-genuine.oci.tar"),
-                                 "--json", str(tmp_path / "missing-dir" / "out.json"), "-q"])
+    r = CliRunner().invoke(
+        app,
+        ["scan", str(SAMPLES / "relay-genuine.oci.tar"), "--json", str(tmp_path / "missing-dir" / "out.json"), "-q"],
+    )
     assert r.exit_code == 2, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("forensics: error: "), r.stderr
@@ -1031,8 +1295,9 @@ def test_json_to_unwritable_path_is_one_line(tmp_path: Path) -> None:
 
 def test_json_to_stdout_with_hostile_names(tmp_path: Path) -> None:
     """--json - must stay valid JSON whatever the names in the archive."""
-    layer = H.tar_bytes(base_files() + [H.raw_member(b"etc/\xff\xfe", b"x"), M("etc/\x1b[31m\u202e", b"y"),
-                                        M("../../evil", b"z")])
+    layer = H.tar_bytes(
+        base_files() + [H.raw_member(b"etc/\xff\xfe", b"x"), M("etc/\x1b[31m\u202e", b"y"), M("../../evil", b"z")]
+    )
     data = H.append_members(Oci(layers=[Layer.of(layer)]).tar(), [M("../../outer-evil", b"x")])
     p = tmp_path / "a.tar"
     p.write_bytes(data)
@@ -1050,12 +1315,26 @@ def test_writes_nothing_but_the_json(tmp_path: Path) -> None:
     cwd.mkdir(parents=True)
     archive_dir = tmp_path / "archive"
     archive_dir.mkdir()
-    layer = H.tar_bytes(base_files() + [M("../../evil", b"x"), M("../../../evil-layer", b"x"),
-                                        M("link", type="symlink", link="../../.."), M("link/evil-link", b"x"),
-                                        M("/abs-evil", b"x")])
-    data = H.append_members(Oci(layers=[Layer.of(layer)]).tar(),
-                            [M("../../evil", b"x"), M("../evil-outer", b"x"), M("/tmp-evil-abs", b"x"),
-                             M("s", type="symlink", link=".."), M("s/evil-through-symlink", b"x")])
+    layer = H.tar_bytes(
+        base_files()
+        + [
+            M("../../evil", b"x"),
+            M("../../../evil-layer", b"x"),
+            M("link", type="symlink", link="../../.."),
+            M("link/evil-link", b"x"),
+            M("/abs-evil", b"x"),
+        ]
+    )
+    data = H.append_members(
+        Oci(layers=[Layer.of(layer)]).tar(),
+        [
+            M("../../evil", b"x"),
+            M("../evil-outer", b"x"),
+            M("/tmp-evil-abs", b"x"),
+            M("s", type="symlink", link=".."),
+            M("s/evil-through-symlink", b"x"),
+        ],
+    )
     archive = archive_dir / "hostile.tar"
     archive.write_bytes(data)
 
@@ -1064,8 +1343,12 @@ def test_writes_nothing_but_the_json(tmp_path: Path) -> None:
 
     before = snapshot()
     root_before = set(os.listdir("/"))
-    r = subprocess.run([sys.executable, "-m", "forensics", "scan", str(archive), "--json", "out.json"],
-                       cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", str(archive), "--json", "out.json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     after = snapshot()
@@ -1086,8 +1369,11 @@ def test_bases_are_clean(tmp_path: Path) -> None:
     """The bases the hostile cases are built from scan clean: only the planted attack remains."""
     for name in ("relay-genuine.oci.tar", "clean.docker.tar", "clean-zstd.oci.tar"):
         assert analyze(str(SAMPLES / name)).verdict == "clean", name
-    for data in (Oci().tar(), H.docker_archive(),
-                 Oci(layers=[Layer.of(H.default_layer(), "zstd"), Layer.of(H.default_layer(), "none")]).tar()):
+    for data in (
+        Oci().tar(),
+        H.docker_archive(),
+        Oci(layers=[Layer.of(H.default_layer(), "zstd"), Layer.of(H.default_layer(), "none")]).tar(),
+    ):
         report = _analyze_bytes(data, tmp_path)
         assert not report.findings, _summary(report)
 
@@ -1106,4 +1392,5 @@ def test_builders_produce_what_tarfile_reads() -> None:
     assert H.base256(-1)[0] & 0xC0 == 0xC0
     blob, diff_id = H.zero_bomb(32 << 20, "gzip")
     import gzip
+
     assert H.sha(gzip.decompress(blob)) == diff_id

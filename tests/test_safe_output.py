@@ -16,13 +16,12 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile as H  # noqa: E402
-from hostile import M, Layer, Oci  # noqa: E402
+from hostile import Layer, M, Oci  # noqa: E402
 
 from forensics.cli import app  # noqa: E402
 from forensics.history.shellwords import has_below  # noqa: E402
@@ -38,8 +37,9 @@ VERDICT = re.compile(r"^(CLEAN|SUSPICIOUS|TAMPERED|UNREADABLE):", re.M)
 
 
 def _hostile_image(tmp_path: Path, name: str = "a.tar", extra: str = "") -> Path:
-    tar = H.tar_bytes([M(n + extra, b"#!/bin/sh\n", mode=0o4755) for n in NAMES]
-                      + [M("link", type="symlink", link=f"..\n{FAKE}")])
+    tar = H.tar_bytes(
+        [M(n + extra, b"#!/bin/sh\n", mode=0o4755) for n in NAMES] + [M("link", type="symlink", link=f"..\n{FAKE}")]
+    )
 
     def cfg(c: dict) -> None:
         c["config"]["Labels"] = {"l\x1b[31m": "v\rX\u202e"}
@@ -57,16 +57,21 @@ def _assert_safe_terminal(text: str) -> None:
 
 
 def test_visible_escapes_controls_bidi_and_surrogates() -> None:
-    assert visible("a\nb\rc\td\x1b[0m\x07\x85\u202e\u2066\ufeff\ud800\U000e0041") == \
-        "a\\nb\\rc\\td\\x1b[0m\\x07\\x85\\u202e\\u2066\\ufeff\\ud800\\U000e0041"
+    assert (
+        visible("a\nb\rc\td\x1b[0m\x07\x85\u202e\u2066\ufeff\ud800\U000e0041")
+        == "a\\nb\\rc\\td\\x1b[0m\\x07\\x85\\u202e\\u2066\\ufeff\\ud800\\U000e0041"
+    )
     assert visible("plain é 日本 \U0001f600") == "plain é 日本 \U0001f600"
     assert visible_html("a\nb\tc\rd") == "a\nb\tc\\rd"  # white space stays white space in HTML
 
 
 def test_visible_covers_every_invisible_category() -> None:
     """The table in render/safe.py against this Python's Unicode database."""
-    missed = [hex(cp) for cp in range(0x110000)
-              if unicodedata.category(chr(cp)) in ("Cc", "Cf", "Cs", "Zl", "Zp") and visible(chr(cp)) == chr(cp)]
+    missed = [
+        hex(cp)
+        for cp in range(0x110000)
+        if unicodedata.category(chr(cp)) in ("Cc", "Cf", "Cs", "Zl", "Zp") and visible(chr(cp)) == chr(cp)
+    ]
     assert not missed, missed[:20]
 
 

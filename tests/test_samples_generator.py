@@ -29,9 +29,7 @@ SAMPLES = {  # truth-file stem -> archive name
     "relay-genuine": "relay-genuine.oci.tar",
     "relay-forged": "relay-forged.oci.tar",
 }
-GENERATED_FILES = sorted(
-    list(SAMPLES.values()) + [f"{n}.truth.json" for n in SAMPLES] + ["README.md"]
-)
+GENERATED_FILES = sorted(list(SAMPLES.values()) + [f"{n}.truth.json" for n in SAMPLES] + ["README.md"])
 LAYER_MEDIA_TYPES = {
     "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
     "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
@@ -43,8 +41,7 @@ def sha256(data: bytes) -> str:
 
 
 def run_generator(out: Path) -> None:
-    subprocess.run([sys.executable, str(GENERATOR), "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(out)], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +56,7 @@ def generated(tmp_path_factory) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------
 # Independent readers
 # --------------------------------------------------------------------------
+
 
 def read_outer(path: Path) -> tuple[list[str], dict[str, bytes]]:
     """Member names in archive order, and the regular files' contents."""
@@ -101,8 +99,7 @@ def decompress(blob: bytes, compression: str) -> bytes:
 
 
 def parse_time(ts: str) -> int:
-    return int(dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")
-               .replace(tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
 
 
 def load_image(path: Path) -> dict:
@@ -144,14 +141,25 @@ def load_oci(names: list[str], files: dict[str, bytes]) -> dict:
         data = blob(desc)
         tar_bytes = decompress(data, compression)
         tars.append(tar_bytes)
-        layers.append({"digest": desc["digest"], "size": desc["size"],
-                       "media_type": desc["mediaType"], "compression": compression,
-                       "diff_id": sha256(tar_bytes),
-                       "path": "blobs/sha256/" + desc["digest"].removeprefix("sha256:")})
-    return {"format": "oci-archive",
-            "refs": [mdesc["annotations"]["org.opencontainers.image.ref.name"]],
-            "manifest_digest": mdesc["digest"], "config_digest": sha256(config_bytes),
-            "config": config, "layers": layers, "tars": tars}
+        layers.append(
+            {
+                "digest": desc["digest"],
+                "size": desc["size"],
+                "media_type": desc["mediaType"],
+                "compression": compression,
+                "diff_id": sha256(tar_bytes),
+                "path": "blobs/sha256/" + desc["digest"].removeprefix("sha256:"),
+            }
+        )
+    return {
+        "format": "oci-archive",
+        "refs": [mdesc["annotations"]["org.opencontainers.image.ref.name"]],
+        "manifest_digest": mdesc["digest"],
+        "config_digest": sha256(config_bytes),
+        "config": config,
+        "layers": layers,
+        "tars": tars,
+    }
 
 
 def load_docker(names: list[str], files: dict[str, bytes]) -> dict:
@@ -170,14 +178,28 @@ def load_docker(names: list[str], files: dict[str, bytes]) -> dict:
         parent = v1id
         tar_bytes = files[layer_path]
         tars.append(tar_bytes)
-        layers.append({"digest": sha256(tar_bytes), "size": len(tar_bytes), "media_type": None,
-                       "compression": "none", "diff_id": sha256(tar_bytes), "path": layer_path})
+        layers.append(
+            {
+                "digest": sha256(tar_bytes),
+                "size": len(tar_bytes),
+                "media_type": None,
+                "compression": "none",
+                "diff_id": sha256(tar_bytes),
+                "path": layer_path,
+            }
+        )
     [ref] = entry["RepoTags"]
     repo, tag = ref.rsplit(":", 1)
     assert json.loads(files["repositories"]) == {repo: {tag: parent}}
-    return {"format": "docker-archive", "refs": entry["RepoTags"], "manifest_digest": None,
-            "config_digest": sha256(config_bytes), "config": config,
-            "layers": layers, "tars": tars}
+    return {
+        "format": "docker-archive",
+        "refs": entry["RepoTags"],
+        "manifest_digest": None,
+        "config_digest": sha256(config_bytes),
+        "config": config,
+        "layers": layers,
+        "tars": tars,
+    }
 
 
 def truth(name: str) -> dict:
@@ -187,6 +209,7 @@ def truth(name: str) -> dict:
 # --------------------------------------------------------------------------
 # Reproducibility
 # --------------------------------------------------------------------------
+
 
 def test_generator_is_reproducible(generated):
     first, second = generated
@@ -201,7 +224,8 @@ def test_committed_samples_match_generator(generated):
         committed = SAMPLES_DIR / name
         assert committed.exists(), f"{name} not committed; run samples/make_samples.py"
         assert committed.read_bytes() == (first / name).read_bytes(), (
-            f"samples/{name} drifted from the generator; rerun samples/make_samples.py")
+            f"samples/{name} drifted from the generator; rerun samples/make_samples.py"
+        )
 
 
 def test_samples_are_small():
@@ -212,6 +236,7 @@ def test_samples_are_small():
 # --------------------------------------------------------------------------
 # Independent verification of each sample
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_sample_digests_and_truth(name):
@@ -232,8 +257,8 @@ def test_sample_digests_and_truth(name):
     for key in ("format", "refs", "manifest_digest", "config_digest", "layers"):
         assert t[key] == image[key], key
     assert t["history"] == [
-        {"created": h["created"], "created_by": h["created_by"],
-         "empty_layer": h.get("empty_layer", False)} for h in history
+        {"created": h["created"], "created_by": h["created_by"], "empty_layer": h.get("empty_layer", False)}
+        for h in history
     ]
     assert (t["tamper"] is not None) == (name == "relay-forged")
 
@@ -293,18 +318,15 @@ def test_forged_layer_contents_match_tamper_truth():
     lower = {n for tar_bytes in forged["tars"][:2] for n in layer_members(tar_bytes)}
 
     def key(member, data):
-        return (member.type, member.mode, member.uid, member.gid, member.mtime,
-                member.linkname, data)
+        return (member.type, member.mode, member.uid, member.gid, member.mtime, member.linkname, data)
 
     unexplained = sorted(
         "/" + n + ("/" if m.isdir() else "")
         for n, (m, data) in f_layer.items()
-        if (n not in g_layer or key(*g_layer[n]) != key(m, data))
-        and not (m.isdir() and n in lower)
+        if (n not in g_layer or key(*g_layer[n]) != key(m, data)) and not (m.isdir() and n in lower)
     )
     assert unexplained == tamper["unexplained_paths"]
-    assert {"/usr/local/bin/relayd", "/etc/crontabs/root",
-            "/usr/local/lib/relayd.real"} <= set(unexplained)
+    assert {"/usr/local/bin/relayd", "/etc/crontabs/root", "/usr/local/lib/relayd.real"} <= set(unexplained)
     # The genuine step's own output is untouched in the forged layer.
     for n, (m, data) in g_layer.items():
         assert key(*f_layer[n]) == key(m, data), n

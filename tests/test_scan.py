@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hostile import Layer, M, Oci, default_layer, docker_archive, hexof, jbytes, sha, tar_bytes
 
-from hostile import M, Layer, Oci, default_layer, docker_archive, hexof, jbytes, sha, tar_bytes
 from forensics.models import Report
 from forensics.pipeline import analyze
 
@@ -49,7 +49,11 @@ def test_samples_match_their_truth(truth_path):
     assert img.refs == truth["refs"]
     for got, want in zip(img.layers, truth["layers"], strict=True):
         assert (got.digest, got.size, got.compression, got.diff_id) == (
-            want["digest"], want["size"], want["compression"], want["diff_id"])
+            want["digest"],
+            want["size"],
+            want["compression"],
+            want["diff_id"],
+        )
     assert [h.created_by for h in img.history] == [h["created_by"] for h in truth["history"]]
 
 
@@ -59,9 +63,11 @@ def test_every_layer_file_is_indexed_with_its_content_digest():
     relayd = files["/usr/local/bin/relayd"]
     assert relayd.kind == "elf" and relayd.mode == 0o755 and relayd.type == "file"
     import tarfile
+
     with tarfile.open(SAMPLES / "relay-genuine.oci.tar") as outer:
         blob = outer.extractfile("blobs/sha256/" + r.images[0].layers[1].digest.split(":")[1]).read()
     import io
+
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as inner:
         data = inner.extractfile("usr/local/bin/relayd").read()
     assert relayd.sha256 == hashlib.sha256(data).hexdigest() and relayd.size == len(data)
@@ -80,6 +86,7 @@ def test_same_image_in_every_container(tmp_path):
     doc = Report.model_validate_json(cp.stdout)
     assert doc.input.sha256 == base.input.sha256
     import tarfile
+
     d = tmp_path / "layout"
     with tarfile.open(SAMPLES / "clean-zstd.oci.tar") as t:
         t.extractall(d, filter="data")
@@ -89,6 +96,7 @@ def test_same_image_in_every_container(tmp_path):
 
 
 # --- every issue-2 code on an archive built for it -----------------------------------
+
 
 def test_blob_digest_mismatch_and_size_mismatch(tmp_path):
     layer = Layer.of(default_layer())
@@ -126,7 +134,9 @@ def test_diffid_and_count_mismatch(tmp_path):
 def test_missing_and_unreferenced_blobs(tmp_path):
     stray = gzip.compress(tar_bytes([M("etc/ld.so.preload", b"/tmp/x.so\n")]), mtime=0)
     oci = Oci(extra_blobs=[stray])
-    members = [m for m in oci.members() if not (isinstance(m, M) and m.name == "blobs/sha256/" + hexof(oci.layers[0].blob))]
+    members = [
+        m for m in oci.members() if not (isinstance(m, M) and m.name == "blobs/sha256/" + hexof(oci.layers[0].blob))
+    ]
     r = analyze(write(tmp_path, tar_bytes(members)))
     missing = [f for f in r.findings if f.code == "blob.missing"]
     assert missing and missing[0].layer == 0 and missing[0].digest == sha(oci.layers[0].blob)
@@ -145,7 +155,9 @@ def test_media_type_mismatch(tmp_path):
 
 def test_config_renamed_in_docker_archive(tmp_path):
     data = docker_archive()
-    import tarfile, io
+    import io
+    import tarfile
+
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
         members = [(ti, t.extractfile(ti).read() if ti.isfile() else b"") for ti in t.getmembers()]
     out = []
@@ -161,9 +173,14 @@ def test_config_renamed_in_docker_archive(tmp_path):
 def test_ref_conflict_in_manifest_json(tmp_path):
     layer = default_layer()
     cfg2 = jbytes({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}})
-    second = {"Config": f"{hexof(cfg2)}.json", "RepoTags": ["example.test/hostile:1"], "Layers": [f"{hexof(layer)}.tar"]}
-    data = docker_archive(layers=[layer], mutate_manifest=lambda m: m + [second],
-                          extra_members=[M(f"{hexof(cfg2)}.json", cfg2)])
+    second = {
+        "Config": f"{hexof(cfg2)}.json",
+        "RepoTags": ["example.test/hostile:1"],
+        "Layers": [f"{hexof(layer)}.tar"],
+    }
+    data = docker_archive(
+        layers=[layer], mutate_manifest=lambda m: m + [second], extra_members=[M(f"{hexof(cfg2)}.json", cfg2)]
+    )
     r = analyze(write(tmp_path, data))
     [f] = [f for f in r.findings if f.code == "ref.conflict"]
     assert f.subject == "example.test/hostile:1" and len(f.evidence["manifest.json"]) == 2
@@ -173,17 +190,36 @@ def test_ref_conflict_in_manifest_json(tmp_path):
 
 
 def test_ref_conflict_in_index_annotations(tmp_path):
-    oci = Oci(mutate_index=lambda i: i["manifests"][0]["annotations"].update({"io.containerd.image.name": "example.test/x:1"}))
+    oci = Oci(
+        mutate_index=lambda i: i["manifests"][0]["annotations"].update({"io.containerd.image.name": "example.test/x:1"})
+    )
     cfg, man, idx = oci.documents()
     other_cfg = jbytes({**json.loads(cfg), "os": "windows"})
-    man2 = jbytes({**json.loads(man), "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                                 "digest": sha(other_cfg), "size": len(other_cfg)}})
+    man2 = jbytes(
+        {
+            **json.loads(man),
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(other_cfg),
+                "size": len(other_cfg),
+            },
+        }
+    )
     idx_doc = json.loads(idx)
-    idx_doc["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(man2),
-                                 "size": len(man2), "annotations": {"io.containerd.image.name": "example.test/x:1"}})
+    idx_doc["manifests"].append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha(man2),
+            "size": len(man2),
+            "annotations": {"io.containerd.image.name": "example.test/x:1"},
+        }
+    )
     members = [m for m in oci.members() if not (isinstance(m, M) and m.name == "index.json")]
-    members += [M(f"blobs/sha256/{hexof(other_cfg)}", other_cfg), M(f"blobs/sha256/{hexof(man2)}", man2),
-                M("index.json", jbytes(idx_doc))]
+    members += [
+        M(f"blobs/sha256/{hexof(other_cfg)}", other_cfg),
+        M(f"blobs/sha256/{hexof(man2)}", man2),
+        M("index.json", jbytes(idx_doc)),
+    ]
     r = analyze(write(tmp_path, tar_bytes(members)))
     [f] = [f for f in r.findings if f.code == "ref.conflict"]
     assert f.subject == "example.test/x:1"
@@ -210,8 +246,14 @@ def test_unsafe_and_duplicate_outer_entries(tmp_path):
 
 
 def test_layer_level_unsafe_paths(tmp_path):
-    tar = tar_bytes([M("srv/", type="dir"), M("srv/out", type="symlink", link="../../../../tmp"),
-                     M("srv/out/x.sh", b"#!/bin/sh\n"), M("../../evil", b"x")])
+    tar = tar_bytes(
+        [
+            M("srv/", type="dir"),
+            M("srv/out", type="symlink", link="../../../../tmp"),
+            M("srv/out/x.sh", b"#!/bin/sh\n"),
+            M("../../evil", b"x"),
+        ]
+    )
     r = analyze(write(tmp_path, Oci(layers=[Layer.of(tar)]).tar()))
     paths = sorted(f.path for f in r.findings if f.code == "archive.unsafe-path")
     assert paths == ["../../evil", "/srv/out", "/srv/out/x.sh"]
@@ -259,8 +301,19 @@ def test_fast_file_entry_equals_model_construct():
 
     unsafe: list = []
     fast = member_entry("./usr/bin/tool", "file", 0o4755, 0, 0, 12, 1.5e9, "", "ab" * 32, "elf", unsafe)
-    slow = FileEntry.model_construct(path="/usr/bin/tool", type="file", mode=0o4755, uid=0, gid=0, size=12,
-                                     mtime=1.5e9, link=None, sha256="ab" * 32, kind="elf", raw_name="./usr/bin/tool")
+    slow = FileEntry.model_construct(
+        path="/usr/bin/tool",
+        type="file",
+        mode=0o4755,
+        uid=0,
+        gid=0,
+        size=12,
+        mtime=1.5e9,
+        link=None,
+        sha256="ab" * 32,
+        kind="elf",
+        raw_name="./usr/bin/tool",
+    )
     assert fast == slow and fast.model_dump() == slow.model_dump()
     assert fast.model_dump_json() == FileEntry.model_validate(slow.model_dump()).model_dump_json()
     assert set(vars(fast)) == set(vars(slow)) and not unsafe

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hostile import M
 from test_accounts import BASE, build, etc, package
+
 from forensics.history import unitlinks
 from forensics.pipeline import analyze
 
@@ -54,23 +55,33 @@ def test_real_enablement_of_the_installed_unit_is_explained(tmp_path):
 
 
 def test_links_to_units_no_package_of_the_step_ships(tmp_path):
-    evil = [M("lib/systemd/system/sync-agent.service", b"[Service]\nExecStart=/tmp/.x\n[Install]\n"
-                                                          b"WantedBy=multi-user.target\n"),
-            M("etc/systemd/system/multi-user.target.wants/sync-agent.service", type="symlink",
-              link="/lib/systemd/system/sync-agent.service"),
-            M("var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/sync-agent.service", b""),
-            M("etc/rc2.d/S01sync-agent", type="symlink", link="../init.d/sync-agent"),
-            # a link named like the unit, pointing at another file
-            M("etc/systemd/system/sockets.target.wants/ssh.socket", type="symlink", link="/tmp/.x/ssh.socket"),
-            # an alias the unit does not declare
-            M("etc/systemd/system/getty@tty9.service", type="symlink", link="/lib/systemd/system/ssh.service")]
+    evil = [
+        M(
+            "lib/systemd/system/sync-agent.service",
+            b"[Service]\nExecStart=/tmp/.x\n[Install]\nWantedBy=multi-user.target\n",
+        ),
+        M(
+            "etc/systemd/system/multi-user.target.wants/sync-agent.service",
+            type="symlink",
+            link="/lib/systemd/system/sync-agent.service",
+        ),
+        M("var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/sync-agent.service", b""),
+        M("etc/rc2.d/S01sync-agent", type="symlink", link="../init.d/sync-agent"),
+        # a link named like the unit, pointing at another file
+        M("etc/systemd/system/sockets.target.wants/ssh.socket", type="symlink", link="/tmp/.x/ssh.socket"),
+        # an alias the unit does not declare
+        M("etc/systemd/system/getty@tty9.service", type="symlink", link="/lib/systemd/system/ssh.service"),
+    ]
     members = [m for m in enabled() if m.name != "etc/systemd/system/sockets.target.wants/ssh.socket"] + evil
     r = analyze(str(build(tmp_path, step(members), INSTALL)))
     assert unexplained(r) >= {
         "/etc/systemd/system/multi-user.target.wants/sync-agent.service",
         "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/sync-agent.service",
-        "/etc/rc2.d/S01sync-agent", "/etc/systemd/system/sockets.target.wants/ssh.socket",
-        "/etc/systemd/system/getty@tty9.service", "/lib/systemd/system/sync-agent.service"}
+        "/etc/rc2.d/S01sync-agent",
+        "/etc/systemd/system/sockets.target.wants/ssh.socket",
+        "/etc/systemd/system/getty@tty9.service",
+        "/lib/systemd/system/sync-agent.service",
+    }
     # the genuine ones stay explained
     assert "/etc/systemd/system/sshd.service" not in unexplained(r)
     assert "/etc/rc3.d/S01ssh" not in unexplained(r)
@@ -86,18 +97,20 @@ def test_enablement_in_a_step_that_did_not_install_the_unit(tmp_path):
     from hostile import Layer, Oci, tar_bytes
 
     def mutate(cfg):
-        cfg["history"] = [{"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
-                          {"created_by": "/bin/sh -c apt-get install -y curl"}]
+        cfg["history"] = [
+            {"created_by": "/bin/sh -c #(nop) ADD file:aa in / "},
+            {"created_by": "/bin/sh -c apt-get install -y curl"},
+        ]
+
     p = tmp_path / "img.tar"
-    p.write_bytes(Oci(layers=[Layer.of(tar_bytes(base)), Layer.of(tar_bytes(layers_step))],
-                      mutate_config=mutate).tar())
+    p.write_bytes(Oci(layers=[Layer.of(tar_bytes(base)), Layer.of(tar_bytes(layers_step))], mutate_config=mutate).tar())
     r = analyze(str(p))
     assert "/etc/systemd/system/sshd.service" in unexplained(r)
     assert "/etc/systemd/system/multi-user.target.wants/ssh.service" in unexplained(r)
 
 
 def test_install_section_reader():
-    unit = (b"[Unit]\nAlias=not-here.service\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n")
+    unit = b"[Unit]\nAlias=not-here.service\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n"
     got = unitlinks._install(unit)
     assert got["Alias"] == {"sshd.service"} and got["WantedBy"] == {"multi-user.target"}
     assert unitlinks._install(b"\xff\x00" * 10000) == {}
@@ -106,14 +119,23 @@ def test_install_section_reader():
 
 
 def test_runit_link_and_host_key_pubs_of_the_installed_package(tmp_path):
-    sv = [M("etc/sv/", type="dir"), M("etc/sv/ssh/", type="dir"), M("etc/sv/ssh/run", b"#!/bin/sh\nexec sshd -D\n",
-                                                                      mode=0o755)]
-    runit = [M("etc/runit/", type="dir"), M("etc/runit/runsvdir/", type="dir"),
-             M("etc/runit/runsvdir/default/", type="dir"),
-             M("etc/runit/runsvdir/default/ssh", type="symlink", link="/etc/sv/ssh")]
-    keys = [M("etc/ssh/", type="dir"), M("etc/ssh/ssh_host_ed25519_key", b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
-            M("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAC3Nza root@buildkitsandbox\n"),
-            M("etc/ssh/ssh_host_backdoor.pub", b"ssh-ed25519 AAAA x\n")]
+    sv = [
+        M("etc/sv/", type="dir"),
+        M("etc/sv/ssh/", type="dir"),
+        M("etc/sv/ssh/run", b"#!/bin/sh\nexec sshd -D\n", mode=0o755),
+    ]
+    runit = [
+        M("etc/runit/", type="dir"),
+        M("etc/runit/runsvdir/", type="dir"),
+        M("etc/runit/runsvdir/default/", type="dir"),
+        M("etc/runit/runsvdir/default/ssh", type="symlink", link="/etc/sv/ssh"),
+    ]
+    keys = [
+        M("etc/ssh/", type="dir"),
+        M("etc/ssh/ssh_host_ed25519_key", b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+        M("etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAC3Nza root@buildkitsandbox\n"),
+        M("etc/ssh/ssh_host_backdoor.pub", b"ssh-ed25519 AAAA x\n"),
+    ]
     members = enabled() + sv + runit + keys
     layer = members + package("openssh-server", SSH_LIST + ["/etc/sv/ssh/run"], POSTINST)
     r = analyze(str(build(tmp_path, layer, INSTALL)))

@@ -43,8 +43,12 @@ def report_one(path: Path, show_info: bool) -> dict:
         for h in img.history:
             mark = "   " if h.empty_layer else f"L{h.layer_index:<2}"
             cnt = h.analysis.counts if h.analysis and h.analysis.counts else {}
-            extra = f"  [+{cnt.get('added', 0)} ~{cnt.get('modified', 0)} -{cnt.get('deleted', 0)}; " \
-                    f"unexplained {cnt.get('unexplained', 0)}]" if cnt else ""
+            extra = (
+                f"  [+{cnt.get('added', 0)} ~{cnt.get('modified', 0)} -{cnt.get('deleted', 0)}; "
+                f"unexplained {cnt.get('unexplained', 0)}]"
+                if cnt
+                else ""
+            )
             print(f"  h{h.index:<2} {mark} {(h.created_by or '')[:110]}{extra}")
     counts: Counter[str] = Counter()
     out = []
@@ -71,25 +75,41 @@ def report_one(path: Path, show_info: bool) -> dict:
                 shown = ps if FULL or len(ps) <= 6 else ps[:4]
                 for p in shown:
                     c = by_path.get(p)
-                    desc = (f"{c.change} {c.type}" + (f" -> {c.link}" if c.link else "")
-                            + (f" ({','.join(c.what)})" if c.what else "")) if c else ""
+                    desc = (
+                        (
+                            f"{c.change} {c.type}"
+                            + (f" -> {c.link}" if c.link else "")
+                            + (f" ({','.join(c.what)})" if c.what else "")
+                        )
+                        if c
+                        else ""
+                    )
                     print(f"        {p}  {desc}")
                 if len(shown) < len(ps):
                     kinds = Counter(f"{by_path[p].change} {by_path[p].type}" for p in ps if p in by_path)
-                    print(f"        ... {len(ps) - len(shown)} more in {d} (all {len(ps)}: "
-                          + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")")
+                    print(
+                        f"        ... {len(ps) - len(shown)} more in {d} (all {len(ps)}: "
+                        + ", ".join(f"{n} {k}" for k, n in kinds.items())
+                        + ")"
+                    )
             if f.evidence.get("reasons"):
                 print(f"      reasons: {f.evidence['reasons']}")
             rec["paths"] = paths
             rec["history"] = f.history
         out.append(rec)
     steps = [h.analysis.counts for h in (img.history if img else []) if h.analysis and h.analysis.counts]
-    stats = {"steps": len(steps), "steps_unexplained": sum(1 for c in steps if c.get("unexplained")),
-             "paths": sum(c.get("added", 0) + c.get("modified", 0) + c.get("deleted", 0) for c in steps),
-             "paths_unexplained": sum(c.get("unexplained", 0) for c in steps)}
-    print("  summary: " + ", ".join(f"{lv}={counts.get(lv, 0)}" for lv in LEVELS + ["info"])
-          + f"; layer steps {stats['steps']}, with unexplained changes {stats['steps_unexplained']}; "
-          f"changed paths {stats['paths']}, unexplained {stats['paths_unexplained']}")
+    stats = {
+        "steps": len(steps),
+        "steps_unexplained": sum(1 for c in steps if c.get("unexplained")),
+        "paths": sum(c.get("added", 0) + c.get("modified", 0) + c.get("deleted", 0) for c in steps),
+        "paths_unexplained": sum(c.get("unexplained", 0) for c in steps),
+    }
+    print(
+        "  summary: "
+        + ", ".join(f"{lv}={counts.get(lv, 0)}" for lv in LEVELS + ["info"])
+        + f"; layer steps {stats['steps']}, with unexplained changes {stats['steps_unexplained']}; "
+        f"changed paths {stats['paths']}, unexplained {stats['paths_unexplained']}"
+    )
     return {"image": path.name, "verdict": rep.verdict, "counts": dict(counts), "stats": stats, "findings": out}
 
 
@@ -105,8 +125,11 @@ def main() -> int:
     global FULL
     FULL = a.full
     suffixes = {"oci": [".oci.tar"], "docker": [".docker.tar"], "both": [".oci.tar", ".docker.tar"]}[a.format]
-    paths = sorted(p for p in Path(a.dir).glob("*.tar*") if any(p.name.endswith(s) or p.name.endswith(s + ".zst")
-                                                                 for s in suffixes))
+    paths = sorted(
+        p
+        for p in Path(a.dir).glob("*.tar*")
+        if any(p.name.endswith(s) or p.name.endswith(s + ".zst") for s in suffixes)
+    )
     if a.names:
         paths = [p for p in paths if p.name.split(".")[0] in a.names]
     if not paths:
@@ -116,21 +139,30 @@ def main() -> int:
     print("\n## summary (every finding on these clean images is a false alarm)")
     cols = LEVELS + ["info"]
     st = ["steps", "steps_unexplained", "paths", "paths_unexplained"]
-    print(f"{'image':32} {'verdict':11} " + " ".join(f"{lv:>8}" for lv in cols)
-          + "   steps  flagged    paths  unexpl")
+    print(f"{'image':32} {'verdict':11} " + " ".join(f"{lv:>8}" for lv in cols) + "   steps  flagged    paths  unexpl")
     tot: Counter[str] = Counter()
     for r in results:
         tot.update(r["counts"])
         tot.update({k: r["stats"][k] for k in st})
-        print(f"{r['image']:32} {r['verdict']:11} " + " ".join(f"{r['counts'].get(lv, 0):>8}" for lv in cols)
-              + "".join(f" {r['stats'][k]:>8}" for k in st))
-    print(f"{'TOTAL':32} {'':11} " + " ".join(f"{tot.get(lv, 0):>8}" for lv in cols)
-          + "".join(f" {tot.get(k, 0):>8}" for k in st))
-    print("steps = history entries owning a layer; flagged = those with unexplained changes;"
-          " paths = changed paths in them; unexpl = paths left unexplained")
+        print(
+            f"{r['image']:32} {r['verdict']:11} "
+            + " ".join(f"{r['counts'].get(lv, 0):>8}" for lv in cols)
+            + "".join(f" {r['stats'][k]:>8}" for k in st)
+        )
+    print(
+        f"{'TOTAL':32} {'':11} "
+        + " ".join(f"{tot.get(lv, 0):>8}" for lv in cols)
+        + "".join(f" {tot.get(k, 0):>8}" for k in st)
+    )
+    print(
+        "steps = history entries owning a layer; flagged = those with unexplained changes;"
+        " paths = changed paths in them; unexpl = paths left unexplained"
+    )
     codes = Counter((f["code"], f["severity"]) for r in results for f in r["findings"])
     print("\nby code:")
-    for (code, sev), n in sorted(codes.items(), key=lambda kv: (LEVELS.index(kv[0][1]) if kv[0][1] in LEVELS else 9, kv[0][0])):
+    for (code, sev), n in sorted(
+        codes.items(), key=lambda kv: (LEVELS.index(kv[0][1]) if kv[0][1] in LEVELS else 9, kv[0][0])
+    ):
         print(f"  {n:4}  {sev:8} {code}")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))

@@ -34,7 +34,15 @@ OUT = Path(os.environ.get("REDTEAM_OUT", REPO / "bench" / "out" / "redteam"))
 SAMPLES, WORK, LOGS = OUT / "samples", OUT / "work", OUT / "logs"
 DOCKER = ["/usr/bin/docker"]  # Debian's client: /usr/local/bin/docker may be a stub
 DOCKER_HOST = os.environ.get("DOCKER_HOST", f"unix://{REPO}/bench/out/docker.sock")
-BUILDAH = ["buildah", "--storage-driver", "overlay", "--root", str(OUT / "buildah/root"), "--runroot", str(OUT / "buildah/run")]
+BUILDAH = [
+    "buildah",
+    "--storage-driver",
+    "overlay",
+    "--root",
+    str(OUT / "buildah/root"),
+    "--runroot",
+    str(OUT / "buildah/run"),
+]
 CA = Path(os.environ.get("REDTEAM_CA", "/etc/ssl/certs/ca-certificates.crt"))
 SUITE, MIRROR = "bookworm", os.environ.get("MIRROR", "http://deb.debian.org/debian")
 
@@ -64,6 +72,7 @@ def run(cmd: list[str], *, env: dict | None = None, logfile: Path | None = None)
 
 # ---- base ---------------------------------------------------------------------
 
+
 def rootfs_tar() -> Path:
     tar = OUT / "rootfs.tar"
     if tar.exists():
@@ -90,17 +99,19 @@ def ensure_base(kind: str) -> None:
     ctx.mkdir(parents=True, exist_ok=True)
     if not (ctx / "rootfs.tar").exists():
         os.link(rootfs_tar(), ctx / "rootfs.tar")
-    (ctx / "Dockerfile").write_text("FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n")
+    (ctx / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n')
     ref = base_ref(kind)
     if kind == "docker":
-        if subprocess.run(DOCKER + ["image", "inspect", ref], env=dict(os.environ, DOCKER_HOST=DOCKER_HOST),
-                          capture_output=True).returncode:
+        if subprocess.run(
+            DOCKER + ["image", "inspect", ref], env=dict(os.environ, DOCKER_HOST=DOCKER_HOST), capture_output=True
+        ).returncode:
             run(DOCKER + ["build", "-q", "-t", ref, str(ctx)], env={"DOCKER_BUILDKIT": "0"})
     elif subprocess.run(BUILDAH + ["inspect", "--type", "image", ref], capture_output=True).returncode:
         run(BUILDAH + ["bud", "--isolation", "chroot", "--layers", "-q", "-t", ref, str(ctx)])
 
 
 # ---- build and export ---------------------------------------------------------
+
 
 def build(builder: str, image: str, dockerfile: str, tag: str, logfile: Path) -> None:
     kind, env, flags = BUILDERS[builder]
@@ -110,8 +121,24 @@ def build(builder: str, image: str, dockerfile: str, tag: str, logfile: Path) ->
     if kind == "docker":
         run(DOCKER + ["build", "--network", "host", "-f", str(df), "-t", tag, str(ctx)], env=env, logfile=logfile)
     else:
-        run(BUILDAH + ["bud", "--isolation", "chroot", "--pull=never", "--network", "host", *flags,
-                       "-f", str(df), "-t", tag, str(ctx)], logfile=logfile)
+        run(
+            BUILDAH
+            + [
+                "bud",
+                "--isolation",
+                "chroot",
+                "--pull=never",
+                "--network",
+                "host",
+                *flags,
+                "-f",
+                str(df),
+                "-t",
+                tag,
+                str(ctx),
+            ],
+            logfile=logfile,
+        )
 
 
 def export(builder: str, tag: str, fmt: str, dest: Path, logfile: Path) -> None:
@@ -160,6 +187,7 @@ def write_truth(final: Path, **fields) -> None:
 
 # ---- one image on one builder --------------------------------------------------
 
+
 def sample_name(image: str, builder: str, variant: str, fmt: str) -> str:
     return f"{image}.{builder}.{variant}.{fmt}.tar"
 
@@ -196,9 +224,19 @@ def do_image(builder: str, image: str, techniques: list[Technique], force: bool)
         if clean_missing:
             shutil.move(raw, SAMPLES / name)
             final = finish(SAMPLES / name, fmt)
-            write_truth(final, image=image, builder=builder, format=f"{fmt}-archive", technique=None, clean=True,
-                        poisoned_paths=[], also_forged_paths=[], poisoned_config=[], poisoned_history=[],
-                        clean_sample=final.name)
+            write_truth(
+                final,
+                image=image,
+                builder=builder,
+                format=f"{fmt}-archive",
+                technique=None,
+                clean=True,
+                poisoned_paths=[],
+                also_forged_paths=[],
+                poisoned_config=[],
+                poisoned_history=[],
+                clean_sample=final.name,
+            )
         else:
             raw.unlink()
     status()
@@ -237,10 +275,20 @@ def do_image(builder: str, image: str, techniques: list[Technique], force: bool)
             repack(builder, fmt, root, final, tag, logfile)
             shutil.rmtree(root)
             final = finish(final, fmt)
-            write_truth(final, image=image, builder=builder, format=f"{fmt}-archive", technique=t.name, clean=False,
-                        what=t.what, poisoned_paths=list(t.paths), also_forged_paths=list(t.also),
-                        poisoned_config=sorted(t.config), poisoned_history=hist,
-                        clean_sample=sample_name(image, builder, "clean", fmt) + (".zst" if fmt == "docker" else ""))
+            write_truth(
+                final,
+                image=image,
+                builder=builder,
+                format=f"{fmt}-archive",
+                technique=t.name,
+                clean=False,
+                what=t.what,
+                poisoned_paths=list(t.paths),
+                also_forged_paths=list(t.also),
+                poisoned_config=sorted(t.config),
+                poisoned_history=hist,
+                clean_sample=sample_name(image, builder, "clean", fmt) + (".zst" if fmt == "docker" else ""),
+            )
         log(f"{image} {builder}: {t.name} in {time.monotonic() - t0:.0f} s")
         if kind == "buildah":
             subprocess.run(BUILDAH + ["rmi", tag], capture_output=True)
@@ -253,9 +301,14 @@ def status() -> None:
     rows: dict[str, list[str]] = {}
     for tf in sorted(SAMPLES.glob("*.truth.json")):
         t = json.loads(tf.read_text())
-        rows.setdefault(t["builder"], []).append(f"{t['image']}:{t['technique'] or 'clean'}:{t['format'].split('-')[0]}")
-    lines = [f"updated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
-             f"samples in {SAMPLES} (truth: <sample>.truth.json)", ""]
+        rows.setdefault(t["builder"], []).append(
+            f"{t['image']}:{t['technique'] or 'clean'}:{t['format'].split('-')[0]}"
+        )
+    lines = [
+        f"updated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+        f"samples in {SAMPLES} (truth: <sample>.truth.json)",
+        "",
+    ]
     per_format = len(DOCKERFILES) + len(TECHNIQUES)
     for b, items in rows.items():
         full = per_format * len(FORMATS[BUILDERS[b][0]])

@@ -55,11 +55,15 @@ def dumps(obj: dict) -> bytes:
 
 
 def poisoned_history_indices(cfg: dict, clean: dict) -> list[int]:
-    return [i for i, (h, ch) in enumerate(zip(cfg.get("history") or [], clean.get("history") or []))
-            if h.get("created_by") != ch.get("created_by")]
+    return [
+        i
+        for i, (h, ch) in enumerate(zip(cfg.get("history") or [], clean.get("history") or []))
+        if h.get("created_by") != ch.get("created_by")
+    ]
 
 
 # ---- docker-archive ---------------------------------------------------------
+
 
 def docker_config(root: Path) -> tuple[dict, str]:
     man = json.loads((root / "manifest.json").read_text())
@@ -86,6 +90,7 @@ def rewrite_docker_dir(root: Path, new_cfg: dict, repo_tag: str) -> str:
 
 
 # ---- OCI layout -------------------------------------------------------------
+
 
 def _blob(root: Path, digest: str) -> Path:
     algo, hexd = digest.split(":", 1)
@@ -124,6 +129,7 @@ def rewrite_oci_dir(root: Path, new_cfg: dict) -> str:
 
 
 # ---- tar helpers ------------------------------------------------------------
+
 
 def extract(archive: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,11 @@ def state(root: Path, paths: set[str]) -> dict[str, tuple | None]:
                     parent = name.rsplit("/", 1)[0] if "/" in name else ""
                     gone = base[4:]
                     for p in want:
-                        if gone == ".wh..opq" and p.startswith(parent + "/") or p == (f"{parent}/{gone}" if parent else gone):
+                        if (
+                            gone == ".wh..opq"
+                            and p.startswith(parent + "/")
+                            or p == (f"{parent}/{gone}" if parent else gone)
+                        ):
                             out[p] = None
                     continue
                 if name not in want:

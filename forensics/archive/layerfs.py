@@ -59,9 +59,19 @@ def _entry(values: dict) -> FileEntry:
     return obj
 
 
-def member_entry(name: str, mtype: str, mode: int, uid: int, gid: int, size: int, mtime: float,
-                 linkname: str, sha256: str | None, kind: str | None,
-                 unsafe: list[tuple[str, str]]) -> FileEntry:
+def member_entry(
+    name: str,
+    mtype: str,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: float,
+    linkname: str,
+    sha256: str | None,
+    kind: str | None,
+    unsafe: list[tuple[str, str]],
+) -> FileEntry:
     """One layer tar member as a FileEntry; names escaping the root are appended to `unsafe`.
 
     Runs once per layer entry on the hashing thread: keep it lean."""
@@ -76,11 +86,11 @@ def member_entry(name: str, mtype: str, mode: int, uid: int, gid: int, size: int
         parent = posixpath.dirname(path)
         if base == OPAQUE:
             ftype, path = "opaque", parent
-        elif base[len(WHITEOUT):] in ("", ".", ".."):
+        elif base[len(WHITEOUT) :] in ("", ".", ".."):
             unsafe.append((name, "whiteout of '.' or '..' would delete a parent directory"))
             ftype, path = "other", name
         else:
-            ftype, path = "whiteout", posixpath.join(parent, base[len(WHITEOUT):])
+            ftype, path = "whiteout", posixpath.join(parent, base[len(WHITEOUT) :])
     if ftype == "hardlink" and link is not None:
         lpath, lesc = norm_layer_path(link)
         if lesc:
@@ -89,9 +99,21 @@ def member_entry(name: str, mtype: str, mode: int, uid: int, gid: int, size: int
             link = lpath
     rel = path[1:]
     raw = None if name == rel or name == rel + "/" else name
-    return _entry({"path": path, "type": ftype if ftype in _TYPES else "other", "mode": mode, "uid": uid,
-                   "gid": gid, "size": size, "mtime": mtime, "link": link, "sha256": sha256, "kind": kind,
-                   "raw_name": raw})
+    return _entry(
+        {
+            "path": path,
+            "type": ftype if ftype in _TYPES else "other",
+            "mode": mode,
+            "uid": uid,
+            "gid": gid,
+            "size": size,
+            "mtime": mtime,
+            "link": link,
+            "sha256": sha256,
+            "kind": kind,
+            "raw_name": raw,
+        }
+    )
 
 
 _TYPES = {"file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
 from forensics.archive.layerfs import member_entry
@@ -39,7 +39,7 @@ class LayerScan:
     trailing_garbage: int = 0
     is_tar: bool = True
     # limit name -> (entries or bytes not analyzed, the first such entry name, what the limit is)
-    over_limit: dict[str, "LimitHit"] = field(default_factory=dict)
+    over_limit: dict[str, LimitHit] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,8 +196,13 @@ class _QueueSource(Source):
 # package records use. Sorted layer tars (debuerreotype, docker, buildah) reach /etc/apt
 # and /etc/dpkg before /usr, so the bulk of a base system gets its record digest here,
 # in the pass; what came before the marker is read again later (forensics.history.pkgdigests).
-_RECORD_MARKERS = (("etc/dpkg/", "md5"), ("etc/apt/", "md5"), ("var/lib/dpkg/", "md5"),
-                   ("etc/apk/", "sha1"), ("lib/apk/db/", "sha1"))
+_RECORD_MARKERS = (
+    ("etc/dpkg/", "md5"),
+    ("etc/apt/", "md5"),
+    ("var/lib/dpkg/", "md5"),
+    ("etc/apk/", "sha1"),
+    ("lib/apk/db/", "sha1"),
+)
 
 
 _EARLY = ("bin/", "etc/")
@@ -238,8 +243,9 @@ def _record_algo(name: str) -> str | None:
     return None
 
 
-def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits,
-          budget: Budget | None) -> None:
+def _walk(
+    src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits, budget: Budget | None
+) -> None:
     tar = TarReader(src)
     out = scan.files
     unsafe = scan.unsafe
@@ -287,8 +293,9 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
                     note_limit(scan.over_limit, refused, getattr(limits, refused), m.name)
                     scan.captured.pop(m.name, None)
                     continue
-            out.append(member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime,
-                                    m.linkname, digest, kind, unsafe))
+            out.append(
+                member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime, m.linkname, digest, kind, unsafe)
+            )
         if tar.members_seen == 0 and not tar.end_seen:
             scan.is_tar = False
     except TarError as exc:
@@ -300,9 +307,14 @@ def _walk(src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool
         src.drain()  # the diff_id covers every byte, the end-of-archive padding included
 
 
-def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
-                capture: Callable[[str, int], bool], limits: Limits,
-                budget: Budget | None = None) -> tuple[str, int, LayerScan]:
+def scan_stream(
+    first: bytes,
+    read: Callable[[int], memoryview],
+    kind: str,
+    capture: Callable[[str, int], bool],
+    limits: Limits,
+    budget: Budget | None = None,
+) -> tuple[str, int, LayerScan]:
     """Consume a blob whose first bytes sniff as `kind` (gzip, zstd or tar).
 
     Returns (sha256 hex of the blob, its byte count, the layer scan).
@@ -346,9 +358,14 @@ def scan_stream(first: bytes, read: Callable[[int], memoryview], kind: str,
         # The walker saw a cut stream; the cut is ours (a decompression bomb guard), not
         # the archive's: a limit, not damage.
         scan.error = None
-        note_limit(scan.over_limit, stopped, getattr(limits, stopped),
-                   f"decompression stopped after {produced} bytes from {raw.count} compressed bytes "
-                   "(decompression bomb guard)", count=0)
+        note_limit(
+            scan.over_limit,
+            stopped,
+            getattr(limits, stopped),
+            f"decompression stopped after {produced} bytes from {raw.count} compressed bytes "
+            "(decompression bomb guard)",
+            count=0,
+        )
     raw.drain()
     scan.trailing_garbage = getattr(stream, "trailing_garbage", 0)
     scan.uncompressed_size = produced
@@ -371,5 +388,14 @@ def sniff_head(read: Callable[[int], memoryview]) -> bytes:
     return b"".join(parts)
 
 
-__all__ = ["Budget", "LayerScan", "LimitHit", "Limits", "note_limit", "scan_stream", "sniff", "sniff_head",
-           "content_kind"]
+__all__ = [
+    "Budget",
+    "LayerScan",
+    "LimitHit",
+    "Limits",
+    "note_limit",
+    "scan_stream",
+    "sniff",
+    "sniff_head",
+    "content_kind",
+]

@@ -8,18 +8,24 @@ by a reader (image-spec manifest.md), so they never make a manifest an image.
 
 from __future__ import annotations
 
-INDEX_TYPES = frozenset({
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-})
-MANIFEST_TYPES = frozenset({
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-})
-IMAGE_CONFIG_TYPES = frozenset({
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-})
+INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+MANIFEST_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    }
+)
+IMAGE_CONFIG_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    }
+)
 # layer media type -> the compression its bytes must have
 LAYER_COMPRESSION = {
     "application/vnd.oci.image.layer.v1.tar": "none",
@@ -43,6 +49,7 @@ def is_layer_type(media_type: str | None) -> bool:
     mt = media_type or ""
     return mt in LAYER_TYPES or (mt.startswith(LAYER_PREFIXES) and "encrypted" not in mt)
 
+
 # What an artifact is, from its artifactType, config or blob media types, annotations
 # and tags. Signatures are kept apart: the signature checks read them from here.
 SIGNATURE_TYPES = (
@@ -50,8 +57,11 @@ SIGNATURE_TYPES = (
     "application/vnd.cncf.notary.signature",
     "application/vnd.dev.sigstore.bundle",  # v0.1 .. v0.3, with +json suffix
 )
-ATTESTATION_TYPES = ("application/vnd.in-toto", "application/vnd.dsse.envelope",
-                     "application/vnd.docker.attestation.manifest")
+ATTESTATION_TYPES = (
+    "application/vnd.in-toto",
+    "application/vnd.dsse.envelope",
+    "application/vnd.docker.attestation.manifest",
+)
 SBOM_MARKERS = ("spdx", "cyclonedx", "syft")
 
 
@@ -68,8 +78,10 @@ def artifact_kind(types: list[str], annotations: dict[str, str], refs: list[str]
         return "signature"
     if any(m in t for t in low for m in SBOM_MARKERS):
         return "sbom"
-    if any(t.startswith(ATTESTATION_TYPES) for t in low) or annotations.get(
-            "vnd.docker.reference.type") == "attestation-manifest":
+    if (
+        any(t.startswith(ATTESTATION_TYPES) for t in low)
+        or annotations.get("vnd.docker.reference.type") == "attestation-manifest"
+    ):
         return "attestation"
     kind_note = annotations.get("kind", "")  # cosign save: dev.cosignproject.cosign/sigs|atts|sboms
     for suffix, kind in (("sig", "signature"), ("att", "attestation"), ("sbom", "sbom")):

@@ -11,7 +11,7 @@ means "not read": the first pass has already reported it.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from forensics.archive.decompress import open_stream, sniff
 from forensics.archive.layerfs import norm_layer_path

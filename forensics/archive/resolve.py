@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forensics.archive.mediatypes import (
-    IMAGE_CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, artifact_kind, is_layer_type,
+    IMAGE_CONFIG_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    artifact_kind,
+    is_layer_type,
 )
 from forensics.archive.scan import Inventory, OuterEntry, norm_outer
 from forensics.findings import finding
@@ -129,42 +133,61 @@ class Resolved:
     findings: list[Finding] = field(default_factory=list)
 
 
-def load_json(entry: OuterEntry | None, what: str, out: list[Finding], *,
-              digest: str | None = None) -> Any:
+def load_json(entry: OuterEntry | None, what: str, out: list[Finding], *, digest: str | None = None) -> Any:
     """Parse a kept document; an unreadable one becomes archive.malformed."""
     if entry is None:
         return None
     where = dict(entry=entry.name, digest=digest)
     if entry.data is None and entry.json_limit is not None and entry.layer is None:
-        out.append(finding("archive.limit-exceeded", "high", f"{entry.name}: max_json",
-                           f"{what} {entry.name!r} exceeds the limit max_json ({entry.json_limit:,} bytes of JSON "
-                           f"held in memory): its {entry.nbytes:,} bytes were hashed but not parsed; nothing it "
-                           "describes is analyzed", evidence={"limit": "max_json", "value": entry.json_limit,
-                                                              "count": entry.nbytes, "first": entry.name}, **where))
+        out.append(
+            finding(
+                "archive.limit-exceeded",
+                "high",
+                f"{entry.name}: max_json",
+                f"{what} {entry.name!r} exceeds the limit max_json ({entry.json_limit:,} bytes of JSON "
+                f"held in memory): its {entry.nbytes:,} bytes were hashed but not parsed; nothing it "
+                "describes is analyzed",
+                evidence={"limit": "max_json", "value": entry.json_limit, "count": entry.nbytes, "first": entry.name},
+                **where,
+            )
+        )
         return None
     if entry.data is None:
-        reason = ("too large to be a metadata document" if entry.nbytes else "empty")
+        reason = "too large to be a metadata document" if entry.nbytes else "empty"
         if entry.layer is not None:
             reason = f"is a {entry.sniffed} stream, not JSON"
-        out.append(finding("archive.malformed", "high", entry.name,
-                           f"{what} {entry.name!r} is not a JSON document: {reason} ({entry.nbytes} bytes)",
-                           **where))
+        out.append(
+            finding(
+                "archive.malformed",
+                "high",
+                entry.name,
+                f"{what} {entry.name!r} is not a JSON document: {reason} ({entry.nbytes} bytes)",
+                **where,
+            )
+        )
         return None
     try:
         return json.loads(entry.data)
     except RecursionError:
         # Python's JSON parser stops at the interpreter's recursion limit (about 1,000 levels);
         # no image document nests deeper than ten.
-        out.append(finding("archive.limit-exceeded", "high", f"{entry.name}: max_json_depth",
-                           f"{what} {entry.name!r} exceeds the limit max_json_depth (JSON nested deeper than "
-                           f"{sys.getrecursionlimit():,} levels): it was not parsed; nothing it describes is analyzed",
-                           evidence={"limit": "max_json_depth", "value": sys.getrecursionlimit(), "count": 1,
-                                     "first": entry.name}, **where))
+        out.append(
+            finding(
+                "archive.limit-exceeded",
+                "high",
+                f"{entry.name}: max_json_depth",
+                f"{what} {entry.name!r} exceeds the limit max_json_depth (JSON nested deeper than "
+                f"{sys.getrecursionlimit():,} levels): it was not parsed; nothing it describes is analyzed",
+                evidence={"limit": "max_json_depth", "value": sys.getrecursionlimit(), "count": 1, "first": entry.name},
+                **where,
+            )
+        )
         return None
     except (ValueError, UnicodeDecodeError) as exc:
         msg = str(exc)[:200]
-    out.append(finding("archive.malformed", "high", entry.name,
-                       f"{what} {entry.name!r} is not valid JSON: {msg}", **where))
+    out.append(
+        finding("archive.malformed", "high", entry.name, f"{what} {entry.name!r} is not valid JSON: {msg}", **where)
+    )
     return None
 
 
@@ -187,25 +210,42 @@ def follow(inv: Inventory, path: str) -> tuple[OuterEntry | None, str]:
 
 def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry | None) -> Descriptor | None:
     if not isinstance(raw, dict):
-        out.append(finding("archive.malformed", "high", where, f"{where} is not a descriptor object",
-                           entry=doc_entry.name if doc_entry else None))
+        out.append(
+            finding(
+                "archive.malformed",
+                "high",
+                where,
+                f"{where} is not a descriptor object",
+                entry=doc_entry.name if doc_entry else None,
+            )
+        )
         return None
     digest = raw.get("digest")
     size = raw.get("size")
     for key, want in (("size", int), ("mediaType", str), ("digest", str)):
         value = raw.get(key)
-        if value is not None and (not isinstance(value, want) or isinstance(value, bool) or (
-                key == "size" and value < 0)):
-            out.append(finding("archive.malformed", "high", where,
-                               f"{where}: {key} is {json.dumps(value)[:80]}, not a valid {key}",
-                               entry=doc_entry.name if doc_entry else None))
+        if value is not None and (
+            not isinstance(value, want) or isinstance(value, bool) or (key == "size" and value < 0)
+        ):
+            out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    where,
+                    f"{where}: {key} is {json.dumps(value)[:80]}, not a valid {key}",
+                    entry=doc_entry.name if doc_entry else None,
+                )
+            )
     d = Descriptor(
         where=where,
         media_type=raw.get("mediaType") if isinstance(raw.get("mediaType"), str) else None,
         digest=digest if isinstance(digest, str) else None,
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
-        annotations={k: v for k, v in (raw.get("annotations") or {}).items()
-                     if isinstance(k, str) and isinstance(v, str)} if isinstance(raw.get("annotations"), dict) else {},
+        annotations={
+            k: v for k, v in (raw.get("annotations") or {}).items() if isinstance(k, str) and isinstance(v, str)
+        }
+        if isinstance(raw.get("annotations"), dict)
+        else {},
         platform=raw.get("platform") if isinstance(raw.get("platform"), dict) else None,
         urls=[u for u in raw.get("urls") or [] if isinstance(u, str)] if isinstance(raw.get("urls"), list) else [],
         data=raw.get("data") if isinstance(raw.get("data"), str) else None,
@@ -213,9 +253,15 @@ def _descriptor(raw: Any, where: str, out: list[Finding], doc_entry: OuterEntry 
     )
     if d.digest is None or not DIGEST_RE.match(d.digest):
         d.valid = False
-        out.append(finding("archive.malformed", "high", where,
-                           f"{where} has an invalid digest {str(digest)[:100]!r}",
-                           entry=doc_entry.name if doc_entry else None))
+        out.append(
+            finding(
+                "archive.malformed",
+                "high",
+                where,
+                f"{where} has an invalid digest {str(digest)[:100]!r}",
+                entry=doc_entry.name if doc_entry else None,
+            )
+        )
     return d
 
 
@@ -229,8 +275,15 @@ def _not_an_image(config: Descriptor | None, layers: list[Descriptor]) -> str | 
     # A blob under an unknown media type whose bytes are a layer is still a layer: runtimes
     # that sniff the bytes (containers/storage) unpack and run it, so it is analysed as one
     # (and its media type reported), never set aside as an artifact.
-    others = sorted({ld.media_type for ld in layers if ld.media_type is not None and not is_layer_type(ld.media_type)
-                     and not (ld.entry is not None and ld.entry.layer is not None and ld.entry.layer.is_tar)})
+    others = sorted(
+        {
+            ld.media_type
+            for ld in layers
+            if ld.media_type is not None
+            and not is_layer_type(ld.media_type)
+            and not (ld.entry is not None and ld.entry.layer is not None and ld.entry.layer.is_tar)
+        }
+    )
     if others:
         return "its blobs are " + ", ".join(others[:3]) + ", not layers"
     return None
@@ -240,8 +293,12 @@ def _untyped_artifact_type(config: Descriptor | None, blobs: list[Descriptor]) -
     """No artifactType: the config media type says what it is (image-spec manifest.md),
     unless it is the image or empty config that cosign and regctl wrap payloads in;
     then the payload's media type does."""
-    if config is not None and config.media_type and config.media_type not in IMAGE_CONFIG_TYPES and (
-            config.media_type != EMPTY_CONFIG_TYPE):
+    if (
+        config is not None
+        and config.media_type
+        and config.media_type not in IMAGE_CONFIG_TYPES
+        and (config.media_type != EMPTY_CONFIG_TYPE)
+    ):
         return config.media_type
     for b in blobs:
         if b.media_type:
@@ -308,12 +365,22 @@ class _Resolver:
             if inv.get(meta) is not None:
                 self.res.referenced.add(meta)
         if fmt == "unknown":
-            what = (f"{len(inv.entries)} entries" if inv.entries
-                    else "an empty directory" if inv.is_dir else "an archive with no entries")
-            self.out.append(finding(
-                "archive.unknown-format", "high", inv.source,
-                f"neither manifest.json (docker save) nor index.json (OCI layout) found ({what}); "
-                "this is not an image archive (a container export or a pre-1.10 docker save?)"))
+            what = (
+                f"{len(inv.entries)} entries"
+                if inv.entries
+                else "an empty directory"
+                if inv.is_dir
+                else "an archive with no entries"
+            )
+            self.out.append(
+                finding(
+                    "archive.unknown-format",
+                    "high",
+                    inv.source,
+                    f"neither manifest.json (docker save) nor index.json (OCI layout) found ({what}); "
+                    "this is not an image archive (a container export or a pre-1.10 docker save?)",
+                )
+            )
         if has_index:
             self._oci()
         if has_manifest:
@@ -332,27 +399,51 @@ class _Resolver:
         entry = self.inv.get("index.json")
         doc = load_json(entry, "index.json", self.out)
         if doc is None and entry is not None and entry.data is not None and entry.data.strip() == b"null":
-            self.out.append(finding("archive.malformed", "high", "index.json",
-                                    "index.json holds null: it must be an image index object", entry="index.json"))
+            self.out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    "index.json",
+                    "index.json holds null: it must be an image index object",
+                    entry="index.json",
+                )
+            )
             return
         if doc is None:
             return
         if not isinstance(doc, dict):
-            self.out.append(finding("archive.malformed", "high", "index.json",
-                                    "index.json is not a JSON object", entry="index.json"))
+            self.out.append(
+                finding(
+                    "archive.malformed", "high", "index.json", "index.json is not a JSON object", entry="index.json"
+                )
+            )
             return
         self.res.index_doc = doc
         self._walk_index(doc, "index.json", entry, depth=0, inherited=[])
 
-    def _walk_index(self, doc: dict, where: str, doc_entry: OuterEntry | None, depth: int,
-                    inherited: list[str], ancestors: frozenset[str] = frozenset(),
-                    parent: Descriptor | None = None) -> None:
+    def _walk_index(
+        self,
+        doc: dict,
+        where: str,
+        doc_entry: OuterEntry | None,
+        depth: int,
+        inherited: list[str],
+        ancestors: frozenset[str] = frozenset(),
+        parent: Descriptor | None = None,
+    ) -> None:
         manifests = doc.get("manifests")
         if manifests is None:
             return  # Docker 25 writes "manifests": null for untagged images
         if not isinstance(manifests, list):
-            self.out.append(finding("archive.malformed", "high", where,
-                                    f"{where}: 'manifests' is not a list", entry=doc_entry.name if doc_entry else None))
+            self.out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    where,
+                    f"{where}: 'manifests' is not a list",
+                    entry=doc_entry.name if doc_entry else None,
+                )
+            )
             return
         children = IndexChildren(descriptor=parent, refs=list(inherited))
         for i, raw in enumerate(manifests):
@@ -382,27 +473,49 @@ class _Resolver:
             child = load_json(d.entry, f"{d.where} ({d.media_type or 'no media type'})", self.out, digest=d.digest)
             if not isinstance(child, dict):
                 if child is not None or (d.entry.data is not None and d.entry.data.strip() == b"null"):
-                    self.out.append(finding(
-                        "archive.malformed", "high", d.digest,
-                        f"{d.where} points at a JSON {type(child).__name__ if child is not None else 'null'}, "
-                        "not a manifest or index object", entry=d.entry.name, digest=d.digest))
+                    self.out.append(
+                        finding(
+                            "archive.malformed",
+                            "high",
+                            d.digest,
+                            f"{d.where} points at a JSON {type(child).__name__ if child is not None else 'null'}, "
+                            "not a manifest or index object",
+                            entry=d.entry.name,
+                            digest=d.digest,
+                        )
+                    )
                 continue
             mt = d.media_type or child.get("mediaType")
             if mt in INDEX_TYPES or (mt not in MANIFEST_TYPES and "manifests" in child):
                 if d.digest in ancestors:
-                    self.out.append(finding("archive.malformed", "high", d.digest,
-                                            f"{d.where} points back at an index that contains it: a cycle",
-                                            digest=d.digest, entry=d.entry.name))
+                    self.out.append(
+                        finding(
+                            "archive.malformed",
+                            "high",
+                            d.digest,
+                            f"{d.where} points back at an index that contains it: a cycle",
+                            digest=d.digest,
+                            entry=d.entry.name,
+                        )
+                    )
                     continue
                 if d.digest in self._indexes_walked:
                     continue  # a DAG of indexes shares children: walk each once
                 self._indexes_walked.add(d.digest)
                 if depth >= MAX_INDEX_DEPTH:
-                    self.out.append(finding("archive.malformed", "high", d.where,
-                                            f"image indexes nested deeper than {MAX_INDEX_DEPTH}", digest=d.digest))
+                    self.out.append(
+                        finding(
+                            "archive.malformed",
+                            "high",
+                            d.where,
+                            f"image indexes nested deeper than {MAX_INDEX_DEPTH}",
+                            digest=d.digest,
+                        )
+                    )
                     continue
-                self._walk_index(child, f"index {d.digest[:19]}", d.entry, depth + 1, refs,
-                                 ancestors | {d.digest}, parent=d)
+                self._walk_index(
+                    child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, ancestors | {d.digest}, parent=d
+                )
             elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
                 self._oci_manifest(d, child, refs)
             # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
@@ -423,9 +536,16 @@ class _Resolver:
         config = _descriptor(doc.get("config"), f"{where} config", self.out, d.entry)
         layers_raw = doc.get("layers") if isinstance(doc.get("layers"), list) else []
         if "layers" in doc and not isinstance(doc.get("layers"), list):
-            self.out.append(finding("archive.malformed", "high", d.digest,
-                                    f"{where}: 'layers' is a JSON {type(doc.get('layers')).__name__}, not a list",
-                                    entry=d.entry.name if d.entry else None, digest=d.digest))
+            self.out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    d.digest,
+                    f"{where}: 'layers' is a JSON {type(doc.get('layers')).__name__}, not a list",
+                    entry=d.entry.name if d.entry else None,
+                    digest=d.digest,
+                )
+            )
         layer_descs = []
         for i, raw in enumerate(layers_raw):
             ld = _descriptor(raw, f"{where} layers[{i}]", self.out, d.entry)
@@ -451,8 +571,9 @@ class _Resolver:
         self._finish_image(img, _platform_str(d.platform))
         self.res.images.append(img)
 
-    def _artifact(self, d: Descriptor, doc: dict, config: Descriptor | None, blobs: list[Descriptor],
-                  refs: list[str], why: str) -> None:
+    def _artifact(
+        self, d: Descriptor, doc: dict, config: Descriptor | None, blobs: list[Descriptor], refs: list[str], why: str
+    ) -> None:
         if config is not None:
             config.role = "artifact-config"
         for b in blobs:
@@ -476,18 +597,35 @@ class _Resolver:
         for b in blobs:
             notes.update(b.annotations)
         self.res.artifacts.append(d)
-        self.res.artifact_refs.append(ArtifactRef(
-            manifest=d, doc=doc, kind=artifact_kind(types, notes, refs),
-            artifact_type=atype or _untyped_artifact_type(config, blobs), config=config, blobs=blobs,
-            subject=subject, refs=list(refs), why=why))
+        self.res.artifact_refs.append(
+            ArtifactRef(
+                manifest=d,
+                doc=doc,
+                kind=artifact_kind(types, notes, refs),
+                artifact_type=atype or _untyped_artifact_type(config, blobs),
+                config=config,
+                blobs=blobs,
+                subject=subject,
+                refs=list(refs),
+                why=why,
+            )
+        )
 
     def _config(self, entry: OuterEntry, digest: str | None) -> dict | None:
         doc = load_json(entry, "image config", self.out, digest=digest)
         if doc is None and entry.data is not None and entry.data.strip() == b"null":
             doc = "null"  # reported below like any other non-object
         if doc is not None and not isinstance(doc, dict):
-            self.out.append(finding("archive.malformed", "high", entry.name,
-                                    "image config is not a JSON object", entry=entry.name, digest=digest))
+            self.out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    entry.name,
+                    "image config is not a JSON object",
+                    entry=entry.name,
+                    digest=digest,
+                )
+            )
             return None
         return doc
 
@@ -507,24 +645,41 @@ class _Resolver:
         doc = load_json(entry, "manifest.json", self.out)
         if doc is None:
             if entry is not None and entry.data is not None and entry.data.strip() == b"null":
-                self.out.append(finding("archive.malformed", "high", "manifest.json",
-                                        "manifest.json holds null: it lists no image", entry="manifest.json"))
+                self.out.append(
+                    finding(
+                        "archive.malformed",
+                        "high",
+                        "manifest.json",
+                        "manifest.json holds null: it lists no image",
+                        entry="manifest.json",
+                    )
+                )
             return
         if not isinstance(doc, list):
-            self.out.append(finding("archive.malformed", "high", "manifest.json",
-                                    f"manifest.json is a JSON {type(doc).__name__}, not the list of images it must be",
-                                    entry="manifest.json"))
+            self.out.append(
+                finding(
+                    "archive.malformed",
+                    "high",
+                    "manifest.json",
+                    f"manifest.json is a JSON {type(doc).__name__}, not the list of images it must be",
+                    entry="manifest.json",
+                )
+            )
             return
         self.res.manifest_json = doc
         oci_images = {img.config.digest: img for img in self.res.images if img.config is not None}
         for i, item in enumerate(doc):
             where = f"manifest.json[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
-                self.out.append(finding("archive.malformed", "high", where,
-                                        f"{where} has no Config path", entry="manifest.json"))
+                self.out.append(
+                    finding("archive.malformed", "high", where, f"{where} has no Config path", entry="manifest.json")
+                )
                 continue
-            tags = [t for t in item.get("RepoTags") or [] if isinstance(t, str)] if isinstance(
-                item.get("RepoTags"), list) else []
+            tags = (
+                [t for t in item.get("RepoTags") or [] if isinstance(t, str)]
+                if isinstance(item.get("RepoTags"), list)
+                else []
+            )
             config_path = item["Config"]
             cd = self._docker_blob(config_path, f"{where} Config")
             cd.role = "config"
@@ -538,8 +693,15 @@ class _Resolver:
             layer_paths = item.get("Layers") if isinstance(item.get("Layers"), list) else []
             for j, lp in enumerate(layer_paths):
                 if not isinstance(lp, str):
-                    self.out.append(finding("archive.malformed", "high", f"{where} Layers[{j}]",
-                                            "layer path is not a string", entry="manifest.json"))
+                    self.out.append(
+                        finding(
+                            "archive.malformed",
+                            "high",
+                            f"{where} Layers[{j}]",
+                            "layer path is not a string",
+                            entry="manifest.json",
+                        )
+                    )
                     continue
                 ld = self._docker_blob(lp, f"{where} Layers[{j}]")
                 ld.role = "layer"

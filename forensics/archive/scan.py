@@ -16,12 +16,21 @@ import queue
 import stat
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
 from forensics.archive.layerscan import (
-    CHUNK, HEAD, Budget, LayerScan, LimitHit, Limits, note_limit, scan_stream, sniff_head,
+    CHUNK,
+    HEAD,
+    Budget,
+    LayerScan,
+    LimitHit,
+    Limits,
+    note_limit,
+    scan_stream,
+    sniff_head,
 )
 from forensics.archive.tarstream import FileSource, TarError, TarReader
 
@@ -219,9 +228,14 @@ def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits, bu
     entry.error = read.error
 
 
-def scan_input(source: str, *, capture: Callable[[str, int], bool] | None = None,
-               limits: Limits | None = None, progress: ProgressFn | None = None,
-               keep: Sink | None = None) -> Inventory:
+def scan_input(
+    source: str,
+    *,
+    capture: Callable[[str, int], bool] | None = None,
+    limits: Limits | None = None,
+    progress: ProgressFn | None = None,
+    keep: Sink | None = None,
+) -> Inventory:
     """Read the input once. `keep` (stdin only) receives every raw byte read, in order."""
     capture = capture or _default_capture
     limits = limits or Limits()
@@ -262,8 +276,10 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
         inv.input_compression = "none"
         stream = _Prefixed(head, raw)
     else:
-        raise InputError(f"{source}: not a tar archive (starts with {head[:8]!r}); "
-                         "expected a docker save or OCI image layout tarball")
+        raise InputError(
+            f"{source}: not a tar archive (starts with {head[:8]!r}); "
+            "expected a docker save or OCI image layout tarball"
+        )
     tar = TarReader(FileSource(stream, CHUNK))
     seq = 0
     while True:
@@ -281,8 +297,16 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
             note_limit(inv.over_limit, refused, getattr(limits, refused), m.name)
             continue
         path, _ = norm_outer(m.name)
-        entry = OuterEntry(seq=seq - 1, name=m.name, path=path, type=m.type, size=m.size,
-                           mode=m.mode, mtime=m.mtime, linkname=m.linkname)
+        entry = OuterEntry(
+            seq=seq - 1,
+            name=m.name,
+            path=path,
+            type=m.type,
+            size=m.size,
+            mode=m.mode,
+            mtime=m.mtime,
+            linkname=m.linkname,
+        )
         if m.type in ("file", "other"):
             reader = _MemberReader(tar.read)
             _consume(entry, reader, capture, limits, budget)
@@ -300,8 +324,10 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
         while part := stream.read(CHUNK):
             after += len(part)
             if total is None and after > TRAILING_LIMIT:
-                inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the end of the tar; "
-                                  "stopped reading (the input digest covers only what was read)")
+                inv.errors.append(
+                    f"outer archive: more than {TRAILING_LIMIT} bytes follow the end of the tar; "
+                    "stopped reading (the input digest covers only what was read)"
+                )
                 cut = True
                 break
     except (DecompressError, Exception) as exc:  # noqa: BLE001 - damage after the tar end
@@ -312,13 +338,16 @@ def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Invento
     while not cut and (part := raw.read(CHUNK)):
         drained += len(part)
         if total is None and drained > TRAILING_LIMIT:
-            inv.errors.append(f"outer archive: more than {TRAILING_LIMIT} bytes follow the readable data; "
-                              "stopped reading (the input digest covers only what was read)")
+            inv.errors.append(
+                f"outer archive: more than {TRAILING_LIMIT} bytes follow the readable data; "
+                "stopped reading (the input digest covers only what was read)"
+            )
             break
     garbage = getattr(stream, "trailing_garbage", 0)
     if garbage:
-        inv.errors.append(f"outer archive: {garbage} bytes of non-{inv.input_compression} data follow the "
-                          f"compressed stream")
+        inv.errors.append(
+            f"outer archive: {garbage} bytes of non-{inv.input_compression} data follow the compressed stream"
+        )
     if progress:
         progress(raw.count, total)
     inv.input_size = raw.count
@@ -353,8 +382,9 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
         if isinstance(st, OSError):
             inv.errors.append(f"{rel}: {st.strerror}")
             continue
-        entry = OuterEntry(seq=seq, name=rel, path=rel, type="other", size=st.st_size,
-                           mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
+        entry = OuterEntry(
+            seq=seq, name=rel, path=rel, type="other", size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime
+        )
         seq += 1
         refused = budget.refuse(rel, "")
         if refused is not None:

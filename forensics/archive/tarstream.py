@@ -116,8 +116,15 @@ _HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s")
 _NO_CONTENT = frozenset(("hardlink", "symlink", "dir", "char", "block", "fifo"))
 
 TYPES = {
-    b"0": "file", b"\0": "file", b"7": "file", b"1": "hardlink", b"2": "symlink",
-    b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo",
+    b"0": "file",
+    b"\0": "file",
+    b"7": "file",
+    b"1": "hardlink",
+    b"2": "symlink",
+    b"3": "char",
+    b"4": "block",
+    b"5": "dir",
+    b"6": "fifo",
 }
 
 
@@ -193,7 +200,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
             raise TarError("bad pax record length") from None
         if length <= 0 or pos + length > len(data):
             raise TarError("pax record overruns its header")
-        record = data[sp + 1:pos + length - 1]
+        record = data[sp + 1 : pos + length - 1]
         key, eq, value = record.partition(b"=")
         if eq:
             out[_decode(key)] = _decode(value)
@@ -280,8 +287,24 @@ class TarReader:
                 continue
             break
 
-        (name_f, mode_f, uid_f, gid_f, _size_f, mtime_f, _chk, _flag, link_f, magic, _ver, _un, _gn, _maj, _min,
-         prefix_f) = _HEADER.unpack_from(block)
+        (
+            name_f,
+            mode_f,
+            uid_f,
+            gid_f,
+            _size_f,
+            mtime_f,
+            _chk,
+            _flag,
+            link_f,
+            magic,
+            _ver,
+            _un,
+            _gn,
+            _maj,
+            _min,
+            prefix_f,
+        ) = _HEADER.unpack_from(block)
         name = _decode(name_f.partition(b"\0")[0])
         if magic == b"ustar\x00" and prefix_f[0]:
             name = _decode(prefix_f.partition(b"\0")[0]) + "/" + name
@@ -316,5 +339,16 @@ class TarReader:
         self._remaining = content
         self._padding = (-content) % BLOCK
         self.members_seen += 1
-        return Member(name, mtype, content, _num(mode_f) & 0o7777, uid, gid, mtime, linkname, offset,
-                      flag.decode("latin-1") or "0", pax)
+        return Member(
+            name,
+            mtype,
+            content,
+            _num(mode_f) & 0o7777,
+            uid,
+            gid,
+            mtime,
+            linkname,
+            offset,
+            flag.decode("latin-1") or "0",
+            pax,
+        )

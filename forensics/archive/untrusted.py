@@ -20,8 +20,15 @@ from forensics.models import Finding
 # A document with thousands of wrong values says so once, not thousands of times.
 MAX_FINDINGS_PER_DOC = 20
 
-_JSON_TYPE = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
-              type(None): "null"}
+_JSON_TYPE = {
+    str: "string",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 
 
 def json_type(value: Any) -> str:
@@ -47,21 +54,35 @@ class Doc:
         if len(self.findings) >= MAX_FINDINGS_PER_DOC:
             self._dropped += 1
             return
-        self.findings.append(finding(
-            "archive.malformed", severity, f"{self.where}: {path}",
-            f"{path} is a JSON {json_type(value)} where the image spec has {expected}; it is read as absent "
-            "and the analysis goes on without it",
-            image=self.image, entry=self.entry, evidence={"field": path, "json_type": json_type(value)}))
+        self.findings.append(
+            finding(
+                "archive.malformed",
+                severity,
+                f"{self.where}: {path}",
+                f"{path} is a JSON {json_type(value)} where the image spec has {expected}; it is read as absent "
+                "and the analysis goes on without it",
+                image=self.image,
+                entry=self.entry,
+                evidence={"field": path, "json_type": json_type(value)},
+            )
+        )
 
     def done(self) -> list[Finding]:
         """The findings, with one more saying how many were not listed."""
         out = list(self.findings)
         if self._dropped:
-            out.append(finding(
-                "archive.malformed", "low", f"{self.where}: more wrongly typed values",
-                f"{self._dropped} more values of {self.where} have the wrong type (the first "
-                f"{MAX_FINDINGS_PER_DOC} are listed); each is read as absent",
-                image=self.image, entry=self.entry, evidence={"more": self._dropped}))
+            out.append(
+                finding(
+                    "archive.malformed",
+                    "low",
+                    f"{self.where}: more wrongly typed values",
+                    f"{self._dropped} more values of {self.where} have the wrong type (the first "
+                    f"{MAX_FINDINGS_PER_DOC} are listed); each is read as absent",
+                    image=self.image,
+                    entry=self.entry,
+                    evidence={"more": self._dropped},
+                )
+            )
         return out
 
     # --- typed reads ---------------------------------------------------------------

@@ -23,7 +23,13 @@ from forensics.compare.align import align, importance, rank, summary, to_model
 from forensics.compare.fs import Replay, diff_fs
 from forensics.compare.history import compare_history
 from forensics.compare.model import (
-    Comparison, ContentDiff, Divergence, NoiseRule, PathDiff, SideSummary, StepComparison,
+    Comparison,
+    ContentDiff,
+    Divergence,
+    NoiseRule,
+    PathDiff,
+    SideSummary,
+    StepComparison,
 )
 from forensics.compare.noise import NORMALIZERS, build_rules, classify, timestamp_candidates
 from forensics.findings import SEVERITY_ORDER, finding, sort_findings
@@ -91,13 +97,16 @@ def _platform_matches(want: str, img: Image) -> bool:
 def describe_images(report: Report) -> str:
     rows = []
     for img in report.images:
-        rows.append(f"  [{img.index}] {', '.join(img.refs) or '(untagged)'}  {_platform_of(img) or '-'}  "
-                    f"config {img.config_digest or '-'}")
+        rows.append(
+            f"  [{img.index}] {', '.join(img.refs) or '(untagged)'}  {_platform_of(img) or '-'}  "
+            f"config {img.config_digest or '-'}"
+        )
     return "\n".join(rows)
 
 
-def select_image(report: Report, ref: str | None = None, platform: str | None = None,
-                 other: Image | None = None) -> int:
+def select_image(
+    report: Report, ref: str | None = None, platform: str | None = None, other: Image | None = None
+) -> int:
     """Index of the image to compare. Raises SelectionError when it is not unambiguous."""
     imgs = list(report.images)
     if not imgs:
@@ -107,20 +116,27 @@ def select_image(report: Report, ref: str | None = None, platform: str | None = 
         want = ref.strip()
         by_ref = [i for i in cands if _ref_matches(want, i.refs)]
         if not by_ref and want.startswith("sha256:") and len(want) >= 7 + 8:
-            by_ref = [i for i in cands if any((d or "").startswith(want) for d in
-                                              (i.config_digest, i.manifest_digest, i.declared_config_digest))]
+            by_ref = [
+                i
+                for i in cands
+                if any(
+                    (d or "").startswith(want) for d in (i.config_digest, i.manifest_digest, i.declared_config_digest)
+                )
+            ]
         if not by_ref and want.lstrip("#").isdigit():
             n = int(want.lstrip("#"))
             by_ref = [i for i in cands if i.index == n]
         if not by_ref:
-            raise SelectionError(f"{report.input.path}: no image matches --image {ref!r}; it holds:\n"
-                                 + describe_images(report))
+            raise SelectionError(
+                f"{report.input.path}: no image matches --image {ref!r}; it holds:\n" + describe_images(report)
+            )
         cands = by_ref
     if platform:
         by_pf = [i for i in cands if _platform_matches(platform, i)]
         if not by_pf:
-            raise SelectionError(f"{report.input.path}: no image for platform {platform!r}; it holds:\n"
-                                 + describe_images(report))
+            raise SelectionError(
+                f"{report.input.path}: no image for platform {platform!r}; it holds:\n" + describe_images(report)
+            )
         cands = by_pf
     if len(cands) > 1 and other is not None and _platform_of(other):
         same = [i for i in cands if _platform_of(i) == _platform_of(other)]
@@ -131,12 +147,15 @@ def select_image(report: Report, ref: str | None = None, platform: str | None = 
         if len(same) == 1:
             cands = same
     if len(cands) > 1:
-        raise SelectionError(f"{report.input.path} holds {len(cands)} matching images; choose one with --image REF "
-                             "or --platform OS/ARCH:\n" + describe_images(report))
+        raise SelectionError(
+            f"{report.input.path} holds {len(cands)} matching images; choose one with --image REF "
+            "or --platform OS/ARCH:\n" + describe_images(report)
+        )
     return cands[0].index
 
 
 # ------------------------------------------------------------------ the comparison
+
 
 def _position(report: Report, index: int) -> int:
     for pos, img in enumerate(report.images):
@@ -151,12 +170,23 @@ def _side(report: Report, pos: int, replay: Replay) -> SideSummary:
     for f in report.findings:
         counts[f.severity.value] += 1
     return SideSummary(
-        input=report.input, format=report.format, verdict=report.verdict, image=img.index,
-        images=len(report.images), refs=list(img.refs), platform=_platform_of(img),
-        manifest_digest=img.manifest_digest, config_digest=img.config_digest, layers=len(img.layers),
-        diff_ids=[layer.diff_id for layer in img.layers], missing_layers=replay.missing,
-        history_entries=len(img.history), files=len(replay.final), findings=list(report.findings),
-        finding_counts={k: v for k, v in counts.items() if v})
+        input=report.input,
+        format=report.format,
+        verdict=report.verdict,
+        image=img.index,
+        images=len(report.images),
+        refs=list(img.refs),
+        platform=_platform_of(img),
+        manifest_digest=img.manifest_digest,
+        config_digest=img.config_digest,
+        layers=len(img.layers),
+        diff_ids=[layer.diff_id for layer in img.layers],
+        missing_layers=replay.missing,
+        history_entries=len(img.history),
+        files=len(replay.final),
+        findings=list(report.findings),
+        finding_counts={k: v for k, v in counts.items() if v},
+    )
 
 
 class _Normalized:
@@ -224,29 +254,57 @@ def _findings(cmp: Comparison, real: list[PathDiff], divergence_paths: set[str])
     div = cmp.divergence
     if cmp.history_equal and real:
         n = len(cmp.history.lines)
-        where = (f"; first at step {div.step} (`{div.label}`): {div.summary}" if div else "")
-        missing = [f"{name} lacks layer(s) {', '.join(map(str, side.missing_layers))}"
-                   for name, side in (("A", cmp.a), ("B", cmp.b)) if side.missing_layers]
+        where = f"; first at step {div.step} (`{div.label}`): {div.summary}" if div else ""
+        missing = [
+            f"{name} lacks layer(s) {', '.join(map(str, side.missing_layers))}"
+            for name, side in (("A", cmp.a), ("B", cmp.b))
+            if side.missing_layers
+        ]
         if missing:
             where += f" ({'; '.join(missing)}: a merged filesystem is incomplete)"
-        out.append(finding(
-            "compare.history-equal-content-differs", "high" if missing else "critical", "history",
-            (f"all {n} created_by lines are identical" if n else
-             "neither image has history lines, so comparing histories passes")
-            + f", yet {len(real)} path{'s' if len(real) != 1 else ''} differ" + where,
-            history=div.step if div else None, layer=div.layer_b if div else None,
-            evidence={"history_lines": n, "paths": len(real),
-                      "step": div.step if div else None, "layer_a": div.layer_a if div else None,
-                      "layer_b": div.layer_b if div else None,
-                      "first_paths": [d.path for d in (div.paths if div else rank(real))[:10]]}))
+        out.append(
+            finding(
+                "compare.history-equal-content-differs",
+                "high" if missing else "critical",
+                "history",
+                (
+                    f"all {n} created_by lines are identical"
+                    if n
+                    else "neither image has history lines, so comparing histories passes"
+                )
+                + f", yet {len(real)} path{'s' if len(real) != 1 else ''} differ"
+                + where,
+                history=div.step if div else None,
+                layer=div.layer_b if div else None,
+                evidence={
+                    "history_lines": n,
+                    "paths": len(real),
+                    "step": div.step if div else None,
+                    "layer_a": div.layer_a if div else None,
+                    "layer_b": div.layer_b if div else None,
+                    "first_paths": [d.path for d in (div.paths if div else rank(real))[:10]],
+                },
+            )
+        )
     kept = rank(real)[:MAX_PATH_FINDINGS]
     for d in sorted(kept, key=lambda d: d.path):
         step = div.step if div and d.path in divergence_paths else None
-        out.append(finding(
-            "compare.content-differs", _severity(d), d.path, d.detail, path=d.path, history=step,
-            evidence={"change": d.change, "what": d.what,
-                      "a": {"layer": d.a.layer, "history": d.a.history} if d.a else None,
-                      "b": {"layer": d.b.layer, "history": d.b.history} if d.b else None}))
+        out.append(
+            finding(
+                "compare.content-differs",
+                _severity(d),
+                d.path,
+                d.detail,
+                path=d.path,
+                history=step,
+                evidence={
+                    "change": d.change,
+                    "what": d.what,
+                    "a": {"layer": d.a.layer, "history": d.a.history} if d.a else None,
+                    "b": {"layer": d.b.layer, "history": d.b.history} if d.b else None,
+                },
+            )
+        )
     return sort_findings(out), max(0, len(real) - len(kept))
 
 
@@ -266,8 +324,14 @@ def _headline(cmp: Comparison, real: list[PathDiff], noise_n: int) -> str:
     return f"{hist}, content differs: {summary(real)}; {count} in all{noise}"
 
 
-def compare(report_a: Report, report_b: Report, image_a: int | None = None, image_b: int | None = None,
-            times: bool = False, noise: list[NoiseRule] | None = None) -> Comparison:
+def compare(
+    report_a: Report,
+    report_b: Report,
+    image_a: int | None = None,
+    image_b: int | None = None,
+    times: bool = False,
+    noise: list[NoiseRule] | None = None,
+) -> Comparison:
     """Compare image `image_a` of report_a with `image_b` of report_b (default: the only image)."""
     if image_a is None:
         image_a = select_image(report_a, other=report_b.images[0] if len(report_b.images) == 1 else None)
@@ -305,28 +369,55 @@ def compare(report_a: Report, report_b: Report, image_a: int | None = None, imag
             step.first_divergence = True
             divergence = Divergence(
                 step=step.a_history if step.a_history is not None else (step.b_history or 0),
-                b_step=step.b_history, created_by=step.created_by, label=step.label,
-                layer_a=step.a_layer, layer_b=step.b_layer, paths=step.paths, paths_total=step.paths_total,
-                summary=summary(step_real[k]))
+                b_step=step.b_history,
+                created_by=step.created_by,
+                label=step.label,
+                layer_a=step.a_layer,
+                layer_b=step.b_layer,
+                paths=step.paths,
+                paths_total=step.paths_total,
+                summary=summary(step_real[k]),
+            )
 
     same_image = bool(ia.config_digest and ia.config_digest == ib.config_digest) or (
-        bool(ia.layers) and [layer.diff_id for layer in ia.layers] == [layer.diff_id for layer in ib.layers]
-        and all(layer.diff_id for layer in ia.layers))
+        bool(ia.layers)
+        and [layer.diff_id for layer in ia.layers] == [layer.diff_id for layer in ib.layers]
+        and all(layer.diff_id for layer in ia.layers)
+    )
     notes: list[str] = []
     for side, r in (("A", ra), ("B", rb)):
         if r.missing:
-            notes.append(f"{side}: layer(s) {', '.join(map(str, r.missing))} missing or unreadable: "
-                         "its merged filesystem is incomplete")
+            notes.append(
+                f"{side}: layer(s) {', '.join(map(str, r.missing))} missing or unreadable: "
+                "its merged filesystem is incomplete"
+            )
     if not ia.history and not ib.history:
         notes.append("neither image has history: steps are paired by layer position")
     if norm.unread:
-        notes.append("some files could not be re-read to mask timestamps inside them (stdin input or damage); "
-                     "those differences count as real")
+        notes.append(
+            "some files could not be re-read to mask timestamps inside them (stdin input or damage); "
+            "those differences count as real"
+        )
     cmp = Comparison(
-        version=__version__, a=_side(report_a, pa, ra), b=_side(report_b, pb, rb), same_image=same_image,
-        times=times, history=hist, history_equal=hist.equal, content=_content(real), noise=_content(noise_diffs),
-        noise_rules=rules, steps=steps, divergence=divergence, content_equal=not real,
-        verdict="same" if not real else "differs", headline="", notes=notes)
-    cmp.findings, cmp.findings_omitted = _findings(cmp, real, {d.path for d in divergence.paths} if divergence else set())
+        version=__version__,
+        a=_side(report_a, pa, ra),
+        b=_side(report_b, pb, rb),
+        same_image=same_image,
+        times=times,
+        history=hist,
+        history_equal=hist.equal,
+        content=_content(real),
+        noise=_content(noise_diffs),
+        noise_rules=rules,
+        steps=steps,
+        divergence=divergence,
+        content_equal=not real,
+        verdict="same" if not real else "differs",
+        headline="",
+        notes=notes,
+    )
+    cmp.findings, cmp.findings_omitted = _findings(
+        cmp, real, {d.path for d in divergence.paths} if divergence else set()
+    )
     cmp.headline = _headline(cmp, real, len(noise_diffs))
     return cmp

@@ -143,15 +143,24 @@ def to_model(raw: RawStep, real: list[PathDiff], noise: list[PathDiff]) -> StepC
     cb_b = b.created_by if b else None
     history_equal = a is not None and b is not None and trimmed(cb_a) == trimmed(cb_b)
     return StepComparison(
-        status=status, a_history=a.history if a else None, b_history=b.history if b else None,
-        a_layer=a.layer if a else None, b_layer=b.layer if b else None,
-        created_by=cb_a if a else cb_b, b_created_by=None if history_equal or a is None else cb_b,
-        label=label(cb_a if a else cb_b), history_equal=history_equal,
-        paths=rank(real)[:MAX_STEP_PATHS], noise=noise[:MAX_STEP_PATHS],
-        paths_total=len(real), noise_total=len(noise))
+        status=status,
+        a_history=a.history if a else None,
+        b_history=b.history if b else None,
+        a_layer=a.layer if a else None,
+        b_layer=b.layer if b else None,
+        created_by=cb_a if a else cb_b,
+        b_created_by=None if history_equal or a is None else cb_b,
+        label=label(cb_a if a else cb_b),
+        history_equal=history_equal,
+        paths=rank(real)[:MAX_STEP_PATHS],
+        noise=noise[:MAX_STEP_PATHS],
+        paths_total=len(real),
+        noise_total=len(noise),
+    )
 
 
 # ------------------------------------------------------------------ ranking and wording
+
 
 def _executable(st) -> bool:
     return st is not None and st.type == "file" and (st.kind in ("elf", "script") or bool(st.mode & 0o111))
@@ -160,8 +169,11 @@ def _executable(st) -> bool:
 def importance(d: PathDiff) -> int:
     """Lower is more telling: how much this difference says about a trojaned image."""
     a, b = d.a, d.b
-    if d.change == "changed" and (_executable(a) or _executable(b)) and (
-            "type" in d.what or (a.kind != b.kind and "content" in d.what)):
+    if (
+        d.change == "changed"
+        and (_executable(a) or _executable(b))
+        and ("type" in d.what or (a.kind != b.kind and "content" in d.what))
+    ):
         return 0
     if d.change == "changed" and "content" in d.what and (_executable(a) or _executable(b)):
         return 1

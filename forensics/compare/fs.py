@@ -37,9 +37,19 @@ class St:
     layer: int
 
     def public(self, history: int | None = None) -> PathState:
-        return PathState(type=self.type, mode=self.mode, uid=self.uid, gid=self.gid, size=self.size,
-                         sha256=self.sha256, link=self.link, mtime=self.mtime, kind=self.kind,
-                         layer=self.layer, history=history)
+        return PathState(
+            type=self.type,
+            mode=self.mode,
+            uid=self.uid,
+            gid=self.gid,
+            size=self.size,
+            sha256=self.sha256,
+            link=self.link,
+            mtime=self.mtime,
+            kind=self.kind,
+            layer=self.layer,
+            history=history,
+        )
 
     @property
     def executable(self) -> bool:
@@ -49,8 +59,9 @@ class St:
 def _state(entry: FileEntry, sha: str | None, layer: int, target: FileEntry | None) -> St:
     if entry.type in REGULAR:
         src = target if entry.type == "hardlink" and target is not None else entry
-        return St("file", entry.mode & PERM_MASK, entry.uid, entry.gid, src.size, sha, None, entry.mtime,
-                  src.kind, layer)
+        return St(
+            "file", entry.mode & PERM_MASK, entry.uid, entry.gid, src.size, sha, None, entry.mtime, src.kind, layer
+        )
     link = entry.link if entry.type == "symlink" else None
     return St(entry.type, entry.mode & PERM_MASK, entry.uid, entry.gid, None, None, link, entry.mtime, None, layer)
 
@@ -191,13 +202,18 @@ def _detail(path: str, change: str, what: list[str], a: St | None, b: St | None)
     return "; ".join(parts)
 
 
-def path_diff(path: str, a: St | None, b: St | None, what: list[str], ra: Replay | None = None,
-              rb: Replay | None = None) -> PathDiff:
+def path_diff(
+    path: str, a: St | None, b: St | None, what: list[str], ra: Replay | None = None, rb: Replay | None = None
+) -> PathDiff:
     change = "added" if a is None else "removed" if b is None else "changed"
-    return PathDiff(path=path, change=change, what=what if change == "changed" else [],
-                    a=a.public(ra.history_of(a) if ra else None) if a else None,
-                    b=b.public(rb.history_of(b) if rb else None) if b else None,
-                    detail=_detail(path, change, what, a, b))
+    return PathDiff(
+        path=path,
+        change=change,
+        what=what if change == "changed" else [],
+        a=a.public(ra.history_of(a) if ra else None) if a else None,
+        b=b.public(rb.history_of(b) if rb else None) if b else None,
+        detail=_detail(path, change, what, a, b),
+    )
 
 
 def diff_fs(a: Replay, b: Replay, times: bool = False) -> list[PathDiff]:

@@ -30,7 +30,7 @@ def label(created_by: str | None, limit: int = MAX_LABEL) -> str:
     if m:
         rest = m.group(1).strip()
         if rest.startswith("#(nop)"):
-            s = rest[len("#(nop)"):].strip()
+            s = rest[len("#(nop)") :].strip()
         else:
             s = "RUN " + rest
     s = " ".join(s.split())
@@ -62,13 +62,19 @@ def compare_history(a: Image, b: Image, name_a: str = "A", name_b: str = "B") ->
     set_b, set_a = set(lb), set(la)
     only_a = [x for x in dict.fromkeys(la) if x not in set_b]
     only_b = [x for x in dict.fromkeys(lb) if x not in set_a]
-    return HistoryComparison(equal=la == lb, lines=lines, only_in_a=only_a, only_in_b=only_b,
-                             created_differs=created_differs,
-                             container_diff=container_diff_text(only_a, only_b, name_a, name_b))
+    return HistoryComparison(
+        equal=la == lb,
+        lines=lines,
+        only_in_a=only_a,
+        only_in_b=only_b,
+        created_differs=created_differs,
+        container_diff=container_diff_text(only_a, only_b, name_a, name_b),
+    )
 
 
 def container_diff_text(only_a: list[str], only_b: list[str], name_a: str, name_b: str) -> str:
     """The text `container-diff diff --type=history` prints for these set differences."""
+
     def block(name: str, items: list[str]) -> str:
         head = f"Docker history lines found only in {name}:"
         if not items:

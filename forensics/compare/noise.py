@@ -20,8 +20,8 @@ in /tmp or /var/log is not rebuild noise.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 from forensics.compare.model import NoiseRule, PathDiff
 
@@ -132,7 +132,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
                 out.append(re.escape(c))
                 i += 1
             else:
-                body = pattern[i + 1:j]
+                body = pattern[i + 1 : j]
                 neg = body.startswith(("!", "^"))
                 body = body[1:] if neg else body
                 out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
@@ -159,7 +159,9 @@ def _emptyish(st) -> bool:
 NormalizedEqual = Callable[[NoiseRule, PathDiff], bool]
 
 
-def classify(diff: PathDiff, rules: list[NoiseRule], normalized_equal: NormalizedEqual | None = None) -> NoiseRule | None:
+def classify(
+    diff: PathDiff, rules: list[NoiseRule], normalized_equal: NormalizedEqual | None = None
+) -> NoiseRule | None:
     """The first rule that makes this difference noise, or None (a real difference)."""
     for st in (diff.a, diff.b):
         if st is not None and st.type == "file" and (st.kind == "elf" or st.mode & 0o6000):
@@ -174,9 +176,16 @@ def classify(diff: PathDiff, rules: list[NoiseRule], normalized_equal: Normalize
                 return rule
             continue
         if rule.when == "timestamps":
-            if (diff.change == "changed" and diff.a is not None and diff.b is not None
-                    and diff.a.type == diff.b.type == "file" and set(diff.what) <= {"content", "size", "mtime"}
-                    and "content" in diff.what and normalized_equal is not None and normalized_equal(rule, diff)):
+            if (
+                diff.change == "changed"
+                and diff.a is not None
+                and diff.b is not None
+                and diff.a.type == diff.b.type == "file"
+                and set(diff.what) <= {"content", "size", "mtime"}
+                and "content" in diff.what
+                and normalized_equal is not None
+                and normalized_equal(rule, diff)
+            ):
                 return rule
     return None
 
@@ -194,6 +203,7 @@ def timestamp_candidates(diff: PathDiff, rules: list[NoiseRule]) -> NoiseRule | 
 
 
 # ------------------------------------------------------------------ normalizers
+
 
 def _shadow_lastchg(data: bytes) -> bytes:
     out = []

@@ -46,8 +46,10 @@ def _differing(a: str | None, b: str | None, width: int = 100) -> tuple[str, str
 def _side_line(name: str, s: SideSummary) -> str:
     refs = ", ".join(s.refs) or "(untagged)"
     pick = f"image {s.image} of {s.images}" if s.images > 1 else "image"
-    return (f"{name}  {_clean(os.path.basename(s.input.path) or s.input.path, 80)}  {s.format}  {pick}: "
-            f"{_clean(refs, 80)}  {s.platform or '-'}  config {s.config_digest or '-'}")
+    return (
+        f"{name}  {_clean(os.path.basename(s.input.path) or s.input.path, 80)}  {s.format}  {pick}: "
+        f"{_clean(refs, 80)}  {s.platform or '-'}  config {s.config_digest or '-'}"
+    )
 
 
 def _counts(s: SideSummary) -> str:
@@ -102,10 +104,12 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
         L.append(f"History: identical ({n_lines} created_by lines{extra}). History proves nothing; content does.")
     else:
         counts = {k: sum(1 for x in h.lines if x.status == k) for k in ("changed", "added", "removed")}
-        L.append(f"History: differs ({counts['changed']} changed, {counts['added']} only in B, "
-                 f"{counts['removed']} only in A, of {n_lines} lines)")
+        L.append(
+            f"History: differs ({counts['changed']} changed, {counts['added']} only in B, "
+            f"{counts['removed']} only in A, of {n_lines} lines)"
+        )
         shown = [x for x in h.lines if x.status != "equal"]
-        for x in shown[:limit // 2]:
+        for x in shown[: limit // 2]:
             if x.status == "changed":
                 la, lb = _differing(x.a, x.b)
                 L.append(f"  ~ [{x.a_index}] {la}")
@@ -121,9 +125,16 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
     if cmp.steps:
         L.append("Steps (layer by layer)")
         for s in cmp.steps:
-            hist = f"{s.a_history if s.a_history is not None else '-'}/{s.b_history if s.b_history is not None else '-'}"
-            mark = {"equal": "same", "noise": "noise", "differs": "DIFFERS", "only-in-a": "only A",
-                    "only-in-b": "only B"}[s.status]
+            hist = (
+                f"{s.a_history if s.a_history is not None else '-'}/{s.b_history if s.b_history is not None else '-'}"
+            )
+            mark = {
+                "equal": "same",
+                "noise": "noise",
+                "differs": "DIFFERS",
+                "only-in-a": "only A",
+                "only-in-b": "only B",
+            }[s.status]
             more = ""
             if s.paths_total:
                 more = f"  {s.paths_total} path{'s' if s.paths_total != 1 else ''}"
@@ -136,8 +147,10 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
     c = cmp.content
     times = "mtimes compared" if cmp.times else "mtimes ignored: --times compares them"
     if c.total:
-        L.append(f"Content: {c.total} path{'s' if c.total != 1 else ''} differ: {len(c.added)} only in B, "
-                 f"{len(c.removed)} only in A, {len(c.changed)} changed; {times}")
+        L.append(
+            f"Content: {c.total} path{'s' if c.total != 1 else ''} differ: {len(c.added)} only in B, "
+            f"{len(c.removed)} only in A, {len(c.changed)} changed; {times}"
+        )
         from forensics.compare.align import rank
 
         allv = rank(c.all())
@@ -171,8 +184,10 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
         L.append("Rebuild noise: none")
     defaults = [r for r in cmp.noise_rules if r.origin == "default"]
     added = [r for r in cmp.noise_rules if r.origin == "option"]
-    L.append(f"  noise rules: {len(defaults)} default, {len(added)} added "
-             "(--noise PATTERN adds, --drop-noise PATTERN removes one, --no-default-noise removes all):")
+    L.append(
+        f"  noise rules: {len(defaults)} default, {len(added)} added "
+        "(--noise PATTERN adds, --drop-noise PATTERN removes one, --no-default-noise removes all):"
+    )
     line = "   "
     for r in cmp.noise_rules:
         tag = {"empty": " (if empty)", "timestamps": " (timestamps inside)"}.get(r.when, "")
@@ -188,13 +203,20 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
 
 # ------------------------------------------------------------------ HTML
 
+
 @lru_cache(maxsize=1)
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    return Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                       finalize=finalize_html)  # every printed value made visible (render/safe.py)
+    return Environment(
+        loader=PackageLoader("reports", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=finalize_html,
+    )  # every printed value made visible (render/safe.py)
 
 
 def _css() -> str:
@@ -221,13 +243,26 @@ def _state_text(st) -> str:
 
 
 def _row(d: PathDiff) -> dict:
-    return {"mark": MARK[d.change], "change": d.change, "path": d.path, "what": ", ".join(d.what) or d.change,
-            "a": _state_text(d.a), "b": _state_text(d.b), "detail": d.detail, "noise": d.noise or ""}
+    return {
+        "mark": MARK[d.change],
+        "change": d.change,
+        "path": d.path,
+        "what": ", ".join(d.what) or d.change,
+        "a": _state_text(d.a),
+        "b": _state_text(d.b),
+        "detail": d.detail,
+        "noise": d.noise or "",
+    }
 
 
 def _finding(f: Finding) -> dict:
-    return {"severity": f.severity.value, "code": f.code, "subject": f.subject, "detail": f.detail,
-            "explanation": EXPLANATIONS.get(f.code, "")}
+    return {
+        "severity": f.severity.value,
+        "code": f.code,
+        "subject": f.subject,
+        "detail": f.detail,
+        "explanation": EXPLANATIONS.get(f.code, ""),
+    }
 
 
 def build_view(cmp: Comparison, *, limit: int = 2000) -> dict:
@@ -235,12 +270,25 @@ def build_view(cmp: Comparison, *, limit: int = 2000) -> dict:
 
     def side(name: str, s: SideSummary) -> dict:
         top = [f for f in s.findings if SEVERITY_RANK[f.severity] <= SEVERITY_RANK[SEVERITY_ORDER[2]]]
-        return {"name": name, "file": os.path.basename(s.input.path) or s.input.path, "path": s.input.path,
-                "sha256": s.input.sha256 or "(directory)", "format": s.format, "verdict": s.verdict,
-                "image": f"{s.image} of {s.images}", "refs": ", ".join(s.refs) or "(untagged)",
-                "platform": s.platform or "-", "manifest": s.manifest_digest or "-", "config": s.config_digest or "-",
-                "layers": s.layers, "files": s.files, "counts": _counts(s), "missing": s.missing_layers,
-                "findings": [_finding(f) for f in top[:50]], "more": max(0, len(top) - 50)}
+        return {
+            "name": name,
+            "file": os.path.basename(s.input.path) or s.input.path,
+            "path": s.input.path,
+            "sha256": s.input.sha256 or "(directory)",
+            "format": s.format,
+            "verdict": s.verdict,
+            "image": f"{s.image} of {s.images}",
+            "refs": ", ".join(s.refs) or "(untagged)",
+            "platform": s.platform or "-",
+            "manifest": s.manifest_digest or "-",
+            "config": s.config_digest or "-",
+            "layers": s.layers,
+            "files": s.files,
+            "counts": _counts(s),
+            "missing": s.missing_layers,
+            "findings": [_finding(f) for f in top[:50]],
+            "more": max(0, len(top) - 50),
+        }
 
     content = rank(cmp.content.all())
     noise = cmp.noise.all()
@@ -262,34 +310,73 @@ def build_view(cmp: Comparison, *, limit: int = 2000) -> dict:
         "sides": [side("A", cmp.a), side("B", cmp.b)],
         "history_equal": cmp.history_equal,
         "history_created_differs": cmp.history.created_differs,
-        "history": [{"status": x.status, "mark": HIST_MARK[x.status], "a_index": "" if x.a_index is None else x.a_index,
-                     "b_index": "" if x.b_index is None else x.b_index, "a": x.a or "", "b": x.b or "",
-                     "created_differs": x.created_differs} for x in cmp.history.lines],
+        "history": [
+            {
+                "status": x.status,
+                "mark": HIST_MARK[x.status],
+                "a_index": "" if x.a_index is None else x.a_index,
+                "b_index": "" if x.b_index is None else x.b_index,
+                "a": x.a or "",
+                "b": x.b or "",
+                "created_differs": x.created_differs,
+            }
+            for x in cmp.history.lines
+        ],
         "container_diff": cmp.history.container_diff,
-        "divergence": None if div is None else {
-            "step": div.step, "b_step": div.b_step, "label": div.label, "created_by": div.created_by or "",
-            "layer_a": div.layer_a, "layer_b": div.layer_b, "summary": div.summary,
-            "rows": [_row(d) for d in div.paths]},
-        "steps": [{"status": s.status, "a": "-" if s.a_history is None else s.a_history,
-                   "b": "-" if s.b_history is None else s.b_history,
-                   "layers": f"{'-' if s.a_layer is None else s.a_layer}/{'-' if s.b_layer is None else s.b_layer}",
-                   "label": s.label, "created_by": s.created_by or "", "b_created_by": s.b_created_by or "",
-                   "paths": s.paths_total, "noise": s.noise_total,
-                   "first": s.first_divergence}
-                  for s in cmp.steps],
-        "counts": {"added": len(cmp.content.added), "removed": len(cmp.content.removed),
-                   "changed": len(cmp.content.changed), "total": cmp.content.total},
+        "divergence": None
+        if div is None
+        else {
+            "step": div.step,
+            "b_step": div.b_step,
+            "label": div.label,
+            "created_by": div.created_by or "",
+            "layer_a": div.layer_a,
+            "layer_b": div.layer_b,
+            "summary": div.summary,
+            "rows": [_row(d) for d in div.paths],
+        },
+        "steps": [
+            {
+                "status": s.status,
+                "a": "-" if s.a_history is None else s.a_history,
+                "b": "-" if s.b_history is None else s.b_history,
+                "layers": f"{'-' if s.a_layer is None else s.a_layer}/{'-' if s.b_layer is None else s.b_layer}",
+                "label": s.label,
+                "created_by": s.created_by or "",
+                "b_created_by": s.b_created_by or "",
+                "paths": s.paths_total,
+                "noise": s.noise_total,
+                "first": s.first_divergence,
+            }
+            for s in cmp.steps
+        ],
+        "counts": {
+            "added": len(cmp.content.added),
+            "removed": len(cmp.content.removed),
+            "changed": len(cmp.content.changed),
+            "total": cmp.content.total,
+        },
         "content": [_row(d) for d in content[:limit]],
         "content_omitted": max(0, len(content) - limit),
         "findings": [_finding(f) for f in cmp.findings[:limit]],
         "findings_omitted": max(0, len(cmp.findings) - limit) + cmp.findings_omitted,
         "noise_total": len(noise),
-        "noise_by_rule": [{"pattern": p, "count": n, "reason": reasons[p].reason if p in reasons else ""}
-                          for p, n in sorted(noise_counts.items(), key=lambda kv: -kv[1])],
+        "noise_by_rule": [
+            {"pattern": p, "count": n, "reason": reasons[p].reason if p in reasons else ""}
+            for p, n in sorted(noise_counts.items(), key=lambda kv: -kv[1])
+        ],
         "noise": [_row(d) for d in noise[:limit]],
         "noise_omitted": max(0, len(noise) - limit),
-        "rules": [{"pattern": r.pattern, "reason": r.reason, "when": r.when, "origin": r.origin,
-                   "count": noise_counts.get(r.pattern, 0)} for r in cmp.noise_rules],
+        "rules": [
+            {
+                "pattern": r.pattern,
+                "reason": r.reason,
+                "when": r.when,
+                "origin": r.origin,
+                "count": noise_counts.get(r.pattern, 0),
+            }
+            for r in cmp.noise_rules
+        ],
     }
 
 

@@ -32,8 +32,9 @@ def layer_entries(report: Report, image: int) -> dict[int, str]:
     return out
 
 
-def read_files(report: Report, image: int, wanted: dict[int, set[str]],
-               max_bytes: int = MAX_BYTES) -> dict[tuple[int, str], bytes]:
+def read_files(
+    report: Report, image: int, wanted: dict[int, set[str]], max_bytes: int = MAX_BYTES
+) -> dict[tuple[int, str], bytes]:
     """{(layer index, path): content} for the wanted regular files that could be read whole."""
     from forensics.archive.reread import reread
 

@@ -12,8 +12,23 @@ from __future__ import annotations
 import time
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.history import (accounts, config, content, copyhash, coverage, explain, maintainer, mapping,
-                               packages, pkgdigests, provenance, records, timeline, trees, unitlinks)
+from forensics.history import (
+    accounts,
+    config,
+    content,
+    copyhash,
+    coverage,
+    explain,
+    maintainer,
+    mapping,
+    packages,
+    pkgdigests,
+    provenance,
+    records,
+    timeline,
+    trees,
+    unitlinks,
+)
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
@@ -23,8 +38,14 @@ FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
 
 
 def _step_instruction(ins: Instruction) -> StepInstruction:
-    return StepInstruction(kind=ins.kind, builder=ins.builder, args=ins.args, dest=ins.dest,
-                           sources=list(ins.sources), metadata_only=ins.metadata_only)
+    return StepInstruction(
+        kind=ins.kind,
+        builder=ins.builder,
+        args=ins.args,
+        dest=ins.dest,
+        sources=list(ins.sources),
+        metadata_only=ins.metadata_only,
+    )
 
 
 def _effects(ins: Instruction, workdir: str, env: dict[str, str]) -> RunEffects | None:
@@ -52,21 +73,36 @@ def _env_of(instructions: list[Instruction], upto: int, inherited: str | None = 
 def _executable(entries: dict[str, FileEntry]):
     def check(ch: PathChange) -> bool:
         e = entries.get(ch.path)
-        return e is not None and e.type in ("file", "hardlink") and (e.kind in ("elf", "script") or bool(e.mode & 0o111))
+        return (
+            e is not None and e.type in ("file", "hardlink") and (e.kind in ("elf", "script") or bool(e.mode & 0o111))
+        )
+
     return check
 
 
-def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_entries: list[str | None],
-                  source: str, now: float, archive_time: float | None = None,
-                  verify_packages: str = "all", known_digests: list[dict[str, str]] | None = None
-                  ) -> list[Finding]:
+def analyze_image(
+    img: Image,
+    captured_by_layer: list[dict[str, bytes]],
+    layer_entries: list[str | None],
+    source: str,
+    now: float,
+    archive_time: float | None = None,
+    verify_packages: str = "all",
+    known_digests: list[dict[str, str]] | None = None,
+) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
     # hands its WorkingDir to the build: with no WORKDIR in the whole history, the final
     # config's WorkingDir is the one every step ran in, and relative COPY/ADD/RUN paths
     # resolve against it as the builder resolved them.
-    inherited = (img.config.workdir if img.config is not None and img.config.workdir
-                 and img.config.workdir.startswith("/") and not any(i.kind == "WORKDIR" for i in ins) else None)
+    inherited = (
+        img.config.workdir
+        if img.config is not None
+        and img.config.workdir
+        and img.config.workdir.startswith("/")
+        and not any(i.kind == "WORKDIR" for i in ins)
+        else None
+    )
     findings: list[Finding] = mapping.map_history(img, ins)
     findings += timeline.check_times(img, now, archive_time)
     owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
@@ -98,8 +134,9 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
         if h_idx is not None:
             # buildah --layers=false: the steps before the owner were recorded empty but their
             # changes landed in this one layer; they explain it together.
-            group = [i for i in range(prev_owner + 1, h_idx)
-                     if img.history[i].empty_layer and ins[i].kind in FILE_WRITING] + [h_idx]
+            group = [
+                i for i in range(prev_owner + 1, h_idx) if img.history[i].empty_layer and ins[i].kind in FILE_WRITING
+            ] + [h_idx]
             prev_owner = h_idx
             effects = []
             for i in group:
@@ -113,8 +150,11 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             # buildah --squash FROM a base drops the base's history but says where it came from
             # (`comment: FROM <image>` on the one entry that owns the layer).
             squashed_from = (img.history[h_idx].comment or "").startswith("FROM ")
-            squashed_base = layer.index == 0 and (bool(pkg.dbs) or squashed_from) and not any(
-                explain.is_base(ins[i]) for i in group)
+            squashed_base = (
+                layer.index == 0
+                and (bool(pkg.dbs) or squashed_from)
+                and not any(explain.is_base(ins[i]) for i in group)
+            )
             if squashed_base:
                 # A squashed image (buildah --squash, docker export|import with history): the
                 # base OS is in this layer with no step of its own; its packages account for it.
@@ -122,37 +162,67 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             touched = set(pkg.touched)
             for i in group:
                 touched |= maintainer.reconfigured_packages(ins[i].shell or "")
-            generated = maintainer.Generated(
-                touched=touched, scripts=maintainer.script_paths(pkg.scripts_of(touched)), owned=pkg.owned,
-                lookup=lambda p: (n.entry if (n := overlay.get(p)) else None)) if managers else None
-            ctx = explain.StepContext(history_index=h_idx, layer_index=layer.index,
-                                      instructions=[ins[i] for i in group], effects=effects,
-                                      package_step=bool(managers), managers=managers,
-                                      package_owned=pkg.owned_for(managers),
-                                      entries=here, workdirs=[_env_of(ins, i, inherited)[0] for i in group],
-                                      owned_before=lambda p: p in owned_before, generated=generated,
-                                      lookup=overlay.get, group=group, squashed_base=squashed_base,
-                                      base_has_db=bool(pkg.dbs),
-                                      before=before.get)
+            generated = (
+                maintainer.Generated(
+                    touched=touched,
+                    scripts=maintainer.script_paths(pkg.scripts_of(touched)),
+                    owned=pkg.owned,
+                    lookup=lambda p: n.entry if (n := overlay.get(p)) else None,
+                )
+                if managers
+                else None
+            )
+            ctx = explain.StepContext(
+                history_index=h_idx,
+                layer_index=layer.index,
+                instructions=[ins[i] for i in group],
+                effects=effects,
+                package_step=bool(managers),
+                managers=managers,
+                package_owned=pkg.owned_for(managers),
+                entries=here,
+                workdirs=[_env_of(ins, i, inherited)[0] for i in group],
+                owned_before=lambda p: p in owned_before,
+                generated=generated,
+                lookup=overlay.get,
+                group=group,
+                squashed_base=squashed_base,
+                base_has_db=bool(pkg.dbs),
+                before=before.get,
+            )
             explain.explain_step(changes, ctx)
-            claimed |= {(layer.index, p) for p, c in ctx.claims_at.items()
-                        if c.precision == "exact" and c.produces != "absent"}
-            judged = accounts.judge_step(changes, ctx, acct, acct_files, pkg.scripts, pkg.owners,
-                                         lambda i: _env_of(ins, i)[1], image=img.index,
-                                         created_by=img.history[h_idx].created_by)
+            claimed |= {
+                (layer.index, p) for p, c in ctx.claims_at.items() if c.precision == "exact" and c.produces != "absent"
+            }
+            judged = accounts.judge_step(
+                changes,
+                ctx,
+                acct,
+                acct_files,
+                pkg.scripts,
+                pkg.owners,
+                lambda i: _env_of(ins, i)[1],
+                image=img.index,
+                created_by=img.history[h_idx].created_by,
+            )
             findings += judged.findings
             unitlinks.judge_step(changes, ctx, {**acct.files, **acct_files}, pkg.owners)
-            f = explain.unexplained_finding([c for c in changes if c.path not in judged.reported], ctx,
-                                            image=img.index, created_by=img.history[h_idx].created_by,
-                                            owned_before=lambda p: p in owned_before,
-                                            executable=_executable(here))
+            f = explain.unexplained_finding(
+                [c for c in changes if c.path not in judged.reported],
+                ctx,
+                image=img.index,
+                created_by=img.history[h_idx].created_by,
+                owned_before=lambda p: p in owned_before,
+                executable=_executable(here),
+            )
             if f is not None:
                 findings.append(f)
             # Account files judged entry by entry carry their own, more precise verdict.
             ctx.mismatches = [m for m in ctx.mismatches if m[0].path not in judged.judged]
             findings += explain.mismatch_findings(ctx, image=img.index, executable=_executable(here))
-            findings += trees.check_trees(ctx, image=img.index,
-                                          step_time=timeline.parse_time(img.history[h_idx].created))
+            findings += trees.check_trees(
+                ctx, image=img.index, step_time=timeline.parse_time(img.history[h_idx].created)
+            )
         acct.apply(acct_files, here, deleted)
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
@@ -161,10 +231,16 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             from_pkg = base or ch.explained_by in explain.PACKAGE_REASONS
             prior = before.get(ch.path)
             findings += content.check_change(
-                ch, here.get(ch.path), prior.entry if prior else None, image=img.index, layer=layer.index,
-                history=h_idx, from_package=from_pkg,
+                ch,
+                here.get(ch.path),
+                prior.entry if prior else None,
+                image=img.index,
+                layer=layer.index,
+                history=h_idx,
+                from_package=from_pkg,
                 explained=ch.explained_by is not None if h_idx is not None else False,
-                assurance=ch.assurance)
+                assurance=ch.assurance,
+            )
         if h_idx is not None:
             counts = {"added": 0, "deleted": 0, "modified": 0}
             for ch in changes:
@@ -173,29 +249,47 @@ def analyze_image(img: Image, captured_by_layer: list[dict[str, bytes]], layer_e
             unexplained = [c for c in changes if not c.explained_by]
             counts["explained"], counts["unexplained"] = len(explained), len(unexplained)
             img.history[h_idx].analysis = StepAnalysis(
-                instruction=_step_instruction(ins[h_idx]), counts=counts, explained=explained, unexplained=unexplained)
+                instruction=_step_instruction(ins[h_idx]), counts=counts, explained=explained, unexplained=unexplained
+            )
     for h in img.history:
         if h.analysis is None:
             h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
     # Every recorded package digest against its file (forensics.history.pkgdigests).
     record_status: dict[str, str] = {}
     pkg_findings, img.package_coverage = pkgdigests.check(
-        pkg, overlay, versions, image=img.index, source=source, layer_entries=layer_entries,
-        history_of_layer=owner, accounts=_command_accounts(change_at, claimed),
-        by_package=_package_accounts(change_at, pkgdigests.package_accounting(explained_at)), mode=verify_packages,
+        pkg,
+        overlay,
+        versions,
+        image=img.index,
+        source=source,
+        layer_entries=layer_entries,
+        history_of_layer=owner,
+        accounts=_command_accounts(change_at, claimed),
+        by_package=_package_accounts(change_at, pkgdigests.package_accounting(explained_at)),
+        mode=verify_packages,
         known=[{norm_layer_path(k)[0]: v for k, v in d.items()} for d in known_digests or []],
-        status_out=record_status)
+        status_out=record_status,
+    )
     findings += pkg_findings
     # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
     copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
     for h_i, st in copy_status.items():
         img.history[h_i].analysis.copy_hash = st
     findings += copy_findings
-    copy_verified = {(layer, p) for h_i, st in copy_status.items() if st.status == "verified"
-                     and (layer := _layer_of_step(img, h_i)) is not None for p in st.paths}
+    copy_verified = {
+        (layer, p)
+        for h_i, st in copy_status.items()
+        if st.status == "verified" and (layer := _layer_of_step(img, h_i)) is not None
+        for p in st.paths
+    }
     img.coverage = coverage.image_coverage(
-        overlay, change_at, owner, {h.index: h.created_by or "" for h in img.history},
-        records=record_status, copy_verified=copy_verified)
+        overlay,
+        change_at,
+        owner,
+        {h.index: h.created_by or "" for h in img.history},
+        records=record_status,
+        copy_verified=copy_verified,
+    )
     return findings
 
 
@@ -205,6 +299,7 @@ def _command_accounts(change_at: dict[tuple[int, str], PathChange], claimed: set
     F was made in the same squashed layer), a COPY/ADD destination (not a whole rootfs).
     A tree (an archive, pip install), a program the analysis cannot see into, or the
     package manager's run says where content comes from, not what it is."""
+
     def accounts(layer: int, path: str) -> bool:
         if (layer, path) in claimed:
             return True
@@ -215,6 +310,7 @@ def _command_accounts(change_at: dict[tuple[int, str], PathChange], claimed: set
             return True
         why = ch.explained_by
         return why.startswith(("COPY destination", "ADD destination")) and not pkgdigests.whole_rootfs(why)
+
     return accounts
 
 
@@ -222,9 +318,11 @@ def _package_accounts(change_at: dict[tuple[int, str], PathChange], by_reason):
     """Whether the package manager's run in that layer explains a path (its maintainer
     scripts, its bookkeeping, account entries its packages create): never enough for a
     content change, but it grades configuration files."""
+
     def by_package(layer: int, path: str) -> bool:
         ch = change_at.get((layer, path))
         return (ch is not None and ch.explained_by is not None and ch.assurance == "package") or by_reason(layer, path)
+
     return by_package
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from forensics.history.shellwords import parse_opts, tokenize
 
@@ -82,19 +82,26 @@ class Entitled:
         self.tools += other.tools
 
     def any_for(self, name: str) -> bool:
-        return (name in self.users or name in self.groups or name in self.removed
-                or any(k[0] == name for k in self.modify) or any(name in k for k in self.members))
+        return (
+            name in self.users
+            or name in self.groups
+            or name in self.removed
+            or any(k[0] == name for k in self.modify)
+            or any(name in k for k in self.members)
+        )
 
     def may(self, name: str, fld: str) -> str | None:
         """The source entitled to change `fld` of `name`'s entry, if any."""
         return self.modify.get((name, fld)) or (self.modify.get(("*", fld)) if name != "root" else None)
 
 
-TOOLS = frozenset("""
+TOOLS = frozenset(
+    """
     useradd adduser usermod userdel deluser groupadd addgroup groupmod groupdel delgroup passwd chpasswd
     gpasswd chsh chfn chage newusers pwconv grpconv pwunconv grpunconv vipw vigr systemd-sysusers
     chgpasswd groupmems
-""".split())
+""".split()
+)
 _OPAQUE_TOOLS = frozenset("newusers pwconv grpconv pwunconv grpunconv vipw vigr chgpasswd groupmems".split())
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=+?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -103,6 +110,7 @@ _CHPASSWD_NAMES = re.compile(r"(?:^|[\s'\"])([a-z_][a-z0-9_.-]*\$?):[^\s:'\"]*")
 
 def _expand(word: str, env: dict[str, str]) -> str:
     """$X, ${X}, ${X:-d}, ${X:+w}: known values substituted, unknown ones become `*`."""
+
     def sub(m: re.Match) -> str:
         name = m.group(1) or m.group(4)
         op, arg = m.group(2), m.group(3)
@@ -112,11 +120,13 @@ def _expand(word: str, env: dict[str, str]) -> str:
         if op and op.endswith(("-", "=")) and not val:
             return _expand(arg or "", env)
         return "*" if val is None else val
+
     return _VAR.sub(sub, word) if "$" in word else word
 
 
-_TOOL_RE = re.compile(r"(?<![\w.-])(?:" + "|".join(sorted(map(re.escape, TOOLS), key=len, reverse=True))
-                      + r")(?![\w.-])")
+_TOOL_RE = re.compile(
+    r"(?<![\w.-])(?:" + "|".join(sorted(map(re.escape, TOOLS), key=len, reverse=True)) + r")(?![\w.-])"
+)
 _ASSIGN_LINE = re.compile(r"^\s*(?:local\s+|readonly\s+|export\s+)?[A-Za-z_][A-Za-z0-9_]*=")
 # Words that run the next one: `sudo useradd`, `in_sysroot adduser` (dbus), `chroot DIR groupadd`.
 _WRAPPERS = frozenset("sudo env nice nohup command exec time eatmydata fakeroot in_sysroot doas".split())
@@ -182,7 +192,7 @@ def _scan(text: str, env: dict[str, str], source: str) -> Entitled:
             continue
         tool = posixpath.basename(words[tool_at])
         args = []
-        for w in words[tool_at + 1:]:
+        for w in words[tool_at + 1 :]:
             e = _expand(w, env)
             if e == "*" and w.startswith("$"):
                 args.append(None)  # a bare unknown variable: `$quiet`, `${USER}`
@@ -204,23 +214,39 @@ def _apply(out: Entitled, tool: str, args: list[str], source: str, text: str, en
         out.opaque.append(tool)
         return
     if tool == "useradd":
-        o = parse_opts(args, "bcdefgGkKpsuZRP", "--base-dir --comment --home-dir --home --expiredate --inactive "
-                       "--gid --groups --skel --key --password --shell --uid --selinux-user --root --prefix")
+        o = parse_opts(
+            args,
+            "bcdefgGkKpsuZRP",
+            "--base-dir --comment --home-dir --home --expiredate --inactive "
+            "--gid --groups --skel --key --password --shell --uid --selinux-user --root --prefix",
+        )
         if not o.pos:
             return
         name = o.pos[-1]
         groups = [g for v in o.all("-G", "--groups") for g in v.split(",") if g]
-        out.users.setdefault(name, []).append(UserSpec(
-            source, tool, o.has("-r", "--system"), uid=o.get("-u", "--uid"), gid=o.get("-g", "--gid"),
-            shell=o.get("-s", "--shell"), home=o.get("-d", "--home-dir", "--home"),
-            password=bool(o.get("-p", "--password")),
-            user_group=not (o.has("-N", "--no-user-group") or o.get("-g", "--gid")) or o.has("-U", "--user-group"),
-            non_unique=o.has("-o", "--non-unique")))
+        out.users.setdefault(name, []).append(
+            UserSpec(
+                source,
+                tool,
+                o.has("-r", "--system"),
+                uid=o.get("-u", "--uid"),
+                gid=o.get("-g", "--gid"),
+                shell=o.get("-s", "--shell"),
+                home=o.get("-d", "--home-dir", "--home"),
+                password=bool(o.get("-p", "--password")),
+                user_group=not (o.has("-N", "--no-user-group") or o.get("-g", "--gid")) or o.has("-U", "--user-group"),
+                non_unique=o.has("-o", "--non-unique"),
+            )
+        )
         for g in groups:
             out.members[(name, g)] = source
     elif tool == "adduser":
-        o = parse_opts(args, "hgsGuk", "--home --shell --uid --gid --ingroup --gecos --comment --firstuid --lastuid "
-                       "--firstgid --lastgid --conf --add-extra-groups")
+        o = parse_opts(
+            args,
+            "hgsGuk",
+            "--home --shell --uid --gid --ingroup --gecos --comment --firstuid --lastuid "
+            "--firstgid --lastgid --conf --add-extra-groups",
+        )
         system = o.has("--system", "-S")
         if len(o.pos) == 2:  # adduser USER GROUP
             out.members[(o.pos[0], o.pos[1])] = source
@@ -233,10 +259,18 @@ def _apply(out: Entitled, tool: str, args: list[str], source: str, text: str, en
             return
         busybox = o.has("-D") or o.get("-s", "-h", "-G") is not None
         group = o.get("--ingroup", "-G")
-        out.users.setdefault(name, []).append(UserSpec(
-            source, tool, system or o.has("-S"), uid=o.get("--uid", "-u"), gid=o.get("--gid") or group,
-            shell=o.get("--shell", "-s"), home=o.get("--home", "-h"),
-            user_group=(o.has("--group") or not system) and not group and not o.get("--gid")))
+        out.users.setdefault(name, []).append(
+            UserSpec(
+                source,
+                tool,
+                system or o.has("-S"),
+                uid=o.get("--uid", "-u"),
+                gid=o.get("--gid") or group,
+                shell=o.get("--shell", "-s"),
+                home=o.get("--home", "-h"),
+                user_group=(o.has("--group") or not system) and not group and not o.get("--gid"),
+            )
+        )
         if not system and not busybox:
             out.members[(name, "users")] = source  # adduser's EXTRA_GROUPS (Debian 12+)
         if o.get("-G"):  # busybox lists the user in its group's member field too
@@ -250,25 +284,41 @@ def _apply(out: Entitled, tool: str, args: list[str], source: str, text: str, en
             return
         name = o.pos[-1]
         members = tuple(u for v in o.all("-U", "--users") for u in v.split(",") if u)
-        out.groups.setdefault(name, []).append(GroupSpec(
-            source, tool, o.has("-r", "--system", "-S"), gid=o.get("-g", "--gid"), members=members,
-            non_unique=o.has("-o", "--non-unique")))
+        out.groups.setdefault(name, []).append(
+            GroupSpec(
+                source,
+                tool,
+                o.has("-r", "--system", "-S"),
+                gid=o.get("-g", "--gid"),
+                members=members,
+                non_unique=o.has("-o", "--non-unique"),
+            )
+        )
         for u in members:
             out.members[(u, name)] = source
         if o.get("-p", "--password"):
             out.modify[(name, "gpassword")] = source
     elif tool == "usermod":
-        o = parse_opts(args, "cdegGlLpsuUfvVwW", "--comment --home --expiredate --gid --groups --login --password "
-                       "--shell --uid --inactive --add-subuids --del-subuids --add-subgids --del-subgids --root "
-                       "--prefix --selinux-user")
+        o = parse_opts(
+            args,
+            "cdegGlLpsuUfvVwW",
+            "--comment --home --expiredate --gid --groups --login --password "
+            "--shell --uid --inactive --add-subuids --del-subuids --add-subgids --del-subgids --root "
+            "--prefix --selinux-user",
+        )
         if not o.pos:
             return
         name = o.pos[-1]
-        for opts, fld in ((("-c", "--comment"), "gecos"), (("-d", "--home"), "home"), (("-g", "--gid"), "gid"),
-                          (("-s", "--shell"), "shell"), (("-u", "--uid"), "uid"), (("-p", "--password"), "password"),
-                          (("-e", "--expiredate", "-f", "--inactive"), "aging"),
-                          (("-v", "--add-subuids", "-w", "--add-subgids", "-V", "--del-subuids", "-W",
-                            "--del-subgids"), "subid")):
+        for opts, fld in (
+            (("-c", "--comment"), "gecos"),
+            (("-d", "--home"), "home"),
+            (("-g", "--gid"), "gid"),
+            (("-s", "--shell"), "shell"),
+            (("-u", "--uid"), "uid"),
+            (("-p", "--password"), "password"),
+            (("-e", "--expiredate", "-f", "--inactive"), "aging"),
+            (("-v", "--add-subuids", "-w", "--add-subgids", "-V", "--del-subuids", "-W", "--del-subgids"), "subid"),
+        ):
             if o.get(*opts) is not None:
                 out.modify[(name, fld)] = source
         if o.has("-L", "--lock", "-U", "--unlock"):
@@ -358,19 +408,29 @@ def _sysusers(out: Entitled, data: bytes, source: str) -> None:
         home = words[4] if len(words) > 4 and words[4] != "-" else None
         if kind == "u":
             uid, _, gid = (ident or "").partition(":")
-            out.users.setdefault(name, []).append(UserSpec(
-                source, "systemd-sysusers", True, uid=uid if uid.isdigit() else None,
-                gid=gid or (uid if uid.isdigit() else None), shell=shell or "/usr/sbin/nologin", home=home,
-                user_group=not gid))
+            out.users.setdefault(name, []).append(
+                UserSpec(
+                    source,
+                    "systemd-sysusers",
+                    True,
+                    uid=uid if uid.isdigit() else None,
+                    gid=gid or (uid if uid.isdigit() else None),
+                    shell=shell or "/usr/sbin/nologin",
+                    home=home,
+                    user_group=not gid,
+                )
+            )
         elif kind == "g":
-            out.groups.setdefault(name, []).append(GroupSpec(source, "systemd-sysusers", True,
-                                                             gid=ident if ident and ident.isdigit() else None))
+            out.groups.setdefault(name, []).append(
+                GroupSpec(source, "systemd-sysusers", True, gid=ident if ident and ident.isdigit() else None)
+            )
         elif kind == "m" and len(words) > 2:
             out.members[(name, words[2])] = source
 
 
-def entitled_by_commands(shells: list[tuple[str, dict[str, str]]], runs_unknown_code: bool = False,
-                         account_paths: Iterable[str] = ()) -> Entitled:
+def entitled_by_commands(
+    shells: list[tuple[str, dict[str, str]]], runs_unknown_code: bool = False, account_paths: Iterable[str] = ()
+) -> Entitled:
     """The RUN commands of a step (text, known variables): the accounts they name, and which
     of `account_paths` they name literally (`echo ... >> /etc/passwd`, `sed -i ... /etc/shadow`)."""
     out = Entitled()
@@ -383,8 +443,9 @@ def entitled_by_commands(shells: list[tuple[str, dict[str, str]]], runs_unknown_
     return out
 
 
-def entitled_by_scripts(scripts: dict[str, bytes], packages: set[str], sysusers: dict[str, bytes],
-                        shipped_by: Callable[[str], str | None]) -> Entitled:
+def entitled_by_scripts(
+    scripts: dict[str, bytes], packages: set[str], sysusers: dict[str, bytes], shipped_by: Callable[[str], str | None]
+) -> Entitled:
     """Maintainer scripts (path -> bytes) of the packages a step installed; `sysusers` holds
     the sysusers.d snippets in the image after the step, `shipped_by` names a path's package."""
     out = Entitled()

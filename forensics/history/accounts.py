@@ -21,25 +21,36 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from forensics.archive.layerfs import norm_layer_path
 from forensics.findings import finding
-from forensics.history.accountcmds import (MAX_SMALL, Entitled, GroupSpec, UserSpec, entitled_by_commands,
-                                            entitled_by_scripts)
+from forensics.history.accountcmds import (
+    MAX_SMALL,
+    Entitled,
+    GroupSpec,
+    UserSpec,
+    entitled_by_commands,
+    entitled_by_scripts,
+)
 from forensics.models import Finding, PathChange
 
-MAIN_FILES = {"/etc/passwd": "passwd", "/etc/group": "group", "/etc/shadow": "shadow", "/etc/gshadow": "gshadow",
-              "/etc/subuid": "subid", "/etc/subgid": "subid"}
+MAIN_FILES = {
+    "/etc/passwd": "passwd",
+    "/etc/group": "group",
+    "/etc/shadow": "shadow",
+    "/etc/gshadow": "gshadow",
+    "/etc/subuid": "subid",
+    "/etc/subgid": "subid",
+}
 BACKUPS = {f"{p}-": p for p in MAIN_FILES}  # shadow-utils' copy of the previous version
 ACCOUNT_PATHS = frozenset(MAIN_FILES) | frozenset(BACKUPS)
 SYSUSERS_DIRS = ("/usr/lib/sysusers.d/", "/lib/sysusers.d/")
 MAX_FILE = 4 << 20  # bytes captured per account file; /etc/passwd of a big host is ~100 KiB
 MAX_ENTRIES = 200_000
 MAX_FINDINGS = 8  # per code and severity in one step; the rest are summed up in one more
-TAILS = ("passwd", "group", "shadow", "passwd-", "group-", "shadow-", "subuid", "subgid", "subuid-", "subgid-",
-          ".conf")
+TAILS = ("passwd", "group", "shadow", "passwd-", "group-", "shadow-", "subuid", "subgid", "subuid-", "subgid-", ".conf")
 
 PRIVILEGED_GROUPS = frozenset({"root", "sudo", "wheel", "adm", "admin", "docker", "shadow", "disk", "lxd"})
 NO_LOGIN = frozenset({"/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false", "/bin/sync"})
@@ -100,9 +111,13 @@ def parse(kind: str, data: bytes | None) -> Parsed:
         width = _WIDTH[kind]
         if kind == "shadow" and len(parts) == 8:  # busybox writes 8 fields
             parts.append("")
-        if len(parts) != width or not parts[0] or parts[0][0] in "#+-" or (
-                kind == "passwd" and not (parts[2].isdigit() and parts[3].isdigit())) or (
-                kind == "group" and not parts[2].isdigit()):
+        if (
+            len(parts) != width
+            or not parts[0]
+            or parts[0][0] in "#+-"
+            or (kind == "passwd" and not (parts[2].isdigit() and parts[3].isdigit()))
+            or (kind == "group" and not parts[2].isdigit())
+        ):
             out.other.append(line)
             continue
         out.entries.setdefault(parts[0], []).append(Entry(parts[0], tuple(parts), line))
@@ -175,16 +190,25 @@ class _Judge:
         if not name or not re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w.-])", self.ent.text):
             return None
         width = _WIDTH[MAIN_FILES[main]]
-        spelled = [m for m in re.findall(r"(?<![\w.-])" + re.escape(name) + r":[^'\"\n\\]*", self.ent.text)
-                   if len(m.split(":")) == width]
+        spelled = [
+            m
+            for m in re.findall(r"(?<![\w.-])" + re.escape(name) + r":[^'\"\n\\]*", self.ent.text)
+            if len(m.split(":")) == width
+        ]
         if spelled:
             if out is not None:
                 f = line.split(":")
                 bad = (MAIN_FILES[main] == "passwd" and len(f) > 3 and (f[2] == "0" or f[3] in self.priv_gids)) or (
-                    name == "root")
-                out.problems.append(Problem("critical" if bad else "high", "history.effect-mismatch",
-                                            f"the command writes {spelled[0][:80]!r} for '{name}'; the layer holds "
-                                            f"{line[:80]!r}", name))
+                    name == "root"
+                )
+                out.problems.append(
+                    Problem(
+                        "critical" if bad else "high",
+                        "history.effect-mismatch",
+                        f"the command writes {spelled[0][:80]!r} for '{name}'; the layer holds {line[:80]!r}",
+                        name,
+                    )
+                )
             return "mismatch"
         return f"'{name}' edited by the command, which names it and {main}"
 
@@ -221,22 +245,35 @@ class _Judge:
             grp = next((n for n, g in self.gid_of.items() if g == gid), gid)
             dangers.append(("critical", "gid", f"with primary group '{grp}' (gid {gid})"))
         if pw not in ("x", "*", "!") and not _locked(pw):
-            dangers.append(("high", "pw", "with an empty password field" if not pw else "with a password hash in /etc/passwd"))
+            dangers.append(
+                ("high", "pw", "with an empty password field" if not pw else "with a password hash in /etc/passwd")
+            )
         if home == "/root" and name != "root":
             dangers.append(("high", "home", "with root's home /root (and its .ssh)"))
         specs = self._specs(name)
         if not specs:
             sev = min([d[0] for d in dangers] + ["high"], key=_SEVERITY.get)
             extra = "".join(f", {d[2]}" for d in dangers)
-            out.problems.append(self._unnamed(sev, f"{desc}{extra}: no command of the step and no maintainer "
-                                                   f"script of its packages creates '{name}'", name))
+            out.problems.append(
+                self._unnamed(
+                    sev,
+                    f"{desc}{extra}: no command of the step and no maintainer script of its packages creates '{name}'",
+                    name,
+                )
+            )
             return
         best: list[Problem] | None = None
         for s in specs:
             got = self._check_user(s, f, dangers, desc)
-            if best is None or len(got) < len(best) or (
-                    len(got) == len(best) and min((_SEVERITY[p.severity] for p in got), default=9)
-                    > min((_SEVERITY[p.severity] for p in best), default=9)):
+            if (
+                best is None
+                or len(got) < len(best)
+                or (
+                    len(got) == len(best)
+                    and min((_SEVERITY[p.severity] for p in got), default=9)
+                    > min((_SEVERITY[p.severity] for p in best), default=9)
+                )
+            ):
                 best = got
                 chosen = s
             if not got:
@@ -251,9 +288,12 @@ class _Judge:
         said = f"{s.tool} in {'the command' if cmd else 'the maintainer script of ' + s.source[8:]}"
         out: list[Problem] = []
         for sev, kind, text in dangers:
-            waived = cmd and ((kind == "uid0" and s.uid == "0" and name != "root")
-                              or (kind == "gid" and s.gid is not None and gid in (s.gid, self.gid_of.get(s.gid)))
-                              or (kind == "pw" and s.password) or (kind == "home" and s.home == "/root"))
+            waived = cmd and (
+                (kind == "uid0" and s.uid == "0" and name != "root")
+                or (kind == "gid" and s.gid is not None and gid in (s.gid, self.gid_of.get(s.gid)))
+                or (kind == "pw" and s.password)
+                or (kind == "home" and s.home == "/root")
+            )
             if not waived:
                 out.append(Problem(sev, self._code(s.source), f"{desc}, {text}; {said} does not ask for that", name))
         if s.uid and s.uid.isdigit():
@@ -262,12 +302,22 @@ class _Judge:
         elif uid != "0" and uid.isdigit() and int(uid) not in (SYSTEM_UIDS if s.system else USER_UIDS):
             kind = "a system account (uid below 1000)" if s.system else "a regular account (uid 1000 or above)"
             out.append(Problem("high", self._code(s.source), f"{desc}; {said} creates {kind}", name))
-        if s.gid and s.gid.isdigit() and gid != s.gid or (
-                s.gid and not s.gid.isdigit() and "*" not in s.gid and self.gid_of.get(s.gid, gid) != gid):
+        if (
+            s.gid
+            and s.gid.isdigit()
+            and gid != s.gid
+            or (s.gid and not s.gid.isdigit() and "*" not in s.gid and self.gid_of.get(s.gid, gid) != gid)
+        ):
             out.append(Problem("high", self._code(s.source), f"{desc}; {said} asks for group {s.gid}", name))
         elif not s.gid and s.user_group and name in self.gid_of and self.gid_of[name] != gid:
-            out.append(Problem("high", self._code(s.source),
-                               f"{desc}; {said} gives it its own group '{name}' (gid {self.gid_of[name]})", name))
+            out.append(
+                Problem(
+                    "high",
+                    self._code(s.source),
+                    f"{desc}; {said} gives it its own group '{name}' (gid {self.gid_of[name]})",
+                    name,
+                )
+            )
         if s.home and "*" not in s.home and posixpath.normpath(s.home) != posixpath.normpath(home or "/"):
             out.append(Problem("high", self._code(s.source), f"{desc}; {said} asks for home {s.home}", name))
         if s.shell and "*" not in s.shell:
@@ -285,12 +335,23 @@ class _Judge:
             sh = self.shadow_after.get(name)
             locked = bool(sh) and _locked(sh[0].fields[1])
             if locked:
-                out.append(Problem("low", "history.unexplained-change",
-                                   f"{desc}: a login shell for a system account, as {said} asks; its password is "
-                                   f"locked", name))
+                out.append(
+                    Problem(
+                        "low",
+                        "history.unexplained-change",
+                        f"{desc}: a login shell for a system account, as {said} asks; its password is locked",
+                        name,
+                    )
+                )
             else:
-                out.append(Problem("high", "history.unexplained-change",
-                                   f"{desc}: a login shell for a system account with a usable password", name))
+                out.append(
+                    Problem(
+                        "high",
+                        "history.unexplained-change",
+                        f"{desc}: a login shell for a system account with a usable password",
+                        name,
+                    )
+                )
         return out
 
     def changed_user(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
@@ -306,31 +367,53 @@ class _Judge:
             if src == "command":
                 out.reasons.append(f"{fld} of '{name}' set by the command")
                 continue
-            if src is None and self.ent.base_passwd and fld in ("gecos", "home") or (
-                    fld == "shell" and self.ent.base_passwd and new.fields[6] in NO_LOGIN):
+            if (
+                src is None
+                and self.ent.base_passwd
+                and fld in ("gecos", "home")
+                or (fld == "shell" and self.ent.base_passwd and new.fields[6] in NO_LOGIN)
+            ):
                 out.reasons.append(f"{fld} of system account '{name}' updated by base-passwd's update-passwd")
                 continue
-            critical = name == "root" or (fld == "uid" and new.fields[2] == "0") or (
-                fld == "gid" and new.fields[3] in self.priv_gids) or (
-                fld == "password" and not _locked(new.fields[1]) and new.fields[1] != "x")
+            critical = (
+                name == "root"
+                or (fld == "uid" and new.fields[2] == "0")
+                or (fld == "gid" and new.fields[3] in self.priv_gids)
+                or (fld == "password" and not _locked(new.fields[1]) and new.fields[1] != "x")
+            )
             sev = "critical" if critical else "high"
             if src is not None:  # a package script: never for an existing account
-                out.problems.append(Problem(sev, "history.unexplained-change",
-                                            f"{what}: a package install never explains that ({src})", name))
+                out.problems.append(
+                    Problem(
+                        sev,
+                        "history.unexplained-change",
+                        f"{what}: a package install never explains that ({src})",
+                        name,
+                    )
+                )
             elif self._command_names(name):
-                out.problems.append(Problem(sev, "history.effect-mismatch",
-                                            f"{what}; the command names '{name}' but does not change its {fld}",
-                                            name))
+                out.problems.append(
+                    Problem(
+                        sev,
+                        "history.effect-mismatch",
+                        f"{what}; the command names '{name}' but does not change its {fld}",
+                        name,
+                    )
+                )
             else:
-                out.problems.append(self._unnamed(sev, f"{what}, which no command of the step names", name)
-                                    if sev == "high" else Problem(sev, "history.unexplained-change",
-                                                                  f"{what}, which no command of the step names", name))
+                out.problems.append(
+                    self._unnamed(sev, f"{what}, which no command of the step names", name)
+                    if sev == "high"
+                    else Problem(sev, "history.unexplained-change", f"{what}, which no command of the step names", name)
+                )
 
     def _command_names(self, name: str) -> bool:
         e = self.ent
-        return (any(s.source == "command" for s in e.users.get(name, []))
-                or any(k[0] == name and v == "command" for k, v in e.modify.items())
-                or any(k[0] == name and v == "command" for k, v in e.members.items()))
+        return (
+            any(s.source == "command" for s in e.users.get(name, []))
+            or any(k[0] == name and v == "command" for k, v in e.modify.items())
+            or any(k[0] == name and v == "command" for k, v in e.members.items())
+        )
 
     # --- shadow ---
 
@@ -340,21 +423,36 @@ class _Judge:
             return
         specs = self._specs(name)
         if not specs and not self.ent.opaque:
-            out.problems.append(self._unnamed("critical" if name == "root" else "high",
-                                              f"adds a shadow entry for '{name}', which no command of the step and no "
-                                              f"maintainer script of its packages creates", name))
+            out.problems.append(
+                self._unnamed(
+                    "critical" if name == "root" else "high",
+                    f"adds a shadow entry for '{name}', which no command of the step and no "
+                    f"maintainer script of its packages creates",
+                    name,
+                )
+            )
             return
         # A password set by a package script is never explained: no package ships a login credential.
-        if _locked(pw) or any(s.password and s.source == "command" for s in specs) or (
-                self.ent.may(name, "password") == "command"):
-            out.reasons.append(f"shadow entry of '{name}'" + (" (locked)" if _locked(pw) else " (password set by the command)"))
+        if (
+            _locked(pw)
+            or any(s.password and s.source == "command" for s in specs)
+            or (self.ent.may(name, "password") == "command")
+        ):
+            out.reasons.append(
+                f"shadow entry of '{name}'" + (" (locked)" if _locked(pw) else " (password set by the command)")
+            )
             return
         what = "an empty password (no password needed to log in)" if not pw else "a usable password hash"
         src = specs[0].source if specs else "command"
-        out.problems.append(Problem("critical" if name == "root" else "high",
-                                    self._code(src) if specs else "history.unexplained-change",
-                                    f"adds a shadow entry for '{name}' with {what}; "
-                                    f"{'the command' if src == 'command' else 'the ' + src} does not set one", name))
+        out.problems.append(
+            Problem(
+                "critical" if name == "root" else "high",
+                self._code(src) if specs else "history.unexplained-change",
+                f"adds a shadow entry for '{name}' with {what}; "
+                f"{'the command' if src == 'command' else 'the ' + src} does not set one",
+                name,
+            )
+        )
 
     def changed_shadow(self, path: str, old: Entry, new: Entry, out: FileVerdict) -> None:
         name = new.name
@@ -371,15 +469,34 @@ class _Judge:
             else:
                 what = f"changes the password hash of existing account '{name}'"
                 if name == "root":
-                    out.problems.append(Problem("critical", "history.unexplained-change"
-                                                if not self._command_names(name) else "history.effect-mismatch",
-                                                f"{what} (root's password)", name))
+                    out.problems.append(
+                        Problem(
+                            "critical",
+                            "history.unexplained-change"
+                            if not self._command_names(name)
+                            else "history.effect-mismatch",
+                            f"{what} (root's password)",
+                            name,
+                        )
+                    )
                 elif src is not None:
-                    out.problems.append(Problem("high", "history.unexplained-change",
-                                                f"{what}: a package install never explains that ({src})", name))
+                    out.problems.append(
+                        Problem(
+                            "high",
+                            "history.unexplained-change",
+                            f"{what}: a package install never explains that ({src})",
+                            name,
+                        )
+                    )
                 elif self._command_names(name):
-                    out.problems.append(Problem("high", "history.effect-mismatch",
-                                                f"{what}; the command names '{name}' but sets no password", name))
+                    out.problems.append(
+                        Problem(
+                            "high",
+                            "history.effect-mismatch",
+                            f"{what}; the command names '{name}' but sets no password",
+                            name,
+                        )
+                    )
                 else:
                     out.problems.append(self._unnamed("high", f"{what}, which no command of the step names", name))
             return
@@ -407,29 +524,43 @@ class _Judge:
                     continue
                 pw = self.a["passwd"].entries.get(u)
                 if src and group == "adm" and pw and pw[0].fields[6] in NO_LOGIN:
-                    out.problems.append(Problem("low", "history.unexplained-change",
-                                                f"{what} (log readers), as the {src} asks; '{u}' has no login shell", u))
+                    out.problems.append(
+                        Problem(
+                            "low",
+                            "history.unexplained-change",
+                            f"{what} (log readers), as the {src} asks; '{u}' has no login shell",
+                            u,
+                        )
+                    )
                     continue
                 code = "history.effect-mismatch" if self._command_names(u) else "history.unexplained-change"
-                why = f": a package install never explains that ({src})" if src else ", which no command of the step asks"
+                why = (
+                    f": a package install never explains that ({src})" if src else ", which no command of the step asks"
+                )
                 out.problems.append(Problem("critical", code, f"{what}, a privileged group{why}", u))
             elif src:
                 out.reasons.append(f"'{u}' added to '{group}' ({src})")
             elif self._command_names(u):
-                out.problems.append(Problem("high", "history.effect-mismatch",
-                                            f"{what}; the command names '{u}' but not that group", u))
+                out.problems.append(
+                    Problem("high", "history.effect-mismatch", f"{what}; the command names '{u}' but not that group", u)
+                )
             else:
                 out.problems.append(self._unnamed("high", f"{what}, which no command or script of the step asks", u))
 
     def members_removed(self, group: str, users: Iterable[str], out: FileVerdict) -> None:
         ent = self.ent
         for u in users:
-            if (u, group) in ent.unmembers or (u, "*") in ent.unmembers or ("*", group) in ent.unmembers or (
-                    u in ent.removed):
+            if (
+                (u, group) in ent.unmembers
+                or (u, "*") in ent.unmembers
+                or ("*", group) in ent.unmembers
+                or (u in ent.removed)
+            ):
                 out.reasons.append(f"'{u}' removed from '{group}' by the command")
             else:
-                out.problems.append(self._unnamed("medium", f"removes '{u}' from group '{group}', which no command "
-                                                            f"of the step asks", u))
+                out.problems.append(
+                    self._unnamed("medium", f"removes '{u}' from group '{group}', which no command of the step asks", u)
+                )
 
     def new_group(self, path: str, e: Entry, kind: str, out: FileVerdict) -> None:
         name = e.name
@@ -442,30 +573,50 @@ class _Judge:
             gid = e.fields[2]
             desc = f"adds group '{name}' (gid {gid})"
             if gid in self.priv_gids and not any(
-                    s.source == "command" and getattr(s, "gid", None) == gid for s in specs):
+                s.source == "command" and getattr(s, "gid", None) == gid for s in specs
+            ):
                 holder = next((n for n, es in self.b["group"].entries.items() if es[0].fields[2] == gid), "root")
-                out.problems.append(Problem("critical", "history.unexplained-change" if not specs else
-                                            self._code(specs[0].source),
-                                            f"{desc}, the gid of privileged group '{holder}'", name))
+                out.problems.append(
+                    Problem(
+                        "critical",
+                        "history.unexplained-change" if not specs else self._code(specs[0].source),
+                        f"{desc}, the gid of privileged group '{holder}'",
+                        name,
+                    )
+                )
                 return
         else:
             desc = f"adds a gshadow entry for group '{name}'"
         if not specs and not self.ent.opaque:
-            out.problems.append(self._unnamed("high", f"{desc}, which no command of the step and no maintainer script "
-                                                      f"of its packages creates", name))
+            out.problems.append(
+                self._unnamed(
+                    "high",
+                    f"{desc}, which no command of the step and no maintainer script of its packages creates",
+                    name,
+                )
+            )
             return
         if kind == "group" and specs:
             gid = e.fields[2]
             asked = [s.gid for s in specs if s.gid and s.gid.isdigit()]
             system = any(s.system for s in specs)
             if asked and gid not in asked:
-                out.problems.append(Problem("high", self._code(specs[0].source), f"{desc}; {specs[0].tool} asks for "
-                                                                                 f"gid {asked[0]}", name))
-            elif not asked and gid.isdigit() and not (
-                    int(gid) in SYSTEM_UIDS or (not system and int(gid) in USER_UIDS)):
-                out.problems.append(Problem("high", self._code(specs[0].source),
-                                            f"{desc}; {specs[0].tool} gives a {'system ' if system else ''}group "
-                                            f"a gid in its range", name))
+                out.problems.append(
+                    Problem(
+                        "high", self._code(specs[0].source), f"{desc}; {specs[0].tool} asks for gid {asked[0]}", name
+                    )
+                )
+            elif (
+                not asked and gid.isdigit() and not (int(gid) in SYSTEM_UIDS or (not system and int(gid) in USER_UIDS))
+            ):
+                out.problems.append(
+                    Problem(
+                        "high",
+                        self._code(specs[0].source),
+                        f"{desc}; {specs[0].tool} gives a {'system ' if system else ''}group a gid in its range",
+                        name,
+                    )
+                )
             else:
                 out.reasons.append(f"group '{name}' created by {specs[0].tool} ({specs[0].source})")
         elif specs:
@@ -487,8 +638,14 @@ class _Judge:
                 out.reasons.append(f"gid of '{name}' set by the command")
             else:
                 sev = "critical" if n[2] in self.priv_gids or name in PRIVILEGED_GROUPS else "high"
-                out.problems.append(Problem(sev, "history.unexplained-change",
-                                            f"changes the gid of group '{name}' from {o[2]} to {n[2]}", name))
+                out.problems.append(
+                    Problem(
+                        sev,
+                        "history.unexplained-change",
+                        f"changes the gid of group '{name}' from {o[2]} to {n[2]}",
+                        name,
+                    )
+                )
         if o[1] != n[1] and not (_locked(o[1]) and _locked(n[1])) and o[1] != "x" and n[1] != "x":
             if self.ent.may(name, "gpassword"):
                 out.reasons.append(f"password of group '{name}' set by the command")
@@ -512,8 +669,9 @@ class _Judge:
                 bad.append(n)
         if bad:
             shown = ", ".join(f"'{n}'" for n in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
-            out.problems.append(self._unnamed("high", f"removes the entries of {shown}, which no command of the "
-                                                      f"step deletes", bad[0]))
+            out.problems.append(
+                self._unnamed("high", f"removes the entries of {shown}, which no command of the step deletes", bad[0])
+            )
 
     def other_line(self, path: str, line: str, out: FileVerdict) -> None:
         if line in self.ent.text and self._named(path, "", line):
@@ -521,22 +679,36 @@ class _Judge:
             return
         nis = line[:1] in "+-"
         shown = line if len(line) <= 80 else line[:77] + "..."
-        out.problems.append(self._unnamed("high" if nis else "medium",
-                                          f"adds a line that is not an account entry: {shown!r}"
-                                          + (" (an NIS compat entry: it can admit accounts from elsewhere)" if nis else ""),
-                                          ""))
+        out.problems.append(
+            self._unnamed(
+                "high" if nis else "medium",
+                f"adds a line that is not an account entry: {shown!r}"
+                + (" (an NIS compat entry: it can admit accounts from elsewhere)" if nis else ""),
+                "",
+            )
+        )
 
     def subids(self, path: str, before: Parsed, after: Parsed, out: FileVerdict) -> None:
         for name in set(before.entries) | set(after.entries):
             b = {e.line for e in before.entries.get(name, [])}
             a = {e.line for e in after.entries.get(name, [])}
             for line in sorted(a - b):
-                if self._named(path, name, line) or self.ent.may(name, "subid") or self.ent.opaque or any(
-                        not s.system for s in self._specs(name)):
+                if (
+                    self._named(path, name, line)
+                    or self.ent.may(name, "subid")
+                    or self.ent.opaque
+                    or any(not s.system for s in self._specs(name))
+                ):
                     out.reasons.append(f"subordinate ids of '{name}'")
                 else:
-                    out.problems.append(self._unnamed("high", f"gives '{name}' subordinate ids {line.split(':', 1)[1]}, "
-                                                              f"which no command of the step asks", name))
+                    out.problems.append(
+                        self._unnamed(
+                            "high",
+                            f"gives '{name}' subordinate ids {line.split(':', 1)[1]}, "
+                            f"which no command of the step asks",
+                            name,
+                        )
+                    )
             for line in sorted(b - a):
                 if name in self.ent.removed or self.ent.may(name, "subid") or self.ent.opaque:
                     out.reasons.append(f"subordinate ids of '{name}' removed")
@@ -568,8 +740,14 @@ def _diff(j: _Judge, path: str, kind: str, before: Parsed, after: Parsed, out: F
                 continue
             if b:  # a second entry under an existing name: the first one wins lookups, others may not
                 sev = "critical" if name == "root" or (kind == "passwd" and e.fields[2] == "0") else "high"
-                out.problems.append(Problem(sev, "history.unexplained-change",
-                                            f"adds a second entry for existing name '{name}': {e.line[:80]!r}", name))
+                out.problems.append(
+                    Problem(
+                        sev,
+                        "history.unexplained-change",
+                        f"adds a second entry for existing name '{name}': {e.line[:80]!r}",
+                        name,
+                    )
+                )
             elif new_entry:
                 new_entry(path, e, out)
             else:
@@ -587,6 +765,7 @@ def judge_files(before: dict[str, bytes | None], after: dict[str, bytes | None],
     """`before`: account files (path -> bytes, None when absent) as the lower layers leave them;
     `after`: the files this layer changes (None: deleted, UNREADABLE: not captured).
     Returns one verdict per path of `after`."""
+
     def parsed(src: dict[str, bytes | None], path: str) -> Parsed:
         data = src.get(path)
         return parse(MAIN_FILES[path], data if data != UNREADABLE else None)
@@ -605,8 +784,13 @@ def judge_files(before: dict[str, bytes | None], after: dict[str, bytes | None],
             continue
         kind = MAIN_FILES[main]
         if data == UNREADABLE:
-            v.problems.append(Problem("high", "history.unexplained-change",
-                                      f"{path} could not be judged: larger than {MAX_FILE} bytes or unreadable"))
+            v.problems.append(
+                Problem(
+                    "high",
+                    "history.unexplained-change",
+                    f"{path} could not be judged: larger than {MAX_FILE} bytes or unreadable",
+                )
+            )
             continue
         if data is None:
             if path in ent.direct or path in BACKUPS:
@@ -648,8 +832,7 @@ class AccountState:
     def take(captured: dict[str, bytes], also: Callable[[str], bool] = lambda p: False) -> dict[str, bytes]:
         """Move this module's files (and those `also` names: unit files) out of a layer's
         captured set (the package parser would reparse its databases for each of them)."""
-        mine = {p: d for p, d in captured.items()
-                if p in ACCOUNT_PATHS or p.startswith(SYSUSERS_DIRS) or also(p)}
+        mine = {p: d for p, d in captured.items() if p in ACCOUNT_PATHS or p.startswith(SYSUSERS_DIRS) or also(p)}
         for p in mine:
             del captured[p]
         return mine
@@ -678,9 +861,14 @@ class AccountState:
 
 # Existing explanations this module re-judges: the command's or the packages'. A COPY/ADD
 # destination brings content from outside; nothing here can say what it should be.
-_REJUDGE = ("written by the command", "named by the command", "file of a package installed by this step",
-            "written by a maintainer script of a package this step installed", "package manager bookkeeping",
-            "parent directory of an explained change")
+_REJUDGE = (
+    "written by the command",
+    "named by the command",
+    "file of a package installed by this step",
+    "written by a maintainer script of a package this step installed",
+    "package manager bookkeeping",
+    "parent directory of an explained change",
+)
 
 
 # Package managers whose maintainer scripts the pass does not capture.
@@ -694,9 +882,18 @@ class StepResult:
     judged: set[str] = field(default_factory=set)  # account files judged entry by entry (their verdict stands)
 
 
-def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files: dict[str, bytes],
-               scripts: dict[str, bytes], owners: dict, env_of: Callable[[int], dict[str, str]], *,
-               image: int, created_by: str | None) -> StepResult:
+def judge_step(
+    changes: list[PathChange],
+    ctx,
+    state: AccountState,
+    layer_files: dict[str, bytes],
+    scripts: dict[str, bytes],
+    owners: dict,
+    env_of: Callable[[int], dict[str, str]],
+    *,
+    image: int,
+    created_by: str | None,
+) -> StepResult:
     """Judge the account-file changes of one step and set their `explained_by`.
 
     `ctx` is the explain.StepContext of the step, `state` the files below this layer,
@@ -707,11 +904,22 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
     res = StepResult()
     # A claim that checked the exact bytes stands; one that only fits the file's size (an
     # append), or a generic explanation, leaves the entries to be judged here.
-    todo = [c for c in changes if c.path in ACCOUNT_PATHS and c.what != ["metadata"]
-            and (c.explained_by is None or c.explained_by in _REJUDGE or c.assurance != "verified")]
-    if not todo or ctx.squashed_base or any(i.kind in ("BASE", "IMPORT", "COMMIT", "FROM", "UNKNOWN")
-                                            or (i.kind in ("ADD", "COPY") and (i.dest or "").rstrip("/") == "")
-                                            for i in ctx.instructions):
+    todo = [
+        c
+        for c in changes
+        if c.path in ACCOUNT_PATHS
+        and c.what != ["metadata"]
+        and (c.explained_by is None or c.explained_by in _REJUDGE or c.assurance != "verified")
+    ]
+    if (
+        not todo
+        or ctx.squashed_base
+        or any(
+            i.kind in ("BASE", "IMPORT", "COMMIT", "FROM", "UNKNOWN")
+            or (i.kind in ("ADD", "COPY") and (i.dest or "").rstrip("/") == "")
+            for i in ctx.instructions
+        )
+    ):
         return res
     shells = []
     for n, ins in enumerate(ctx.instructions):
@@ -719,8 +927,9 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
             text = ins.shell if ins.shell is not None else " ".join(ins.argv or [])
             idx = ctx.group[n] if n < len(ctx.group) else ctx.history_index
             shells.append((text, {**env_of(idx), **ins.build_args}))
-    ent = entitled_by_commands(shells, runs_unknown_code=any(e.opaque for e in ctx.effects),
-                               account_paths=ACCOUNT_PATHS)
+    ent = entitled_by_commands(
+        shells, runs_unknown_code=any(e.opaque for e in ctx.effects), account_paths=ACCOUNT_PATHS
+    )
     unread = ctx.managers & UNREAD_SCRIPTS
     if ctx.package_step and unread:
         # apk keeps its install scripts in scripts.tar, rpm in the database: not read here.
@@ -728,9 +937,11 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
         # privileged group, a password or a change to an existing entry stay theirs to explain.
         tool = f"an install script of a package {'/'.join(sorted(unread))} installed (not readable here)"
         ent.users.setdefault("*", []).append(
-            UserSpec(source=f"package {'/'.join(sorted(unread))}", tool="adduser", system=True, user_group=False))
+            UserSpec(source=f"package {'/'.join(sorted(unread))}", tool="adduser", system=True, user_group=False)
+        )
         ent.groups.setdefault("*", []).append(
-            GroupSpec(source=f"package {'/'.join(sorted(unread))}", tool=tool, system=True))
+            GroupSpec(source=f"package {'/'.join(sorted(unread))}", tool=tool, system=True)
+        )
     if ctx.package_step and ctx.generated is not None:
         sysusers = {p: d for p, d in {**state.files, **layer_files}.items() if p.startswith(SYSUSERS_DIRS)}
         shipped = lambda p: getattr(owners.get(p) or owners.get(p.removeprefix("/usr")), "name", None)  # noqa: E731
@@ -753,8 +964,13 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
         ch = next(c for c in todo if c.path == v.path)
         entry = ctx.entries.get(v.path)
         if entry is not None and entry.type == "symlink" and v.path not in ent.direct:
-            v.problems = [Problem("high", "history.unexplained-change",
-                                  f"replaces {v.path} with a symlink to {entry.link}, which no command of the step asks")]
+            v.problems = [
+                Problem(
+                    "high",
+                    "history.unexplained-change",
+                    f"replaces {v.path} with a symlink to {entry.link}, which no command of the step asks",
+                )
+            ]
         if v.explained:
             ch.explained_by = v.reason()
         else:
@@ -771,12 +987,21 @@ def judge_step(changes: list[PathChange], ctx, state: AccountState, layer_files:
             del grouped[(code, severity, text)]
     for (code, severity), texts in rest.items():
         grouped[(code, severity, f"{len(texts)} more account problems like these, the first: {texts[0]}")] = [
-            p for v in todo for p in [v.path] if p in res.reported][:1] or [todo[0].path]
+            p for v in todo for p in [v.path] if p in res.reported
+        ][:1] or [todo[0].path]
     for (code, severity, text), paths in grouped.items():
         files = ", ".join(paths)
-        res.findings.append(finding(
-            code, severity, f"history[{ctx.history_index}]",
-            f"layer {ctx.layer_index} {files}: {text}; history[{ctx.history_index}] ({line!r})",
-            image=image, history=ctx.history_index, layer=ctx.layer_index, path=paths[0],
-            evidence={"files": paths, "problem": text, "commands": ent.tools[:20]}))
+        res.findings.append(
+            finding(
+                code,
+                severity,
+                f"history[{ctx.history_index}]",
+                f"layer {ctx.layer_index} {files}: {text}; history[{ctx.history_index}] ({line!r})",
+                image=image,
+                history=ctx.history_index,
+                layer=ctx.layer_index,
+                path=paths[0],
+                evidence={"files": paths, "problem": text, "commands": ent.tools[:20]},
+            )
+        )
     return res

@@ -51,7 +51,7 @@ class Claim:
     conditional: bool = False  # inside if/case/loops or around `||`: may not have happened
     meta: bool = False  # a chmod/chown/touch also applies: mode and owner may change
 
-    def weakened(self, precision: str = OPAQUE) -> "Claim":
+    def weakened(self, precision: str = OPAQUE) -> Claim:
         return replace(self, precision=precision)
 
 
@@ -171,7 +171,9 @@ def judge(claim: Claim, change, entry, before, source_of) -> Verdict:
         if "type" in what or not is_file:
             return Verdict(False, False, holds(entry))
         if "mode" in what and not claim.meta and exact:
-            return Verdict(False, False, f"{holds(entry)} whose mode changed ({_mode(before)} -> {entry.mode & 0o7777:04o})")
+            return Verdict(
+                False, False, f"{holds(entry)} whose mode changed ({_mode(before)} -> {entry.mode & 0o7777:04o})"
+            )
         return Verdict(True, False, f"edited in place by the command ({claim.command})")
     if produces == DIR:
         if etype == "dir":
@@ -179,8 +181,12 @@ def judge(claim: Claim, change, entry, before, source_of) -> Verdict:
         return Verdict(False, False, holds(entry))
     if produces == SYMLINK:
         if etype != "symlink":
-            if claim.conditional and change.change == "modified" and etype == (before.entry.type if before else None) \
-                    and not what & {"content", "type"}:
+            if (
+                claim.conditional
+                and change.change == "modified"
+                and etype == (before.entry.type if before else None)
+                and not what & {"content", "type"}
+            ):
                 return Verdict(True, False, f"left as it was by a conditional link ({claim.command})")
             return Verdict(False, False, holds(entry))
         if claim.link is None or entry.link == claim.link:
@@ -203,22 +209,32 @@ def judge(claim: Claim, change, entry, before, source_of) -> Verdict:
                 return Verdict(True, False, f"appended by the command ({claim.command})")
             if claim.conditional:
                 return Verdict(True, False, f"appended by a conditional command ({claim.command})")
-            return Verdict(False, False, f"{holds(entry)}: {entry.size} bytes where {base} + {len(claim.append)} "
-                                         f"= {base + len(claim.append)} were expected")
+            return Verdict(
+                False,
+                False,
+                f"{holds(entry)}: {entry.size} bytes where {base} + {len(claim.append)} "
+                f"= {base + len(claim.append)} were expected",
+            )
         if claim.source is not None:
             src = source_of(claim.source, claim.source_below)
             want = src[1] if src is not None and src[0] in ("file", "hardlink") else None
             if src is not None and src[0] not in ("file", "hardlink"):
                 return Verdict(True, False, f"copied by the command from {claim.source} ({claim.command})")
             if want is None:
-                return Verdict(True, False, f"copied by the command from {claim.source}, whose content is not "
-                                            f"in the image ({claim.command})")
+                return Verdict(
+                    True,
+                    False,
+                    f"copied by the command from {claim.source}, whose content is not in the image ({claim.command})",
+                )
             if want == sha:
                 return Verdict(True, True, f"the same content as {claim.source} ({claim.command})")
             if claim.conditional:
                 return Verdict(True, False, f"copied by a conditional command ({claim.command})")
-            return Verdict(False, False, f"{holds(entry)} (sha256:{(sha or '')[:12]}) that differs from "
-                                         f"{claim.source} (sha256:{want[:12]})")
+            return Verdict(
+                False,
+                False,
+                f"{holds(entry)} (sha256:{(sha or '')[:12]}) that differs from {claim.source} (sha256:{want[:12]})",
+            )
         return Verdict(True, False, f"written by the command ({claim.command})")
     return Verdict(True, False, f"written by the command ({claim.command})")
 
@@ -237,8 +253,15 @@ def merge(old: Claim, new: Claim) -> Claim:
         return new if old.produces == ABSENT else replace(old, meta=True)
     if p == EDIT:
         if old.produces in (FILE, ANY):
-            return replace(old, produces=FILE, content=None, append=None, source=None, command=new.command,
-                           conditional=old.conditional or cond)
+            return replace(
+                old,
+                produces=FILE,
+                content=None,
+                append=None,
+                source=None,
+                command=new.command,
+                conditional=old.conditional or cond,
+            )
         if old.produces in (META, EDIT, TOUCH):
             return replace(new, meta=old.meta or old.produces in (META, TOUCH), conditional=old.conditional or cond)
         return replace(new, produces=ANY)
@@ -246,11 +269,13 @@ def merge(old: Claim, new: Claim) -> Claim:
         if old.produces == ABSENT:
             return replace(new, content=new.append, append=None) if not cond else replace(new, produces=ANY)
         if old.produces == FILE and old.content is not None:
-            return replace(old, content=old.content + new.append, command=new.command,
-                           conditional=old.conditional or cond)
+            return replace(
+                old, content=old.content + new.append, command=new.command, conditional=old.conditional or cond
+            )
         if old.produces == FILE and old.append is not None:
-            return replace(old, append=old.append + new.append, command=new.command,
-                           conditional=old.conditional or cond)
+            return replace(
+                old, append=old.append + new.append, command=new.command, conditional=old.conditional or cond
+            )
         return replace(new, append=None, conditional=old.conditional or cond)
     if cond:
         # It may or may not have run: the path is either what `old` made or what `new` makes.

@@ -59,8 +59,20 @@ from forensics.history.config_words import WILD
 from forensics.history.instructions import NOP, Instruction, parse_created_by
 from forensics.models import Finding, Image
 
-KEYS = ("Entrypoint", "Cmd", "Env", "User", "WorkingDir", "ExposedPorts", "Volumes", "Labels",
-        "StopSignal", "Healthcheck", "Shell", "OnBuild")  # the values of evidence["key"]
+KEYS = (
+    "Entrypoint",
+    "Cmd",
+    "Env",
+    "User",
+    "WorkingDir",
+    "ExposedPorts",
+    "Volumes",
+    "Labels",
+    "StopSignal",
+    "Healthcheck",
+    "Shell",
+    "OnBuild",
+)  # the values of evidence["key"]
 SCALARS = ("Entrypoint", "Cmd", "User", "WorkingDir", "StopSignal", "Healthcheck", "Shell")
 
 # What moby (oci.DefaultPathEnv), BuildKit (system.DefaultPathEnv) and buildah put in Env.
@@ -138,8 +150,10 @@ def _show(value: Any) -> str:
 
 # Newer buildah appends `|unsetLabel=K`, `|inheritLabels=false`, ... to the line (stage_executor.go
 # buildMetadata): not part of the instruction.
-_BUILDAH_MARKS = re.compile(r"(?:unsetLabel|unsetAnnotation|inheritLabels|inheritAnnotations|force-mtime"
-                            r"|timestamp|source-date-epoch)=")
+_BUILDAH_MARKS = re.compile(
+    r"(?:unsetLabel|unsetAnnotation|inheritLabels|inheritAnnotations|force-mtime"
+    r"|timestamp|source-date-epoch)="
+)
 
 
 def _strip_buildah_marks(text: str) -> str:
@@ -240,8 +254,11 @@ class _Replay:
             path = cw.expand(text.strip(), env) if raw else text.strip()
             if not path.startswith("/"):
                 cur = s.scalars.get("WorkingDir")
-                base = cur.alts[0] if cur and len(cur.alts) == 1 and isinstance(cur.alts[0], str) else (
-                    "/" if cur is None and not s.unknown else WILD)
+                base = (
+                    cur.alts[0]
+                    if cur and len(cur.alts) == 1 and isinstance(cur.alts[0], str)
+                    else ("/" if cur is None and not s.unknown else WILD)
+                )
                 path = (base.rstrip("/") or "") + "/" + path
             self.set("WorkingDir", [cw.norm_path(path) if WILD not in path else path], i)
         elif kind == "STOPSIGNAL":
@@ -250,8 +267,7 @@ class _Replay:
             self.set("Shell", [cw.list_step(text, raw) or None], i, optional=ins.builder == "buildah")
         elif kind == "HEALTHCHECK":
             h = cw.health_step(ins.args, raw)
-            self.set("Healthcheck", [h] if h is not None else [WILD + "unparsed"], i,
-                     optional=ins.builder == "buildah")
+            self.set("Healthcheck", [h] if h is not None else [WILD + "unparsed"], i, optional=ins.builder == "buildah")
         elif kind == "EXPOSE":
             for p in cw.ports_step(text, raw, env):
                 if WILD in p:
@@ -292,7 +308,7 @@ def _step_text(ins: Instruction) -> str:
         if not m:
             return ins.args
     body = raw
-    text = body[m.end():]
+    text = body[m.end() :]
     if ins.builder in RAW_BUILDERS:
         return text.strip()
     return text.lstrip(" ") if ins.kind in ("ENV", "LABEL") else text.strip()
@@ -314,8 +330,12 @@ def _starts_from_scratch(img: Image, ins: list[Instruction]) -> bool:
     owners = [h for h in img.history if not h.empty_layer]
     for h in img.history:
         c = (h.comment or "").strip()
-        if c.startswith("FROM ") and c[5:].strip() not in ("", "scratch") and len(owners) == 1 \
-                and owners[0] is img.history[-1]:
+        if (
+            c.startswith("FROM ")
+            and c[5:].strip() not in ("", "scratch")
+            and len(owners) == 1
+            and owners[0] is img.history[-1]
+        ):
             return False
     return True
 
@@ -335,8 +355,10 @@ class _Mismatch:
     why: str
 
 
-_BUILDAH_NOP = re.compile(r"#\(nop\) (?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|VOLUME|WORKDIR|SHELL|HEALTHCHECK|"
-                          r"STOPSIGNAL|ONBUILD|MAINTAINER|ARG) ")
+_BUILDAH_NOP = re.compile(
+    r"#\(nop\) (?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|VOLUME|WORKDIR|SHELL|HEALTHCHECK|"
+    r"STOPSIGNAL|ONBUILD|MAINTAINER|ARG) "
+)
 
 
 def check_config(img: Image, instructions: list[Instruction] | None = None, doc: dict | None = None) -> list[Finding]:
@@ -355,9 +377,12 @@ def check_config(img: Image, instructions: list[Instruction] | None = None, doc:
     if instructions is None or len(instructions) != len(img.history):
         instructions = [None] * len(img.history)
     # WILD (NUL) is ours: a line holding one is parsed again without it.
-    ins = [x if x is not None and WILD not in (h.created_by or "") else
-           parse_created_by((h.created_by or "").replace(WILD, ""), h.comment, h.author)
-           for h, x in zip(img.history, instructions)]
+    ins = [
+        x
+        if x is not None and WILD not in (h.created_by or "")
+        else parse_created_by((h.created_by or "").replace(WILD, ""), h.comment, h.author)
+        for h, x in zip(img.history, instructions)
+    ]
     if not any(x.metadata_only or x.kind == "WORKDIR" for x in ins):
         return []  # ko, bazel, apko, crane mutate ...: the history says nothing about the config
     rp = _Replay(img, ins, cfg)
@@ -371,8 +396,10 @@ def check_config(img: Image, instructions: list[Instruction] | None = None, doc:
             rp.apply(i, x)
     # buildah writes one space after #(nop) before a metadata instruction, the classic
     # builder two (FROM scratch leaves no `FROM <id>` comment to tell them apart by).
-    buildah = any(x.builder == "buildah" or (h.comment or "").startswith("FROM ")
-                  or _BUILDAH_NOP.search(h.created_by or "") for h, x in zip(img.history, ins))
+    buildah = any(
+        x.builder == "buildah" or (h.comment or "").startswith("FROM ") or _BUILDAH_NOP.search(h.created_by or "")
+        for h, x in zip(img.history, ins)
+    )
     # BuildKit applies --label and ONBUILD with no history entry; a BuildKit step anywhere may be the
     # one that did (the final stage may add no line of its own).
     buildkit = any(x.builder == "buildkit" for x in ins)
@@ -384,11 +411,18 @@ def check_config(img: Image, instructions: list[Instruction] | None = None, doc:
     # Said only where a commit, import or unknown step comes after steps that did record the
     # config: a base made outside any Dockerfile (its own first entry) is not worth a line.
     if unchecked and barrier is not None and barrier > 0 and any(x.metadata_only for x in ins[:barrier]):
-        out.append(finding(
-            "history.effect-mismatch", "info", "config (not checkable)",
-            f"the config's {', '.join(_safe(u) for u in unchecked)} cannot be held to the history: history[{barrier}] "
-            f"({ins[barrier].kind.lower()}, {ins[barrier].builder}) may have set them with no step of its own",
-            image=img.index, history=barrier, evidence={"key": "unchecked", "keys": unchecked}))
+        out.append(
+            finding(
+                "history.effect-mismatch",
+                "info",
+                "config (not checkable)",
+                f"the config's {', '.join(_safe(u) for u in unchecked)} cannot be held to the history: history[{barrier}] "
+                f"({ins[barrier].kind.lower()}, {ins[barrier].builder}) may have set them with no step of its own",
+                image=img.index,
+                history=barrier,
+                evidence={"key": "unchecked", "keys": unchecked},
+            )
+        )
     return out
 
 
@@ -399,20 +433,32 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[
 
     def miss(key, name, expected, actual, slot_or_step, severity, why):
         step = slot_or_step.step if isinstance(slot_or_step, Slot) else slot_or_step
-        said = slot_or_step.said if isinstance(slot_or_step, Slot) else (
-            rp.img.history[step].created_by or "" if step is not None and step >= 0 else "")
+        said = (
+            slot_or_step.said
+            if isinstance(slot_or_step, Slot)
+            else (rp.img.history[step].created_by or "" if step is not None and step >= 0 else "")
+        )
         out.append(_Mismatch(key, name, expected, actual, step, said, severity, why))
 
     # Scalars
     actuals = {
-        "Entrypoint": cw.argv(cfg.get("Entrypoint")), "Cmd": cw.argv(cfg.get("Cmd")),
+        "Entrypoint": cw.argv(cfg.get("Entrypoint")),
+        "Cmd": cw.argv(cfg.get("Cmd")),
         "User": cfg.get("User") if isinstance(cfg.get("User"), str) else "",
         "WorkingDir": cw.norm_path(cfg["WorkingDir"]) if isinstance(cfg.get("WorkingDir"), str) else "",
         "StopSignal": cfg.get("StopSignal") if isinstance(cfg.get("StopSignal"), str) else "",
-        "Healthcheck": cw.health(cfg.get("Healthcheck")), "Shell": cw.argv(cfg.get("Shell")),
+        "Healthcheck": cw.health(cfg.get("Healthcheck")),
+        "Shell": cw.argv(cfg.get("Shell")),
     }
-    empty = {"Entrypoint": None, "Cmd": None, "User": "", "WorkingDir": "", "StopSignal": "", "Healthcheck": None,
-             "Shell": None}
+    empty = {
+        "Entrypoint": None,
+        "Cmd": None,
+        "User": "",
+        "WorkingDir": "",
+        "StopSignal": "",
+        "Healthcheck": None,
+        "Shell": None,
+    }
     for key in SCALARS:
         actual = actuals[key]
         slot = s.scalars.get(key)
@@ -437,8 +483,15 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[
             ok = any(_equal(a, actual) for a in slot.alts)
         if not ok:
             expected = slot.alts[0] if len(slot.alts) == 1 else slot.alts
-            miss(key, None, expected, actual, slot, _severity(key, None, slot.alts[0], actual),
-                 "differs from what the last step that sets it says")
+            miss(
+                key,
+                None,
+                expected,
+                actual,
+                slot,
+                _severity(key, None, slot.alts[0], actual),
+                "differs from what the last step that sets it says",
+            )
 
     # Env
     env_actual, dups = cw.env_map(cfg.get("Env"))
@@ -456,16 +509,28 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[
                 continue
             miss("Env", name, None, actual, None, _severity("Env", name, None, actual), "no history step sets it")
         elif not any(_equal(a, actual) for a in slot.alts) or name in dups:
-            miss("Env", name, slot.alts[0], actual, slot, _severity("Env", name, slot.alts[0], actual),
-                 "differs from what the last step that sets it says" if name not in dups else
-                 "is listed twice with different values")
+            miss(
+                "Env",
+                name,
+                slot.alts[0],
+                actual,
+                slot,
+                _severity("Env", name, slot.alts[0], actual),
+                "differs from what the last step that sets it says"
+                if name not in dups
+                else "is listed twice with different values",
+            )
 
     # Labels
     for name in sorted(set(rp.labels_actual) | set(s.labels)):
         actual = rp.labels_actual.get(name)
         slot = s.labels.get(name)
-        if slot is None and name == "io.buildah.version" and buildah and re.fullmatch(r"[0-9][0-9A-Za-z.+~-]{0,40}",
-                                                                                          actual or ""):
+        if (
+            slot is None
+            and name == "io.buildah.version"
+            and buildah
+            and re.fullmatch(r"[0-9][0-9A-Za-z.+~-]{0,40}", actual or "")
+        ):
             continue  # buildah's identity label, set at commit
         if slot is None:
             if s.unknown:
@@ -473,12 +538,27 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[
                     unchecked.append(f"Labels {name}")
                 continue
             sev = "low" if buildkit else "high"  # BuildKit's --label leaves no history entry
-            miss("Labels", name, None, actual, None, sev, "no history step sets it" + (
-                " (BuildKit applies --label without a history entry)" if buildkit else ""))
+            miss(
+                "Labels",
+                name,
+                None,
+                actual,
+                None,
+                sev,
+                "no history step sets it" + (" (BuildKit applies --label without a history entry)" if buildkit else ""),
+            )
         elif not any(_equal(a, actual) for a in slot.alts):
             sev = "low" if buildkit else "high"
-            miss("Labels", name, slot.alts[0], actual, slot, sev, "differs from what the last step that sets it says"
-                 + (" (BuildKit's --label overrides LABEL without a history entry)" if buildkit else ""))
+            miss(
+                "Labels",
+                name,
+                slot.alts[0],
+                actual,
+                slot,
+                sev,
+                "differs from what the last step that sets it says"
+                + (" (BuildKit's --label overrides LABEL without a history entry)" if buildkit else ""),
+            )
 
     # ExposedPorts and Volumes
     ports = cfg.get("ExposedPorts")
@@ -522,8 +602,7 @@ def _inherited(s: _State, key: str, actual: Any) -> bool:
     return slot is not None and any(_equal(a, actual) for a in slot.alts)
 
 
-def _sets(miss, unchecked, key, actual: set[str], expected: dict[str, int], patterns, unknown: bool,
-          s: _State) -> None:
+def _sets(miss, unchecked, key, actual: set[str], expected: dict[str, int], patterns, unknown: bool, s: _State) -> None:
     for item in sorted(actual - set(expected)):
         hit = next((step for pat, step in patterns if cw.matches(pat, item)), None)
         if hit is not None:
@@ -541,14 +620,20 @@ def _severity(key: str, name: str | None, expected: Any, actual: Any) -> str:
     if key in CRITICAL_KEYS:
         return "critical"
     if key == "User":
-        return "critical" if isinstance(actual, str) and cw.is_root(actual) and not (
-            isinstance(expected, str) and cw.is_root(expected) and WILD not in expected) else "high"
+        return (
+            "critical"
+            if isinstance(actual, str)
+            and cw.is_root(actual)
+            and not (isinstance(expected, str) and cw.is_root(expected) and WILD not in expected)
+            else "high"
+        )
     if key == "Env" and name is not None:
         if name in LOADER_VARS and actual is not None:
             return "critical"
         if name == "PATH" and isinstance(actual, str):
-            return "critical" if _path_shadows(expected if isinstance(expected, str) else DEFAULT_PATH, actual) \
-                else "high"
+            return (
+                "critical" if _path_shadows(expected if isinstance(expected, str) else DEFAULT_PATH, actual) else "high"
+            )
     return "high"
 
 
@@ -573,26 +658,40 @@ def _finding(img: Image, m: _Mismatch) -> Finding:
     what = f"{m.key} {name}" if name is not None and m.key in ("Env", "Labels") else m.key
     if m.key == "OnBuild":
         what = "OnBuild"
-        detail = (f"the config's OnBuild holds the trigger {_show(m.name)}, which every build FROM this image "
-                  "runs, but no ONBUILD step records it")
+        detail = (
+            f"the config's OnBuild holds the trigger {_show(m.name)}, which every build FROM this image "
+            "runs, but no ONBUILD step records it"
+        )
     elif m.key in ("ExposedPorts", "Volumes"):
         what = f"{m.key} {name}"
         if m.actual is None:
-            detail = (f"history[{m.step}] ({_show(m.said)}) sets {m.key} entry {_show(m.name)}, but the config "
-                      "does not hold it")
+            detail = (
+                f"history[{m.step}] ({_show(m.said)}) sets {m.key} entry {_show(m.name)}, but the config "
+                "does not hold it"
+            )
         else:
             detail = f"the config's {m.key} holds {_show(m.name)}, but no history step sets it"
     elif m.expected is None and m.step is None:
         detail = f"the config's {what} is {_show(m.actual)}, but no history step sets it"
     else:
-        detail = (f"the config's {what} is {_show(m.actual)}, but history[{m.step}] ({_show(m.said)}) sets "
-                  f"{_show(m.expected)}")
+        detail = (
+            f"the config's {what} is {_show(m.actual)}, but history[{m.step}] ({_show(m.said)}) sets "
+            f"{_show(m.expected)}"
+        )
     if m.severity == "critical":
-        detail += {"User": ": the container runs as root", "Env": ": it changes what the container's programs load "
-                   "or which program a name runs"}.get(m.key, ": it changes what the container runs")
-    evidence = {"key": m.key, "expected": _show(m.expected), "actual": _show(m.actual), "step": m.step,
-                "reason": m.why}
+        detail += {
+            "User": ": the container runs as root",
+            "Env": ": it changes what the container's programs load or which program a name runs",
+        }.get(m.key, ": it changes what the container runs")
+    evidence = {"key": m.key, "expected": _show(m.expected), "actual": _show(m.actual), "step": m.step, "reason": m.why}
     if m.name is not None:
         evidence["name"] = m.name
-    return finding("history.effect-mismatch", m.severity, f"config {what}"[:200], detail, image=img.index,
-                   history=m.step if m.step is not None and m.step >= 0 else None, evidence=evidence)
+    return finding(
+        "history.effect-mismatch",
+        m.severity,
+        f"config {what}"[:200],
+        detail,
+        image=img.index,
+        history=m.step if m.step is not None and m.step >= 0 else None,
+        evidence=evidence,
+    )

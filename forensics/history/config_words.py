@@ -40,8 +40,18 @@ def matches(pattern: str, value: str) -> bool:
 # --------------------------------------------------------------------------- Go and Dockerfile words
 
 
-_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-               "\\": "\\", '"': '"', "'": "'"}
+_GO_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
 _GO_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 
 
@@ -293,8 +303,16 @@ def norm_path(p: str) -> str:
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 
 
 def duration(text: str) -> int | None:
@@ -338,13 +356,18 @@ def health_step(text: str, raw: bool) -> dict | None:
         words = text.split()
         while words and words[0].startswith("--"):
             name, _, v = words.pop(0)[2:].partition("=")
-            key = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
-                   "start-interval": "StartInterval", "retries": "Retries"}.get(name)
+            key = {
+                "interval": "Interval",
+                "timeout": "Timeout",
+                "start-period": "StartPeriod",
+                "start-interval": "StartInterval",
+                "retries": "Retries",
+            }.get(name)
             if key == "Retries":
                 fields[key] = int(v) if v.isdigit() else None
             elif key:
                 fields[key] = duration(v)
-        rest = text[text.find(words[0]):] if words else ""
+        rest = text[text.find(words[0]) :] if words else ""
         kind, _, body = rest.partition(" ")
         if kind.upper() == "NONE":
             return {"Test": ["NONE"], **fields}
@@ -390,8 +413,10 @@ def health_equal(expected: dict, actual: dict | None) -> bool:
             return False
     elif test != actual["Test"]:
         return False
-    return all(expected[k] is None or expected[k] == actual.get(k, 0)
-               for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"))
+    return all(
+        expected[k] is None or expected[k] == actual.get(k, 0)
+        for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
+    )
 
 
 def list_step(text: str, raw: bool) -> list[str]:
@@ -414,6 +439,6 @@ def ports_step(text: str, raw: bool, env: dict[str, str]) -> list[str]:
     words = [expand(w, env) for w in dockerfile_words(t)] if raw else t.split()
     out: list[str] = []
     for w in words:
-        for part in (w.split() if raw else [w]):
+        for part in w.split() if raw else [w]:
             out += port_keys(part)
     return out

@@ -96,9 +96,9 @@ import itertools
 import os
 import posixpath
 import re
-from datetime import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import datetime
 
 from forensics.archive.reread import reread
 from forensics.findings import finding
@@ -197,8 +197,9 @@ def _buildah_evidence(img: Image, instructions, i: int, group: list[int]) -> boo
         return True
     if i + 1 < len(img.history) and _INTERMEDIATE.match(img.history[i + 1].comment or ""):
         return True  # the next step was built on this one's image by buildah (a FROM scratch first step)
-    if len(group) > 1 and any(img.history[j].empty_layer and instructions[j].kind in ("COPY", "ADD", "RUN")
-                              for j in group):
+    if len(group) > 1 and any(
+        img.history[j].empty_layer and instructions[j].kind in ("COPY", "ADD", "RUN") for j in group
+    ):
         return True
     return ins.builder == "buildah" and ins.builder_confident
 
@@ -224,8 +225,7 @@ def plan(img: Image, instructions) -> list[Target]:
     out: list[Target] = []
     sorted_layers: dict[int, tuple[list[str], list[FileEntry]]] = {}
     for layer in img.layers:
-        group = [i for i in owner.get(layer.index, [])
-                 if i == owner[layer.index][-1] or img.history[i].empty_layer]
+        group = [i for i in owner.get(layer.index, []) if i == owner[layer.index][-1] or img.history[i].empty_layer]
         recorded = {i: _recorded(instructions[i]) for i in group}
         steps = [i for i in group if recorded[i] and instructions[i].dest]
         if not steps:
@@ -236,15 +236,26 @@ def plan(img: Image, instructions) -> list[Target]:
         for i, dest in zip(steps, dests):
             ins = instructions[i]
             algo, hexd = _HASH.match(recorded[i]).groups()
-            t = Target(history=i, layer=layer.index, kind=ins.kind, algo=algo or "", recorded=hexd, dest=dest,
-                       buildah=_buildah_evidence(img, instructions, i, group))
+            t = Target(
+                history=i,
+                layer=layer.index,
+                kind=ins.kind,
+                algo=algo or "",
+                recorded=hexd,
+                dest=dest,
+                buildah=_buildah_evidence(img, instructions, i, group),
+            )
             inside = dest.rstrip("/") + "/" if dest != "/" else "/"
             t.entries = {p: f for p, f in files.items() if p == dest or p.startswith(inside)}
             if any(instructions[j].kind == "RUN" for j in writers):
-                t.reason = ("the step shares its layer with a RUN step (a build without --layers): "
-                            "later commands may have changed what it copied")
-            elif any(j != i and (d == dest or d.startswith(inside) or dest.startswith(d.rstrip("/") + "/"))
-                     for j, d in zip(steps, dests)):
+                t.reason = (
+                    "the step shares its layer with a RUN step (a build without --layers): "
+                    "later commands may have changed what it copied"
+                )
+            elif any(
+                j != i and (d == dest or d.startswith(inside) or dest.startswith(d.rstrip("/") + "/"))
+                for j, d in zip(steps, dests)
+            ):
                 t.reason = "another step of the same layer writes inside its destination"
             elif not t.entries:
                 t.reason = "the layer holds nothing at the destination"
@@ -252,8 +263,10 @@ def plan(img: Image, instructions) -> list[Target]:
                 t.reason = "ADD of a URL: the hash covers the download as fetched, which is not recomputed"
             elif ins.kind == "ADD" and algo == "file" and _extracted(t):
                 # only a plain file can match; an extracted archive (a whole base rootfs, say) is not read
-                t.reason = ("ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
-                            "its own tar headers), which the image does not hold")
+                t.reason = (
+                    "ADD extracted a local archive: the hash covers the archive itself (and, for buildah, "
+                    "its own tar headers), which the image does not hold"
+                )
             if t.reason is None and algo in ("dir", "multi"):
                 view = _merged_under(img, layer.index, inside, sorted_layers)
                 t.below = view is None or any(li != layer.index for li, _ in view.values())
@@ -266,15 +279,16 @@ def plan(img: Image, instructions) -> list[Target]:
 MAX_WHITEOUTS = 1000  # under one destination; past this the view is not built (each costs a scan)
 
 
-def _merged_under(img: Image, upto: int, inside: str, index: dict[int, tuple[list[str], list[FileEntry]]]
-                  ) -> dict[str, tuple[int, FileEntry]] | None:
+def _merged_under(
+    img: Image, upto: int, inside: str, index: dict[int, tuple[list[str], list[FileEntry]]]
+) -> dict[str, tuple[int, FileEntry]] | None:
     """The merged filesystem below `inside` after layer `upto`: path -> (layer, entry);
     None when too many deletions make it costly to build (hostile input). `index` caches
     each layer's entries sorted by path, so each destination costs a range look-up per layer."""
     view: dict[str, tuple[int, FileEntry]] = {}
     deletions = 0
     top = inside.rstrip("/") or "/"
-    for lower in img.layers[:upto + 1]:
+    for lower in img.layers[: upto + 1]:
         if lower.index not in index:
             ordered = sorted(lower.files, key=lambda f: f.path)
             index[lower.index] = ([f.path for f in ordered], ordered)
@@ -307,8 +321,9 @@ def _extracted(t: Target) -> bool:
     return sum(1 for p, f in t.entries.items() if p != t.dest) != 1
 
 
-def wanted_files(targets: list[Target], layer_entries: list[str | None]
-                 ) -> tuple[dict[str, set[str]], set[tuple[str, str]], set[tuple[str, str]]]:
+def wanted_files(
+    targets: list[Target], layer_entries: list[str | None]
+) -> tuple[dict[str, set[str]], set[tuple[str, str]], set[tuple[str, str]]]:
     """What to read again: {layer blob: paths}, and which (blob, path) are hashed as they stream
     by (`file:`/`multi:` steps, any size) or kept whole (`dir:` steps, within MAX_CONTENT)."""
     want: dict[str, set[str]] = {}
@@ -353,16 +368,17 @@ def _split_ustar(name: bytes) -> tuple[bytes, bytes]:
     length = len(name)
     if length > 156:
         length = 156
-    elif name[length - 1:length] == b"/":
+    elif name[length - 1 : length] == b"/":
         length -= 1
     i = name.rfind(b"/", 0, length)
     if i <= 0 or len(name) - i - 1 > 100 or len(name) - i - 1 == 0 or i > 155:
         raise ValueError("name too long for ustar")
-    return name[:i], name[i + 1:]
+    return name[:i], name[i + 1 :]
 
 
-def _ustar(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str,
-           uname: str, gname: str) -> bytes:
+def _ustar(
+    name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str, uname: str, gname: str
+) -> bytes:
     """One header as Go's archive/tar writes it for USTAR with a zero ModTime."""
     if not (name + link + uname + gname).isascii():
         raise ValueError("non-ASCII names need PAX headers")
@@ -372,7 +388,7 @@ def _ustar(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes,
     b = bytearray(512)
 
     def put(off: int, val: bytes) -> None:
-        b[off:off + len(val)] = val
+        b[off : off + len(val)] = val
 
     put(0, nm)
     put(100, _octal(mode, 8))
@@ -410,13 +426,14 @@ def _go_field(s: str, width: int) -> bytes:
         return b + b"\0"
     cut = bytearray(b[:width])
     if len(b) > width and cut[-1:] == b"/":
-        n = len(b[:width - 1].rstrip(b"/"))
+        n = len(b[: width - 1].rstrip(b"/"))
         cut[n] = 0
     return bytes(cut)
 
 
-def _header_or_pax(name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str,
-                   uname: str, gname: str) -> bytes:
+def _header_or_pax(
+    name: str, mode: int, uid: int, gid: int, size: int, typeflag: bytes, link: str, uname: str, gname: str
+) -> bytes:
     """USTAR when it fits; else what Go writes for a long or non-ASCII name or link target: a PAX
     extended header (`<dir>/PaxHeaders.0/<file>`, records sorted) and a main header with truncated
     fields. Numbers too large for octal stay unsupported."""
@@ -444,7 +461,7 @@ def _header_or_pax(name: str, mode: int, uid: int, gid: int, size: int, typeflag
     xname = posixpath.join(d, "PaxHeaders.0", f) if f else posixpath.join(d, "PaxHeaders.0")
     xb = "".join(c for c in xname if ord(c) < 0x80).encode()[:100].rstrip(b"/")
     x = bytearray(512)
-    x[0:len(xb)] = xb
+    x[0 : len(xb)] = xb
     x[100:108], x[108:116], x[116:124] = _octal(0, 8), _octal(0, 8), _octal(0, 8)
     x[124:136], x[136:148] = _octal(len(data), 12), _octal(0, 12)
     x[148:156] = b" " * 8
@@ -478,8 +495,13 @@ class _Cannot(Exception):
     pass
 
 
-def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, bytes], dest: str,
-                    new: bool, names: Callable[[int, int], tuple[str, str]]) -> str:
+def _buildah_stream(
+    items: list[tuple[str, FileEntry]],
+    contents: dict[str, bytes],
+    dest: str,
+    new: bool,
+    names: Callable[[int, int], tuple[str, str]],
+) -> str:
     h = hashlib.sha256()
     for rel, e in items:
         tf = _TYPEFLAG.get(e.type)
@@ -494,7 +516,7 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
             inside = dest.rstrip("/") + "/"
             if not target.startswith(inside):
                 raise _Cannot("a hard link to a file outside the destination")
-            link = target[len(inside):]
+            link = target[len(inside) :]
         data = b""
         if e.type == "file":
             if e.path not in contents:
@@ -512,16 +534,27 @@ def _buildah_stream(items: list[tuple[str, FileEntry]], contents: dict[str, byte
     return h.hexdigest()
 
 
-def _tarsum_header(name: str, e: FileEntry, size: int, uid: int = 0, gid: int = 0, link: str | None = None,
-                   mode: int | None = None, uname: str = "", gname: str = "") -> bytes:
+def _tarsum_header(
+    name: str,
+    e: FileEntry,
+    size: int,
+    uid: int = 0,
+    gid: int = 0,
+    link: str | None = None,
+    mode: int | None = None,
+    uname: str = "",
+    gname: str = "",
+) -> bytes:
     tf = _TYPEFLAG.get(e.type)
     if tf is None or e.type in ("char", "block"):
         raise _Cannot(f"{e.type} entries (device numbers are not kept)")
     if link is None:
         link = e.link or "" if e.type == "symlink" else ""
     mode = e.mode & 0o7777 if mode is None else mode
-    return (f"name{name}mode{mode}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
-            f"linkname{link}uname{uname}gname{gname}devmajor0devminor0").encode("utf-8", "surrogateescape")
+    return (
+        f"name{name}mode{mode}uid{uid}gid{gid}size{size}typeflag{tf.decode()}"
+        f"linkname{link}uname{uname}gname{gname}devmajor0devminor0"
+    ).encode("utf-8", "surrogateescape")
 
 
 def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int = 0) -> str:
@@ -530,8 +563,9 @@ def _tarsum_entry(name: str, e: FileEntry, data: bytes, uid: int = 0, gid: int =
     return h.hexdigest()
 
 
-def _classic_dir(items: list[tuple[str, FileEntry]], top: FileEntry | None, prefix: str,
-                 contents: dict[str, bytes], dest: str) -> str:
+def _classic_dir(
+    items: list[tuple[str, FileEntry]], top: FileEntry | None, prefix: str, contents: dict[str, bytes], dest: str
+) -> str:
     """`dir:` of moby: sorted per-entry tarsums, names as in the context (`prefix/rel`)."""
     by_rel = dict(items)
     inside = dest.rstrip("/") + "/"
@@ -542,7 +576,7 @@ def _classic_dir(items: list[tuple[str, FileEntry]], top: FileEntry | None, pref
     def entry_sum(rel: str, e: FileEntry) -> str:
         name = ctx(rel) + ("/" if e.type == "dir" else "")
         if e.type == "hardlink":  # the context tar's link entry: no content, the first name's context path
-            first = (e.link or "")[len(inside):] if (e.link or "").startswith(inside) else None
+            first = (e.link or "")[len(inside) :] if (e.link or "").startswith(inside) else None
             if first is None:
                 raise _Cannot("a hard link to a file outside the copied tree")
             return hashlib.sha256(_tarsum_header(name, e, 0, link=ctx(first))).hexdigest()
@@ -563,7 +597,7 @@ def _classic_dir(items: list[tuple[str, FileEntry]], top: FileEntry | None, pref
                 return _tarsum_entry(prefix + "/", top, b"")
             if not full.startswith(prefix + "/"):
                 raise _Cannot("a symlink to a path outside the copied tree")
-            trel = full[len(prefix) + 1:]
+            trel = full[len(prefix) + 1 :]
         else:
             trel = full
         te = by_rel.get(trel)
@@ -635,7 +669,8 @@ def _file_heads(e: FileEntry) -> dict[str, bytes]:
         for names in ("root", "blank"):
             un, gn = _names_for(names)(e.uid, e.gid)
             heads[f"classic-from/{full}/{typebits:o}/{names}"] = _tarsum_header(
-                full, e, e.size, e.uid, e.gid, mode=(e.mode & 0o7777) | typebits, uname=un, gname=gn)
+                full, e, e.size, e.uid, e.gid, mode=(e.mode & 0o7777) | typebits, uname=un, gname=gn
+            )
     return heads
 
 
@@ -665,21 +700,28 @@ class _FileHashers:
 def _matched_as(label: str) -> str:
     kind, _, rest = label.partition("/")
     if kind == "buildah":
-        return {"root": "buildah (< 1.42, user names root)",
-                "root-owned": "buildah (< 1.42, user names root-owned)"}.get(rest, "buildah (blank user names)")
+        return {
+            "root": "buildah (< 1.42, user names root)",
+            "root-owned": "buildah (< 1.42, user names root-owned)",
+        }.get(rest, "buildah (blank user names)")
     if kind == "classic-from":
         return f"classic builder, COPY --from (stage path {rest.rsplit('/', 2)[0]!r})"
     return f"classic builder (context path {rest.rsplit('/', 1)[0]!r})"
 
 
-def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[str, str]],
-               version: tuple[int, int] | None, pins: dict[int, str],
-               merged_contents: dict[str, bytes] | None = None) -> _Outcome:
+def _recompute(
+    t: Target,
+    contents: dict[str, bytes],
+    digests: dict[str, dict[str, str]],
+    version: tuple[int, int] | None,
+    pins: dict[int, str],
+    merged_contents: dict[str, bytes] | None = None,
+) -> _Outcome:
     """`contents`: the bytes of files under dir targets; `digests`: each streamed file's candidates."""
     out = _Outcome()
     top = t.entries.get(t.dest)
     inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
-    below = {p[len(inside):]: f for p, f in t.entries.items() if p != t.dest}
+    below = {p[len(inside) :]: f for p, f in t.entries.items() if p != t.dest}
     items = [(r, below[r]) for r in _walk_order(list(below))]
     # buildah: from 1.42 (by its label) only blank names and dirs with "/"; before, looked-up names.
     # The label is the last build's; a mismatch needs the step itself to say buildah wrote it.
@@ -700,8 +742,9 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
         if t.algo == "file":
             its = _candidates(t)
             if not its:
-                out.cannot = _why_not(t, version) if t.kind == "ADD" else \
-                    "the destination does not hold a single copied file"
+                out.cannot = (
+                    _why_not(t, version) if t.kind == "ADD" else "the destination does not hold a single copied file"
+                )
                 return out
             if any(f.path not in digests for _, f in its):
                 out.cannot = "the copied file could not be read again"
@@ -712,12 +755,15 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
                         out.matched, out.covered = _matched_as(label), [e.path]
                         # The hash names the one file the step copied: anything else it left under
                         # the destination was not written by this COPY, whoever built it.
-                        out.extras = sorted(p for p, f in t.entries.items() if p not in (t.dest, e.path)
-                                            and f.type != "dir")
+                        out.extras = sorted(
+                            p for p, f in t.entries.items() if p not in (t.dest, e.path) and f.type != "dir"
+                        )
                         return out
             if len(its) > 1:
-                out.cannot = ("the destination holds several files and none reproduces the hash: which one "
-                              "the step copied is not known")
+                out.cannot = (
+                    "the destination holds several files and none reproduces the hash: which one "
+                    "the step copied is not known"
+                )
                 return out
             d = digests[its[0][1].path]
             out.tried = [f"{k}:{v[:12]}" for k, v in d.items()][:8]
@@ -730,7 +776,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
             if t.merged is not None and merged_contents is not None:
                 # buildah on a storage driver that diffs by metadata (vfs) leaves out of the layer a file
                 # copied again unchanged: try the destination as it stands after the step as well
-                full = [(r, t.merged[inside + r][1]) for r in _walk_order([p[len(inside):] for p in t.merged])]
+                full = [(r, t.merged[inside + r][1]) for r in _walk_order([p[len(inside) :] for p in t.merged])]
                 if all(f.type != "file" or f.path in merged_contents for _, f in full):
                     views.append((full, merged_contents, ", with files the layers below held, copied again"))
             why = None
@@ -757,13 +803,18 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
                     out.tried.append(f"classic:{prefix or '.'}")
             out.pinned = pinned(items)
             if why and not out.pinned and version is None:
-                out.cannot = ("the classic builder's hash is not rebuilt when the source holds " + why
-                              + " (moby hashes what the link points to in the build context)")
+                out.cannot = (
+                    "the classic builder's hash is not rebuilt when the source holds "
+                    + why
+                    + " (moby hashes what the link points to in the build context)"
+                )
         elif t.algo == "multi":
             direct = _multi_files(t)
             if direct is None:
-                out.cannot = ("several sources, and which files came from which one (and their order in "
-                              "the Dockerfile) is not recorded")
+                out.cannot = (
+                    "several sources, and which files came from which one (and their order in "
+                    "the Dockerfile) is not recorded"
+                )
                 return out
             if any(f.path not in digests for _, f in direct):
                 out.cannot = "the copied files could not be read again"
@@ -775,8 +826,10 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
                     continue
                 for order in itertools.permutations("file:" + p for p in parts):
                     if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
-                        out.matched = f"{_matched_as(how) if how != 'classic' else 'classic builder'}" \
-                                      f" ({len(parts)} sources in some order)"
+                        out.matched = (
+                            f"{_matched_as(how) if how != 'classic' else 'classic builder'}"
+                            f" ({len(parts)} sources in some order)"
+                        )
                         out.covered = [f.path for _, f in direct]
                         return out
             out.pinned = pinned(direct)
@@ -788,7 +841,7 @@ def _recompute(t: Target, contents: dict[str, bytes], digests: dict[str, dict[st
 
 def _below(t: Target) -> list[tuple[str, FileEntry]]:
     inside = t.dest.rstrip("/") + "/" if t.dest != "/" else "/"
-    return [(p[len(inside):], f) for p, f in t.entries.items() if p != t.dest]
+    return [(p[len(inside) :], f) for p, f in t.entries.items() if p != t.dest]
 
 
 def _single(t: Target) -> list[tuple[str, FileEntry]] | None:
@@ -828,25 +881,34 @@ def _multi_files(t: Target) -> list[tuple[str, FileEntry]] | None:
 
 def _why_not(t: Target, version: tuple[int, int] | None) -> str:
     if t.kind == "ADD":
-        return ("ADD may have extracted a local archive: the hash covers the archive itself (and, for buildah, "
-                "its own tar headers), which the image does not hold")
+        return (
+            "ADD may have extracted a local archive: the hash covers the archive itself (and, for buildah, "
+            "its own tar headers), which the image does not hold"
+        )
     if t.below and t.algo != "file":
-        return ("the destination already held files below this layer, so what the step copied is not known "
-                "for certain (a file copied again unchanged may be left out of the layer), and neither the "
-                "layer alone nor the destination as it stands reproduces the hash")
+        return (
+            "the destination already held files below this layer, so what the step copied is not known "
+            "for certain (a file copied again unchanged may be left out of the layer), and neither the "
+            "layer alone nor the destination as it stands reproduces the hash"
+        )
     if t.buildah and version is not None and version < (1, 42):
-        return ("buildah before 1.42 hashes the user and group names it looked up for the source files' own "
-                "owners, which the image does not record: neither `root` nor blank names reproduce it")
-    return ("no builder's hash reproduces it, and neither can be rebuilt for certain: the classic builder "
-            "hashes each file under its path in the build context (none of the likely paths matches), "
-            "buildah before 1.42 the names of the source files' owners; the image records neither")
+        return (
+            "buildah before 1.42 hashes the user and group names it looked up for the source files' own "
+            "owners, which the image does not record: neither `root` nor blank names reproduce it"
+        )
+    return (
+        "no builder's hash reproduces it, and neither can be rebuilt for certain: the classic builder "
+        "hashes each file under its path in the build context (none of the likely paths matches), "
+        "buildah before 1.42 the names of the source files' owners; the image records neither"
+    )
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def check_image(img: Image, instructions, layer_entries: list[str | None], source: str,
-                read: Reader = reread) -> tuple[dict[int, CopyHashStatus], list[Finding]]:
+def check_image(
+    img: Image, instructions, layer_entries: list[str | None], source: str, read: Reader = reread
+) -> tuple[dict[int, CopyHashStatus], list[Finding]]:
     """Per history entry with a COPY/ADD hash: its status, and the findings (mismatches).
 
     `instructions` are the parsed `created_by` lines (history.instructions), `layer_entries`
@@ -859,21 +921,33 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     contents: dict[str, dict[str, bytes]] = {}
     digests: dict[str, dict[str, dict[str, str]]] = {}
     want, stream, keep = wanted_files(targets, layer_entries)
-    by_key = {(layer_entries[t.layer], f.path): f for t in targets if t.layer < len(layer_entries)
-              for f in t.entries.values()}
-    by_key.update({(layer_entries[li], f.path): f for t in targets for li, f in (t.merged or {}).values()
-                   if li < len(layer_entries)})
+    by_key = {
+        (layer_entries[t.layer], f.path): f for t in targets if t.layer < len(layer_entries) for f in t.entries.values()
+    }
+    by_key.update(
+        {
+            (layer_entries[li], f.path): f
+            for t in targets
+            for li, f in (t.merged or {}).values()
+            if li < len(layer_entries)
+        }
+    )
     if sum(by_key[k].size for k in keep if k in by_key) > MAX_CONTENT:
         for t in targets:
             if t.algo == "dir" and t.reason is None:
-                t.reason = (f"over {MAX_CONTENT >> 20} MiB of files under the directories this image copies: "
-                            "not held in memory to rebuild the directory hash")
+                t.reason = (
+                    f"over {MAX_CONTENT >> 20} MiB of files under the directories this image copies: "
+                    "not held in memory to rebuild the directory hash"
+                )
         want, stream, keep = wanted_files(targets, layer_entries)
     if want and (source == "-" or not (os.path.isfile(source) or os.path.isdir(source))):
         for t in targets:  # stdin or a named pipe: what was read is gone
-            t.reason = t.reason or ("the input is stdin or a pipe: the one pass keeps no file contents and "
-                                    "cannot read the copied files again")
+            t.reason = t.reason or (
+                "the input is stdin or a pipe: the one pass keeps no file contents and "
+                "cannot read the copied files again"
+            )
     elif want:
+
         def consume(entry_path, path, member, rd) -> None:
             if any(k.startswith("SCHILY.xattr.") for k in (member.pax or {})):
                 return  # xattrs enter both hashes; the model does not keep them: leave it unread
@@ -894,6 +968,7 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
                 digests.setdefault(entry_path, {})[path] = hashers.digests(member.size)
             if parts is not None:
                 contents.setdefault(entry_path, {})[path] = b"".join(parts)
+
         read(source, want, consume)
     version = _buildah_version(img)
     build = _builds(img)
@@ -916,8 +991,9 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
     live = sorted((t for t in targets if t.reason is None), key=lambda t: t.history)
     for t in live:  # first without pins: what matches teaches the names the build looked up
         entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-        out = outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
-                                               version, {}, merged_of(t))
+        out = outcomes[t.history] = _recompute(
+            t, contents.get(entry or "", {}), digests.get(entry or "", {}), version, {}, merged_of(t)
+        )
         if t.buildah and out.matched and "< 1.42" in out.matched and "user names root)" in out.matched:
             learned = pins.setdefault(build[t.history], {})
             for f in t.entries.values():
@@ -929,49 +1005,79 @@ def check_image(img: Image, instructions, layer_entries: list[str | None], sourc
         known = pins.get(build[t.history])
         if not outcomes[t.history].matched and not outcomes[t.history].cannot and known:
             entry = layer_entries[t.layer] if t.layer < len(layer_entries) else None
-            outcomes[t.history] = _recompute(t, contents.get(entry or "", {}), digests.get(entry or "", {}),
-                                             version, known, merged_of(t))
+            outcomes[t.history] = _recompute(
+                t, contents.get(entry or "", {}), digests.get(entry or "", {}), version, known, merged_of(t)
+            )
     for t in sorted(targets, key=lambda t: t.history):
         if t.reason is not None:
-            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
-                                                 reason=t.reason)
+            statuses[t.history] = CopyHashStatus(
+                status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}", reason=t.reason
+            )
             continue
         out = outcomes[t.history]
         paths = sorted(t.entries)
         if out.matched and out.extras:
-            statuses[t.history] = CopyHashStatus(status="mismatch", recorded=f"{t.algo}:{t.recorded}",
-                                                 matched_as=out.matched, paths=out.extras)
+            statuses[t.history] = CopyHashStatus(
+                status="mismatch", recorded=f"{t.algo}:{t.recorded}", matched_as=out.matched, paths=out.extras
+            )
             shown = ", ".join(_shown(p) for p in out.extras[:5]) + (" …" if len(out.extras) > 5 else "")
-            findings.append(finding(
-                "history.effect-mismatch", Severity.critical, f"{t.kind} {_shown(t.dest)}",
-                f"the step copies one file, and its recorded hash {t.algo}:{t.recorded[:16]}… proves which: "
-                f"{_shown(out.covered[0])}; its layer also holds {len(out.extras)} other entr"
-                f"{'y' if len(out.extras) == 1 else 'ies'} under {_shown(t.dest)} that it did not write: {shown}",
-                image=img.index, layer=t.layer, history=t.history, path=out.extras[0],
-                evidence={"recorded": f"{t.algo}:{t.recorded}", "copied": out.covered[0],
-                          "matched_as": out.matched, "not_copied": out.extras[:50]}))
+            findings.append(
+                finding(
+                    "history.effect-mismatch",
+                    Severity.critical,
+                    f"{t.kind} {_shown(t.dest)}",
+                    f"the step copies one file, and its recorded hash {t.algo}:{t.recorded[:16]}… proves which: "
+                    f"{_shown(out.covered[0])}; its layer also holds {len(out.extras)} other entr"
+                    f"{'y' if len(out.extras) == 1 else 'ies'} under {_shown(t.dest)} that it did not write: {shown}",
+                    image=img.index,
+                    layer=t.layer,
+                    history=t.history,
+                    path=out.extras[0],
+                    evidence={
+                        "recorded": f"{t.algo}:{t.recorded}",
+                        "copied": out.covered[0],
+                        "matched_as": out.matched,
+                        "not_copied": out.extras[:50],
+                    },
+                )
+            )
         elif out.matched:
-            statuses[t.history] = CopyHashStatus(status="verified", recorded=f"{t.algo}:{t.recorded}",
-                                                 matched_as=out.matched, paths=sorted(out.covered))
+            statuses[t.history] = CopyHashStatus(
+                status="verified", recorded=f"{t.algo}:{t.recorded}", matched_as=out.matched, paths=sorted(out.covered)
+            )
         elif out.cannot:
-            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
-                                                 reason=out.cannot)
+            statuses[t.history] = CopyHashStatus(
+                status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}", reason=out.cannot
+            )
         elif out.pinned:
-            statuses[t.history] = CopyHashStatus(status="mismatch", recorded=f"{t.algo}:{t.recorded}",
-                                                 paths=paths, tried=out.tried)
+            statuses[t.history] = CopyHashStatus(
+                status="mismatch", recorded=f"{t.algo}:{t.recorded}", paths=paths, tried=out.tried
+            )
             n = len([p for p in paths if t.entries[p].type == "file"])
-            findings.append(finding(
-                "history.effect-mismatch", Severity.critical, f"{t.kind} {_shown(t.dest)}",
-                f"the step records the source hash {t.algo}:{t.recorded[:16]}…, but the {n} file(s) its layer "
-                f"holds under {_shown(t.dest)} hash to something else: what was copied is not what the "
-                f"build copied",
-                image=img.index, layer=t.layer, history=t.history, path=t.dest,
-                evidence={"recorded": f"{t.algo}:{t.recorded}", "recomputed": out.tried[:8],
-                          "builder": f"buildah {'.'.join(map(str, version))}" if version else "buildah",
-                          "paths": paths[:50]}))
+            findings.append(
+                finding(
+                    "history.effect-mismatch",
+                    Severity.critical,
+                    f"{t.kind} {_shown(t.dest)}",
+                    f"the step records the source hash {t.algo}:{t.recorded[:16]}…, but the {n} file(s) its layer "
+                    f"holds under {_shown(t.dest)} hash to something else: what was copied is not what the "
+                    f"build copied",
+                    image=img.index,
+                    layer=t.layer,
+                    history=t.history,
+                    path=t.dest,
+                    evidence={
+                        "recorded": f"{t.algo}:{t.recorded}",
+                        "recomputed": out.tried[:8],
+                        "builder": f"buildah {'.'.join(map(str, version))}" if version else "buildah",
+                        "paths": paths[:50],
+                    },
+                )
+            )
         else:
-            statuses[t.history] = CopyHashStatus(status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}",
-                                                 reason=_why_not(t, version))
+            statuses[t.history] = CopyHashStatus(
+                status="cannot-recompute", recorded=f"{t.algo}:{t.recorded}", reason=_why_not(t, version)
+            )
     return statuses, findings
 
 

@@ -9,7 +9,7 @@ explained, and what is left, and says how to close the rest.
 
 from __future__ import annotations
 
-from forensics.models import Coverage, FileBytes, CoverageGap, PathChange
+from forensics.models import Coverage, CoverageGap, FileBytes, PathChange
 
 # Record statuses (forensics.history.packages): a digest recorded by an earlier layer
 # than the file's, by the same step, or contradicted.
@@ -17,9 +17,16 @@ EARLIER, SAME_STEP, MISMATCH = "earlier", "same-step", "mismatch"
 MAX_GAPS = 8
 
 
-def image_coverage(overlay, change_at: dict[tuple[int, str], PathChange], owner: dict[int, int],
-                   commands: dict[int, str], *, records: dict[str, str] | None = None,
-                   copy_verified: set[tuple[int, str]] | None = None, absent_platforms: int = 0) -> Coverage:
+def image_coverage(
+    overlay,
+    change_at: dict[tuple[int, str], PathChange],
+    owner: dict[int, int],
+    commands: dict[int, str],
+    *,
+    records: dict[str, str] | None = None,
+    copy_verified: set[tuple[int, str]] | None = None,
+    absent_platforms: int = 0,
+) -> Coverage:
     """`change_at[(layer, path)]` is the change that layer made at path (explained or
     not), `owner[layer]` the history entry owning a layer, `commands[h]` its line, and
     `records[path]` the package-record status of a file."""
@@ -27,8 +34,19 @@ def image_coverage(overlay, change_at: dict[tuple[int, str], PathChange], owner:
     copy_verified = copy_verified or set()
     # Plain [files, bytes] counters on the loop (one pass over every file of the image);
     # the models are built once at the end.
-    slots = {k: [0, 0] for k in ("total", "verified_earlier_record", "verified_same_step", "verified_claim",
-                                 "verified_copy_hash", "unverifiable", "contradicted", "unexplained")}
+    slots = {
+        k: [0, 0]
+        for k in (
+            "total",
+            "verified_earlier_record",
+            "verified_same_step",
+            "verified_claim",
+            "verified_copy_hash",
+            "unverifiable",
+            "contradicted",
+            "unexplained",
+        )
+    }
     gaps: dict[int | None, list] = {}  # history -> [files, bytes, why]
     status_slot = {MISMATCH: "contradicted", EARLIER: "verified_earlier_record", SAME_STEP: "verified_same_step"}
     for path, node in overlay.nodes.items():
@@ -54,11 +72,17 @@ def image_coverage(overlay, change_at: dict[tuple[int, str], PathChange], owner:
             c = slots[k]
             c[0] += 1
             c[1] += size
-    cov = Coverage(absent_platforms=absent_platforms, files=slots["total"][0], bytes=slots["total"][1],
-                   **{k: FileBytes(files=v[0], bytes=v[1]) for k, v in slots.items() if k != "total"})
+    cov = Coverage(
+        absent_platforms=absent_platforms,
+        files=slots["total"][0],
+        bytes=slots["total"][1],
+        **{k: FileBytes(files=v[0], bytes=v[1]) for k, v in slots.items() if k != "total"},
+    )
     ordered = sorted(gaps.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))[:MAX_GAPS]
-    cov.gaps = [CoverageGap(history=h, command=_short(commands.get(h)) if h is not None else None,
-                            files=n, bytes=b, why=why) for h, (n, b, why) in ordered]
+    cov.gaps = [
+        CoverageGap(history=h, command=_short(commands.get(h)) if h is not None else None, files=n, bytes=b, why=why)
+        for h, (n, b, why) in ordered
+    ]
     cov.advice = _advice(cov)
     return cov
 
@@ -89,15 +113,21 @@ def _advice(cov: Coverage) -> list[str]:
     for g in cov.gaps[:3]:
         where = f"history[{g.history}]" if g.history is not None else "a layer no history step owns"
         cmd = f" (`{g.command}`)" if g.command else ""
-        out.append(f"The content that {where}{cmd} put in the image ({g.files} files, {_size(g.bytes)}) cannot be "
-                   f"checked from this image alone: compare it with a rebuild, `forensics diff`.")
+        out.append(
+            f"The content that {where}{cmd} put in the image ({g.files} files, {_size(g.bytes)}) cannot be "
+            f"checked from this image alone: compare it with a rebuild, `forensics diff`."
+        )
     if cov.verified_same_step.files:
-        out.append(f"{cov.verified_same_step.files} files match only records written by the same step that wrote "
-                   f"them (dpkg md5sums, pip RECORD): whoever controlled that step could have rewritten both, so "
-                   f"this is consistency, not proof; a rebuild from the same packages (`forensics diff`) closes it.")
+        out.append(
+            f"{cov.verified_same_step.files} files match only records written by the same step that wrote "
+            f"them (dpkg md5sums, pip RECORD): whoever controlled that step could have rewritten both, so "
+            f"this is consistency, not proof; a rebuild from the same packages (`forensics diff`) closes it."
+        )
     if cov.absent_platforms:
-        out.append(f"{cov.absent_platforms} platform manifest(s) named by the index are not in this export and "
-                   f"were not verified: export them (all platforms) to check them.")
+        out.append(
+            f"{cov.absent_platforms} platform manifest(s) named by the index are not in this export and "
+            f"were not verified: export them (all platforms) to check them."
+        )
     return out
 
 

@@ -369,7 +369,12 @@ def _set_command(ins: Instruction, body: str, argv: list[str] | None) -> None:
 
 def _exec_run(text: str, build_args: dict[str, str], builder: str, *, confident: bool) -> Instruction:
     return Instruction(
-        kind="RUN", builder=builder, builder_confident=confident, args=text, shell=text, argv=text.split(),
+        kind="RUN",
+        builder=builder,
+        builder_confident=confident,
+        args=text,
+        shell=text,
+        argv=text.split(),
         build_args=build_args,
     )
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from forensics.models import FileEntry, PathChange
 
@@ -21,11 +21,15 @@ from forensics.models import FileEntry, PathChange
 _PATH_RE = re.compile(rb"(?<![\w$}])(/(?:[A-Za-z0-9._+@-]+/)*[A-Za-z0-9._+@-]+)(/\$|/\$\{)?")
 _ROOT_VARS = re.compile(rb"\$\{?DPKG_ROOT\}?")
 # Commands that run dpkg's machinery outside apt/dpkg proper.
-DPKG_TOOLS = re.compile(r"\b(update-alternatives|dpkg-reconfigure|debconf-set-selections|dpkg-divert|"
-                        r"dpkg-statoverride|update-rc\.d|deb-systemd-helper|update-ca-certificates|"
-                        r"locale-gen|update-locale)\b")
+DPKG_TOOLS = re.compile(
+    r"\b(update-alternatives|dpkg-reconfigure|debconf-set-selections|dpkg-divert|"
+    r"dpkg-statoverride|update-rc\.d|deb-systemd-helper|update-ca-certificates|"
+    r"locale-gen|update-locale)\b"
+)
 PYC_RE = re.compile(r"^(.*)/__pycache__/([^/]+?)\.cpython-\d+(?:\.opt-\d)?\.pyc$")
-UNIT_LINK_DIRS = re.compile(r"^/etc/systemd/(system|user)/[^/]+\.(wants|requires)/[^/]+$|^/etc/rc[0-6S]\.d/[SK]\d\d[^/]+$")
+UNIT_LINK_DIRS = re.compile(
+    r"^/etc/systemd/(system|user)/[^/]+\.(wants|requires)/[^/]+$|^/etc/rc[0-6S]\.d/[SK]\d\d[^/]+$"
+)
 
 
 @dataclass
@@ -37,8 +41,9 @@ class ScriptPaths:
         return path in self.exact or posixpath.dirname(path) in self.dirs
 
 
-_ASSIGN = re.compile(rb"^\s*(?:local\s+|readonly\s+|export\s+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(/[A-Za-z0-9._+@/-]*)[\"']?\s*$",
-                     re.M)
+_ASSIGN = re.compile(
+    rb"^\s*(?:local\s+|readonly\s+|export\s+)?([A-Za-z_][A-Za-z0-9_]*)=[\"']?(/[A-Za-z0-9._+@/-]*)[\"']?\s*$", re.M
+)
 _RECONFIGURE = re.compile(r"dpkg-reconfigure((?:\s+[^;&|\s]+)+)")
 _RECONFIGURE_VALUED = {"-f", "--frontend", "-p", "--priority"}
 
@@ -93,8 +98,12 @@ class Generated:
         path = ch.path
         if self.touched and self.scripts.covers(path):
             return "written by a maintainer script of a package this step installed"
-        if self.touched and path.endswith(".pub") and self.scripts.covers(path[:-4]) and (
-                entry is not None and entry.type == "file"):
+        if (
+            self.touched
+            and path.endswith(".pub")
+            and self.scripts.covers(path[:-4])
+            and (entry is not None and entry.type == "file")
+        ):
             # ssh-keygen -f KEY writes KEY.pub beside the key the script names (openssh-server's host keys)
             return "written by a maintainer script of a package this step installed"
         if "ca-certificates" in self.touched and path.startswith("/etc/ssl/certs/"):
@@ -114,5 +123,6 @@ class Generated:
         target = entry.link or ""
         if not target.startswith("/"):
             target = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-        return target.startswith(("/usr/share/ca-certificates/", "/usr/local/share/ca-certificates/",
-                                  "/etc/ssl/certs/"))
+        return target.startswith(
+            ("/usr/share/ca-certificates/", "/usr/local/share/ca-certificates/", "/etc/ssl/certs/")
+        )

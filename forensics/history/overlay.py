@@ -20,14 +20,35 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _change(path: str, change: str, type: str, what: list[str] | None = None, size: int | None = None,
-            sha256: str | None = None, before_sha256: str | None = None, link: str | None = None) -> PathChange:
+def _change(
+    path: str,
+    change: str,
+    type: str,
+    what: list[str] | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+    before_sha256: str | None = None,
+    link: str | None = None,
+) -> PathChange:
     """A PathChange without validation: one per changed path of every layer, values
     already of the right types (tests/test_history.py compares it with the validated model)."""
     obj = _new(PathChange)
-    _set(obj, "__dict__", {"path": path, "change": change, "type": type, "what": what if what is not None else [],
-                           "size": size, "sha256": sha256, "before_sha256": before_sha256, "link": link,
-                           "explained_by": None, "assurance": None})
+    _set(
+        obj,
+        "__dict__",
+        {
+            "path": path,
+            "change": change,
+            "type": type,
+            "what": what if what is not None else [],
+            "size": size,
+            "sha256": sha256,
+            "before_sha256": before_sha256,
+            "link": link,
+            "explained_by": None,
+            "assurance": None,
+        },
+    )
     _set(obj, "__pydantic_fields_set__", _FIELDS)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
@@ -53,15 +74,19 @@ def resolve_path(path: str, lookup, *, follow_last: bool = True, max_hops: int =
     while i < len(parts):
         candidate = posixpath.join(current, parts[i])
         node = lookup(candidate)
-        if node is not None and node.entry.type == "symlink" and node.entry.link and (
-                follow_last or i < len(parts) - 1):
+        if (
+            node is not None
+            and node.entry.type == "symlink"
+            and node.entry.link
+            and (follow_last or i < len(parts) - 1)
+        ):
             hops += 1
             if hops > max_hops:
                 return None
             target = node.entry.link
             base = "/" if target.startswith("/") else current
             rest = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p]
-            parts = rest + parts[i + 1:]
+            parts = rest + parts[i + 1 :]
             current, i = "/", 0
             continue
         current = candidate
@@ -117,16 +142,30 @@ class Overlay:
                 for p in self._descendants(f.path):
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256, link=node.entry.link))
+                        changes.append(
+                            _change(
+                                path=p,
+                                change="deleted",
+                                type=node.entry.type,
+                                before_sha256=node.sha256,
+                                link=node.entry.link,
+                            )
+                        )
         for f in files:
             if f.type == "whiteout":
                 targets = [f.path] + self._descendants(f.path) if f.path in lower else self._descendants(f.path)
                 for p in targets:
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256, link=node.entry.link))
+                        changes.append(
+                            _change(
+                                path=p,
+                                change="deleted",
+                                type=node.entry.type,
+                                before_sha256=node.sha256,
+                                link=node.entry.link,
+                            )
+                        )
         # 2. new content
         same_layer: dict[str, FileEntry] = {}
         for f in files:
@@ -151,8 +190,15 @@ class Overlay:
                 for p in self._descendants(f.path):  # a non-dir replaces a whole subtree
                     node = self._remove(p)
                     if node is not None:
-                        changes.append(_change(path=p, change="deleted", type=node.entry.type,
-                                                  before_sha256=node.sha256, link=node.entry.link))
+                        changes.append(
+                            _change(
+                                path=p,
+                                change="deleted",
+                                type=node.entry.type,
+                                before_sha256=node.sha256,
+                                link=node.entry.link,
+                            )
+                        )
             self.nodes[f.path] = Node(f, layer, sha)
             self._link(f.path)
         return changes
@@ -160,8 +206,14 @@ class Overlay:
     @staticmethod
     def _compare(before: Node | None, f: FileEntry, sha: str | None) -> PathChange | None:
         if before is None:
-            return _change(path=f.path, change="added", type=f.type, size=f.size, sha256=sha,
-                              link=f.link if f.type == "symlink" else None)
+            return _change(
+                path=f.path,
+                change="added",
+                type=f.type,
+                size=f.size,
+                sha256=sha,
+                link=f.link if f.type == "symlink" else None,
+            )
         b = before.entry
         what: list[str] = []
         if b.type != f.type and not {b.type, f.type} <= {"file", "hardlink"}:
@@ -178,5 +230,13 @@ class Overlay:
             if f.type == "dir":
                 return None  # a parent directory re-emitted: not a change of its own
             what.append("metadata")
-        return _change(path=f.path, change="modified", type=f.type, what=what, size=f.size, sha256=sha,
-                          before_sha256=before.sha256, link=f.link if f.type == "symlink" else None)
+        return _change(
+            path=f.path,
+            change="modified",
+            type=f.type,
+            what=what,
+            size=f.size,
+            sha256=sha,
+            before_sha256=before.sha256,
+            link=f.link if f.type == "symlink" else None,
+        )

@@ -78,8 +78,12 @@ class PackageState:
         # The shared status file changes with every install; a package's own info files
         # (.list, .md5sums) change only when it is installed, upgraded or removed.
         own = written - SHARED_DB_FILES
-        self.touched = {pkg.name for db in self.dbs for pkg in db.packages
-                        if own & set(getattr(pkg, "source_paths", [pkg.source_path]))}
+        self.touched = {
+            pkg.name
+            for db in self.dbs
+            for pkg in db.packages
+            if own & set(getattr(pkg, "source_paths", [pkg.source_path]))
+        }
         return bool(changed)
 
     def scripts_of(self, names: set[str]) -> list[bytes]:

@@ -25,8 +25,8 @@ API: `check(state, overlay, versions, ...) -> (findings, PackageCoverage)` and
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from forensics.archive.layerscan import record_digest
 from forensics.findings import finding
@@ -85,9 +85,11 @@ def whole_rootfs(why: str) -> bool:
 def package_accounting(explained_at: dict[tuple[int, str], str | None]) -> Accounts:
     """Default `by_package`: the package manager's run in that layer explains the path, or
     the layer is a whole base system (whose packages' scripts ran where it was built)."""
+
     def by_package(layer: int, path: str) -> bool:
         why = explained_at.get((layer, path))
         return why is not None and (why in _MANAGER_REASONS or whole_rootfs(why))
+
     return by_package
 
 
@@ -114,6 +116,7 @@ def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at
                 if any(has_glob(g) and glob_match(a, g) for g in eff.written_paths):
                     return True
         return False
+
     return accounts
 
 
@@ -169,15 +172,28 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
                 vs = versions.get(actual, [])
                 earlier = [sha for (lay, sha) in vs if lay <= rec_layer]
                 read = e.link if e.type == "hardlink" and e.link else actual
-                r = _Rec(pf.path, actual, pkg.name, db.manager, pf.algo or "", pf.digest.lower(), pf.is_config,
-                         _content_layer(vs, node.layer), node.layer, rec_layer, node.sha256,
-                         earlier[-1] if earlier else None, read, e.size,
-                         e.kind == "elf" or bool(e.mode & 0o111))
+                r = _Rec(
+                    pf.path,
+                    actual,
+                    pkg.name,
+                    db.manager,
+                    pf.algo or "",
+                    pf.digest.lower(),
+                    pf.is_config,
+                    _content_layer(vs, node.layer),
+                    node.layer,
+                    rec_layer,
+                    node.sha256,
+                    earlier[-1] if earlier else None,
+                    read,
+                    e.size,
+                    e.kind == "elf" or bool(e.mode & 0o111),
+                )
                 if getattr(pf, "obsolete", False):
                     r.reason = OBSOLETE
                 elif pf.algo in SHA256_FAMILY:
                     if node.sha256:
-                        r.got = node.sha256[:SHA256_FAMILY[pf.algo]]
+                        r.got = node.sha256[: SHA256_FAMILY[pf.algo]]
                     else:
                         r.reason = NO_CONTENT
                 elif pf.algo not in ALGOS:
@@ -195,8 +211,9 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
     return recs, owned, absent
 
 
-def _reread(recs: list[_Rec], source: str, layer_entries: list[str | None], mode: str,
-            known: list[dict[str, str]]) -> list[_Rec]:
+def _reread(
+    recs: list[_Rec], source: str, layer_entries: list[str | None], mode: str, known: list[dict[str, str]]
+) -> list[_Rec]:
     """Fill `got` for the records the first pass cannot check; returns those changed after
     their record that stay unchecked (stdin), which still carry cross-layer evidence."""
     need: list[_Rec] = []
@@ -227,8 +244,7 @@ def _reread(recs: list[_Rec], source: str, layer_entries: list[str | None], mode
             r.got = hit[r.algo]
         else:
             r.reason = NOT_READ
-    return [r for r in recs if r.reason == STDIN and r.content_layer > r.record_layer
-            and r.install_sha256 != r.sha256]
+    return [r for r in recs if r.reason == STDIN and r.content_layer > r.record_layer and r.install_sha256 != r.sha256]
 
 
 def _relation(r: _Rec) -> str:
@@ -239,8 +255,9 @@ def _relation(r: _Rec) -> str:
 
 # Files other packages' scripts rewrite at install (useradd, add-shell): the account
 # files are judged line by line elsewhere (history stage, maintainer scripts).
-ACCOUNT_FILES = frozenset(f"/etc/{n}{s}" for n in ("passwd", "group", "shadow", "gshadow", "subuid", "subgid")
-                          for s in ("", "-"))
+ACCOUNT_FILES = frozenset(
+    f"/etc/{n}{s}" for n in ("passwd", "group", "shadow", "gshadow", "subuid", "subgid") for s in ("", "-")
+)
 
 
 def _script_edited_severity(r: _Rec) -> str | None:
@@ -261,8 +278,9 @@ def _script_edited_severity(r: _Rec) -> str | None:
     return None
 
 
-def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts: Accounts,
-             by_package: Accounts, proven: bool) -> Finding:
+def _finding(
+    r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts: Accounts, by_package: Accounts, proven: bool
+) -> Finding:
     acc = accounts(r.content_layer, r.actual)
     severity = config_by_script = None
     if acc:
@@ -276,42 +294,78 @@ def _finding(r: _Rec, *, image: int, history_of_layer: dict[int, int], accounts:
     if proven:
         evidence = f"its {r.algo} is {r.got}, the {r.manager} record says {r.digest}"
     else:
-        evidence = (f"its content (sha256:{(r.sha256 or '')[:16]}) differs from the version present when the "
-                    f"record was written (sha256:{(r.install_sha256 or 'none')[:16]}); the recorded {r.algo} "
-                    "could not be checked on stdin input")
+        evidence = (
+            f"its content (sha256:{(r.sha256 or '')[:16]}) differs from the version present when the "
+            f"record was written (sha256:{(r.install_sha256 or 'none')[:16]}); the recorded {r.algo} "
+            "could not be checked on stdin input"
+        )
     if rel == "same-step":
-        where = (f"the record was written in the same step as the file (layer {r.content_layer}): whoever "
-                 "controlled that step could have written both, so a match there would prove nothing, "
-                 "but this mismatch stands")
+        where = (
+            f"the record was written in the same step as the file (layer {r.content_layer}): whoever "
+            "controlled that step could have written both, so a match there would prove nothing, "
+            "but this mismatch stands"
+        )
     elif rel == "earlier-layer":
-        where = (f"the record dates from layer {r.record_layer}; the file's content was written in "
-                 f"layer {r.content_layer}")
+        where = (
+            f"the record dates from layer {r.record_layer}; the file's content was written in layer {r.content_layer}"
+        )
     else:
-        where = (f"the file's content dates from layer {r.content_layer}; the record was written after it, "
-                 f"in layer {r.record_layer}")
-    step = ("the step's command accounts for the change" if acc else
-            "the layer was written by the package manager (an install step or a base system), whose scripts "
-            "may rewrite configuration files, but no command of it names this one" if config_by_script else
-            f"no command of layer {r.content_layer}'s step accounts for the change (a package manager "
-            "writes what it records, so its own run does not)")
+        where = (
+            f"the file's content dates from layer {r.content_layer}; the record was written after it, "
+            f"in layer {r.record_layer}"
+        )
+    step = (
+        "the step's command accounts for the change"
+        if acc
+        else "the layer was written by the package manager (an install step or a base system), whose scripts "
+        "may rewrite configuration files, but no command of it names this one"
+        if config_by_script
+        else f"no command of layer {r.content_layer}'s step accounts for the change (a package manager "
+        "writes what it records, so its own run does not)"
+    )
     kind = "conffile" if r.conffile else "file"
     return finding(
-        "history.package-file-modified", severity, f"layer[{r.content_layer}]:{r.actual}",
+        "history.package-file-modified",
+        severity,
+        f"layer[{r.content_layer}]:{r.actual}",
         f"{r.actual} is a {kind} of {r.manager} package {r.package} whose content differs from what the "
         f"package manager recorded: "
         f"{evidence}; {where}; {step}",
-        image=image, layer=r.content_layer, history=history_of_layer.get(r.content_layer), path=r.actual,
-        evidence={"package": r.package, "manager": r.manager, "algo": r.algo, "recorded": r.digest,
-                  "actual": r.got if proven else None, "record_layer": r.record_layer,
-                  "file_layer": r.content_layer, "record": rel, "same_step_record": rel != "earlier-layer",
-                  "conffile": r.conffile, "accounted": acc})
+        image=image,
+        layer=r.content_layer,
+        history=history_of_layer.get(r.content_layer),
+        path=r.actual,
+        evidence={
+            "package": r.package,
+            "manager": r.manager,
+            "algo": r.algo,
+            "recorded": r.digest,
+            "actual": r.got if proven else None,
+            "record_layer": r.record_layer,
+            "file_layer": r.content_layer,
+            "record": rel,
+            "same_step_record": rel != "earlier-layer",
+            "conffile": r.conffile,
+            "accounted": acc,
+        },
+    )
 
 
-def check(state: PackageState, overlay, versions: dict[str, list[tuple[int, str | None]]], *, image: int,
-          source: str, layer_entries: list[str | None], history_of_layer: dict[int, int], accounts: Accounts,
-          by_package: Accounts = lambda layer, path: False, mode: str = "all",
-          known: list[dict[str, str]] | None = None,
-          status_out: dict[str, str] | None = None) -> tuple[list[Finding], PackageCoverage]:
+def check(
+    state: PackageState,
+    overlay,
+    versions: dict[str, list[tuple[int, str | None]]],
+    *,
+    image: int,
+    source: str,
+    layer_entries: list[str | None],
+    history_of_layer: dict[int, int],
+    accounts: Accounts,
+    by_package: Accounts = lambda layer, path: False,
+    mode: str = "all",
+    known: list[dict[str, str]] | None = None,
+    status_out: dict[str, str] | None = None,
+) -> tuple[list[Finding], PackageCoverage]:
     """`accounts(layer, path)`: an exact claim of the layer's command says what the path
     holds; `by_package(layer, path)`: the package manager's own run in that layer explains
     the path (never enough for a content change, but it grades configuration files);
@@ -331,22 +385,36 @@ def check(state: PackageState, overlay, versions: dict[str, list[tuple[int, str 
     for r in recs:
         if r.got is not None and r.got == r.digest:
             rel = _relation(r)
-            mark(r.actual, 1 if rel == "earlier-layer" else 2,
-                 "earlier" if rel == "earlier-layer" else "same", r.size)
+            mark(r.actual, 1 if rel == "earlier-layer" else 2, "earlier" if rel == "earlier-layer" else "same", r.size)
         elif r.got is not None:
             mark(r.actual, 0, "mismatched", r.size)
-            findings.append(_finding(r, image=image, history_of_layer=history_of_layer, accounts=accounts,
-                                     by_package=by_package, proven=True))
+            findings.append(
+                _finding(
+                    r,
+                    image=image,
+                    history_of_layer=history_of_layer,
+                    accounts=accounts,
+                    by_package=by_package,
+                    proven=True,
+                )
+            )
         else:
             mark(r.actual, 3, r.reason or NOT_READ, r.size)
     for r in unproven:
-        findings.append(_finding(r, image=image, history_of_layer=history_of_layer, accounts=accounts,
-                                 by_package=by_package, proven=False))
+        findings.append(
+            _finding(
+                r,
+                image=image,
+                history_of_layer=history_of_layer,
+                accounts=accounts,
+                by_package=by_package,
+                proven=False,
+            )
+        )
     for path, (reason, size) in owned.items():
         mark(path, 4, reason, size)
 
-    cov = PackageCoverage(mode="changed" if mode == "changed" else "all", records_absent=absent,
-                          packages={})
+    cov = PackageCoverage(mode="changed" if mode == "changed" else "all", records_absent=absent, packages={})
     for db in state.dbs:
         if db.packages:
             cov.packages[db.manager] = cov.packages.get(db.manager, 0) + len(db.packages)
@@ -354,8 +422,11 @@ def check(state: PackageState, overlay, versions: dict[str, list[tuple[int, str 
         names = {"earlier": "earlier", "same": "same-step", "mismatched": "mismatch"}
         status_out.update({p: names[label] for p, (_, label, _) in outcome.items() if label in names})
     for _, label, size in outcome.values():
-        slot = {"earlier": cov.verified_against_earlier_record, "same": cov.verified_same_step_record,
-                "mismatched": cov.mismatched}.get(label)
+        slot = {
+            "earlier": cov.verified_against_earlier_record,
+            "same": cov.verified_same_step_record,
+            "mismatched": cov.mismatched,
+        }.get(label)
         if slot is None:
             slot = cov.unverifiable.setdefault(label, FileBytes())
         slot.files += 1

@@ -64,8 +64,11 @@ def statements_for(inv: Inventory, res: Resolved) -> dict[str, list[dict]]:
             if not isinstance(layer, dict) or "in-toto" not in str(layer.get("mediaType")):
                 continue
             st = _blob_json(inv, layer.get("digest"))
-            if isinstance(st, dict) and "provenance" in str(st.get("predicateType")) and isinstance(
-                    st.get("predicate"), dict):
+            if (
+                isinstance(st, dict)
+                and "provenance" in str(st.get("predicateType"))
+                and isinstance(st.get("predicate"), dict)
+            ):
                 subjects = [s.get("digest", {}).get("sha256") for s in st.get("subject") or [] if isinstance(s, dict)]
                 for key in {target, *(f"sha256:{s}" for s in subjects if isinstance(s, str))} - {None}:
                     out.setdefault(key, []).append(st)
@@ -122,12 +125,19 @@ def check_provenance(img: Image, statements: list[dict]) -> list[Finding]:
                     continue
                 bodies = [b for b in (ins.shell, ins.args) if b]
                 if bodies and not any(_squash(b) in dockerfile for b in bodies):
-                    out.append(finding(
-                        "history.unexplained-change", "high", f"history[{h.index}]",
-                        f"history[{h.index}] says {h.created_by[:200]!r}, but the Dockerfile recorded in the "
-                        "image's BuildKit provenance attestation has no such instruction",
-                        image=img.index, history=h.index, layer=h.layer_index,
-                        evidence={"record": "provenance source.infos", "history": h.created_by}))
+                    out.append(
+                        finding(
+                            "history.unexplained-change",
+                            "high",
+                            f"history[{h.index}]",
+                            f"history[{h.index}] says {h.created_by[:200]!r}, but the Dockerfile recorded in the "
+                            "image's BuildKit provenance attestation has no such instruction",
+                            image=img.index,
+                            history=h.index,
+                            layer=h.layer_index,
+                            evidence={"record": "provenance source.infos", "history": h.created_by},
+                        )
+                    )
         produced = _layer_digests(meta)
         if produced:
             owners = {h.layer_index: h for h in img.history if h.layer_index is not None}
@@ -137,10 +147,18 @@ def check_provenance(img: Image, statements: list[dict]) -> list[Finding]:
                     continue  # base-image layers are not this build's output
                 if layer.digest and layer.digest not in produced:
                     owner = h.index
-                    out.append(finding(
-                        "history.unexplained-change", "high", f"layer[{layer.index}]",
-                        f"layer {layer.index} ({layer.digest}) is not among the layers the BuildKit provenance "
-                        "attestation records the build as producing", image=img.index, layer=layer.index,
-                        history=owner, digest=layer.digest,
-                        evidence={"record": "provenance layers", "recorded": sorted(produced)}))
+                    out.append(
+                        finding(
+                            "history.unexplained-change",
+                            "high",
+                            f"layer[{layer.index}]",
+                            f"layer {layer.index} ({layer.digest}) is not among the layers the BuildKit provenance "
+                            "attestation records the build as producing",
+                            image=img.index,
+                            layer=layer.index,
+                            history=owner,
+                            digest=layer.digest,
+                            evidence={"record": "provenance layers", "recorded": sorted(produced)},
+                        )
+                    )
     return out

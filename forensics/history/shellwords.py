@@ -371,8 +371,16 @@ class RunEffects(BaseModel):
     _ancestor_cache: tuple[tuple[int, ...], list[str]] | None = PrivateAttr(default=None)
 
     @field_serializer(
-        "named_paths", "written_paths", "written_trees", "modified_trees", "deleted_paths", "globs", "package_managers",
-        "opaque_paths", "bytecode_trees", "homes",
+        "named_paths",
+        "written_paths",
+        "written_trees",
+        "modified_trees",
+        "deleted_paths",
+        "globs",
+        "package_managers",
+        "opaque_paths",
+        "bytecode_trees",
+        "homes",
     )
     def _sorted(self, value: set[str]) -> list[str]:
         return sorted(value)  # stable reports
@@ -420,8 +428,10 @@ class RunEffects(BaseModel):
         if not self.bytecode_trees or not any(path.startswith(t.rstrip("/") + "/") for t in self.bytecode_trees):
             return False
         base = posixpath.basename(path)
-        return base == "__pycache__" or (base.endswith((".pyc", ".opt-1.pyc", ".opt-2.pyc"))
-                                         and posixpath.basename(posixpath.dirname(path)) in ("__pycache__",))
+        return base == "__pycache__" or (
+            base.endswith((".pyc", ".opt-1.pyc", ".opt-2.pyc"))
+            and posixpath.basename(posixpath.dirname(path)) in ("__pycache__",)
+        )
 
     def _has_recorded_below(self, p: str) -> bool:
         """Whether p is a parent of a recorded path. The recorded paths are sorted once
@@ -522,8 +532,7 @@ class _Ctx:
             self.claim(p, C.ABSENT)
             if not has_glob(p):  # `rm -r D`: nothing made below D earlier survives
                 for k in [k for k in self.fx.claims if _under_tree(k, p)]:
-                    self.fx.claims[k] = Claim(path=k, produces=C.ABSENT, command=self.current,
-                                              conditional=self.cond)
+                    self.fx.claims[k] = Claim(path=k, produces=C.ABSENT, command=self.current, conditional=self.cond)
 
     def manager(self, name: str) -> None:
         self.fx.package_managers.add(name)
@@ -757,7 +766,7 @@ class _Simple:
         """Tok.literal for `words` when they are the tail of this command's words."""
         n = len(words)
         if n and self.words[-n:] == words:
-            return self.literal[len(self.words) - n:]
+            return self.literal[len(self.words) - n :]
         return None
 
 
@@ -903,6 +912,7 @@ def _redirect(ctx: _Ctx, op: str, target: str, stdout: bool = True, output: byte
 
 # --- the literal bytes a command prints ---
 
+
 def _literal_output(ctx: _Ctx, words: list[str], cmd: _Simple) -> bytes | None:
     """What `echo`, `printf` or `cat <<EOF` write to stdout, when the text fixes it."""
     name = posixpath.basename(words[0])
@@ -916,7 +926,9 @@ def _literal_output(ctx: _Ctx, words: list[str], cmd: _Simple) -> bytes | None:
         if name == "printf":
             return _printf(args[0], args[1:]) if args else None
         if name == "cat" and not args and cmd.heredocs:
-            if len(cmd.heredocs) == 1 and (cmd.heredoc_literal[:1] == [True] or not _HEREDOC_EXPANDS.search(cmd.heredocs[0])):
+            if len(cmd.heredocs) == 1 and (
+                cmd.heredoc_literal[:1] == [True] or not _HEREDOC_EXPANDS.search(cmd.heredocs[0])
+            ):
                 return cmd.heredocs[0].encode("utf-8", "surrogateescape")
             return None
         if name == "cat" and not args and ctx.stdin is not None:
@@ -943,8 +955,18 @@ def _echo(args: list[str]) -> bytes | None:
     return (text + ("\n" if newline else "")).encode("utf-8", "surrogateescape")
 
 
-_PRINTF_ESC = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-               '"': '"', "'": "'"}
+_PRINTF_ESC = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    '"': '"',
+    "'": "'",
+}
 
 
 def _printf(fmt: str, args: list[str]) -> bytes | None:
@@ -1221,9 +1243,12 @@ def _h_su(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("xargs")
 def _h_xargs(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "ILnPsdEa", (
-        "--replace --max-lines --max-args --max-procs --delimiter --eof --arg-file --max-chars"
-    ), stop_at_pos=True)
+    o = parse_opts(
+        args,
+        "ILnPsdEa",
+        ("--replace --max-lines --max-args --max-procs --delimiter --eof --arg-file --max-chars"),
+        stop_at_pos=True,
+    )
     inner = o.pos or ["echo"]
     if ctx.stdin_roots:  # `find ROOT ... | xargs cmd`: cmd gets paths below ROOT
         _run_words(ctx, inner + [r.rstrip("/") + "/*" for r in ctx.stdin_roots], cmd)
@@ -1314,8 +1339,15 @@ _MODIFIERS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 # What each modifier makes of its operand (the others: a write of unknown effect).
-_MODIFIER_CLAIMS = {"touch": C.TOUCH, "chattr": C.META, "setfattr": C.META, "strip": C.EDIT, "upx": C.EDIT,
-                    "shred": C.EDIT, "truncate": C.FILE}
+_MODIFIER_CLAIMS = {
+    "touch": C.TOUCH,
+    "chattr": C.META,
+    "setfattr": C.META,
+    "strip": C.EDIT,
+    "upx": C.EDIT,
+    "shred": C.EDIT,
+    "truncate": C.FILE,
+}
 
 
 @_handles(*_MODIFIERS)
@@ -1505,8 +1537,11 @@ def _h_setcap(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 def _h_tee(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     o = parse_opts(args, "", {"--output-error"})
     data = ctx.stdin
-    if data is None and cmd.heredocs and (cmd.heredoc_literal[:1] == [True]
-                                          or not _HEREDOC_EXPANDS.search(cmd.heredocs[0])):
+    if (
+        data is None
+        and cmd.heredocs
+        and (cmd.heredoc_literal[:1] == [True] or not _HEREDOC_EXPANDS.search(cmd.heredocs[0]))
+    ):
         data = cmd.heredocs[0].encode("utf-8", "surrogateescape")
     append = o.has("-a", "--append")
     for a in o.pos:
@@ -1775,11 +1810,15 @@ def _h_git(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     repo = ctx.path(where, writing=False) if where else ctx.cwd
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
     if sub == "clone":
-        c = parse_opts(rest, "bojcu", (
-            "--branch --origin --depth --config --reference --jobs --upload-pack --separate-git-dir "
-            "--template --filter --shallow-since --shallow-exclude --reference-if-able --server-option "
-            "--bundle-uri"
-        ))
+        c = parse_opts(
+            rest,
+            "bojcu",
+            (
+                "--branch --origin --depth --config --reference --jobs --upload-pack --separate-git-dir "
+                "--template --filter --shallow-since --shallow-exclude --reference-if-able --server-option "
+                "--bundle-uri"
+            ),
+        )
         if not c.pos:
             return
         if len(c.pos) > 1:
@@ -1803,10 +1842,12 @@ def _h_git(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
         ctx.tree(repo if repo else ctx.cwd_path())
 
 
-_GIT_READ_ONLY = frozenset("""
+_GIT_READ_ONLY = frozenset(
+    """
     log rev-parse describe show status diff ls-files ls-remote version --version help rev-list cat-file
     show-ref for-each-ref blame grep verify-commit verify-tag
-""".split())
+""".split()
+)
 
 
 # --- accounts and system databases ---
@@ -1967,11 +2008,15 @@ def _h_systemctl(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("gpg", "gpg2")
 def _h_gpg(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "orua", (
-        "--output --homedir --keyserver --recipient --local-user --recv-keys --default-key "
-        "--export-options --import-options --keyring --trust-model --passphrase --passphrase-fd "
-        "--pinentry-mode --status-fd --logger-fd"
-    ))
+    o = parse_opts(
+        args,
+        "orua",
+        (
+            "--output --homedir --keyserver --recipient --local-user --recv-keys --default-key "
+            "--export-options --import-options --keyring --trust-model --passphrase --passphrase-fd "
+            "--pinentry-mode --status-fd --logger-fd"
+        ),
+    )
     for out in o.all("-o", "--output"):
         if out != "-":
             ctx.write(ctx.path(out))
@@ -2085,10 +2130,11 @@ def _h_dpkg(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("apk")
 def _h_apk(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "Xtpo", (
-        "--repository --virtual --root --arch --cache-dir --keys-dir --repositories-file --cache-max-age "
-        "--output"
-    ))
+    o = parse_opts(
+        args,
+        "Xtpo",
+        ("--repository --virtual --root --arch --cache-dir --keys-dir --repositories-file --cache-max-age --output"),
+    )
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
     if sub in ("info", "search", "version", "policy", "stats", "audit", "verify", "dot", "list", "manifest", ""):
         ctx.manager("apk")
@@ -2113,10 +2159,14 @@ _YUM_REMOVE = frozenset({"remove", "erase", "rm", "autoremove", "groupremove"})
 @_handles("yum", "dnf", "dnf5", "microdnf", "tdnf")
 def _h_dnf(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
     name = posixpath.basename(word0)
-    o = parse_opts(args, "xcRed", (
-        "--exclude --config --setopt --enablerepo --disablerepo --releasever --installroot --repo "
-        "--repoid --forcearch --downloaddir --destdir"
-    ))
+    o = parse_opts(
+        args,
+        "xcRed",
+        (
+            "--exclude --config --setopt --enablerepo --disablerepo --releasever --installroot --repo "
+            "--repoid --forcearch --downloaddir --destdir"
+        ),
+    )
     root = o.get("--installroot")
     _state(ctx, name, RPM_STATE, root=ctx.path(root) if root else None)
     sub, rest = (o.pos[0], o.pos[1:]) if o.pos else ("", [])
@@ -2145,9 +2195,9 @@ def _h_zypper(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 @_handles("rpm")
 def _h_rpm(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
-    o = parse_opts(args, "D", (
-        "--define --root --dbpath --predefine --eval --macros --rcfile --excludepath --relocate --prefix"
-    ))
+    o = parse_opts(
+        args, "D", ("--define --root --dbpath --predefine --eval --macros --rcfile --excludepath --relocate --prefix")
+    )
     install = o.has("-i", "-U", "-F", "--install", "--upgrade", "--freshen", "--reinstall")
     remove = o.has("-e", "--erase")
     if not (install or remove or o.has("--import", "--rebuilddb", "--initdb", "--setperms", "--setugids", "--restore")):
@@ -2300,12 +2350,14 @@ def _h_gem(ctx: _Ctx, word0: str, args: list[str], cmd: _Simple) -> None:
 
 
 # Build systems, interpreters and installers: they can write anything.
-_BUILD_TOOLS = frozenset("""
+_BUILD_TOOLS = frozenset(
+    """
     make gmake cmake ninja meson configure go cargo rustup mvn gradle ant dotnet node deno bun ruby php
     composer scons autoreconf autoconf automake libtool dpkg-reconfigure docker-php-ext-install
     docker-php-ext-configure docker-php-ext-enable pecl cpan cpanm java javac sdkmanager conda mamba
     micromamba poetry pipx uv luarocks R Rscript rustc gcc cc g++ clang chroot script expect
-""".split())
+""".split()
+)
 
 
 @_handles(*_BUILD_TOOLS)

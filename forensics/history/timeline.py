@@ -7,7 +7,7 @@ count only when they are later than the step that *follows* (or the image).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from forensics.findings import finding
 from forensics.models import Finding, Image
@@ -26,14 +26,14 @@ def parse_time(text: str | None) -> float | None:
     if "." in t:
         head, _, rest = t.partition(".")
         frac = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(frac):]
+        tz = rest[len(frac) :]
         t = f"{head}.{frac[:6]}{tz}"
     try:
         dt = datetime.fromisoformat(t)
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -43,7 +43,7 @@ MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: beyond this a time is not a d
 def _iso(ts: float) -> str:
     if not (-62135596800.0 <= ts <= MAX_TIME):  # also false for nan
         return f"{ts!r} (not a representable date)"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_times(img: Image, now: float, archive_time: float | None = None) -> list[Finding]:
@@ -56,19 +56,40 @@ def check_times(img: Image, now: float, archive_time: float | None = None) -> li
         if t is None or t < EPOCH_FLOOR:
             continue
         if t > now + 86400:
-            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
-                               f"history[{i}] is dated {img.history[i].created}, after the analysis time {_iso(now)}",
-                               image=img.index, history=i))
+            out.append(
+                finding(
+                    "history.time-anomaly",
+                    "medium",
+                    f"history[{i}]",
+                    f"history[{i}] is dated {img.history[i].created}, after the analysis time {_iso(now)}",
+                    image=img.index,
+                    history=i,
+                )
+            )
         elif archive_time is not None and t > archive_time + SLACK:
-            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
-                               f"history[{i}] is dated {img.history[i].created}, after the archive was written "
-                               f"(its newest member is dated {_iso(archive_time)}): the history was edited later",
-                               image=img.index, history=i))
+            out.append(
+                finding(
+                    "history.time-anomaly",
+                    "medium",
+                    f"history[{i}]",
+                    f"history[{i}] is dated {img.history[i].created}, after the archive was written "
+                    f"(its newest member is dated {_iso(archive_time)}): the history was edited later",
+                    image=img.index,
+                    history=i,
+                )
+            )
         if prev_t is not None and t + SLACK < prev_t:
-            out.append(finding("history.time-anomaly", "medium", f"history[{i}]",
-                               f"history[{i}] is dated {img.history[i].created}, before history[{prev_i}] "
-                               f"({img.history[prev_i].created}): history goes backwards",
-                               image=img.index, history=i))
+            out.append(
+                finding(
+                    "history.time-anomaly",
+                    "medium",
+                    f"history[{i}]",
+                    f"history[{i}] is dated {img.history[i].created}, before history[{prev_i}] "
+                    f"({img.history[prev_i].created}): history goes backwards",
+                    image=img.index,
+                    history=i,
+                )
+            )
         prev_i, prev_t = i, t
     # Files newer than the step after the one that wrote them cannot come from an honest build.
     owners = [h for h in img.history if h.layer_index is not None]
@@ -77,18 +98,26 @@ def check_times(img: Image, now: float, archive_time: float | None = None) -> li
         t = times[h.index]
         if t is None or t < EPOCH_FLOOR or h.layer_index >= len(img.layers):
             continue
-        later = [times[o.index] for o in owners[k + 1:] if times[o.index] and times[o.index] >= EPOCH_FLOOR]
+        later = [times[o.index] for o in owners[k + 1 :] if times[o.index] and times[o.index] >= EPOCH_FLOOR]
         bound = later[0] if later else image_created
         files = img.layers[h.layer_index].files
         newest = max((f for f in files if f.mtime >= EPOCH_FLOOR), key=lambda f: f.mtime, default=None)
         if newest is None or newest.mtime <= t + SLACK:
             continue
         strong = bound is not None and newest.mtime > bound + SLACK
-        out.append(finding(
-            # File mtimes are weak evidence (copied mtimes, unclamped builds): low severity.
-            "history.time-anomaly", "low", f"history[{h.index}]",
-            f"layer {h.layer_index} holds {newest.path} dated {_iso(newest.mtime)}, after its step "
-            f"history[{h.index}] ({img.history[h.index].created})"
-            + (f" and after the next step ({_iso(bound)})" if strong else ""),
-            image=img.index, history=h.index, layer=h.layer_index, path=newest.path))
+        out.append(
+            finding(
+                # File mtimes are weak evidence (copied mtimes, unclamped builds): low severity.
+                "history.time-anomaly",
+                "low",
+                f"history[{h.index}]",
+                f"layer {h.layer_index} holds {newest.path} dated {_iso(newest.mtime)}, after its step "
+                f"history[{h.index}] ({img.history[h.index].created})"
+                + (f" and after the next step ({_iso(bound)})" if strong else ""),
+                image=img.index,
+                history=h.index,
+                layer=h.layer_index,
+                path=newest.path,
+            )
+        )
     return out

@@ -13,7 +13,7 @@ mix times), strong enough to look at.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from forensics.findings import finding
 from forensics.models import Finding
@@ -30,7 +30,7 @@ MAX_FINDINGS = 10
 
 def _when(ts: float) -> str:
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
     except (OverflowError, OSError, ValueError):
         return repr(ts)
 
@@ -45,9 +45,14 @@ def check_trees(ctx, *, image: int, step_time: float | None) -> list[Finding]:
     out: list[Finding] = []
     for eff in ctx.effects:
         for root, how in eff.extracted.items():
-            files = [e for p, e in ctx.entries.items()
-                     if _under(p, root) and e.type in ("file", "hardlink", "symlink")
-                     and p not in ctx.claims_at and not eff.bytecode(p)]
+            files = [
+                e
+                for p, e in ctx.entries.items()
+                if _under(p, root)
+                and e.type in ("file", "hardlink", "symlink")
+                and p not in ctx.claims_at
+                and not eff.bytecode(p)
+            ]
             if len(files) < MIN_FILES:
                 continue
             out += _outliers(ctx, image, root, how, files, step_time)
@@ -69,15 +74,17 @@ def _outliers(ctx, image, root, how, files, step_time) -> list[Finding]:
             for e in built:
                 flagged.setdefault(e.path, []).append(
                     f"dated {_when(e.mtime)}, the build's time, where {len(vendor)} of {n} files date from the "
-                    f"archive (most {_when(common)})")
+                    f"archive (most {_when(common)})"
+                )
     if how.get("owners"):
         owners = Counter((e.uid, e.gid) for e in files)
-        (major, count), = owners.most_common(1)
+        ((major, count),) = owners.most_common(1)
         odd = [e for e in files if (e.uid, e.gid) != major]
         if count >= MAJORITY * n and 0 < len(odd) <= limit:
             for e in odd:
                 flagged.setdefault(e.path, []).append(
-                    f"owned by {e.uid}:{e.gid} where {count} of {n} files keep the archive's {major[0]}:{major[1]}")
+                    f"owned by {e.uid}:{e.gid} where {count} of {n} files keep the archive's {major[0]}:{major[1]}"
+                )
     # "The only executable of the release" alone is what a one-binary release looks
     # like; it only adds weight to a file already out of pattern.
     regular = [e for e in files if e.type in ("file", "hardlink")]
@@ -86,10 +93,18 @@ def _outliers(ctx, image, root, how, files, step_time) -> list[Finding]:
         flagged[execs[0].path].append(f"the only executable among {len(regular)} files of the release")
     out = []
     for path, why in sorted(flagged.items()):
-        out.append(finding(
-            "history.effect-mismatch", "medium", f"layer[{ctx.layer_index}]:{path}",
-            f"history[{ctx.history_index}]: `{how.get('command', 'tar -x')}` extracts an archive into {root}, "
-            f"and its files keep the archive's metadata; {path} does not look extracted: " + "; ".join(why),
-            image=image, history=ctx.history_index, layer=ctx.layer_index, path=path,
-            evidence={"tree": root, "reasons": why, "paths": [path]}))
+        out.append(
+            finding(
+                "history.effect-mismatch",
+                "medium",
+                f"layer[{ctx.layer_index}]:{path}",
+                f"history[{ctx.history_index}]: `{how.get('command', 'tar -x')}` extracts an archive into {root}, "
+                f"and its files keep the archive's metadata; {path} does not look extracted: " + "; ".join(why),
+                image=image,
+                history=ctx.history_index,
+                layer=ctx.layer_index,
+                path=path,
+                evidence={"tree": root, "reasons": why, "paths": [path]},
+            )
+        )
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+
 from forensics.archive.layerfs import norm_layer_path
 from forensics.models import PathChange
 
@@ -33,8 +34,12 @@ _ALIAS = re.compile(r"^/etc/systemd/(?:system|user)/([^/]+)$")
 _RC = re.compile(r"^/etc/rc[0-6S]\.d/[SK]\d\d([^/]+)$")
 _RUNIT = re.compile(r"^/etc/runit/runsvdir/default/([^/]+)$")  # runit-helper (dh_runit) enabling /etc/sv/NAME
 # What this module re-judges: explanations that came from "a package did it".
-_REJUDGE = {None, "service enabled by its package's maintainer script", "package manager bookkeeping",
-            "written by a maintainer script of a package this step installed"}
+_REJUDGE = {
+    None,
+    "service enabled by its package's maintainer script",
+    "package manager bookkeeping",
+    "written by a maintainer script of a package this step installed",
+}
 
 # The reason explain already gives these links (one of its PACKAGE_REASONS: a package's doing,
 # so content checks do not judge them as the step's own persistence), now given only after the checks here.
@@ -151,8 +156,12 @@ def _judge_rc(ch: PathChange, entry, shipped: _Shipped) -> str | None:
 
 def _judge_runit(ch: PathChange, entry, shipped: _Shipped) -> str | None:
     name = _RUNIT.match(ch.path).group(1)  # type: ignore[union-attr]
-    if entry is not None and entry.type == "symlink" and _target(ch.path, entry.link or "") == f"/etc/sv/{name}" and (
-            name in shipped.runit):
+    if (
+        entry is not None
+        and entry.type == "symlink"
+        and _target(ch.path, entry.link or "") == f"/etc/sv/{name}"
+        and (name in shipped.runit)
+    ):
         return EXPLAINED
     return None
 
@@ -203,9 +212,19 @@ def _explain_parents(changes: list[PathChange]) -> None:
 
 
 def _judge(changes: list[PathChange], ctx, files: dict[str, bytes], owners: dict) -> None:
-    todo = [c for c in changes if c.explained_by in _REJUDGE and c.change != "deleted" and (
-        _WANTS.match(c.path) or _RC.match(c.path) or _RUNIT.match(c.path) or c.path.startswith(DSH_DIRS)
-        or (_ALIAS.match(c.path) and c.path.endswith(UNIT_SUFFIXES)))]
+    todo = [
+        c
+        for c in changes
+        if c.explained_by in _REJUDGE
+        and c.change != "deleted"
+        and (
+            _WANTS.match(c.path)
+            or _RC.match(c.path)
+            or _RUNIT.match(c.path)
+            or c.path.startswith(DSH_DIRS)
+            or (_ALIAS.match(c.path) and c.path.endswith(UNIT_SUFFIXES))
+        )
+    ]
     if not todo:
         return
     shipped = _Shipped(owners, ctx.generated.touched, files)

@@ -55,4 +55,3 @@ def parse_package_dbs(files: dict[str, bytes]) -> list[PackageDB]:
         wal = files.get(path + "-wal")
         out.append(parse_rpmdb(files[path], path, wal))
     return out + parse_language_dbs(files)
-

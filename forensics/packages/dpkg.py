@@ -120,10 +120,7 @@ def parse_conffiles_file(data: bytes) -> list[str]:
 def parse_diversions(data: bytes) -> list[tuple[str, str, str]]:
     """Triples (from, to, diverting package); ":" means a local diversion."""
     lines = [ln for ln in _text(data) if ln]
-    return [
-        (norm_path(lines[i]), norm_path(lines[i + 1]), lines[i + 2].strip())
-        for i in range(0, len(lines) - 2, 3)
-    ]
+    return [(norm_path(lines[i]), norm_path(lines[i + 1]), lines[i + 2].strip()) for i in range(0, len(lines) - 2, 3)]
 
 
 @dataclass
@@ -166,9 +163,9 @@ def _info_files(files: dict[str, bytes], prefix: str) -> dict[str, dict[str, tup
     """ext -> key ("pkg" or "pkg:arch") -> (path, bytes) for files directly under prefix."""
     out: dict[str, dict[str, tuple[str, bytes]]] = {ext: {} for ext in INFO_EXTS}
     for path, data in files.items():
-        if not path.startswith(prefix) or "/" in path[len(prefix):]:
+        if not path.startswith(prefix) or "/" in path[len(prefix) :]:
             continue
-        base = path[len(prefix):]
+        base = path[len(prefix) :]
         for ext in INFO_EXTS:
             if base.endswith(ext) and len(base) > len(ext):
                 out[ext][base[: -len(ext)]] = (path, data)
@@ -249,7 +246,7 @@ def parse_dpkg(files: dict[str, bytes]) -> PackageDB:
     # distroless: status.d/<x> holds stanzas, status.d/<x>.md5sums their digests.
     sd_info = _info_files(files, STATUS_D)
     for path in sorted(files):
-        base = path[len(STATUS_D):]
+        base = path[len(STATUS_D) :]
         if not path.startswith(STATUS_D) or "/" in base or base.endswith(INFO_EXTS):
             continue
         found = _candidates(parse_stanzas(files[path], path, log), path, False, log)

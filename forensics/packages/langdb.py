@@ -123,8 +123,9 @@ def parse_record(data: bytes, path: str, log: ErrorLog) -> Package:
                 log.add(f"{path}:{lineno}: bad hash {row[1][:80]!r}")
             else:
                 f.algo, f.digest = got  # type: ignore[assignment]
-    return Package(manager="pip", name=name, version=version, files=list(files.values()),
-                   source_path=path, source_paths=[path])
+    return Package(
+        manager="pip", name=name, version=version, files=list(files.values()), source_path=path, source_paths=[path]
+    )
 
 
 def parse_installed_files(data: bytes, path: str, log: ErrorLog) -> Package:
@@ -141,8 +142,9 @@ def parse_installed_files(data: bytes, path: str, log: ErrorLog) -> Package:
             log.add(f"{path}:{lineno}: path outside the install prefix {prefix}: {line[:80]!r}")
             continue
         files.setdefault(target, PackageFile(path=target))
-    return Package(manager="pip", name=name, version=version, files=list(files.values()),
-                   source_path=path, source_paths=[path])
+    return Package(
+        manager="pip", name=name, version=version, files=list(files.values()), source_path=path, source_paths=[path]
+    )
 
 
 def parse_package_json(data: bytes, path: str, log: ErrorLog) -> Package | None:
@@ -174,8 +176,15 @@ def parse_package_json(data: bytes, path: str, log: ErrorLog) -> Package | None:
     for b in names[:256]:
         if b and "/" not in b and b not in (".", ".."):
             files += [PackageFile(path=norm_path(f"{d}/{b}")) for d in bin_dirs]
-    return Package(manager="npm", name=name[:214], version=version[:64], files=files, trees=[pkg_dir],
-                   source_path=path, source_paths=[path])
+    return Package(
+        manager="npm",
+        name=name[:214],
+        version=version[:64],
+        files=files,
+        trees=[pkg_dir],
+        source_path=path,
+        source_paths=[path],
+    )
 
 
 def parse_language_dbs(files: dict[str, bytes]) -> list[PackageDB]:

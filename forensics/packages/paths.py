@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 
 # --- Database files: captured from the layer stream and handed to the parsers. ---
 
@@ -108,7 +108,7 @@ MANAGER_ALIASES: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(pattern: str) -> re.Pattern[str]:
     out = []
     i, n = 0, len(pattern)

@@ -40,8 +40,23 @@ FILEMODES, FILESTATES, FILEDIGESTS, FILELINKTOS, FILEFLAGS = 1030, 1029, 1035, 1
 DIRINDEXES, BASENAMES, DIRNAMES = 1116, 1117, 1118
 FILEDIGESTALGO = 5011
 WANTED_TAGS = frozenset(
-    {NAME, VERSION, RELEASE, EPOCH, ARCH, OLDFILENAMES, FILEMODES, FILESTATES, FILEDIGESTS,
-     FILELINKTOS, FILEFLAGS, DIRINDEXES, BASENAMES, DIRNAMES, FILEDIGESTALGO}
+    {
+        NAME,
+        VERSION,
+        RELEASE,
+        EPOCH,
+        ARCH,
+        OLDFILENAMES,
+        FILEMODES,
+        FILESTATES,
+        FILEDIGESTS,
+        FILELINKTOS,
+        FILEFLAGS,
+        DIRINDEXES,
+        BASENAMES,
+        DIRNAMES,
+        FILEDIGESTALGO,
+    }
 )
 
 RPMFILE_CONFIG = 1
@@ -164,8 +179,13 @@ def header_to_package(h: dict[int, object], source_path: str, log: ErrorLog) -> 
     flags = _list(h, FILEFLAGS, int)
     states = _list(h, FILESTATES, int)
     links = _list(h, FILELINKTOS, str)
-    for label, arr in (("FILEDIGESTS", digests), ("FILEMODES", modes), ("FILEFLAGS", flags),
-                       ("FILESTATES", states), ("FILELINKTOS", links)):
+    for label, arr in (
+        ("FILEDIGESTS", digests),
+        ("FILEMODES", modes),
+        ("FILEFLAGS", flags),
+        ("FILESTATES", states),
+        ("FILELINKTOS", links),
+    ):
         if arr is not None and len(arr) != len(paths):
             log.add(f"{source_path}: {name}: {label} has {len(arr)} entries for {len(paths)} files")
 
@@ -263,9 +283,7 @@ def parse_rpmdb_sqlite(data: bytes, source_path: str, wal: bytes | None = None) 
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             _guard(conn)
-            row = conn.execute(
-                "SELECT type, sql FROM sqlite_master WHERE name = 'Packages'"
-            ).fetchone()
+            row = conn.execute("SELECT type, sql FROM sqlite_master WHERE name = 'Packages'").fetchone()
             if row is None or row[0] != "table" or "VIRTUAL" in (row[1] or "").upper():
                 return PackageDB(manager="rpm", errors=[f"{source_path}: no Packages table"])
             cursor_errors: list[str] = []

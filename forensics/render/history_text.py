@@ -49,8 +49,11 @@ def render_history(report: Report, *, width: int | None = None, max_paths: int =
 
 
 def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: int, all_paths: bool) -> list[str]:
-    lines = [f"Image {img.index}: {visible(', '.join(img.refs)) or '(untagged)'}  {img.platform or ''}  "
-             f"config {img.config_digest or '-'}", "=" * min(width, 120)]
+    lines = [
+        f"Image {img.index}: {visible(', '.join(img.refs)) or '(untagged)'}  {img.platform or ''}  "
+        f"config {img.config_digest or '-'}",
+        "=" * min(width, 120),
+    ]
     if not img.history:
         lines.append("(no history recorded: nothing to compare the layers with)")
     for h in img.history:
@@ -59,13 +62,20 @@ def _image(img: Image, report: Report, flagged, width: int, lw: int, max_paths: 
         mark = "!!" if (img.index, h.index) in flagged else "  "
         layer = f"layer {h.layer_index}" if h.layer_index is not None else "no layer"
         head = f"{mark} #{h.index} {kind} ({layer})"
-        left = [head] + textwrap.wrap(visible(h.created_by or "(empty created_by)"), lw - 3,
-                                      initial_indent="   ", subsequent_indent="   ", max_lines=8)
+        left = [head] + textwrap.wrap(
+            visible(h.created_by or "(empty created_by)"),
+            lw - 3,
+            initial_indent="   ",
+            subsequent_indent="   ",
+            max_lines=8,
+        )
         right: list[str] = []
         if a and h.layer_index is not None:
             c = a.counts
-            right.append(f"{c.get('added', 0)} added, {c.get('modified', 0)} modified, {c.get('deleted', 0)} deleted"
-                         f"; {c.get('unexplained', 0)} unexplained")
+            right.append(
+                f"{c.get('added', 0)} added, {c.get('modified', 0)} modified, {c.get('deleted', 0)} deleted"
+                f"; {c.get('unexplained', 0)} unexplained"
+            )
             if a.copy_hash is not None:  # our own words, a validated hex and repr()s: nothing raw
                 right += _copy_hash_lines(a.copy_hash, width - lw - 3)
             limit = None if all_paths else max_paths

@@ -21,8 +21,10 @@ from forensics.models import Report
 from forensics.render.safe import finalize_html
 from forensics.render.view import Limits, build_view
 
-CSP_TEMPLATE = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{script_hash}'; "
-                "base-uri 'none'; form-action 'none'")
+CSP_TEMPLATE = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{script_hash}'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 
 @lru_cache(maxsize=1)

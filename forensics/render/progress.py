@@ -27,7 +27,9 @@ class Progress:
         if total:
             frac = min(done / total, 1.0)
             bar = "#" * int(frac * 30)
-            text = f"\r{self.label} [{bar:30}] {frac * 100:5.1f}% {done / 1e6:,.0f}/{total / 1e6:,.0f} MB {rate:,.0f} MB/s"
+            text = (
+                f"\r{self.label} [{bar:30}] {frac * 100:5.1f}% {done / 1e6:,.0f}/{total / 1e6:,.0f} MB {rate:,.0f} MB/s"
+            )
         else:
             text = f"\r{self.label} {done / 1e6:,.0f} MB {rate:,.0f} MB/s"
         sys.stderr.write(text)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.evidence import shown
+from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.models import Coverage, Report
 from forensics.render.safe import visible_lines
 from forensics.render.units import human_size
@@ -25,16 +24,20 @@ def coverage_lines(cov: Coverage | None) -> list[str]:
     """What vouches for the image's files, in three lines and the advice."""
     if cov is None or not cov.files:
         return []
+
     def part(c) -> str:
         return f"{c.files} ({human_size(c.bytes)})"
+
     verified = [cov.verified_earlier_record, cov.verified_same_step, cov.verified_claim, cov.verified_copy_hash]
     v_files, v_bytes = sum(c.files for c in verified), sum(c.bytes for c in verified)
-    out = [f"  coverage  {cov.files} files, {human_size(cov.bytes)}: verified {v_files} ({human_size(v_bytes)}), "
-           f"explained but unverifiable {part(cov.unverifiable)}, unexplained {part(cov.unexplained)}"
-           + (f", contradicted {part(cov.contradicted)}" if cov.contradicted.files else ""),
-           f"            verified against an earlier record {part(cov.verified_earlier_record)}, a same-step record "
-           f"{part(cov.verified_same_step)} (not proof), a command's claim {part(cov.verified_claim)}, a COPY hash "
-           f"{part(cov.verified_copy_hash)}"]
+    out = [
+        f"  coverage  {cov.files} files, {human_size(cov.bytes)}: verified {v_files} ({human_size(v_bytes)}), "
+        f"explained but unverifiable {part(cov.unverifiable)}, unexplained {part(cov.unexplained)}"
+        + (f", contradicted {part(cov.contradicted)}" if cov.contradicted.files else ""),
+        f"            verified against an earlier record {part(cov.verified_earlier_record)}, a same-step record "
+        f"{part(cov.verified_same_step)} (not proof), a command's claim {part(cov.verified_claim)}, a COPY hash "
+        f"{part(cov.verified_copy_hash)}",
+    ]
     out += [f"            {a}" for a in cov.advice]
     return out
 
@@ -100,25 +103,35 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
             ok = "yes"
             if not layer.present:
                 ok = "MISSING"
-            elif layer.diff_id != layer.declared_diff_id or (layer.digest and layer.actual_sha256
-                                                              and layer.digest != layer.actual_sha256):
+            elif layer.diff_id != layer.declared_diff_id or (
+                layer.digest and layer.actual_sha256 and layer.digest != layer.actual_sha256
+            ):
                 ok = "NO"
-            lines.append(f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
-                         f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}")
+            lines.append(
+                f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
+                f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}"
+            )
         lines.append("")
     if report.artifacts:
         lines.append(f"Artifacts ({len(report.artifacts)}): inventoried, every blob checked, not unpacked")
         for a in report.artifacts:
             ok = "yes" if a.verified and all(b.verified for b in a.blobs) else "NO"
-            about = (f"subject {_short(a.subject, 23)}{'' if a.subject_in_archive else ' (not in the archive)'}"
-                     if a.subject else "no subject")
+            about = (
+                f"subject {_short(a.subject, 23)}{'' if a.subject_in_archive else ' (not in the archive)'}"
+                if a.subject
+                else "no subject"
+            )
             lines.append(f"  {a.index:>3} {a.kind:11} {_short(a.manifest_digest, 23):23} {a.artifact_type or '-'}")
-            lines.append(f"      {about}; {len(a.blobs)} blob(s) verified: {ok}"
-                         + (f"; {', '.join(a.refs[:2])}" if a.refs else ""))
+            lines.append(
+                f"      {about}; {len(a.blobs)} blob(s) verified: {ok}"
+                + (f"; {', '.join(a.refs[:2])}" if a.refs else "")
+            )
         lines.append("")
     if report.not_exported:
         plats = [n.platform or n.kind for n in report.not_exported]
-        lines.append(f"Not in this export ({len(plats)}, unverified): {', '.join(plats[:12])}"
-                     + (" …" if len(plats) > 12 else ""))
+        lines.append(
+            f"Not in this export ({len(plats)}, unverified): {', '.join(plats[:12])}"
+            + (" …" if len(plats) > 12 else "")
+        )
         lines.append("")
     return visible_lines(lines).rstrip() + "\n"  # no value can start a line of its own

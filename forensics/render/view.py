@@ -65,11 +65,22 @@ SECTIONS = [
 
 INTEGRITY_PREFIXES = ("blob.", "layer.", "archive.")
 CHANGE_SYMBOL = {"added": "+", "deleted": "\u2212", "modified": "~"}
-TYPE_CHAR = {"file": "-", "dir": "d", "symlink": "l", "hardlink": "h", "char": "c", "block": "b",
-             "fifo": "p", "whiteout": "w", "opaque": "o", "other": "?"}
+TYPE_CHAR = {
+    "file": "-",
+    "dir": "d",
+    "symlink": "l",
+    "hardlink": "h",
+    "char": "c",
+    "block": "b",
+    "fifo": "p",
+    "whiteout": "w",
+    "opaque": "o",
+    "other": "?",
+}
 
 
 # ---------------------------------------------------------------- formatting
+
 
 def human_size(n: int | None) -> str:
     return "-" if n is None else units.human_size(n)
@@ -151,6 +162,7 @@ def pretty_document(text: str | None, limit: int) -> tuple[str, str, int]:
 
 # ---------------------------------------------------------------- anchors
 
+
 def image_anchor(i: int) -> str:
     return f"image-{i}"
 
@@ -168,6 +180,7 @@ def finding_anchor(n: int) -> str:
 
 
 # ---------------------------------------------------------------- findings
+
 
 def _where(f: Finding, report: Report) -> list[dict]:
     out: list[dict] = []
@@ -191,10 +204,14 @@ def _where(f: Finding, report: Report) -> list[dict]:
 def _evidence_rows(f: Finding) -> list[dict]:
     rows: list[dict] = []
     ev = f.evidence or {}
-    roles = {"declared": ("expected (declared)", "expected"), "expected": ("expected", "expected"),
-             "before": ("before (lower layers)", "expected"),
-             "actual": ("actual (computed)", "actual"), "computed": ("actual (computed)", "actual"),
-             "after": ("after (this layer)", "actual")}
+    roles = {
+        "declared": ("expected (declared)", "expected"),
+        "expected": ("expected", "expected"),
+        "before": ("before (lower layers)", "expected"),
+        "actual": ("actual (computed)", "actual"),
+        "computed": ("actual (computed)", "actual"),
+        "after": ("after (this layer)", "actual"),
+    }
     first = ("declared", "expected", "before")
     second = ("actual", "computed", "after")
     for key in sorted(ev, key=lambda k: (0 if k in first else 1 if k in second else 2, str(k))):
@@ -227,24 +244,32 @@ def _finding_groups(report: Report, limits: Limits) -> list[dict]:
             by_code.setdefault(f.code, []).append((n, f))
         codes = []
         for code, items in by_code.items():
-            codes.append({
-                "code": code,
-                "anchor": f"code-{sev.value}-{code}",
-                "explanation": EXPLANATIONS.get(code, "No explanation recorded for this code."),
-                "count": len(items),
-                "list": [_finding_item(n, f, report) for n, f in items[:limits.findings_per_code]],
-                "omitted": max(0, len(items) - limits.findings_per_code),
-            })
+            codes.append(
+                {
+                    "code": code,
+                    "anchor": f"code-{sev.value}-{code}",
+                    "explanation": EXPLANATIONS.get(code, "No explanation recorded for this code."),
+                    "count": len(items),
+                    "list": [_finding_item(n, f, report) for n, f in items[: limits.findings_per_code]],
+                    "omitted": max(0, len(items) - limits.findings_per_code),
+                }
+            )
         groups.append({"severity": sev.value, "label": sev.value.capitalize(), "count": len(in_sev), "codes": codes})
     return groups
 
 
 def _finding_ref(n: int, f: Finding) -> dict:
-    return {"anchor": finding_anchor(n), "code": f.code, "severity": f.severity.value, "subject": f.subject,
-            "detail": f.detail}
+    return {
+        "anchor": finding_anchor(n),
+        "code": f.code,
+        "severity": f.severity.value,
+        "subject": f.subject,
+        "detail": f.detail,
+    }
 
 
 # ---------------------------------------------------------------- images
+
 
 def _pin_lines(img: Image) -> list[str]:
     if not img.manifest_digest:
@@ -279,15 +304,24 @@ def _config_rows(img: Image) -> list[dict]:
         ("Volumes", c.volumes or None),
         ("Env", c.env or None),
         ("Labels", [f"{k}={v}" for k, v in sorted(c.labels.items())] or None),
-        ("OS / arch", ["/".join(x for x in (c.os, c.architecture, c.variant) if x)] if c.os or c.architecture else None),
+        (
+            "OS / arch",
+            ["/".join(x for x in (c.os, c.architecture, c.variant) if x)] if c.os or c.architecture else None,
+        ),
         ("Created", [c.created] if c.created else None),
         ("Author", [c.author] if c.author else None),
     ]
     out = []
     for label, values in rows:
-        out.append({"label": label, "vals": values or [], "unset": not values,
-                    "unset_text": "not set: runs as root" if label == "User" else "not set",
-                    "root": label == "User" and (not c.user or c.user in ("0", "root", "0:0"))})
+        out.append(
+            {
+                "label": label,
+                "vals": values or [],
+                "unset": not values,
+                "unset_text": "not set: runs as root" if label == "User" else "not set",
+                "root": label == "User" and (not c.user or c.user in ("0", "root", "0:0")),
+            }
+        )
     return out
 
 
@@ -303,8 +337,9 @@ def _image_view(img: Image) -> dict:
         "manifest_media_type": img.manifest_media_type,
         "config_digest": img.config_digest,
         "declared_config_digest": img.declared_config_digest,
-        "config_mismatch": bool(img.declared_config_digest and img.config_digest
-                                and img.declared_config_digest != img.config_digest),
+        "config_mismatch": bool(
+            img.declared_config_digest and img.config_digest and img.declared_config_digest != img.config_digest
+        ),
         "n_layers": len(img.layers),
         "n_steps": len(img.history),
         "config": _config_rows(img),
@@ -319,28 +354,49 @@ def _coverage_view(cov) -> dict | None:
 
     def row(label: str, c, note: str = "", kind: str = "") -> dict:
         share = f"{100 * c.bytes / cov.bytes:.0f}%" if cov.bytes else "-"
-        return {"label": label, "files": c.files, "bytes": human_size(c.bytes), "share": share,
-                "note": note, "kind": kind}
+        return {
+            "label": label,
+            "files": c.files,
+            "bytes": human_size(c.bytes),
+            "share": share,
+            "note": note,
+            "kind": kind,
+        }
+
     return {
         "total": f"{cov.files} files, {human_size(cov.bytes)}",
         "rows": [
             row("Verified: a package record written by an earlier layer", cov.verified_earlier_record, kind="ok"),
-            row("Verified: a record written by the same step", cov.verified_same_step,
-                "whoever controlled the step could have rewritten both: consistency, not proof", "weak"),
-            row("Verified: what the command produces (literal bytes, a copy, unchanged)", cov.verified_claim,
-                kind="ok"),
+            row(
+                "Verified: a record written by the same step",
+                cov.verified_same_step,
+                "whoever controlled the step could have rewritten both: consistency, not proof",
+                "weak",
+            ),
+            row(
+                "Verified: what the command produces (literal bytes, a copy, unchanged)", cov.verified_claim, kind="ok"
+            ),
             row("Verified: a COPY/ADD source hash", cov.verified_copy_hash, kind="ok"),
             row("Explained, unverifiable: content from outside the image", cov.unverifiable, kind="weak"),
             row("Contradicted by a record or a claim", cov.contradicted, kind="bad"),
             row("Unexplained", cov.unexplained, kind="bad"),
         ],
-        "gaps": [{"history": g.history, "command": g.command or "", "files": g.files, "bytes": human_size(g.bytes),
-                  "why": g.why} for g in cov.gaps],
+        "gaps": [
+            {
+                "history": g.history,
+                "command": g.command or "",
+                "files": g.files,
+                "bytes": human_size(g.bytes),
+                "why": g.why,
+            }
+            for g in cov.gaps
+        ],
         "advice": list(cov.advice),
     }
 
 
 # ---------------------------------------------------------------- ledger
+
 
 def _inventory(report: Report) -> dict:
     """Artifacts (signatures, attestations, SBOMs) and the index children not exported."""
@@ -348,23 +404,58 @@ def _inventory(report: Report) -> dict:
     artifacts = []
     for a in report.artifacts:
         blobs_ok = all(b.verified for b in a.blobs)
-        artifacts.append({
-            "anchor": f"artifact-{a.index}", "index": a.index, "kind": a.kind, "type": a.artifact_type or "-",
-            "digest": a.manifest_digest, "size": size_text(a.size), "refs": a.refs, "why": a.why,
-            "subject": a.subject,
-            "subject_href": ("#" + image_anchor(next(i.index for i in report.images if i.manifest_digest == a.subject))
-                             if a.subject in held else None),
-            "subject_note": ("" if a.subject is None else "in this archive" if a.subject_in_archive
-                             else "not in this archive"),
-            "mark": _mark(a.verified and blobs_ok, f"{sum(b.verified for b in a.blobs)} of {len(a.blobs)} blobs verified"),
-            "blobs": [{"role": b.role, "media_type": b.media_type or "-", "digest": b.digest,
-                       "size": size_text(b.size), "mark": _mark(b.verified, "present and matching" if b.verified
-                                                                  else "present, bytes differ" if b.present
-                                                                  else "not in the archive")}
-                      for b in a.blobs],
-        })
-    absent = [{"kind": n.kind, "platform": n.platform or "-", "digest": n.digest, "media_type": n.media_type or "-",
-               "index": n.index_digest, "refs": ", ".join(n.refs)} for n in report.not_exported]
+        artifacts.append(
+            {
+                "anchor": f"artifact-{a.index}",
+                "index": a.index,
+                "kind": a.kind,
+                "type": a.artifact_type or "-",
+                "digest": a.manifest_digest,
+                "size": size_text(a.size),
+                "refs": a.refs,
+                "why": a.why,
+                "subject": a.subject,
+                "subject_href": (
+                    "#" + image_anchor(next(i.index for i in report.images if i.manifest_digest == a.subject))
+                    if a.subject in held
+                    else None
+                ),
+                "subject_note": (
+                    "" if a.subject is None else "in this archive" if a.subject_in_archive else "not in this archive"
+                ),
+                "mark": _mark(
+                    a.verified and blobs_ok, f"{sum(b.verified for b in a.blobs)} of {len(a.blobs)} blobs verified"
+                ),
+                "blobs": [
+                    {
+                        "role": b.role,
+                        "media_type": b.media_type or "-",
+                        "digest": b.digest,
+                        "size": size_text(b.size),
+                        "mark": _mark(
+                            b.verified,
+                            "present and matching"
+                            if b.verified
+                            else "present, bytes differ"
+                            if b.present
+                            else "not in the archive",
+                        ),
+                    }
+                    for b in a.blobs
+                ],
+            }
+        )
+    absent = [
+        {
+            "kind": n.kind,
+            "platform": n.platform or "-",
+            "digest": n.digest,
+            "media_type": n.media_type or "-",
+            "index": n.index_digest,
+            "refs": ", ".join(n.refs),
+        }
+        for n in report.not_exported
+    ]
     return {"artifacts": artifacts, "absent": absent}
 
 
@@ -408,9 +499,15 @@ def _ledger(report: Report, limits: Limits) -> dict:
         declared_size: int | None = None
         diff = _mark(None)
         descriptor = _mark(None)
-        pairs = layer_of.get(blob.name) or (layer_of.get(blob.digest) if blob.digest and blob.kind == "layer" else None) or []
+        pairs = (
+            layer_of.get(blob.name)
+            or (layer_of.get(blob.digest) if blob.digest and blob.kind == "layer" else None)
+            or []
+        )
         for img, layer in pairs:
-            uses.append({"text": f"image {img.index} layer {layer.index}", "href": "#" + layer_anchor(img.index, layer.index)})
+            uses.append(
+                {"text": f"image {img.index} layer {layer.index}", "href": "#" + layer_anchor(img.index, layer.index)}
+            )
         if pairs:
             img, layer = pairs[0]
             if layer.digest and blob.digest:
@@ -418,15 +515,18 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 declared_digest = declared_digest or layer.digest
             declared_size = layer.size
             if layer.declared_diff_id or layer.diff_id:
-                diff = _mark(bool(layer.diff_id) and layer.diff_id == layer.declared_diff_id,
-                             f"diff_id {short(layer.diff_id)} vs rootfs {short(layer.declared_diff_id)}")
+                diff = _mark(
+                    bool(layer.diff_id) and layer.diff_id == layer.declared_diff_id,
+                    f"diff_id {short(layer.diff_id)} vs rootfs {short(layer.declared_diff_id)}",
+                )
         elif blob.kind == "config" and blob.digest:
             img = config_of.get(blob.digest) or (config_of.get(blob.declared_digest) if blob.declared_digest else None)
             if img is not None:
                 uses.append({"text": f"image {img.index} config", "href": "#" + image_anchor(img.index)})
                 if img.declared_config_digest:
-                    descriptor = _mark(img.declared_config_digest == blob.digest,
-                                       f"manifest says {short(img.declared_config_digest)}")
+                    descriptor = _mark(
+                        img.declared_config_digest == blob.digest, f"manifest says {short(img.declared_config_digest)}"
+                    )
         elif blob.kind == "manifest" and blob.digest:
             for img in report.images:
                 if img.manifest_digest == blob.digest:
@@ -441,9 +541,13 @@ def _ledger(report: Report, limits: Limits) -> dict:
         size_mark = _mark(None)
         if declared_size is not None:
             size_mark = _mark(declared_size == blob.size, f"declared {declared_size:,}")
-        ns = sorted(set((by_digest.get(blob.digest, []) if blob.digest else [])
-                        + (by_digest.get(blob.declared_digest, []) if blob.declared_digest else [])
-                        + by_entry.get(blob.name, [])))
+        ns = sorted(
+            set(
+                (by_digest.get(blob.digest, []) if blob.digest else [])
+                + (by_digest.get(blob.declared_digest, []) if blob.declared_digest else [])
+                + by_entry.get(blob.name, [])
+            )
+        )
         refs = [_finding_ref(n, report.findings[n]) for n in ns]
         integrity = [r for r in refs if r["code"].startswith(INTEGRITY_PREFIXES)]
         finding_mark = _mark(not refs, "") if (refs or blob.digest) else _mark(None)
@@ -467,8 +571,10 @@ def _ledger(report: Report, limits: Limits) -> dict:
             "severity": SEVERITY_ORDER[worst].value if worst is not None else None,
         }
 
-    ordered = sorted(report.blobs, key=lambda b: ({"index": 0, "metadata": 1, "manifest": 2, "config": 3,
-                                                   "layer": 4}.get(b.kind, 5), b.name))
+    ordered = sorted(
+        report.blobs,
+        key=lambda b: ({"index": 0, "metadata": 1, "manifest": 2, "config": 3, "layer": 4}.get(b.kind, 5), b.name),
+    )
     for blob in ordered:
         seen_names.add(blob.name)
         rows.append(row_for(blob))
@@ -484,51 +590,75 @@ def _ledger(report: Report, limits: Limits) -> dict:
         layer = users[0][1]
         ns = sorted(set(by_digest.get(digest, []) if digest else []))
         worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=SEVERITY_RANK[Severity.high])
-        rows.append({
-            "name": path or "(no path)",
-            "kind": "layer (missing)",
-            "link": None,
-            "declared_digest": digest,
-            "digest": None,
-            "declared_size": layer.size,
-            "size": None,
-            "size_text": "absent",
-            "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
-            "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
-                      _mark(False, "")],
-            "digest_differs": True,
-            "findings": [_finding_ref(n, report.findings[n]) for n in ns],
-            "uses": [{"text": f"image {img.index} layer {lay.index}", "href": "#" + layer_anchor(img.index, lay.index)}
-                     for img, lay in users],
-            "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
-            "severity": SEVERITY_ORDER[worst].value,
-        })
+        rows.append(
+            {
+                "name": path or "(no path)",
+                "kind": "layer (missing)",
+                "link": None,
+                "declared_digest": digest,
+                "digest": None,
+                "declared_size": layer.size,
+                "size": None,
+                "size_text": "absent",
+                "declared_size_text": f"{layer.size:,}" if layer.size is not None else "-",
+                "marks": [
+                    _mark(False, "blob absent"),
+                    _mark(False, "blob absent"),
+                    _mark(None),
+                    _mark(None),
+                    _mark(False, ""),
+                ],
+                "digest_differs": True,
+                "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                "uses": [
+                    {"text": f"image {img.index} layer {lay.index}", "href": "#" + layer_anchor(img.index, lay.index)}
+                    for img, lay in users
+                ],
+                "state": "fail" if worst <= SEVERITY_RANK[Severity.medium] else "warn",
+                "severity": SEVERITY_ORDER[worst].value,
+            }
+        )
     for a in report.artifacts:
         for b in a.blobs:
             if b.present or not b.digest:
                 continue
             ns = sorted(set(by_digest.get(b.digest, [])))
-            rows.append({
-                "name": "blobs/" + b.digest.replace(":", "/", 1), "kind": f"artifact {b.role} (missing)", "link": None,
-                "declared_digest": b.digest, "digest": None, "declared_size": b.size, "size": None,
-                "size_text": "absent", "declared_size_text": f"{b.size:,}" if b.size is not None else "-",
-                "marks": [_mark(False, "blob absent"), _mark(False, "blob absent"), _mark(None), _mark(None),
-                          _mark(False, "")],
-                "digest_differs": True, "findings": [_finding_ref(n, report.findings[n]) for n in ns],
-                "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
-                "state": "fail", "severity": "low",
-            })
+            rows.append(
+                {
+                    "name": "blobs/" + b.digest.replace(":", "/", 1),
+                    "kind": f"artifact {b.role} (missing)",
+                    "link": None,
+                    "declared_digest": b.digest,
+                    "digest": None,
+                    "declared_size": b.size,
+                    "size": None,
+                    "size_text": "absent",
+                    "declared_size_text": f"{b.size:,}" if b.size is not None else "-",
+                    "marks": [
+                        _mark(False, "blob absent"),
+                        _mark(False, "blob absent"),
+                        _mark(None),
+                        _mark(None),
+                        _mark(False, ""),
+                    ],
+                    "digest_differs": True,
+                    "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                    "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
+                    "state": "fail",
+                    "severity": "low",
+                }
+            )
     for r in rows:  # bounded rows: a blob used or flagged 1,000 times says so in a number
         r["uses_more"] = max(0, len(r["uses"]) - limits.row_links)
         r["findings_more"] = max(0, len(r["findings"]) - limits.row_links)
-        r["uses"], r["findings"] = r["uses"][:limits.row_links], r["findings"][:limits.row_links]
+        r["uses"], r["findings"] = r["uses"][: limits.row_links], r["findings"][: limits.row_links]
     failing = [r for r in rows if r["state"] != "pass"]
     shown = rows
     omitted = 0
     if len(rows) > limits.blobs:
         keep = {id(r) for r in failing}
         shown = [r for r in rows if id(r) in keep] + [r for r in rows if id(r) not in keep]
-        shown = shown[:limits.blobs]
+        shown = shown[: limits.blobs]
         omitted = len(rows) - len(shown)
     return {
         "columns": [
@@ -547,6 +677,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
 
 
 # ---------------------------------------------------------------- history
+
 
 def _change_row(c: PathChange) -> dict:
     return {
@@ -600,8 +731,10 @@ def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Bu
             ns.update(by_layer.get(h.layer_index, []))
         if a is not None:
             ns.update(n for n in a.findings if 0 <= n < len(report.findings))
-        refs = [_finding_ref(n, report.findings[n]) for n in sorted(ns, key=lambda n: (
-            SEVERITY_RANK[report.findings[n].severity], n))]
+        refs = [
+            _finding_ref(n, report.findings[n])
+            for n in sorted(ns, key=lambda n: (SEVERITY_RANK[report.findings[n].severity], n))
+        ]
         worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=None)
         unexplained = a.unexplained if a else []
         explained = a.explained if a else []
@@ -630,54 +763,68 @@ def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Bu
             for key in ("added", "modified", "deleted", "explained", "unexplained"):
                 if key in a.counts:
                     counts.append({"name": key, "value": a.counts[key]})
-            for key in sorted(k for k in a.counts if k not in ("added", "modified", "deleted", "explained",
-                                                                   "unexplained")):
+            for key in sorted(
+                k for k in a.counts if k not in ("added", "modified", "deleted", "explained", "unexplained")
+            ):
                 counts.append({"name": key, "value": a.counts[key]})
         layer = layers.get(h.layer_index) if h.layer_index is not None else None
-        steps.append({
-            "index": h.index,
-            "anchor": step_anchor(img.index, h.index),
-            "created": h.created or "-",
-            "created_by": h.created_by if h.created_by is not None else "",
-            "created_by_missing": h.created_by is None,
-            "author": h.author,
-            "comment": h.comment,
-            "empty_layer": h.empty_layer,
-            "layer_index": h.layer_index,
-            "layer_href": "#" + layer_anchor(img.index, h.layer_index) if layer is not None else None,
-            "layer_digest": short(layer.digest) if layer is not None else None,
-            "layer_entries": layer.entries if layer is not None else None,
-            "status": status,
-            "status_label": label,
-            "status_reason": reason,
-            "severity": SEVERITY_ORDER[worst].value if worst is not None else None,
-            "analysis": a is not None,
-            "instruction": None if a is None else {
-                "kind": a.instruction.kind, "builder": a.instruction.builder, "dest": a.instruction.dest,
-                "sources": a.instruction.sources, "metadata_only": a.instruction.metadata_only,
-            },
-            "counts": counts,
-            "unexplained": [_change_row(c) for c in unexplained[:n_unexp]],
-            "unexplained_total": len(unexplained),
-            "unexplained_omitted": len(unexplained) - n_unexp,
-            "explained": [_change_row(c) for c in explained[:n_exp]],
-            "explained_total": len(explained),
-            "explained_omitted": len(explained) - n_exp,
-            "findings": refs,
-            "n_findings": len(refs),
-            "poisoned": status == "poisoned",
-            "open": status in ("poisoned", "flagged"),
-            "summary_counts": _summary_counts(a.counts) if a is not None else "",
-        })
+        steps.append(
+            {
+                "index": h.index,
+                "anchor": step_anchor(img.index, h.index),
+                "created": h.created or "-",
+                "created_by": h.created_by if h.created_by is not None else "",
+                "created_by_missing": h.created_by is None,
+                "author": h.author,
+                "comment": h.comment,
+                "empty_layer": h.empty_layer,
+                "layer_index": h.layer_index,
+                "layer_href": "#" + layer_anchor(img.index, h.layer_index) if layer is not None else None,
+                "layer_digest": short(layer.digest) if layer is not None else None,
+                "layer_entries": layer.entries if layer is not None else None,
+                "status": status,
+                "status_label": label,
+                "status_reason": reason,
+                "severity": SEVERITY_ORDER[worst].value if worst is not None else None,
+                "analysis": a is not None,
+                "instruction": None
+                if a is None
+                else {
+                    "kind": a.instruction.kind,
+                    "builder": a.instruction.builder,
+                    "dest": a.instruction.dest,
+                    "sources": a.instruction.sources,
+                    "metadata_only": a.instruction.metadata_only,
+                },
+                "counts": counts,
+                "unexplained": [_change_row(c) for c in unexplained[:n_unexp]],
+                "unexplained_total": len(unexplained),
+                "unexplained_omitted": len(unexplained) - n_unexp,
+                "explained": [_change_row(c) for c in explained[:n_exp]],
+                "explained_total": len(explained),
+                "explained_omitted": len(explained) - n_exp,
+                "findings": refs,
+                "n_findings": len(refs),
+                "poisoned": status == "poisoned",
+                "open": status in ("poisoned", "flagged"),
+                "summary_counts": _summary_counts(a.counts) if a is not None else "",
+            }
+        )
     # layers that no history step owns (history shorter than the layers)
     owned = {h.layer_index for h in img.history if h.layer_index is not None}
     orphans = []
     for layer in img.layers:
         if layer.index not in owned:
             ns = by_layer.get(layer.index, [])
-            orphans.append({"index": layer.index, "href": "#" + layer_anchor(img.index, layer.index),
-                            "digest": short(layer.digest), "entries": layer.entries,
-                            "findings": [_finding_ref(n, report.findings[n]) for n in ns]})
+            orphans.append(
+                {
+                    "index": layer.index,
+                    "href": "#" + layer_anchor(img.index, layer.index),
+                    "digest": short(layer.digest),
+                    "entries": layer.entries,
+                    "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                }
+            )
     return {
         "steps": steps,
         "analysis": any_analysis,
@@ -696,6 +843,7 @@ def _summary_counts(counts: dict[str, int]) -> str:
 
 
 # ---------------------------------------------------------------- file listings
+
 
 def _flagged_paths(report: Report, img: Image) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
@@ -747,30 +895,35 @@ def _files_view(report: Report, img: Image, cap: int, shared: dict[str, str], li
                 shared[key] = layer_anchor(img.index, layer.index)
             head = layer.files[:cap]
             rows = [_file_row(e, e.path in flagged) for e in head]
-            extra = [e for e in layer.files[cap:] if e.path in flagged or (
-                e.type == "file" and e.mode & (stat.S_ISUID | stat.S_ISGID))][:cap]
+            extra = [
+                e
+                for e in layer.files[cap:]
+                if e.path in flagged or (e.type == "file" and e.mode & (stat.S_ISUID | stat.S_ISGID))
+            ][:cap]
             rows += [_file_row(e, e.path in flagged) for e in extra]
             omitted = len(layer.files) - len(rows)
         setuid = sum(1 for e in layer.files if e.type == "file" and e.mode & (stat.S_ISUID | stat.S_ISGID))
-        out.append({
-            "index": layer.index,
-            "anchor": layer_anchor(img.index, layer.index),
-            "digest": layer.digest,
-            "media_type": layer.media_type or "-",
-            "compression": layer.compression or "-",
-            "size": size_text(layer.actual_size if layer.actual_size is not None else layer.size),
-            "present": layer.present,
-            "total": len(layer.files),
-            "entries": layer.entries,
-            "rows": rows,
-            "omitted": omitted,
-            "cap": cap,
-            "same_as": same_as,
-            "steps": [{"index": s, "href": "#" + step_anchor(img.index, s)} for s in steps_of.get(layer.index, [])],
-            "flagged": len([r for r in rows if r["flagged"]]),
-            "setuid": setuid,
-            "open": bool(flagged) and same_as is None,
-        })
+        out.append(
+            {
+                "index": layer.index,
+                "anchor": layer_anchor(img.index, layer.index),
+                "digest": layer.digest,
+                "media_type": layer.media_type or "-",
+                "compression": layer.compression or "-",
+                "size": size_text(layer.actual_size if layer.actual_size is not None else layer.size),
+                "present": layer.present,
+                "total": len(layer.files),
+                "entries": layer.entries,
+                "rows": rows,
+                "omitted": omitted,
+                "cap": cap,
+                "same_as": same_as,
+                "steps": [{"index": s, "href": "#" + step_anchor(img.index, s)} for s in steps_of.get(layer.index, [])],
+                "flagged": len([r for r in rows if r["flagged"]]),
+                "setuid": setuid,
+                "open": bool(flagged) and same_as is None,
+            }
+        )
     return out
 
 
@@ -791,12 +944,20 @@ def _per_layer_cap(report: Report, limits: Limits) -> int:
 
 # ---------------------------------------------------------------- evidence
 
+
 def _custody_rows(inp) -> list[dict]:
     """The `input` block (forensics.evidence): where the evidence is and that it did not change."""
     if inp.kind is None:  # a result saved before the block existed
         return []
-    rows = [{"label": "Input kind", "value": {"file": "file", "directory": "directory (OCI layout)",
-                                              "stream": "stream (stdin), read once"}[inp.kind], "mono": False}]
+    rows = [
+        {
+            "label": "Input kind",
+            "value": {"file": "file", "directory": "directory (OCI layout)", "stream": "stream (stdin), read once"}[
+                inp.kind
+            ],
+            "mono": False,
+        }
+    ]
     if inp.resolved:
         rows.append({"label": "Resolved path", "value": inp.resolved, "mono": True})
     if inp.mtime:
@@ -806,13 +967,21 @@ def _custody_rows(inp) -> list[dict]:
     if inp.listing_sha256:
         rows.append({"label": "SHA-256 of the file listing", "value": inp.listing_sha256, "mono": True})
     if inp.kind != "stream":
-        rows.append({"label": "SHA-256 after the analysis",
-                     "value": (inp.sha256_end + " (read again: unchanged)") if inp.sha256_end else "not checked",
-                     "mono": True})
+        rows.append(
+            {
+                "label": "SHA-256 after the analysis",
+                "value": (inp.sha256_end + " (read again: unchanged)") if inp.sha256_end else "not checked",
+                "mono": True,
+            }
+        )
     if inp.kept:
-        rows.append({"label": "Kept copy (--keep-input)",
-                     "value": f"{inp.kept.path} ({inp.kept.resolved}), {size_text(inp.kept.size)}, {inp.kept.sha256}",
-                     "mono": True})
+        rows.append(
+            {
+                "label": "Kept copy (--keep-input)",
+                "value": f"{inp.kept.path} ({inp.kept.resolved}), {size_text(inp.kept.size)}, {inp.kept.sha256}",
+                "mono": True,
+            }
+        )
     return rows
 
 
@@ -824,15 +993,25 @@ def _evidence(report: Report) -> list[dict]:
         {"label": "Path as given", "value": inp.path, "mono": True},
         {"label": "Size", "value": size_text(inp.size), "mono": False},
         {"label": "SHA-256", "value": inp.sha256 or "(directory input: no single file hash)", "mono": True},
-        {"label": "Format", "value": report.format + (f", {inp.compression} compressed" if inp.compression
-                                                       and inp.compression != "none" else ""), "mono": False},
+        {
+            "label": "Format",
+            "value": report.format
+            + (f", {inp.compression} compressed" if inp.compression and inp.compression != "none" else ""),
+            "mono": False,
+        },
     ]
     rows += _custody_rows(inp)
     if a is not None:
-        rows.append({"label": "Analysis (UTC)", "value": f"{a.started} \u2192 {a.finished} ({a.seconds:.2f} s)",
-                     "mono": False})
-    rows.append({"label": "Tool", "value": f"{report.tool.name} {report.tool.version} (report schema "
-                                           f"{report.schema_version})", "mono": False})
+        rows.append(
+            {"label": "Analysis (UTC)", "value": f"{a.started} \u2192 {a.finished} ({a.seconds:.2f} s)", "mono": False}
+        )
+    rows.append(
+        {
+            "label": "Tool",
+            "value": f"{report.tool.name} {report.tool.version} (report schema {report.schema_version})",
+            "mono": False,
+        }
+    )
     if a is not None and a.command:
         rows.append({"label": "Command line", "value": shlex.join(a.command), "mono": True})
     if a is not None and a.expect:
@@ -841,6 +1020,7 @@ def _evidence(report: Report) -> list[dict]:
 
 
 # ---------------------------------------------------------------- the page
+
 
 def build_view(report: Report, limits: Limits | None = None) -> dict:
     limits = limits or Limits()
@@ -858,19 +1038,37 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
         view["layers"] = _files_view(report, img, cap, shared, limits)
         images.append(view)
     poisoned = [
-        {"image": im["index"], "step": s["index"], "href": "#" + s["anchor"], "created_by": s["created_by"],
-         "reason": s["status_reason"], "label": s["status_label"]}
-        for im in images for s in im["history"]["steps"] if s["status"] == "poisoned"
+        {
+            "image": im["index"],
+            "step": s["index"],
+            "href": "#" + s["anchor"],
+            "created_by": s["created_by"],
+            "reason": s["status_reason"],
+            "label": s["status_label"],
+        }
+        for im in images
+        for s in im["history"]["steps"]
+        if s["status"] == "poisoned"
     ]
     appendix = []
     for img in report.images:
-        for what, text, digest in (("Manifest", img.manifest_text, img.manifest_digest),
-                                   ("Config", img.config_text, img.config_digest)):
+        for what, text, digest in (
+            ("Manifest", img.manifest_text, img.manifest_digest),
+            ("Config", img.config_text, img.config_digest),
+        ):
             if text is None:
                 continue
             shown, how, omitted = pretty_document(text, limits.document_chars)
-            appendix.append({"title": f"Image {img.index} {what.lower()}", "digest": digest, "how": how,
-                             "text": shown, "omitted": omitted, "anchor": f"doc-{img.index}-{what.lower()}"})
+            appendix.append(
+                {
+                    "title": f"Image {img.index} {what.lower()}",
+                    "digest": digest,
+                    "how": how,
+                    "text": shown,
+                    "omitted": omitted,
+                    "anchor": f"doc-{img.index}-{what.lower()}",
+                }
+            )
     from forensics.render.svg import render_structure_svg
 
     name = os.path.basename(report.input.path.rstrip("/")) or report.input.path
@@ -880,8 +1078,9 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
         "verdict": report.verdict,
         "verdict_label": verdict_label,
         "verdict_line": verdict_line,
-        "severity_counts": [{"name": s.value, "label": s.value.capitalize(), "count": counts[s]}
-                            for s in SEVERITY_ORDER],
+        "severity_counts": [
+            {"name": s.value, "label": s.value.capitalize(), "count": counts[s]} for s in SEVERITY_ORDER
+        ],
         "n_findings": len(report.findings),
         "top_findings": [_finding_ref(n, f) for n, f in list(enumerate(report.findings))[:5]],
         "more_findings": max(0, len(report.findings) - 5),

@@ -33,19 +33,35 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
         return out  # resolve already reported the invalid digest
     e = d.entry
     if e is None and d.digest is None:  # a docker-save path that names nothing
-        out.append(finding("blob.missing", "high", d.path or d.where,
-                           f"{role} {d.path!r} named by {d.where} is not in the archive", entry=d.path,
-                           image=image, layer=layer))
+        out.append(
+            finding(
+                "blob.missing",
+                "high",
+                d.path or d.where,
+                f"{role} {d.path!r} named by {d.where} is not in the archive",
+                entry=d.path,
+                image=image,
+                layer=layer,
+            )
+        )
         return out
     if e is None:
         if d.not_exported:
             return out  # left out of the export: check_not_exported lists it once per index
         if _is_foreign(d):
             urls = ", ".join(d.urls[:2]) or "none"
-            out.append(finding("blob.foreign", "low", d.digest,
-                               f"{role} {d.digest} ({d.media_type or 'no media type'}) named by {d.where} is a "
-                               f"foreign/non-distributable layer, not in the archive by design (urls: {urls}): "
-                               "its content cannot be verified here", entry=d.path, **where))
+            out.append(
+                finding(
+                    "blob.foreign",
+                    "low",
+                    d.digest,
+                    f"{role} {d.digest} ({d.media_type or 'no media type'}) named by {d.where} is a "
+                    f"foreign/non-distributable layer, not in the archive by design (urls: {urls}): "
+                    "its content cannot be verified here",
+                    entry=d.path,
+                    **where,
+                )
+            )
             return out
         if d.role in ("artifact-config", "artifact-blob"):
             # Part of a signature, attestation or SBOM, never of what runs: its absence makes
@@ -53,29 +69,60 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
             sev, why = "low", "part of an artifact manifest the archive holds, so that artifact cannot be verified"
         else:
             sev, why = "high", "the archive does not hold it, so it cannot be verified"
-        out.append(finding("blob.missing", sev, d.digest,
-                           f"{role} {d.digest} named by {d.where} is missing at {d.path}: {why}",
-                           entry=d.path, **where))
+        out.append(
+            finding(
+                "blob.missing",
+                sev,
+                d.digest,
+                f"{role} {d.digest} named by {d.where} is missing at {d.path}: {why}",
+                entry=d.path,
+                **where,
+            )
+        )
         return out
     actual = _digest_of(e)
     named_by = d.annotations.get("digest-source", "descriptor")
     if actual and actual != d.digest and named_by != "diffid-name" and not d.path.endswith(".tar"):
         source = "its file name" if named_by == "name" else d.where
-        out.append(finding("blob.digest-mismatch", "critical", d.digest,
-                           f"{role} {e.name}: sha256 of its {e.nbytes} bytes is {actual}, but {source} says {d.digest}",
-                           entry=e.name, evidence={"declared": d.digest, "actual": actual}, **where))
+        out.append(
+            finding(
+                "blob.digest-mismatch",
+                "critical",
+                d.digest,
+                f"{role} {e.name}: sha256 of its {e.nbytes} bytes is {actual}, but {source} says {d.digest}",
+                entry=e.name,
+                evidence={"declared": d.digest, "actual": actual},
+                **where,
+            )
+        )
     if d.size is not None and d.size != e.nbytes:
-        out.append(finding("blob.size-mismatch", "high", d.digest,
-                           f"{role} {e.name}: {d.where} declares size {d.size}, the blob has {e.nbytes} bytes",
-                           entry=e.name, evidence={"declared": d.size, "actual": e.nbytes}, **where))
+        out.append(
+            finding(
+                "blob.size-mismatch",
+                "high",
+                d.digest,
+                f"{role} {e.name}: {d.where} declares size {d.size}, the blob has {e.nbytes} bytes",
+                entry=e.name,
+                evidence={"declared": d.size, "actual": e.nbytes},
+                **where,
+            )
+        )
     if d.data is not None:
         import base64
         import hashlib
+
         try:
             raw = base64.b64decode(d.data, validate=True)
             if "sha256:" + hashlib.sha256(raw).hexdigest() != d.digest:
-                out.append(finding("blob.digest-mismatch", "high", d.digest,
-                                   f"the embedded data of {d.where} does not hash to its digest", **where))
+                out.append(
+                    finding(
+                        "blob.digest-mismatch",
+                        "high",
+                        d.digest,
+                        f"the embedded data of {d.where} does not hash to its digest",
+                        **where,
+                    )
+                )
         except ValueError:
             pass
     return out
@@ -90,16 +137,34 @@ def check_media_type(d: Descriptor, role: str, *, image: int, layer: int | None 
         actual = SNIFF_AS_COMPRESSION.get(e.sniffed or "", e.sniffed)
         if not is_layer_type(d.media_type):
             # Readers that go by the media type skip it; readers that sniff run it.
-            return [finding("blob.media-type-mismatch", "medium", d.digest,
-                            f"layer {layer} is declared {d.media_type}, which is not a layer media type, but its "
-                            f"bytes are a {actual} layer: runtimes disagree on whether it is part of the image",
-                            image=image, layer=layer, digest=d.digest, entry=e.name,
-                            evidence={"declared": d.media_type, "actual": actual})]
+            return [
+                finding(
+                    "blob.media-type-mismatch",
+                    "medium",
+                    d.digest,
+                    f"layer {layer} is declared {d.media_type}, which is not a layer media type, but its "
+                    f"bytes are a {actual} layer: runtimes disagree on whether it is part of the image",
+                    image=image,
+                    layer=layer,
+                    digest=d.digest,
+                    entry=e.name,
+                    evidence={"declared": d.media_type, "actual": actual},
+                )
+            ]
         if declared is not None and actual != declared:
-            return [finding("blob.media-type-mismatch", "medium", d.digest,
-                            f"layer {layer} is declared {d.media_type} ({declared}) but its bytes are {actual}",
-                            image=image, layer=layer, digest=d.digest, entry=e.name,
-                            evidence={"declared": declared, "actual": actual})]
+            return [
+                finding(
+                    "blob.media-type-mismatch",
+                    "medium",
+                    d.digest,
+                    f"layer {layer} is declared {d.media_type} ({declared}) but its bytes are {actual}",
+                    image=image,
+                    layer=layer,
+                    digest=d.digest,
+                    entry=e.name,
+                    evidence={"declared": declared, "actual": actual},
+                )
+            ]
     return []
 
 
@@ -132,9 +197,16 @@ def check_unreferenced(inv: Inventory, res: Resolved) -> list[Finding]:
         else:
             sev, note = "low", "nothing in the archive refers to it"
         digest = _digest_of(e)
-        out.append(finding("blob.unreferenced", sev, digest or e.name,
-                           f"{e.name} ({e.nbytes} bytes, {what}) is referenced by nothing: {note}",
-                           digest=digest, entry=e.name))
+        out.append(
+            finding(
+                "blob.unreferenced",
+                sev,
+                digest or e.name,
+                f"{e.name} ({e.nbytes} bytes, {what}) is referenced by nothing: {note}",
+                digest=digest,
+                entry=e.name,
+            )
+        )
     return out
 
 
@@ -148,9 +220,17 @@ def check_blob_names(inv: Inventory, res: Resolved) -> list[Finding]:
         named = "sha256:" + posixpath.basename(e.path)
         actual = _digest_of(e)
         if actual and actual != named:
-            out.append(finding("blob.digest-mismatch", "critical", named,
-                               f"{e.name}: sha256 of its {e.nbytes} bytes is {actual}, not the digest its name declares",
-                               entry=e.name, digest=named, evidence={"declared": named, "actual": actual}))
+            out.append(
+                finding(
+                    "blob.digest-mismatch",
+                    "critical",
+                    named,
+                    f"{e.name}: sha256 of its {e.nbytes} bytes is {actual}, not the digest its name declares",
+                    entry=e.name,
+                    digest=named,
+                    evidence={"declared": named, "actual": actual},
+                )
+            )
     return out
 
 
@@ -158,8 +238,13 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-KIND_WORDS = {"platform": "platform manifest", "attestation": "attestation manifest", "index": "nested index",
-              "referrer": "referrer", "other": "manifest"}
+KIND_WORDS = {
+    "platform": "platform manifest",
+    "attestation": "attestation manifest",
+    "index": "nested index",
+    "referrer": "referrer",
+    "other": "manifest",
+}
 
 
 def check_not_exported(res: Resolved) -> list[Finding]:
@@ -187,13 +272,26 @@ def _not_exported(ic: IndexChildren) -> Finding:
         shown = f" ({', '.join(plats[:12])}{', …' if len(plats) > 12 else ''})" if plats else ""
         parts.append(f"{len(absent)} of the {_count(total, KIND_WORDS[kind])}{shown}")
     verified = [p for k, p in ic.present if k == "platform" and p]
-    only = (f"only {', '.join(verified)} can be verified" if verified
-            else "no image of it can be verified")
+    only = f"only {', '.join(verified)} can be verified" if verified else "no image of it can be verified"
     verb = "is" if len(ic.absent) == 1 else "are"
     detail = f"{'; '.join(parts)} of {name} {verb} not in this export; {only}"
     return finding(
-        "blob.not-exported", "info", d.digest if d is not None else "index.json", detail,
-        digest=d.digest if d is not None else None, entry=d.path if d is not None else "index.json",
-        evidence={"absent": [{"digest": a.descriptor.digest, "media_type": a.descriptor.media_type,
-                              "kind": a.kind, "platform": a.platform} for a in ic.absent],
-                  "present_platforms": verified})
+        "blob.not-exported",
+        "info",
+        d.digest if d is not None else "index.json",
+        detail,
+        digest=d.digest if d is not None else None,
+        entry=d.path if d is not None else "index.json",
+        evidence={
+            "absent": [
+                {
+                    "digest": a.descriptor.digest,
+                    "media_type": a.descriptor.media_type,
+                    "kind": a.kind,
+                    "platform": a.platform,
+                }
+                for a in ic.absent
+            ],
+            "present_platforms": verified,
+        },
+    )

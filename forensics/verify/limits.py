@@ -25,12 +25,12 @@ WHAT = {
     "input_bytes_per_entry": "more entries than the input's size allows (48,000, then one per {value} bytes)",
     "max_name_bytes": "more than {value} characters of entry names in the archive",
     "input_bytes_per_name_char": "more characters of entry names than the input's size allows "
-                                 "(12 MiB, then one per {value} bytes)",
+    "(12 MiB, then one per {value} bytes)",
     "max_uncompressed": "a layer decompressing to more than {value} bytes",
     "max_ratio": "a layer decompressing more than {value} times its compressed size",
     "max_history": "more than {value} history entries",
     "analyzed_entries": "more layer entries to analyze than the input's size allows ({value}; a layer the "
-                        "manifests list again counts again)",
+    "manifests list again counts again)",
 }
 DECOMPRESSION = ("max_uncompressed", "max_ratio")
 
@@ -38,20 +38,27 @@ DECOMPRESSION = ("max_uncompressed", "max_ratio")
 def limit_finding(hit: LimitHit, where: str, **fields) -> Finding:
     what = WHAT.get(hit.limit, hit.limit + " {value}").format(value=f"{hit.value:,}")
     if hit.limit in DECOMPRESSION:
-        left = (f"{hit.example}: the rest of the layer, its diff_id and its files beyond that point are "
-                "not verified")
+        left = f"{hit.example}: the rest of the layer, its diff_id and its files beyond that point are not verified"
     elif hit.limit == "analyzed_entries":
-        left = (f"{hit.count:,} entries of the layers listed from {hit.example!r} on were not analyzed (their "
-                "digests are verified, their files are not compared with the history)")
+        left = (
+            f"{hit.count:,} entries of the layers listed from {hit.example!r} on were not analyzed (their "
+            "digests are verified, their files are not compared with the history)"
+        )
     elif hit.limit == "max_history":
         left = f"{hit.count:,} history entries after the first {hit.value:,} were not analyzed"
     else:
-        left = (f"{hit.count:,} entries were read and hashed but not analyzed (the first: {hit.example!r}); "
-                "no finding about them can be raised")
-    return finding("archive.limit-exceeded", "high", f"{where}: {hit.limit}",
-                   f"{where} exceeds the limit {hit.limit} ({what}): {left}",
-                   evidence={"limit": hit.limit, "value": hit.value, "count": hit.count, "first": hit.example},
-                   **fields)
+        left = (
+            f"{hit.count:,} entries were read and hashed but not analyzed (the first: {hit.example!r}); "
+            "no finding about them can be raised"
+        )
+    return finding(
+        "archive.limit-exceeded",
+        "high",
+        f"{where}: {hit.limit}",
+        f"{where} exceeds the limit {hit.limit} ({what}): {left}",
+        evidence={"limit": hit.limit, "value": hit.value, "count": hit.count, "first": hit.example},
+        **fields,
+    )
 
 
 def check_limits(inv: Inventory, res: Resolved) -> list[Finding]:

@@ -15,10 +15,10 @@ def short_name(name: str) -> str:
     name = name.strip()
     for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     if name.startswith("library/"):
-        name = name[len("library/"):]
+        name = name[len("library/") :]
     return name
 
 
@@ -89,9 +89,15 @@ def check_conflicts(res: Resolved, inv: Inventory) -> list[Finding]:
         if len(everyone) < 2:
             continue
         said = "; ".join(f"{src} -> {', '.join(sorted(k[:19] for k in keys))}" for src, keys in sorted(sources.items()))
-        out.append(finding("ref.conflict", "medium", tag,
-                           f"tag {tag} points at {len(everyone)} different images: {said}",
-                           evidence={src: sorted(keys) for src, keys in sources.items()}))
+        out.append(
+            finding(
+                "ref.conflict",
+                "medium",
+                tag,
+                f"tag {tag} points at {len(everyone)} different images: {said}",
+                evidence={src: sorted(keys) for src, keys in sources.items()},
+            )
+        )
     return out
 
 
@@ -115,10 +121,19 @@ def check_pins(res: Resolved, expect: list[str]) -> list[Finding]:
             continue
         note = ""
         if all(img.manifest is None for img in res.images):
-            note = (" This archive holds no manifest blob (a graphdriver docker save drops it): only the "
-                    "image ID (config digest) can be pinned here, not a registry manifest digest.")
+            note = (
+                " This archive holds no manifest blob (a graphdriver docker save drops it): only the "
+                "image ID (config digest) can be pinned here, not a registry manifest digest."
+            )
         have = ", ".join(f"{d} ({w})" for d, w in known.items()) or "none"
-        out.append(finding("ref.pin-mismatch", "critical", pin,
-                           f"expected digest {pin} matches no manifest, index or config in the archive; "
-                           f"the archive has: {have}.{note}", digest=pin_norm))
+        out.append(
+            finding(
+                "ref.pin-mismatch",
+                "critical",
+                pin,
+                f"expected digest {pin} matches no manifest, index or config in the archive; "
+                f"the archive has: {have}.{note}",
+                digest=pin_norm,
+            )
+        )
     return out

@@ -58,7 +58,7 @@ def main() -> None:
     if "--seed-corpus" in args:
         i = args.index("--seed-corpus")
         corpus = Path(args[i + 1])
-        del args[i:i + 2]
+        del args[i : i + 2]
         from mutate import make_case
 
         corpus.mkdir(parents=True, exist_ok=True)

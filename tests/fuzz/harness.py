@@ -238,9 +238,16 @@ def warm_up() -> None:
         render_history(report, width=120)
 
 
-def run(seed: int, cases: int | None = None, minutes: float | None = None, keep: Path = REGRESSIONS,
-        workdir: Path | None = None, quiet: bool = False, jobs: int = 2,
-        inputs: list[tuple[str, bytes]] | None = None) -> list[Outcome]:
+def run(
+    seed: int,
+    cases: int | None = None,
+    minutes: float | None = None,
+    keep: Path = REGRESSIONS,
+    workdir: Path | None = None,
+    quiet: bool = False,
+    jobs: int = 2,
+    inputs: list[tuple[str, bytes]] | None = None,
+) -> list[Outcome]:
     """`cases` mutants of `seed` (or until `minutes` pass), or the given `inputs`;
     `jobs` children at a time."""
     warm_up()
@@ -284,7 +291,9 @@ def run(seed: int, cases: int | None = None, minutes: float | None = None, keep:
             if o.problems:
                 if inputs is None and failing_input.exists():
                     keep.mkdir(parents=True, exist_ok=True)
-                    (keep / f"{name}.tar").write_bytes(failing_input.read_bytes())  # kept as failing, replayed by test_fuzz.py
+                    (keep / f"{name}.tar").write_bytes(
+                        failing_input.read_bytes()
+                    )  # kept as failing, replayed by test_fuzz.py
                 if not quiet:
                     print(f"FAIL {o.name}: {'; '.join(o.problems)}", flush=True)
         select.select([], [], [], 0.005)
@@ -298,9 +307,12 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     fails = sum(1 for o in outcomes if o.problems)
     slow = max(outcomes, key=lambda o: o.seconds, default=None)
     big = max(outcomes, key=lambda o: o.rss_mb, default=None)
-    return (f"{len(outcomes)} cases in {seconds:.0f} s, {fails} failing; exit codes {dict(sorted(rcs.items(), key=str))}; "
-            f"slowest {slow.seconds:.1f} s ({slow.name}), peak RSS {big.rss_mb:.0f} MB ({big.name})" if outcomes
-            else "no cases")
+    return (
+        f"{len(outcomes)} cases in {seconds:.0f} s, {fails} failing; exit codes {dict(sorted(rcs.items(), key=str))}; "
+        f"slowest {slow.seconds:.1f} s ({slow.name}), peak RSS {big.rss_mb:.0f} MB ({big.name})"
+        if outcomes
+        else "no cases"
+    )
 
 
 def main() -> int:

@@ -27,15 +27,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hostile as H  # noqa: E402
-from hostile import M, Layer, Oci  # noqa: E402
+from hostile import Layer, M, Oci  # noqa: E402
 
 HOSTILE_TEXT = [
     "x\nCLEAN: every digest verified; nothing at medium severity or above",
-    "a\rb", "\x1b]52;c;aGk=\x07", "\x1b]0;title\x07", "\x1b[2J\x1b[H", "run\u202egnp.sh", "\u2066iso\u2069",
-    "\x00nul", "\x85nel", "\u2028sep", "\ufeffbom", "\x7fdel", "\t\v\f", "é\u0301", "\U0001f600",
+    "a\rb",
+    "\x1b]52;c;aGk=\x07",
+    "\x1b]0;title\x07",
+    "\x1b[2J\x1b[H",
+    "run\u202egnp.sh",
+    "\u2066iso\u2069",
+    "\x00nul",
+    "\x85nel",
+    "\u2028sep",
+    "\ufeffbom",
+    "\x7fdel",
+    "\t\v\f",
+    "é\u0301",
+    "\U0001f600",
 ]
 SURROGATE = "\ud800"
-TYPE_SWAPS = [0, -1, 2 ** 63, 1.5e308, True, None, [], {}, [1, "a"], {"a": 1}, "", "x" * 70_000]
+TYPE_SWAPS = [0, -1, 2**63, 1.5e308, True, None, [], {}, [1, "a"], {"a": 1}, "", "x" * 70_000]
 
 
 def _text(rng: random.Random) -> str:
@@ -44,16 +56,29 @@ def _text(rng: random.Random) -> str:
         return rng.choice(HOSTILE_TEXT)
     if pick < 0.7:
         return SURROGATE + rng.choice(HOSTILE_TEXT)
-    return "".join(chr(rng.choice([rng.randrange(0, 0x20), rng.randrange(0x80, 0xA0), rng.randrange(0x20, 0x7F),
-                                   rng.randrange(0x202A, 0x202F), rng.randrange(0xD800, 0xE000)]))
-                   for _ in range(rng.randrange(1, 12)))
+    return "".join(
+        chr(
+            rng.choice(
+                [
+                    rng.randrange(0, 0x20),
+                    rng.randrange(0x80, 0xA0),
+                    rng.randrange(0x20, 0x7F),
+                    rng.randrange(0x202A, 0x202F),
+                    rng.randrange(0xD800, 0xE000),
+                ]
+            )
+        )
+        for _ in range(rng.randrange(1, 12))
+    )
 
 
 def _name(rng: random.Random) -> str:
     """Hostile text a tar name can hold: lone surrogates become the undecodable bytes
     0x80-0xff (surrogateescape), NUL is dropped (it ends a ustar name)."""
-    return "".join(chr(0xDC80 + (ord(c) & 0x7F)) if 0xD800 <= ord(c) < 0xE000 else c
-                   for c in _text(rng) if c != "\0") or "x"
+    return (
+        "".join(chr(0xDC80 + (ord(c) & 0x7F)) if 0xD800 <= ord(c) < 0xE000 else c for c in _text(rng) if c != "\0")
+        or "x"
+    )
 
 
 def _nested(depth: int) -> object:
@@ -64,6 +89,7 @@ def _nested(depth: int) -> object:
 
 
 # ------------------------------------------------------------------ JSON documents
+
 
 def _paths(doc, prefix=()):
     """Every (container, key) in a JSON value, for picking one to mutate."""
@@ -111,8 +137,9 @@ def _config_mutator(rng):
     def mutate(cfg: dict):
         cfg.setdefault("config", {})["Labels"] = {"org.example": "v"}
         if rng.random() < 0.5:
-            cfg["history"].append({"created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": True})
+            cfg["history"].append({"created_by": '/bin/sh -c #(nop)  CMD ["sh"]', "empty_layer": True})
         return mutate_json(rng, cfg)
+
     return mutate
 
 
@@ -122,38 +149,60 @@ def _json_mutator(rng):
 
 # ------------------------------------------------------------------ layer tars
 
+
 def _hostile_member(rng: random.Random) -> M | bytes:
     op = rng.random()
     if op < 0.25:
-        return M(rng.choice(["", "etc/", "bin/", "usr/lib/"]) + _name(rng) + "x", b"#!/bin/sh\n",
-                 mode=rng.choice([0o644, 0o755, 0o4755]))
+        return M(
+            rng.choice(["", "etc/", "bin/", "usr/lib/"]) + _name(rng) + "x",
+            b"#!/bin/sh\n",
+            mode=rng.choice([0o644, 0o755, 0o4755]),
+        )
     if op < 0.35:
         return M("d/" * rng.choice([100, 300, 3000, 20000]) + "f", b"x")
     if op < 0.42:
         return M("long" + "n" * rng.choice([200, 5000, 70000]), b"y")
     if op < 0.52:
-        return M(rng.choice(["escape", "etc/link", "x"]), type="symlink",
-                 link=rng.choice(["../../../../etc/shadow", "/etc/passwd", "../" * 50, "a/../../b", _name(rng)]))
+        return M(
+            rng.choice(["escape", "etc/link", "x"]),
+            type="symlink",
+            link=rng.choice(["../../../../etc/shadow", "/etc/passwd", "../" * 50, "a/../../b", _name(rng)]),
+        )
     if op < 0.58:
         return M("hard", type="hardlink", link=rng.choice(["../../x", "/etc/hostname", "missing", "etc/hostname"]))
     if op < 0.66:
-        return M("paxed", b"z", pax={rng.choice(["path", "linkpath", "size", "mtime", "uid", "uname",
-                                                 "GNU.sparse.map", "SCHILY.xattr.user.x"]): _name(rng)})
+        return M(
+            "paxed",
+            b"z",
+            pax={
+                rng.choice(
+                    ["path", "linkpath", "size", "mtime", "uid", "uname", "GNU.sparse.map", "SCHILY.xattr.user.x"]
+                ): _name(rng)
+            },
+        )
     if op < 0.74:
-        return H.raw_member(rng.choice(["sparse", "gnu", "weird"]),
-                            b"s" * rng.randrange(0, 600), typeflag=rng.choice([b"S", b"L", b"K", b"x", b"g", b"7",
-                                                                                b"V", b"\0", b"Z"]))
+        return H.raw_member(
+            rng.choice(["sparse", "gnu", "weird"]),
+            b"s" * rng.randrange(0, 600),
+            typeflag=rng.choice([b"S", b"L", b"K", b"x", b"g", b"7", b"V", b"\0", b"Z"]),
+        )
     if op < 0.82:
-        return H.header(rng.choice(["huge", "neg"]), size_field=rng.choice(
-            [b"77777777777\0", H.base256(2 ** 62), H.base256(-5), b"zzzzzzzzzzz\0", b"\0" * 12]))
+        return H.header(
+            rng.choice(["huge", "neg"]),
+            size_field=rng.choice([b"77777777777\0", H.base256(2**62), H.base256(-5), b"zzzzzzzzzzz\0", b"\0" * 12]),
+        )
     if op < 0.9:
         return M(rng.choice(["etc/.wh.hostname", ".wh..wh..opq", "bin/.wh..wh..opq", ".wh..", "etc/.wh."]))
     return M(rng.choice(["etc/hostname", "bin/sh"]), rng.randbytes(rng.randrange(0, 64)))
 
 
 def mutate_layer(rng: random.Random) -> bytes:
-    members: list[M | bytes] = [M("etc/", type="dir"), M("etc/hostname", b"box\n"), M("bin/", type="dir"),
-                                M("bin/sh", b"\x7fELF" + b"\0" * 60, mode=0o755)]
+    members: list[M | bytes] = [
+        M("etc/", type="dir"),
+        M("etc/hostname", b"box\n"),
+        M("bin/", type="dir"),
+        M("bin/sh", b"\x7fELF" + b"\0" * 60, mode=0o755),
+    ]
     for _ in range(rng.randrange(1, 6)):
         members.insert(rng.randrange(0, len(members) + 1), _hostile_member(rng))
     if rng.random() < 0.2:
@@ -177,13 +226,14 @@ def _layer(rng: random.Random) -> Layer:
     if r < 0.08:
         layer.blob = H.deflate_corrupt(layer.blob, rng.randrange(0, max(1, len(layer.blob))))
     elif r < 0.14:
-        layer.blob = layer.blob[:rng.randrange(0, len(layer.blob) + 1)]
+        layer.blob = layer.blob[: rng.randrange(0, len(layer.blob) + 1)]
     elif r < 0.18:
         layer.media_type = rng.choice(["application/vnd.oci.image.layer.v1.tar+zstd", "text/plain", _text(rng)])
     return layer
 
 
 # ------------------------------------------------------------------ raw bytes
+
 
 def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     b = bytearray(data)
@@ -195,7 +245,7 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
                 i = min(len(b) - 1, block + rng.randrange(0, 512))
                 b[i] = rng.randrange(256)
         elif op < 0.65:
-            b = b[:rng.randrange(0, len(b) + 1)]
+            b = b[: rng.randrange(0, len(b) + 1)]
         elif op < 0.85 and len(b) >= 1024:  # duplicate a run of blocks
             start = rng.randrange(0, len(b) // 512) * 512
             end = min(len(b), start + 512 * rng.randrange(1, 8))
@@ -206,6 +256,7 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------ cases
+
 
 def make_case(rng: random.Random) -> tuple[str, bytes]:
     kind = rng.choice(["oci", "oci", "oci", "docker"])

@@ -28,7 +28,8 @@ def test_fixed_seed_batch(tmp_path: Path) -> None:
     outcomes = harness.run(SEED, cases=CASES, keep=keep, workdir=tmp_path, quiet=True)
     assert len(outcomes) == CASES
     assert not any(o.problems for o in outcomes), (
-        f"copy the inputs from {keep} into tests/fuzz/regressions/ once fixed:\n" + _report(outcomes))
+        f"copy the inputs from {keep} into tests/fuzz/regressions/ once fixed:\n" + _report(outcomes)
+    )
     # The mutants reach every outcome: clean, findings, unreadable (a batch that only
     # ever produced one exit code would test nothing).
     assert {o.rc for o in outcomes} == {0, 1, 2}
