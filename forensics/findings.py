@@ -7,6 +7,8 @@ start there when a finding surprises you.
 
 from __future__ import annotations
 
+import hashlib
+
 from forensics.models import Finding, Severity
 
 SEVERITY_ORDER = [Severity.critical, Severity.high, Severity.medium, Severity.low, Severity.info]
@@ -147,7 +149,36 @@ def finding(code: str, severity: Severity | str, subject: str, detail: str, **fi
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code, f.subject))
+    # A total order, so the report does not depend on the order the checks ran in.
+    return sorted(
+        findings,
+        key=lambda f: (
+            SEVERITY_RANK[f.severity],
+            f.code,
+            f.subject,
+            f.image if f.image is not None else -1,
+            f.layer if f.layer is not None else -1,
+            f.history if f.history is not None else -1,
+            f.path or "",
+            f.detail,
+        ),
+    )
+
+
+def assign_ids(findings: list[Finding]) -> None:
+    """Give each finding a stable identifier: a digest of its code and of where its evidence is,
+    so the same input gives the same identifiers whatever else the run found. Two findings
+    about the same thing are told apart by their detail, then by a counter."""
+    seen: dict[str, int] = {}
+    for f in findings:
+        where = "\x00".join(
+            str(v) if v is not None else ""
+            for v in (f.code, f.image, f.layer, f.history, f.path, f.digest, f.entry, f.subject, f.detail)
+        )
+        base = "F-" + hashlib.sha256(where.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        f.id = base if n == 0 else f"{base}-{n + 1}"
 
 
 def at_or_above(findings: list[Finding], threshold: Severity) -> list[Finding]:

@@ -33,6 +33,9 @@ class Finding(BaseModel):
     severity: Severity
     subject: str
     detail: str
+    # A stable identifier to cite ("F-3f9c0a1b2d"): a digest of what the finding is about,
+    # so the same input gives the same identifiers (forensics.findings.assign_ids).
+    id: str | None = None
     image: int | None = None
     layer: int | None = None
     history: int | None = None
@@ -328,6 +331,33 @@ class InputInfo(BaseModel):
     kept: KeptCopy | None = None  # --keep-input
 
 
+class CaseRecord(BaseModel):
+    """Who ran the analysis, for which case, where and with what: the chain-of-custody block."""
+
+    case: str | None = None  # --case
+    examiner: str | None = None  # --examiner
+    note: str | None = None  # --note
+    host: str | None = None
+    user: str | None = None
+    platform: str | None = None  # OS and machine
+    python: str | None = None
+    tool_version: str | None = None
+    dependencies: dict[str, str] = Field(default_factory=dict)  # distribution -> version
+    command: list[str] = Field(default_factory=list)
+
+
+class PinResult(BaseModel):
+    """One --expect / --expect-file pin, held to the archive: matched or not, and against what."""
+
+    pin: str  # as given: "sha256:<64 hex>" or "NAME@sha256:<64 hex>"
+    name: str | None = None  # the ref it names, if any
+    digest: str  # the expected digest
+    matched: bool
+    against: str | None = None  # what it matched: "manifest digest", "image ID", "index digest" ...
+    image: int | None = None
+    detail: str = ""
+
+
 class Analysis(BaseModel):
     started: str
     finished: str
@@ -351,4 +381,6 @@ class Report(BaseModel):
     artifacts: list[Artifact] = Field(default_factory=list)
     not_exported: list[NotExported] = Field(default_factory=list)  # unverified: not in this export
     findings: list[Finding] = Field(default_factory=list)
+    pins: list[PinResult] = Field(default_factory=list)
+    case: CaseRecord | None = None
     analysis: Analysis | None = None

@@ -15,7 +15,7 @@ from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resol
 from forensics.archive.scan import Inventory, scan_input
 from forensics.archive.untrusted import Doc
 from forensics.evidence import Custody
-from forensics.findings import SEVERITY_RANK, sort_findings
+from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.models import (
@@ -428,6 +428,7 @@ def analyze(
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
         findings += analyze_images(images, res, inv, verify_packages)
     findings = sort_findings(_dedupe(findings))
+    assign_ids(findings)
     for n, f in enumerate(findings):  # let each history step point at its findings
         if f.image is not None and f.history is not None and f.image < len(images):
             hist = images[f.image].history
