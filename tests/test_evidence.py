@@ -154,12 +154,12 @@ def test_keep_input_over_the_redirected_stdin_is_refused(case):
 def test_report_does_not_overwrite_its_result(case, monkeypatch):
     assert cli("scan", "suspect.tar", "--json", "r.json", "-q").exit_code == 0
     before = sha(case / "r.json")
-    import forensics.cli_report
+    import forensics.cli.report
 
     def refuse(*a):
         raise AssertionError("the result was read before the output was checked")
 
-    monkeypatch.setattr(forensics.cli_report, "load_report", refuse)
+    monkeypatch.setattr(forensics.cli.report, "load_report", refuse)
     line = one_error_line(cli("report", "r.json", "--html", "./r.json"))
     assert "r.json" in line and sha(case / "r.json") == before
 
