@@ -344,7 +344,11 @@ def compare(
     ra, rb = Replay(ia), Replay(ib)
     hist = compare_history(ia, ib)
     raw_fs = diff_fs(ra, rb, times=times)
-    pairs = {line.a_index: line.b_index for line in hist.lines if line.status in ("equal", "changed")}
+    pairs = {
+        line.a_index: line.b_index
+        for line in hist.lines
+        if line.status in ("equal", "changed") and line.a_index is not None and line.b_index is not None
+    }
     raw_steps = align(ra, rb, times=times, history_pairs=pairs)
 
     norm = _Normalized(report_a, pa, report_b, pb, rules, raw_fs + [d for s in raw_steps for d in s.diffs])

@@ -111,24 +111,24 @@ def align(ra: Replay, rb: Replay, times: bool = False, history_pairs: dict[int, 
     # a step only one image has is compared with the other image at the next paired step
     next_a: list[int | None] = [None] * len(order)
     next_b: list[int | None] = [None] * len(order)
-    na = sa[-1].pos if sa else None
-    nb = sb[-1].pos if sb else None
+    na: int | None = sa[-1].pos if sa else None
+    nb: int | None = sb[-1].pos if sb else None
     for k in range(len(order) - 1, -1, -1):
-        kind, i, j = order[k]
+        kind, oi, oj = order[k]
         next_a[k], next_b[k] = na, nb
-        if kind == "paired":
-            na, nb = sa[i].pos, sb[j].pos
+        if kind == "paired" and oi is not None and oj is not None:
+            na, nb = sa[oi].pos, sb[oj].pos
     out: list[RawStep] = []
-    for k, (kind, i, j) in enumerate(order):
-        if kind == "paired":
-            a, b = sa[i], sb[j]
+    for k, (kind, oi, oj) in enumerate(order):
+        if kind == "paired" and oi is not None and oj is not None:
+            a, b = sa[oi], sb[oj]
             paths = set(ra.touched[a.pos]) | set(rb.touched[b.pos])
             out.append(RawStep("paired", a, b, _compare_paths(paths, ra, a.pos, rb, b.pos, times)))
-        elif kind == "only-in-a":
-            a = sa[i]
+        elif kind == "only-in-a" and oi is not None:
+            a = sa[oi]
             out.append(RawStep(kind, a, None, _compare_paths(ra.touched[a.pos], ra, a.pos, rb, next_b[k], times)))
-        else:
-            b = sb[j]
+        elif oj is not None:
+            b = sb[oj]
             out.append(RawStep(kind, None, b, _compare_paths(rb.touched[b.pos], ra, next_a[k], rb, b.pos, times)))
     return out
 
@@ -172,7 +172,7 @@ def importance(d: PathDiff) -> int:
     if (
         d.change == "changed"
         and (_executable(a) or _executable(b))
-        and ("type" in d.what or (a.kind != b.kind and "content" in d.what))
+        and ("type" in d.what or (a is not None and b is not None and a.kind != b.kind and "content" in d.what))
     ):
         return 0
     if d.change == "changed" and "content" in d.what and (_executable(a) or _executable(b)):
@@ -202,23 +202,24 @@ def describe_diff(d: PathDiff) -> str:
         return f"`{d.path}` is only in B ({describe(d.b)})"
     if d.change == "removed":
         return f"`{d.path}` is only in A ({describe(d.a)})"
-    da, db = describe(d.a), describe(d.b)
-    if da != db:
+    a, b = d.a, d.b
+    da, db = describe(a), describe(b)
+    if da != db or a is None or b is None:
         return f"`{d.path}` is {db} in B, {da} in A"
     parts = []
     for w in d.what:
         if w == "content":
             parts.append("content")
         elif w == "mode":
-            parts.append(f"mode {d.a.mode:04o} in A, {d.b.mode:04o} in B")
+            parts.append(f"mode {a.mode:04o} in A, {b.mode:04o} in B")
         elif w == "owner":
-            parts.append(f"owner {d.a.uid}:{d.a.gid} in A, {d.b.uid}:{d.b.gid} in B")
+            parts.append(f"owner {a.uid}:{a.gid} in A, {b.uid}:{b.gid} in B")
         elif w == "link":
-            parts.append(f"link {d.a.link} in A, {d.b.link} in B")
+            parts.append(f"link {a.link} in A, {b.link} in B")
         elif w == "mtime":
             parts.append("mtime")
         elif w == "size":
-            parts.append(f"size {d.a.size} in A, {d.b.size} in B")
+            parts.append(f"size {a.size} in A, {b.size} in B")
     return f"`{d.path}` ({db}) differs: " + "; ".join(p for p in parts if p)
 
 

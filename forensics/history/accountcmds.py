@@ -64,15 +64,15 @@ class Entitled:
     tools: list[str] = field(default_factory=list)  # what it ran, for the reasons ("useradd bob")
 
     def merge(self, other: Entitled) -> None:
-        for k, v in other.users.items():
-            self.users.setdefault(k, []).extend(v)
-        for k, v in other.groups.items():
-            self.groups.setdefault(k, []).extend(v)
-        for k, s in other.members.items():
-            self.members.setdefault(k, s)
+        for user, specs in other.users.items():
+            self.users.setdefault(user, []).extend(specs)
+        for group, gspecs in other.groups.items():
+            self.groups.setdefault(group, []).extend(gspecs)
+        for pair, member in other.members.items():
+            self.members.setdefault(pair, member)
         self.unmembers |= other.unmembers
-        for k, s in other.modify.items():
-            self.modify.setdefault(k, s)
+        for pair, change in other.modify.items():
+            self.modify.setdefault(pair, change)
         self.removed |= other.removed
         self.opaque += other.opaque
         self.text += "\n" + other.text
@@ -183,15 +183,15 @@ def _scan(text: str, env: dict[str, str], source: str) -> Entitled:
     env.setdefault("DPKG_ROOT", "")
     for words in _commands(text):
         i = 0
-        while i < len(words) and _ASSIGN.match(words[i]):
-            k, v = _ASSIGN.match(words[i]).groups()
+        while i < len(words) and (assign := _ASSIGN.match(words[i])):
+            k, v = assign.groups()
             env[k] = _expand(v, env)
             i += 1
         tool_at = _tool_position(words, i)
         if tool_at is None:
             continue
         tool = posixpath.basename(words[tool_at])
-        args = []
+        args: list[str | None] = []
         for w in words[tool_at + 1 :]:
             e = _expand(w, env)
             if e == "*" and w.startswith("$"):
@@ -203,8 +203,8 @@ def _scan(text: str, env: dict[str, str], source: str) -> Entitled:
         known = [a for a in args if a is not None]
         positional = [a for a in known if not a.startswith("-")]
         # An unknown bare variable stands for a name only when nothing else can.
-        args = known if positional else [a if a is not None else "*" for a in args]
-        _apply(out, tool, args, source, text, env)
+        words_out = known if positional else [a if a is not None else "*" for a in args]
+        _apply(out, tool, words_out, source, text, env)
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from forensics.archive.layerfs import norm_layer_path
@@ -157,7 +157,7 @@ class FileVerdict:
 
 
 UNREADABLE = b"\x00unreadable"  # marker: the layer holds the file but its content was not captured
-_SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+_SEVERITY: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 class _Judge:
@@ -252,7 +252,7 @@ class _Judge:
             dangers.append(("high", "home", "with root's home /root (and its .ssh)"))
         specs = self._specs(name)
         if not specs:
-            sev = min([d[0] for d in dangers] + ["high"], key=_SEVERITY.get)
+            sev = min([d[0] for d in dangers] + ["high"], key=lambda s: _SEVERITY.get(s, 9))
             extra = "".join(f", {d[2]}" for d in dangers)
             out.problems.append(
                 self._unnamed(
@@ -333,7 +333,7 @@ class _Judge:
             out.append(Problem("high", self._code(s.source), f"{desc}; {said} gives it {expected}", name))
         elif not cmd and s.system and shell not in NO_LOGIN:
             sh = self.shadow_after.get(name)
-            locked = bool(sh) and _locked(sh[0].fields[1])
+            locked = bool(sh) and sh is not None and _locked(sh[0].fields[1])
             if locked:
                 out.append(
                     Problem(
@@ -761,12 +761,14 @@ def _diff(j: _Judge, path: str, kind: str, before: Parsed, after: Parsed, out: F
             j.other_line(path, line, out)
 
 
-def judge_files(before: dict[str, bytes | None], after: dict[str, bytes | None], ent: Entitled) -> list[FileVerdict]:
+def judge_files(
+    before: Mapping[str, bytes | None], after: Mapping[str, bytes | None], ent: Entitled
+) -> list[FileVerdict]:
     """`before`: account files (path -> bytes, None when absent) as the lower layers leave them;
     `after`: the files this layer changes (None: deleted, UNREADABLE: not captured).
     Returns one verdict per path of `after`."""
 
-    def parsed(src: dict[str, bytes | None], path: str) -> Parsed:
+    def parsed(src: Mapping[str, bytes | None], path: str) -> Parsed:
         data = src.get(path)
         return parse(MAIN_FILES[path], data if data != UNREADABLE else None)
 

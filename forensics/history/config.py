@@ -220,8 +220,8 @@ class _Replay:
                     s.args[k] = cw.expand(v, env) if eq and raw else (v if eq else WILD)
         elif kind in ("ENV", "LABEL"):
             target, oracle = (s.env, self.env_actual) if kind == "ENV" else (s.labels, self.labels_actual)
-            for k, alts in _pairs(text, raw, env, oracle).items():
-                target[k] = Slot(alts=alts, step=i, said=self._said(i))
+            for k, pair_alts in _pairs(text, raw, env, oracle).items():
+                target[k] = Slot(alts=pair_alts, step=i, said=self._said(i))
             if kind == "LABEL" and raw:
                 for k in re.findall(r"\|unsetLabel=([^|]*)", ins.args):
                     s.labels[k] = Slot(alts=[None], step=i, said=self._said(i))
@@ -361,7 +361,9 @@ _BUILDAH_NOP = re.compile(
 )
 
 
-def check_config(img: Image, instructions: list[Instruction] | None = None, doc: dict | None = None) -> list[Finding]:
+def check_config(
+    img: Image, instructions: list[Instruction | None] | None = None, doc: dict | None = None
+) -> list[Finding]:
     """Findings for one image: every config value the history's steps do not set.
     `doc` is the config as the resolver parsed it (parsing it again would double the
     memory a hostile, deeply nested config costs); without it, `img.config_text` is read."""
@@ -369,7 +371,7 @@ def check_config(img: Image, instructions: list[Instruction] | None = None, doc:
         return []
     if doc is None:
         try:
-            doc = json.loads(img.config_text)
+            doc = json.loads(img.config_text or "")
         except (ValueError, RecursionError):
             return []  # archive.malformed is the resolver's
     cfg = doc.get("config") if isinstance(doc, dict) else None
@@ -441,7 +443,7 @@ def _compare(rp: _Replay, cfg: dict, *, buildah: bool, buildkit: bool) -> tuple[
         out.append(_Mismatch(key, name, expected, actual, step, said, severity, why))
 
     # Scalars
-    actuals = {
+    actuals: dict[str, Any] = {
         "Entrypoint": cw.argv(cfg.get("Entrypoint")),
         "Cmd": cw.argv(cfg.get("Cmd")),
         "User": cfg.get("User") if isinstance(cfg.get("User"), str) else "",

@@ -333,7 +333,7 @@ def health(value: Any) -> dict | None:
     if not isinstance(value, dict):
         return None
     test = value.get("Test")
-    out = {"Test": test if isinstance(test, list) else None}
+    out: dict[str, Any] = {"Test": test if isinstance(test, list) else None}
     for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
         v = value.get(k)
         out[k] = v if isinstance(v, int) and not isinstance(v, bool) else 0
@@ -351,7 +351,7 @@ def is_root(user: str) -> bool:
 def health_step(text: str, raw: bool) -> dict | None:
     """HEALTHCHECK as recorded -> {"Test": list | joined str, durations in ns or None}."""
     text = text.strip()
-    fields = {"Interval": None, "Timeout": None, "StartPeriod": None, "StartInterval": None, "Retries": None}
+    fields: dict[str, int | None] = dict.fromkeys(("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"))
     if raw and not text.startswith(("&{", "{")):  # `&{...}`: a classic builder's record
         words = text.split()
         while words and words[0].startswith("--"):
@@ -384,9 +384,10 @@ def health_step(text: str, raw: bool) -> dict | None:
     # classic 20.10 `%q`: &{["CMD" "x"] "30s" "3s" "0s" '\x02'}; later `%+v`: {Test:[CMD x] Interval:30s ...}
     m = re.match(r"&?\{\s*(\[.*?\])\s*((?:\"[^\"]*\"\s*)*)('(?:[^'\\]|\\.)*'|\d+)?\s*\}\s*$", text, re.DOTALL)
     if m:
-        test = quoted_list(m.group(1))
-        if test is None:
+        listed = quoted_list(m.group(1))
+        if listed is None:
             return None
+        test = listed
         durs = re.findall(r'"([^"]*)"', m.group(2))
         names = ["Interval", "Timeout", "StartPeriod", "StartInterval"]
         for k, d in zip(names, durs):

@@ -235,7 +235,10 @@ def plan(img: Image, instructions) -> list[Target]:
         dests = [_norm(instructions[i].dest, wds[i]) for i in steps]
         for i, dest in zip(steps, dests):
             ins = instructions[i]
-            algo, hexd = _HASH.match(recorded[i]).groups()
+            rec = _HASH.match(recorded[i] or "")
+            if rec is None:
+                continue  # steps keeps only the recorded ones: not reached
+            algo, hexd = rec.groups()
             t = Target(
                 history=i,
                 layer=layer.index,
@@ -822,9 +825,10 @@ def _recompute(
             per = {f"buildah/{n}": [digests[f.path].get(f"buildah/{n}") for _, f in direct] for n in _NAMES}
             per["classic"] = [digests[f.path].get(f"classic/{r}/0:0") for r, f in direct]
             for how, parts in per.items():
-                if None in parts:
+                known = [p for p in parts if p is not None]
+                if len(known) != len(parts):
                     continue
-                for order in itertools.permutations("file:" + p for p in parts):
+                for order in itertools.permutations("file:" + p for p in known):
                     if hashlib.sha256(",".join(order).encode()).hexdigest() == t.recorded:
                         out.matched = (
                             f"{_matched_as(how) if how != 'classic' else 'classic builder'}"
@@ -983,7 +987,7 @@ def check_image(
             return None
         got = {}
         for li, f in t.merged.values():
-            data = contents.get(layer_entries[li] if li < len(layer_entries) else "", {}).get(f.path)
+            data = contents.get((layer_entries[li] if li < len(layer_entries) else None) or "", {}).get(f.path)
             if data is not None:
                 got[f.path] = data
         return got

@@ -55,7 +55,8 @@ def image_coverage(
             continue
         size = entry.size if entry.type == "file" else 0
         ch = change_at.get((node.layer, path))
-        slot = status_slot.get(records.get(path))
+        status = records.get(path)
+        slot = status_slot.get(status) if status is not None else None
         if slot is None:
             if (node.layer, path) in copy_verified:
                 slot = "verified_copy_hash"

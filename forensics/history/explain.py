@@ -25,7 +25,7 @@ from forensics.history import claims as C
 from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
 from forensics.history.maintainer import Generated
-from forensics.history.overlay import resolve_path
+from forensics.history.overlay import Node, resolve_path
 from forensics.history.shellwords import RunEffects, has_below, norm_path
 from forensics.models import Finding, PathChange
 from forensics.packages import is_bookkeeping_path
@@ -68,11 +68,11 @@ class StepContext:
     workdirs: list[str] = field(default_factory=list)  # WORKDIR in force for each instruction
     owned_before: Callable[[str], bool] = lambda p: False  # package ownership below this layer
     generated: Generated | None = None  # maintainer-script and trigger output of this step's packages
-    lookup: Callable[[str], object] = lambda p: None  # merged filesystem after this layer (Node)
+    lookup: Callable[[str], Node | None] = lambda p: None  # merged filesystem after this layer
     group: list[int] = field(default_factory=list)  # history indexes explaining this layer
     squashed_base: bool = False  # layer 0 holds a whole OS that no history step describes
     base_has_db: bool = False  # ... and a package database says what the OS installed
-    before: Callable[[str], object] = lambda p: None  # merged filesystem below this layer (Node)
+    before: Callable[[str], Node | None] = lambda p: None  # merged filesystem below this layer
     # Filled by explain_step: changes that contradict a claim of the step's command.
     mismatches: list[tuple[PathChange, C.Claim, C.Verdict]] = field(default_factory=list)
     claims_at: dict = field(default_factory=dict)  # landing path -> Claim

@@ -25,6 +25,7 @@ import json
 import posixpath
 import re
 import shlex
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -247,6 +248,7 @@ def _split_shell_prefix(text: str) -> tuple[str, str] | None:
     words = text.split(" ", 16)  # bounded: the prefix is short, the command may be huge
     first = words[0]
     name = posixpath.basename(first).lower()
+    is_end: Callable[[str], bool]
     if name in _SHELL_NAMES:
         is_end = _posix_shell_end
     elif name in ("cmd", "cmd.exe"):

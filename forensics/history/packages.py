@@ -35,7 +35,7 @@ class PackageState:
     touched: set[str] = field(default_factory=set)  # packages whose record the last layer wrote
     trees: dict[str, object] = field(default_factory=dict)  # directory owned with all below it -> Package
     # (manager, db file, package, path) -> (algo, digest, first layer it held that value in)
-    record_since: dict[tuple[str, str, str, str], tuple[str, str, int]] = field(default_factory=dict)
+    record_since: dict[tuple[str, str, str, str], tuple[str | None, str, int]] = field(default_factory=dict)
     _system: list = field(default_factory=list)  # dpkg, apk, rpm databases as last parsed
     _lang: list = field(default_factory=list)  # pip and npm records as last parsed
     _system_owned: set[str] = field(default_factory=set)
@@ -95,15 +95,18 @@ class PackageState:
         return out
 
     def _date_records(self, layer: int) -> None:
-        old, new = self.record_since, {}
+        old = self.record_since
+        new: dict[tuple[str, str, str, str], tuple[str | None, str, int]] = {}
         for db in self.dbs:
             for pkg in db.packages:
                 for pf in pkg.files:
                     if pf.digest:
                         key = (db.manager, pkg.source_path, pkg.name, pf.path)
                         prev = old.get(key)
-                        same = prev is not None and prev[0] == pf.algo and prev[1] == pf.digest
-                        new[key] = prev if same else (pf.algo, pf.digest, layer)
+                        if prev is not None and prev[0] == pf.algo and prev[1] == pf.digest:
+                            new[key] = prev
+                        else:
+                            new[key] = (pf.algo, pf.digest, layer)
         self.record_since = new
 
     def owned_for(self, managers: set[str]):

@@ -154,7 +154,8 @@ class _Lexer:
     """Splits shell text into words and operators; see the module docstring for why."""
 
     def __init__(self, text: str):
-        self.text, self.pos, self.toks = text, 0, []
+        self.text, self.pos = text, 0
+        self.toks: list[Tok] = []
         self.buf: list[str] = []
         self.in_word = False  # true after a quote, even when the word is still empty
         self.lit = True  # the current word has no expansion (see Tok.literal)
@@ -986,7 +987,7 @@ def _printf(fmt: str, args: list[str]) -> bytes | None:
                     i += 2
                 elif e in "01234567":
                     m = re.match(r"[0-7]{1,3}", fmt[i + 1 : i + 5] if e == "0" else fmt[i + 1 : i + 4])
-                    digits = m.group(0)
+                    digits = m.group(0) if m else e  # e is an octal digit: always a match
                     out.append(chr(int(digits, 8)))
                     i += 1 + len(digits)
                 else:

@@ -51,7 +51,7 @@ def check_times(img: Image, now: float, archive_time: float | None = None) -> li
     tools that stamp members; None when every stamp is an epoch placeholder)."""
     out: list[Finding] = []
     times = [parse_time(h.created) for h in img.history]
-    prev_i, prev_t = None, None
+    prev_i, prev_t = 0, None  # prev_i is read only once prev_t is set
     for i, t in enumerate(times):
         if t is None or t < EPOCH_FLOOR:
             continue
@@ -95,12 +95,12 @@ def check_times(img: Image, now: float, archive_time: float | None = None) -> li
     owners = [h for h in img.history if h.layer_index is not None]
     image_created = parse_time(img.config.created) if img.config else None
     for k, h in enumerate(owners):
-        t = times[h.index]
-        if t is None or t < EPOCH_FLOOR or h.layer_index >= len(img.layers):
+        t, layer_index = times[h.index], h.layer_index
+        if t is None or t < EPOCH_FLOOR or layer_index is None or layer_index >= len(img.layers):
             continue
-        later = [times[o.index] for o in owners[k + 1 :] if times[o.index] and times[o.index] >= EPOCH_FLOOR]
+        later = [x for o in owners[k + 1 :] if (x := times[o.index]) is not None and x >= EPOCH_FLOOR]
         bound = later[0] if later else image_created
-        files = img.layers[h.layer_index].files
+        files = img.layers[layer_index].files
         newest = max((f for f in files if f.mtime >= EPOCH_FLOOR), key=lambda f: f.mtime, default=None)
         if newest is None or newest.mtime <= t + SLACK:
             continue
@@ -113,7 +113,7 @@ def check_times(img: Image, now: float, archive_time: float | None = None) -> li
                 f"history[{h.index}]",
                 f"layer {h.layer_index} holds {newest.path} dated {_iso(newest.mtime)}, after its step "
                 f"history[{h.index}] ({img.history[h.index].created})"
-                + (f" and after the next step ({_iso(bound)})" if strong else ""),
+                + (f" and after the next step ({_iso(bound)})" if strong and bound is not None else ""),
                 image=img.index,
                 history=h.index,
                 layer=h.layer_index,

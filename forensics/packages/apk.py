@@ -20,10 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 
-from .model import ErrorLog, Package, PackageDB, PackageFile, clean_digest, norm_path
+from .model import DigestAlgo, ErrorLog, Package, PackageDB, PackageFile, clean_digest, norm_path
 
 
-def decode_z(value: str, sha256_160: bool) -> tuple[str, str] | None:
+def decode_z(value: str, sha256_160: bool) -> tuple[str, DigestAlgo] | None:
     """`Z:` value -> (hex digest, algo), or None if malformed."""
     if value.startswith(("Q1", "Q2")):
         try:
@@ -35,7 +35,7 @@ def decode_z(value: str, sha256_160: bool) -> tuple[str, str] | None:
         if value[1] == "2" and len(raw) == 32:
             return raw.hex(), "sha256"
         return None
-    algo = {32: "md5", 40: "sha1"}.get(len(value))
+    algo: DigestAlgo | None = "md5" if len(value) == 32 else "sha1" if len(value) == 40 else None
     digest = clean_digest(value, algo) if algo else None
     return (digest, algo) if digest and algo else None
 

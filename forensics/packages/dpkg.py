@@ -206,11 +206,11 @@ def _build(
     if (hit := lookup(".conffiles")) is not None:
         for p in parse_conffiles_file(hit[1]):
             entry(p).is_config = True
-    for p, md5, obsolete in c.conffiles:
+    for p, conf_md5, obsolete in c.conffiles:
         f = entry(p)
         f.is_config, f.obsolete = True, obsolete
-        if md5 is not None:
-            f.digest, f.algo = md5, "md5"
+        if conf_md5 is not None:
+            f.digest, f.algo = conf_md5, "md5"
 
     for src, dst, by in diversions:
         if by != c.name and src in entries and dst not in entries:

@@ -160,8 +160,9 @@ def parse_package_json(data: bytes, path: str, log: ErrorLog) -> Package | None:
         log.add(f"{path}: not a JSON object: the directory is not taken as an npm package")
         return None
     pkg_dir = f"{root}/{dirname}"
-    name = doc.get("name") if isinstance(doc.get("name"), str) else dirname
-    version = doc.get("version") if isinstance(doc.get("version"), str) else ""
+    raw_name, raw_version = doc.get("name"), doc.get("version")
+    name: str = raw_name if isinstance(raw_name, str) else dirname
+    version: str = raw_version if isinstance(raw_version, str) else ""
     bins = doc.get("bin")
     names: list[str] = []
     if isinstance(bins, str):
