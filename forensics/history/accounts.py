@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.accountcmds import (
     MAX_SMALL,
     Entitled,
@@ -35,6 +35,8 @@ from forensics.history.accountcmds import (
     entitled_by_scripts,
 )
 from forensics.models import Finding, PathChange
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch", "history.unexplained-change")
 
 MAIN_FILES = {
     "/etc/passwd": "passwd",
