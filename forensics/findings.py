@@ -192,14 +192,18 @@ EXPLANATIONS: dict[str, str] = {
 def _declared(tree: ast.Module) -> tuple[str, ...] | None:
     """The module's `RAISES = (...)` (annotated or not), which must be a literal tuple of strings."""
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        if isinstance(target, ast.Name) and target.id == "RAISES" and node.value is not None:
-            value = ast.literal_eval(node.value)
-            if not isinstance(value, tuple) or not all(isinstance(c, str) for c in value):
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "RAISES" and value is not None:
+            codes = ast.literal_eval(value)
+            if not isinstance(codes, tuple) or not all(isinstance(c, str) for c in codes):
                 raise TypeError("RAISES must be a tuple of code strings")
-            return value
+            return codes
     return None
 
 
@@ -264,7 +268,7 @@ def closest_codes(text: str, n: int = 3) -> list[str]:
     import difflib
 
     low = text.strip().lower()
-    hits = [c for c in CODES if low and (c.startswith(low) or low in c)]
+    hits: list[str] = [c for c in CODES if low and (c.startswith(low) or low in c)]
     hits += [c for c in difflib.get_close_matches(low, CODES, n=n, cutoff=0.5) if c not in hits]
     return hits[:n]
 

@@ -84,6 +84,16 @@ def _norm(name: str) -> str:
     return name
 
 
+def _obj(doc: dict, key: str) -> dict:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _list(doc: dict, key: str) -> list:
+    value = doc.get(key)
+    return value if isinstance(value, list) else []
+
+
 def _doc(text: str | None) -> dict:
     try:
         doc = json.loads(text) if text else None
@@ -227,12 +237,12 @@ def _image_stops(img: Image, acc: Access, blobs: _Blobs, findings: list[Finding]
                 )
             )
         stop.says.append(f"mediaType {_s(manifest.get('mediaType', img.manifest_media_type or '-'))}")
-        cfg = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+        cfg = _obj(manifest, "config")
         if cfg:
             stop.says.append(
                 f"config: {_s(cfg.get('mediaType', '-'))}, {_s(cfg.get('digest', '-'))}, {_s(cfg.get('size', '-'))} bytes"
             )
-        layers = manifest.get("layers") if isinstance(manifest.get("layers"), list) else []
+        layers = _list(manifest, "layers")
         for i, d in enumerate(layers[:200]):
             if isinstance(d, dict):
                 stop.says.append(
@@ -240,8 +250,8 @@ def _image_stops(img: Image, acc: Access, blobs: _Blobs, findings: list[Finding]
                 )
         if len(layers) > 200:
             stop.says.append(f"… {len(layers) - 200} more layers")
-        if isinstance(manifest.get("subject"), dict):
-            stop.says.append(f"subject {_s(manifest['subject'].get('digest', '-'))}")
+        if _obj(manifest, "subject"):
+            stop.says.append(f"subject {_s(_obj(manifest, 'subject').get('digest', '-'))}")
         out.append(stop)
     config = _doc(img.config_text)
     stop = Stop(
@@ -268,8 +278,7 @@ def _image_stops(img: Image, acc: Access, blobs: _Blobs, findings: list[Finding]
         for key, value in (("user", c.user), ("entrypoint", c.entrypoint), ("cmd", c.cmd), ("workdir", c.workdir)):
             if value:
                 stop.says.append(f"{key} {_s(value)}")
-    rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs.get("diff_ids"), list) else []
+    diff_ids = _list(_obj(config, "rootfs"), "diff_ids")
     for i, d in enumerate(diff_ids[:200]):
         stop.says.append(f"rootfs.diff_ids[{i}] {_s(d)}")
     stop.says.append(
