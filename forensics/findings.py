@@ -1,18 +1,83 @@
-"""The finding vocabulary (shared/findings.md), with one explanation per code.
+"""The finding registry: the vocabulary (shared/findings.md) as a type, one explanation per
+code, and where each code is raised, read from the code itself.
 
-The explanations serve the terminal, the JSON consumers and the HTML report alike,
-so they live here once. `RAISED_BY` names the one module that emits each code:
-start there when a finding surprises you.
+`Code` lists every code the project may raise. Each module that raises findings declares the
+codes it raises next to its checks, `RAISES: tuple[Code, ...] = (...)`; `RAISED_BY` is derived
+from those declarations (tests/test_findings.py walks every `finding(...)` call and holds it to
+its module's declaration and to the vocabulary). The explanations serve the terminal, the JSON
+consumers and the HTML report alike, so they live here once; the longer teaching entry behind
+each code (`explain_code`) is in forensics/explain/teaching.py.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Literal, get_args
 
 from forensics.models import Finding, Severity
 
 SEVERITY_ORDER = [Severity.critical, Severity.high, Severity.medium, Severity.low, Severity.info]
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+
+Code = Literal[
+    "archive.malformed",
+    "archive.unsafe-path",
+    "archive.duplicate-entry",
+    "archive.unknown-format",
+    "archive.extra-entry",
+    "archive.limit-exceeded",
+    "blob.digest-mismatch",
+    "blob.size-mismatch",
+    "blob.missing",
+    "blob.not-exported",
+    "blob.foreign",
+    "blob.unreferenced",
+    "blob.media-type-mismatch",
+    "layer.diffid-mismatch",
+    "layer.count-mismatch",
+    "ref.conflict",
+    "ref.pin-mismatch",
+    "history.count-mismatch",
+    "history.empty-layer-mismatch",
+    "history.unexplained-change",
+    "history.package-file-modified",
+    "history.effect-mismatch",
+    "history.time-anomaly",
+    "file.binary-replaced",
+    "file.setuid-added",
+    "file.persistence",
+    "file.known-bad",
+    "signature.verified",
+    "signature.invalid",
+    "signature.subject-mismatch",
+    "signature.unverified",
+    "attestation.sbom-mismatch",
+    "compare.history-equal-content-differs",
+    "compare.content-differs",
+]
+# In the vocabulary's order, which the generated docs/findings.md follows.
+CODES: tuple[Code, ...] = get_args(Code)
+
+# The vocabulary's sections, by the code's first word.
+SECTIONS: dict[str, str] = {
+    "archive": "Archive",
+    "blob": "Blobs and digests",
+    "layer": "Blobs and digests",
+    "ref": "Blobs and digests",
+    "history": "History against layers",
+    "file": "Content",
+    "signature": "Signatures and attestations",
+    "attestation": "Signatures and attestations",
+    "compare": "Comparison of two images",
+}
+
+
+def section(code: str) -> str:
+    return SECTIONS[code.split(".", 1)[0]]
+
 
 EXPLANATIONS: dict[str, str] = {
     "archive.malformed": (
@@ -28,6 +93,10 @@ EXPLANATIONS: dict[str, str] = {
         "readers of the same archive can see different content."
     ),
     "archive.unknown-format": ("Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."),
+    "archive.extra-entry": (
+        "The archive holds entries outside what its format defines (files outside blobs/ in an OCI "
+        "layout). No reader of the format looks at them, so nothing verifies them: a place to carry content."
+    ),
     "archive.limit-exceeded": (
         "A safety limit (entries, path length or depth, decompressed size or ratio, history length) "
         "stopped part of the analysis; the finding names the limit and what was left unanalyzed. "
@@ -95,6 +164,23 @@ EXPLANATIONS: dict[str, str] = {
         "A layer writes a known persistence or hijack point (ld.so.preload, cron, "
         "authorized_keys, shell profile) outside a package install."
     ),
+    "file.known-bad": "A file's sha256 is in a known-bad hash set you supplied.",
+    "signature.verified": (
+        "A signature or attestation over a manifest the archive holds verifies with a key or trusted root you supplied."
+    ),
+    "signature.invalid": (
+        "A signature or envelope does not verify, or signs a payload that names another digest than the "
+        "manifest it is attached to."
+    ),
+    "signature.subject-mismatch": (
+        "A signature or attestation names a manifest the archive does not hold, or whose bytes do not hash to it."
+    ),
+    "signature.unverified": (
+        "Signatures or attestations are present, but nothing (a key, a trusted root) was given to verify them with."
+    ),
+    "attestation.sbom-mismatch": (
+        "An SBOM attestation lists packages the layers do not hold, or misses packages they do."
+    ),
     "compare.history-equal-content-differs": (
         "The two images' history lines are identical, yet the files they contain differ: "
         "comparing histories alone would have passed this image."
@@ -102,47 +188,92 @@ EXPLANATIONS: dict[str, str] = {
     "compare.content-differs": "A path differs in content, mode, owner or presence between the images.",
 }
 
-RAISED_BY: dict[str, str] = {
-    "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors), "
-    "forensics.archive.untrusted (config values of the wrong JSON type) and "
-    "forensics.verify.structure (outer tar, layer streams)",
-    "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits) and "
-    "forensics.archive.resolve (JSON documents: size and nesting)",
-    "archive.unsafe-path": "forensics.verify.structure",
-    "archive.duplicate-entry": "forensics.verify.structure",
-    "archive.unknown-format": "forensics.archive.resolve",
-    "blob.digest-mismatch": "forensics.verify.blobs",
-    "blob.size-mismatch": "forensics.verify.blobs",
-    "blob.missing": "forensics.verify.blobs",
-    "blob.not-exported": "forensics.verify.blobs",
-    "blob.foreign": "forensics.verify.blobs",
-    "blob.unreferenced": "forensics.verify.blobs",
-    "blob.media-type-mismatch": "forensics.verify.blobs",
-    "layer.diffid-mismatch": "forensics.verify.layers",
-    "layer.count-mismatch": "forensics.verify.layers",
-    "ref.conflict": "forensics.verify.refs",
-    "ref.pin-mismatch": "forensics.verify.refs",
-    "history.count-mismatch": "forensics.history.mapping",
-    "history.empty-layer-mismatch": "forensics.history.mapping",
-    "history.unexplained-change": "forensics.history.explain (layer content), forensics.history.records "
-    "(container_config and legacy JSON copies of the record) and "
-    "forensics.history.provenance (BuildKit provenance attestations)",
-    "history.package-file-modified": "forensics.history.pkgdigests",
-    "history.effect-mismatch": "forensics.history.explain (the claims it judges are in history/claims.py), "
-    "forensics.history.trees (files in an extracted tree that do not look extracted), "
-    "forensics.history.accounts (account entries against the step's account commands), "
-    "forensics.history.copyhash (COPY/ADD source hashes) "
-    "and forensics.history.config (the image config against the metadata steps)",
-    "history.time-anomaly": "forensics.history.timeline and forensics.history.records",
-    "file.binary-replaced": "forensics.history.content",
-    "file.setuid-added": "forensics.history.content",
-    "file.persistence": "forensics.history.content",
-    "compare.history-equal-content-differs": "forensics.compare",
-    "compare.content-differs": "forensics.compare",
-}
+
+def _declared(tree: ast.Module) -> tuple[str, ...] | None:
+    """The module's `RAISES = (...)` (annotated or not), which must be a literal tuple of strings."""
+    for node in tree.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "RAISES" and value is not None:
+            codes = ast.literal_eval(value)
+            if not isinstance(codes, tuple) or not all(isinstance(c, str) for c in codes):
+                raise TypeError("RAISES must be a tuple of code strings")
+            return codes
+    return None
 
 
-def finding(code: str, severity: Severity | str, subject: str, detail: str, **fields) -> Finding:
+@cache
+def declarations() -> dict[str, tuple[str, ...]]:
+    """Module name -> the codes it declares it raises, read from the package's source (no import:
+    the checks import this module)."""
+    root = Path(__file__).resolve().parent
+    out: dict[str, tuple[str, ...]] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        declared = _declared(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        if declared is not None:
+            out[".".join(parts)] = declared
+    return out
+
+
+def raised_by() -> dict[str, list[str]]:
+    """Code -> the modules that declare raising it; a code of the vocabulary that no module raises
+    yet (its issue is open) is absent."""
+    out: dict[str, list[str]] = {}
+    for module, codes in declarations().items():
+        for code in codes:
+            out.setdefault(code, []).append(module)
+    return out
+
+
+def __getattr__(name: str):
+    # RAISED_BY is derived lazily: reading the sources is for the tests, docs and `explain`, not for a scan.
+    if name == "RAISED_BY":
+        by = raised_by()
+        return {code: ", ".join(by[code]) for code in CODES if code in by}
+    raise AttributeError(name)
+
+
+def explain_code(code: str) -> dict:
+    """Everything the project says about one code, as plain data (the HTML shows it behind each
+    finding, `forensics explain CODE` prints it): meaning, why it matters, how an attacker produces
+    it, how to confirm it by hand, known false-positive causes, and the modules that raise it.
+    Raises KeyError for a code outside the vocabulary."""
+    from forensics.explain.teaching import TEACHING
+
+    if code not in EXPLANATIONS:
+        raise KeyError(code)
+    t = TEACHING[code]
+    return {
+        "code": code,
+        "section": section(code),
+        "meaning": EXPLANATIONS[code],
+        "severity": t.severity,
+        "why": t.why,
+        "attack": t.attack,
+        "confirm": [{"say": s, "run": c} for s, c in t.confirm],
+        "false_positives": list(t.false_positives),
+        "raised_by": raised_by().get(code, []),
+    }
+
+
+def closest_codes(text: str, n: int = 3) -> list[str]:
+    """The codes nearest to a mistyped one: a prefix or substring first, then by spelling."""
+    import difflib
+
+    low = text.strip().lower()
+    hits: list[str] = [c for c in CODES if low and (c.startswith(low) or low in c)]
+    hits += [c for c in difflib.get_close_matches(low, CODES, n=n, cutoff=0.5) if c not in hits]
+    return hits[:n]
+
+
+def finding(code: Code, severity: Severity | str, subject: str, detail: str, **fields) -> Finding:
     if code not in EXPLANATIONS:
         raise ValueError(f"unknown finding code {code!r}: add it to shared/findings.md first")
     return Finding(code=code, severity=Severity(severity), subject=subject, detail=detail, **fields)

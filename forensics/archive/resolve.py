@@ -28,8 +28,10 @@ from forensics.archive.mediatypes import (
     is_layer_type,
 )
 from forensics.archive.scan import Inventory, OuterEntry, norm_outer
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("archive.limit-exceeded", "archive.malformed", "archive.unknown-format")
 
 DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 MAX_INDEX_DEPTH = 8

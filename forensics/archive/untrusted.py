@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 # A document with thousands of wrong values says so once, not thousands of times.
 MAX_FINDINGS_PER_DOC = 20

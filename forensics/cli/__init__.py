@@ -1,4 +1,4 @@
-"""Command line: `forensics scan|history|diff|report|schema`.
+"""Command line: `forensics scan|history|diff|report|schema|explain`.
 
 Exit codes (every command): 0 nothing at or above --fail-on, 1 findings at or
 above --fail-on (or, for diff, the contents differ), 2 the input could not be
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from forensics.cli import diff, history, report, scan, schema, version
+from forensics.cli import diff, explain, history, report, scan, schema, version
 from forensics.cli.common import EXIT_DOC
 from forensics.cli.diff import DIFF_EXIT_DOC
 
@@ -36,6 +36,7 @@ app.command(epilog=DIFF_EXIT_DOC)(diff.diff)
 app.command("report")(report.report)
 app.command()(schema.schema)
 app.command()(version.version)
+app.command()(explain.explain)
 
 
 def main() -> None:

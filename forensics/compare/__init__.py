@@ -32,9 +32,11 @@ from forensics.compare.model import (
     StepComparison,
 )
 from forensics.compare.noise import NORMALIZERS, build_rules, classify, timestamp_candidates
-from forensics.findings import SEVERITY_ORDER, finding, sort_findings
+from forensics.findings import SEVERITY_ORDER, Code, finding, sort_findings
 from forensics.models import Finding, Image, Report
 from forensics.verify.refs import short_name
+
+RAISES: tuple[Code, ...] = ("compare.content-differs", "compare.history-equal-content-differs")
 
 MAX_PATH_FINDINGS = 1000
 

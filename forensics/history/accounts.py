@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from forensics.archive.layerfs import norm_layer_path
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.accountcmds import (
     MAX_SMALL,
     Entitled,
@@ -35,6 +35,8 @@ from forensics.history.accountcmds import (
     entitled_by_scripts,
 )
 from forensics.models import Finding, PathChange
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch", "history.unexplained-change")
 
 MAIN_FILES = {
     "/etc/passwd": "passwd",
@@ -135,7 +137,7 @@ def _locked(pw: str) -> bool:
 @dataclass
 class Problem:
     severity: str  # critical, high, medium, low
-    code: str  # history.unexplained-change or history.effect-mismatch
+    code: Code  # history.unexplained-change or history.effect-mismatch
     text: str  # evidence in words: "adds user 'toor' with uid 0"
     name: str = ""
 
@@ -227,7 +229,7 @@ class _Judge:
             text += " (the step runs code the analysis cannot see into, so this is weaker evidence)"
         return Problem(sev, "history.unexplained-change", text, name)
 
-    def _code(self, source: str) -> str:
+    def _code(self, source: str) -> Code:
         return "history.effect-mismatch" if source == "command" else "history.unexplained-change"
 
     # --- passwd ---
@@ -533,7 +535,7 @@ class _Judge:
                         )
                     )
                     continue
-                code = "history.effect-mismatch" if self._command_names(u) else "history.unexplained-change"
+                code: Code = "history.effect-mismatch" if self._command_names(u) else "history.unexplained-change"
                 why = (
                     f": a package install never explains that ({src})" if src else ", which no command of the step asks"
                 )
@@ -961,7 +963,7 @@ def judge_step(
     before = {p: d for p, d in state.files.items() if p in ACCOUNT_PATHS}
     line = (created_by or "").strip()
     line = line if len(line) <= 160 else line[:157] + "..."
-    grouped: dict[tuple[str, str, str], list[str]] = {}
+    grouped: dict[tuple[Code, str, str], list[str]] = {}
     for v in judge_files(before, after, ent):
         ch = next(c for c in todo if c.path == v.path)
         entry = ctx.entries.get(v.path)
@@ -980,8 +982,8 @@ def judge_step(
             res.reported.add(v.path)
         for p in v.problems:
             grouped.setdefault((p.code, p.severity, p.text), []).append(v.path)
-    per_kind: dict[tuple[str, str], int] = {}
-    rest: dict[tuple[str, str], list[str]] = {}
+    per_kind: dict[tuple[Code, str], int] = {}
+    rest: dict[tuple[Code, str], list[str]] = {}
     for (code, severity, text), paths in list(grouped.items()):
         n = per_kind[(code, severity)] = per_kind.get((code, severity), 0) + 1
         if n > MAX_FINDINGS:  # thousands of forged lines make one summary, not thousands of findings

@@ -53,11 +53,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history import config_words as cw
 from forensics.history.config_words import WILD
 from forensics.history.instructions import NOP, Instruction, parse_created_by
 from forensics.models import Finding, Image
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch",)
 
 KEYS = (
     "Entrypoint",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from fnmatch import translate
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import FileEntry, Finding, PathChange
+
+RAISES: tuple[Code, ...] = ("file.binary-replaced", "file.persistence", "file.setuid-added")
 
 # Persistence and hijack points (MITRE ATT&CK T1053 cron, T1098.004 SSH keys,
 # T1546.004 shell profiles, T1574.006 ld.so.preload, T1543.002 systemd).

@@ -101,8 +101,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from forensics.archive.reread import reread
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import CopyHashStatus, FileEntry, Finding, Image, Severity
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch",)
 
 MAX_CONTENT = 64 << 20  # bytes of files under copied directories held to rebuild their hash, per image
 MAX_MULTI = 6  # sources whose order is tried in every permutation (720)

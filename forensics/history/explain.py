@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history import claims as C
 from forensics.history.content import is_persistence_path
 from forensics.history.instructions import Instruction
@@ -29,6 +29,8 @@ from forensics.history.overlay import Node, resolve_path
 from forensics.history.shellwords import RunEffects, has_below, norm_path
 from forensics.models import Finding, PathChange
 from forensics.packages import is_bookkeeping_path
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch", "history.unexplained-change")
 
 # What builders leave in RUN layers on their own: mount points of the build
 # container (buildah, podman, docker on vfs) and the runtime's marker files.

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.instructions import Instruction
 from forensics.models import Finding, Image
+
+RAISES: tuple[Code, ...] = ("history.count-mismatch", "history.empty-layer-mismatch")
 
 EMPTY_TAR_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 FILE_WRITING = {"RUN", "COPY", "ADD"}

@@ -29,12 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from forensics.archive.layerscan import record_digest
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.content import is_persistence_path
 from forensics.history.explain import PACKAGE_REASONS, _aliases
 from forensics.history.packages import ALGOS, SHA256_FAMILY, PackageState, rehash
 from forensics.history.shellwords import glob_match, has_glob
 from forensics.models import FileBytes, Finding, PackageCoverage
+
+RAISES: tuple[Code, ...] = ("history.package-file-modified",)
 
 Accounts = Callable[[int, str], bool]
 

@@ -17,9 +17,11 @@ import re
 
 from forensics.archive.resolve import Resolved
 from forensics.archive.scan import Inventory
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.instructions import parse_created_by
 from forensics.models import Finding, Image
+
+RAISES: tuple[Code, ...] = ("history.unexplained-change",)
 
 BUILDKIT_METADATA = "https://mobyproject.org/buildkit@v1#metadata"
 

@@ -15,10 +15,12 @@ import posixpath
 from forensics.archive.resolve import ResolvedImage, follow
 from forensics.archive.scan import Inventory
 from forensics.archive.untrusted import Doc
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.history.config import _BUILDAH_NOP
 from forensics.history.timeline import EPOCH_FLOOR, parse_time
 from forensics.models import Finding, Image
+
+RAISES: tuple[Code, ...] = ("history.time-anomaly", "history.unexplained-change")
 
 
 def _cmd(cc) -> str | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding, Image
+
+RAISES: tuple[Code, ...] = ("history.time-anomaly",)
 
 SLACK = 60.0  # seconds: clocks, rounding, commit latency
 EPOCH_FLOOR = 315532800.0  # 1980-01-01: anything earlier is a reproducible-build stamp, not a time

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("history.effect-mismatch",)
 
 # A pattern needs this many files, and this share of them, before a break counts.
 MIN_FILES = 5

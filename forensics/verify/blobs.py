@@ -8,8 +8,18 @@ import posixpath
 from forensics.archive.mediatypes import LAYER_COMPRESSION, is_foreign_layer, is_layer_type
 from forensics.archive.resolve import Descriptor, IndexChildren, Resolved
 from forensics.archive.scan import Inventory, OuterEntry
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = (
+    "blob.digest-mismatch",
+    "blob.foreign",
+    "blob.media-type-mismatch",
+    "blob.missing",
+    "blob.not-exported",
+    "blob.size-mismatch",
+    "blob.unreferenced",
+)
 
 SNIFF_AS_COMPRESSION = {"gzip": "gzip", "zstd": "zstd", "tar": "none", "bzip2": "bzip2", "xz": "xz"}
 # Files of the docker-save layouts that no descriptor names but that belong there.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from forensics.archive.resolve import ResolvedImage
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("layer.count-mismatch", "layer.diffid-mismatch")
 
 
 def check_layers(img: ResolvedImage) -> list[Finding]:

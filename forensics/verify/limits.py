@@ -14,8 +14,10 @@ from __future__ import annotations
 from forensics.archive.layerscan import LimitHit
 from forensics.archive.resolve import Resolved
 from forensics.archive.scan import Inventory
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("archive.limit-exceeded",)
 
 WHAT = {
     "max_path_length": "entry names longer than {value} characters",

@@ -6,8 +6,10 @@ import posixpath
 
 from forensics.archive.resolve import Resolved, ResolvedImage, follow
 from forensics.archive.scan import Inventory
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
+
+RAISES: tuple[Code, ...] = ("ref.conflict", "ref.pin-mismatch")
 
 
 def short_name(name: str) -> str:

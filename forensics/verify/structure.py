@@ -11,8 +11,10 @@ import posixpath
 from forensics.archive.layerfs import resolve_link_target
 from forensics.archive.resolve import Resolved
 from forensics.archive.scan import Inventory, OuterEntry, norm_outer
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import FileEntry, Finding
+
+RAISES: tuple[Code, ...] = ("archive.duplicate-entry", "archive.malformed", "archive.unsafe-path")
 
 
 def _layer_positions(res: Resolved | None) -> dict[str, tuple[int, int]]:
