@@ -27,6 +27,11 @@ EXPLANATIONS: dict[str, str] = {
         "The same path occurs twice in one tar. Tools disagree on which copy wins, so two "
         "readers of the same archive can see different content."
     ),
+    "archive.extra-entry": (
+        "An OCI layout (or a Docker 25+/containerd archive) holds entries outside what its format "
+        "defines: no reader of the format looks at them, so whatever rides along reaches whoever "
+        "unpacks the archive unseen. Medium for an executable (ELF, script, executable mode), low otherwise."
+    ),
     "archive.unknown-format": ("Neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)."),
     "archive.limit-exceeded": (
         "A safety limit (entries, path length or depth, decompressed size or ratio, history length) "
@@ -103,14 +108,15 @@ EXPLANATIONS: dict[str, str] = {
 }
 
 RAISED_BY: dict[str, str] = {
-    "archive.malformed": "forensics.archive.resolve (JSON documents, descriptors), "
-    "forensics.archive.untrusted (config values of the wrong JSON type) and "
+    "archive.malformed": "forensics.read (JSON documents, descriptors), "
+    "forensics.untrusted (config values of the wrong JSON type) and "
     "forensics.verify.structure (outer tar, layer streams)",
     "archive.limit-exceeded": "forensics.verify.limits (the limits are archive.layerscan.Limits) and "
-    "forensics.archive.resolve (JSON documents: size and nesting)",
+    "forensics.read (JSON documents: size and nesting)",
     "archive.unsafe-path": "forensics.verify.structure",
     "archive.duplicate-entry": "forensics.verify.structure",
-    "archive.unknown-format": "forensics.archive.resolve",
+    "archive.unknown-format": "forensics.read",
+    "archive.extra-entry": "forensics.read.extra",
     "blob.digest-mismatch": "forensics.verify.blobs",
     "blob.size-mismatch": "forensics.verify.blobs",
     "blob.missing": "forensics.verify.blobs",

@@ -24,7 +24,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from forensics.archive.layerfs import norm_layer_path
 from forensics.findings import finding
 from forensics.history.accountcmds import (
     MAX_SMALL,
@@ -35,6 +34,7 @@ from forensics.history.accountcmds import (
     entitled_by_scripts,
 )
 from forensics.models import Finding, PathChange
+from forensics.paths import norm_layer_path
 
 MAIN_FILES = {
     "/etc/passwd": "passwd",

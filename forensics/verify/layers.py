@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from forensics.archive.resolve import ResolvedImage
 from forensics.findings import finding
 from forensics.models import Finding
+from forensics.read.model import ResolvedImage
 
 
 def check_layers(img: ResolvedImage) -> list[Finding]:
