@@ -20,5 +20,5 @@ def read(archive: Archive) -> Resolved:
     b = Builder(archive, "docker-archive+oci")
     oci.walk_index_json(b)
     docker.read_manifest_json(b, link_to_oci=True)
-    b.out += extra.check(archive, docker=True)
+    b.out += extra.check(archive, b.res.referenced, docker=True)
     return b.done()

@@ -28,8 +28,10 @@ MAX_SINGLE = 10  # up to this many, one finding each; beyond, one summary
 EXAMPLES = 10
 
 
-def _defined(e: Entry, docker: bool) -> bool:
+def _defined(e: Entry, docker: bool, referenced: set[str]) -> bool:
     p = e.path
+    if p in referenced:  # a path a document names (through a link): a reader does look at it
+        return True
     if e.type == "dir":
         return p in LAYOUT_DIRS or _ALG_DIR_RE.fullmatch(p) is not None
     if p in LAYOUT_FILES or (docker and p in DOCKER_FILES):
@@ -60,9 +62,9 @@ def _kind(e: Entry) -> str:
     return f"a {e.nbytes:,}-byte file" if e.type == "file" else f"a {e.type} entry"
 
 
-def check(archive: Archive, *, docker: bool) -> list[Finding]:
+def check(archive: Archive, referenced: set[str], *, docker: bool) -> list[Finding]:
     """The entries no reader of this layout looks at; `docker`: a Docker 25+/containerd archive."""
-    extra = [e for e in archive.entries if not _defined(e, docker)]
+    extra = [e for e in archive.entries if not _defined(e, docker, referenced)]
     if not extra:
         return []
     layout = "Docker 25+/containerd archive" if docker else "OCI layout"

@@ -43,7 +43,7 @@ def detect(archive: Archive) -> bool:
 def read(archive: Archive) -> Resolved:
     b = Builder(archive, "oci-layout" if archive.is_dir else "oci-archive")
     walk_index_json(b)
-    b.out += extra.check(archive, docker=False)
+    b.out += extra.check(archive, b.res.referenced, docker=False)
     return b.done()
 
 

@@ -183,7 +183,9 @@ def check_unreferenced(inv: Archive, res: Resolved) -> list[Finding]:
             continue
         under_blobs = e.path.startswith("blobs/")
         if not under_blobs and not res.format.startswith("docker"):
-            continue  # stray files beside an OCI layout are not blobs
+            continue  # stray files beside an OCI layout are not blobs (archive.extra-entry)
+        if not under_blobs and res.format == "docker-archive+oci" and e.layer is None:
+            continue  # nor beside a Docker 25+ layout, unless a layer hides there (archive.extra-entry)
         what = {"gzip": "gzip tar", "zstd": "zstd tar", "tar": "tar"}.get(e.sniffed or "", e.sniffed or "data")
         if e.layer is not None:
             sev, note = "medium", "a layer that no image uses: content can hide here"
