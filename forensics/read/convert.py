@@ -16,7 +16,7 @@ def _hits(hits: dict) -> dict[str, LimitHit]:
 def _layer(scan: LayerScan) -> LayerIndex:
     return LayerIndex(
         compression=scan.compression,
-        diff_id=scan.diff_id,
+        diff_id=Digest.parse(scan.diff_id),
         uncompressed_size=scan.uncompressed_size,
         files=scan.files,
         unsafe=scan.unsafe,
@@ -34,7 +34,7 @@ def archive_of(inv: Inventory) -> Archive:
         source=inv.source,
         is_dir=inv.is_dir,
         input_size=inv.input_size,
-        input_sha256=inv.input_sha256,
+        input_sha256=Digest.parse(inv.input_sha256),
         input_compression=inv.input_compression,
         errors=list(inv.errors),
         truncated=inv.truncated,

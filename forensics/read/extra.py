@@ -64,6 +64,7 @@ def _kind(e: Entry) -> str:
 
 def check(archive: Archive, referenced: set[str], *, docker: bool) -> list[Finding]:
     """The entries no reader of this layout looks at; `docker`: a Docker 25+/containerd archive."""
+    referenced = referenced - DOCKER_FILES  # every reader lists them as metadata; only docker's reads them
     extra = [e for e in archive.entries if not _defined(e, docker, referenced)]
     if not extra:
         return []

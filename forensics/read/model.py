@@ -83,7 +83,7 @@ class LayerIndex:
     """What the streaming core read of one layer blob: its uncompressed digest and files."""
 
     compression: str  # gzip, zstd, none
-    diff_id: str | None
+    diff_id: Digest | None
     uncompressed_size: int
     files: list[FileEntry]  # every member, normalized (the layer's file index)
     unsafe: list[tuple[str, str]]  # (raw name, why) escaping the root
@@ -135,7 +135,7 @@ class Archive:
     source: str
     is_dir: bool
     input_size: int = 0
-    input_sha256: str | None = None
+    input_sha256: Digest | None = None
     input_compression: str | None = None
     entries: list[Entry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # damage to the outer container itself
