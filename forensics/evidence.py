@@ -26,8 +26,9 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from forensics.archive.scan import InputError, Inventory, walk_layout
+from forensics.archive.scan import InputError, walk_layout
 from forensics.models import InputInfo, KeptCopy
+from forensics.read.model import Archive
 
 
 class EvidenceError(Exception):
@@ -102,7 +103,7 @@ class Custody:
         kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "stream"
         return cls(given=source, kind=kind, resolved=os.path.realpath(source), start=st, ident=_ident(st))
 
-    def input_info(self, inv: Inventory) -> InputInfo:
+    def input_info(self, inv: Archive) -> InputInfo:
         """The report's `input` block, from the one pass and the start fingerprint."""
         info = InputInfo(
             path=self.given,

@@ -1,4 +1,4 @@
-"""read -> verify -> analyze: one function from an input path to a Report."""
+"""read -> model -> verify -> analyze: one function from an input path to a Report."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from forensics import __version__
-from forensics.archive.layerfs import norm_layer_path
-from forensics.archive.layerscan import LimitHit, Limits
-from forensics.archive.resolve import Descriptor, Resolved, ResolvedImage, resolve
-from forensics.archive.scan import Inventory, scan_input
-from forensics.archive.untrusted import Doc
+from forensics.archive.layerscan import Limits
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
@@ -36,6 +32,12 @@ from forensics.models import (
 )
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.packages.langdb import capture_name as lang_capture
+from forensics.paths import norm_layer_path
+from forensics.read import read_input
+from forensics.read.model import Archive, Digest, LimitHit, Resolved, ResolvedImage
+from forensics.read.seekable import SeekableSource
+from forensics.read.source import NoSource
+from forensics.untrusted import Doc
 from forensics.verify import blobs, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
 
@@ -122,14 +124,6 @@ def _text(data: bytes | None) -> str | None:
     return data.decode("utf-8", "replace") if data is not None else None
 
 
-def _actual(d: Descriptor | None) -> str | None:
-    if d is None:
-        return None
-    if d.entry is not None and d.entry.sha256:
-        return "sha256:" + d.entry.sha256
-    return d.digest
-
-
 class _Allowance:
     """Layer entries the history stage may analyze, counted per layer *reference*: a
     manifest listing one 5,000-file layer 100 times would otherwise make 500,000 entries
@@ -166,12 +160,12 @@ def _build_image(
         layers_out.append(
             Layer(
                 index=lr.index,
-                digest=(_actual(d) if docker else d.digest),
+                digest=(d.actual if docker else d.digest),
                 size=(e.nbytes if docker and e is not None else d.size),
                 media_type=d.media_type,
                 path_in_archive=d.path,
                 present=e is not None and e.error is None,  # a truncated blob is not the blob
-                actual_sha256=("sha256:" + e.sha256) if e is not None and e.sha256 else None,
+                actual_sha256=e.digest if e is not None else None,
                 actual_size=e.nbytes if e is not None else None,
                 compression=(scan.compression if scan else ("unknown" if e is not None else None)),
                 diff_id=scan.diff_id if scan else None,
@@ -188,9 +182,9 @@ def _build_image(
         index=img.index,
         refs=img.refs,
         platform=img.platform,
-        manifest_digest=_actual(img.manifest),
+        manifest_digest=img.manifest.actual if img.manifest else None,
         manifest_media_type=img.manifest.media_type if img.manifest else None,
-        config_digest=_actual(img.config),
+        config_digest=img.config.actual if img.config else None,
         declared_config_digest=img.config.digest if img.config else None,
         config=config,
         layers=layers_out,
@@ -226,20 +220,8 @@ def _blob_kinds(res: Resolved) -> dict[str, str]:
     return kinds
 
 
-def _matches(d: Descriptor | None) -> bool:
-    """The blob is there, whole, and its bytes are what the descriptor names."""
-    e = d.entry if d is not None else None
-    return (
-        e is not None
-        and e.error is None
-        and e.sha256 is not None
-        and d.digest == "sha256:" + e.sha256
-        and (d.size is None or d.size == e.nbytes)
-    )
-
-
 def _artifacts(res: Resolved) -> list[Artifact]:
-    held = {_actual(d) for d in res.descriptors if d.entry is not None and d.role in ("top", "child")}
+    held = {d.actual for d in res.descriptors if d.entry is not None and d.role in ("top", "child")}
     out: list[Artifact] = []
     for n, art in enumerate(res.artifact_refs):
         blobs = [
@@ -249,7 +231,7 @@ def _artifacts(res: Resolved) -> list[Artifact]:
                 digest=b.digest,
                 size=b.size,
                 present=b.entry is not None,
-                verified=_matches(b),
+                verified=b.matches,
                 annotations=dict(list(b.annotations.items())[:16]),
             )
             for b in ([art.config] if art.config is not None else []) + art.blobs
@@ -263,7 +245,7 @@ def _artifacts(res: Resolved) -> list[Artifact]:
                 manifest_media_type=art.manifest.media_type
                 or (art.doc["mediaType"] if isinstance(art.doc.get("mediaType"), str) else None),
                 size=art.manifest.size,
-                verified=_matches(art.manifest),
+                verified=art.manifest.matches,
                 subject=art.subject,
                 subject_in_archive=(art.subject in held) if art.subject else None,
                 refs=art.refs,
@@ -289,7 +271,7 @@ def _not_exported(res: Resolved) -> list[NotExported]:
     ]
 
 
-def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
+def _blobs(inv: Archive, res: Resolved) -> list[Blob]:
     kinds = _blob_kinds(res)
     out: list[Blob] = []
     for e in inv.entries:
@@ -310,13 +292,11 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
                 kind = "referenced"
             else:
                 kind = "unreferenced"
-        declared = None
-        if e.path.startswith("blobs/sha256/"):
-            declared = "sha256:" + e.path.rsplit("/", 1)[-1]
+        declared = Digest.named_by(e.path)
         out.append(
             Blob(
                 name=e.name,
-                digest=("sha256:" + e.sha256) if e.sha256 else None,
+                digest=e.digest,
                 size=e.nbytes,
                 kind=kind,
                 declared_digest=declared,
@@ -325,7 +305,7 @@ def _blobs(inv: Inventory, res: Resolved) -> list[Blob]:
     return out
 
 
-def _verify(inv: Inventory, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
+def _verify(inv: Archive, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
     f: list[Finding] = list(res.findings) + check_limits(inv, res)
     if res.format == "unknown":
         # Not an image archive: nothing to verify against, but say if it was cut short.
@@ -384,6 +364,11 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return list(seen.values())
 
 
+def member_source(source: str):
+    """How the history stage reads file contents again: from a file or a directory, not stdin."""
+    return NoSource() if source == "-" else SeekableSource(source)
+
+
 def verdict_for(findings: list[Finding], fmt: str) -> str:
     if fmt == "unknown" or any(x.code == "archive.unknown-format" for x in findings):
         return "unreadable"
@@ -415,8 +400,8 @@ def analyze(
     custody = custody or Custody.start_of(source)
     if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
-    inv = scan_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
-    res = resolve(inv)
+    res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
+    inv = res.archive
     findings, files_by_entry = _verify(inv, res, expect)
     allowance = _Allowance(limits or Limits(), inv.input_size)
     images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
@@ -426,7 +411,7 @@ def analyze(
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, inv, verify_packages)
+        findings += analyze_images(images, res, member_source(source), verify_packages)
     findings = sort_findings(_dedupe(findings))
     assign_ids(findings)
     for n, f in enumerate(findings):  # let each history step point at its findings

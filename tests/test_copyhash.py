@@ -17,6 +17,7 @@ from forensics.history import copyhash
 from forensics.history.instructions import parse_created_by
 from forensics.models import FileEntry
 from forensics.pipeline import analyze
+from forensics.read.source import NoSource
 
 FIX = Path(__file__).parent / "fixtures" / "copyhash"
 
@@ -335,7 +336,7 @@ def test_stdin_cannot_read_the_files_again():
     report = analyze(str(FIX / "buildah-1.28-layers.oci.tar.gz"))
     img = report.images[0]
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
-    got, findings = copyhash.check_image(img, ins, ["x"] * len(img.layers), "-")
+    got, findings = copyhash.check_image(img, ins, ["x"] * len(img.layers), NoSource())
     assert findings == [] and {s.status for s in got.values()} == {"cannot-recompute"}
     assert all("stdin or a pipe" in s.reason for s in got.values() if "archive" not in s.reason)
 

@@ -74,7 +74,7 @@ def no_read(monkeypatch):
     def refuse(*a, **kw):
         raise AssertionError("the input was read before the outputs were checked")
 
-    monkeypatch.setattr(forensics.pipeline, "scan_input", refuse)
+    monkeypatch.setattr(forensics.pipeline, "read_input", refuse)
 
 
 # ---------------------------------------------------------------- refusals

@@ -42,6 +42,11 @@ def sniff(head: bytes) -> str:
     stripped = head.lstrip()
     if stripped[:1] in (b"{", b"[") or stripped.startswith(b"null"):
         return "json"
+    # Not containers, but what an entry no layout defines may be (archive.extra-entry).
+    if head.startswith(b"\x7fELF"):
+        return "elf"
+    if head.startswith(b"#!"):
+        return "script"
     return "data"
 
 

@@ -10,35 +10,10 @@ from __future__ import annotations
 import posixpath
 
 from forensics.models import FileEntry
+from forensics.paths import norm_layer_path, resolve_link_target  # noqa: F401 - re-exported
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-
-
-def norm_layer_path(name: str) -> tuple[str, bool]:
-    """(normalized absolute path, escapes_root)."""
-    if "//" not in name and "\\" not in name and "/." not in "/" + name:
-        return "/" + name.strip("/"), False  # no "", "." or ".." component: nothing to collapse
-    parts: list[str] = []
-    escapes = False
-    for p in name.replace("\\", "/").split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if not parts:
-                escapes = True
-                continue
-            parts.pop()
-        else:
-            parts.append(p)
-    return "/" + "/".join(parts), escapes
-
-
-def resolve_link_target(link_path: str, target: str) -> tuple[str, bool]:
-    """Where a symlink at link_path points, inside the root; and whether it climbs out."""
-    if target.startswith("/"):
-        return norm_layer_path(target)
-    return norm_layer_path(posixpath.join(posixpath.dirname(link_path), target))
 
 
 # One set shared by every FileEntry: model_construct would otherwise keep a set per file.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import queue
 import stat
 import sys
@@ -33,6 +32,7 @@ from forensics.archive.layerscan import (
     sniff_head,
 )
 from forensics.archive.tarstream import FileSource, TarError, TarReader
+from forensics.paths import norm_outer
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -88,21 +88,6 @@ class Inventory:
         """The copy of a path that extraction would leave: the last one."""
         found = self.get_all(path)
         return found[-1] if found else None
-
-
-def norm_outer(name: str) -> tuple[str, bool]:
-    """Normalize an outer entry name; say whether it is unsafe (absolute or escaping)."""
-    unsafe = name.startswith("/")
-    path = posixpath.normpath("/" + name.replace("\\", "/")) if name else "/"
-    stripped = name.lstrip("/")
-    parts = [p for p in stripped.split("/") if p not in ("", ".")]
-    depth = 0
-    for p in parts:
-        depth = depth - 1 if p == ".." else depth + 1
-        if depth < 0:
-            unsafe = True
-            break
-    return path.lstrip("/"), unsafe
 
 
 class Sink(Protocol):

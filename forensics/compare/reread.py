@@ -1,4 +1,4 @@
-"""Second pass over an archive: the bytes of a few small files of chosen layers.
+"""Second pass over an input (forensics.read.source): the bytes of a few small files of chosen layers.
 
 The first pass keeps digests, not contents. To tell a timestamp inside a file
 from a real change (forensics.compare.noise, when="timestamps"), the two
@@ -10,14 +10,14 @@ leaves the difference real.
 from __future__ import annotations
 
 from forensics.models import Report
+from forensics.paths import norm_outer
+from forensics.read.source import MemberSource, open_source
 
 MAX_BYTES = 1 << 20
 
 
 def layer_entries(report: Report, image: int) -> dict[int, str]:
     """Layer index -> outer entry path of its blob (matched by the digest of the bytes read)."""
-    from forensics.archive.scan import norm_outer
-
     by_digest: dict[str, str] = {}
     for b in report.blobs:
         if b.kind == "layer" and b.digest:
@@ -33,11 +33,14 @@ def layer_entries(report: Report, image: int) -> dict[int, str]:
 
 
 def read_files(
-    report: Report, image: int, wanted: dict[int, set[str]], max_bytes: int = MAX_BYTES
+    report: Report,
+    image: int,
+    wanted: dict[int, set[str]],
+    max_bytes: int = MAX_BYTES,
+    source: MemberSource | None = None,
 ) -> dict[tuple[int, str], bytes]:
-    """{(layer index, path): content} for the wanted regular files that could be read whole."""
-    from forensics.archive.reread import reread
-
+    """{(layer index, path): content} for the wanted regular files that could be read whole;
+    `source` reads the report's input again (by default, from the path the report names)."""
     result: dict[tuple[int, str], bytes] = {}
     entries = layer_entries(report, image)
     by_entry: dict[str, list[tuple[int, set[str]]]] = {}
@@ -56,5 +59,6 @@ def read_files(
             if path in paths:
                 result[(layer, path)] = data  # the last copy in the tar wins, as extraction does
 
-    reread(report.input.path, {e: set().union(*(p for _, p in v)) for e, v in by_entry.items()}, consume)
+    source = source or open_source(report.input.path)
+    source.stream({e: set().union(*(p for _, p in v)) for e, v in by_entry.items()}, consume)
     return result

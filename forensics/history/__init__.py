@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-from forensics.archive.layerfs import norm_layer_path
 from forensics.history import (
     accounts,
     config,
@@ -33,6 +32,9 @@ from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
 from forensics.models import FileEntry, Finding, Image, PathChange, StepAnalysis, StepInstruction
+from forensics.paths import norm_layer_path
+from forensics.read.model import Resolved
+from forensics.read.source import MemberSource
 
 FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
 
@@ -84,7 +86,7 @@ def analyze_image(
     img: Image,
     captured_by_layer: list[dict[str, bytes]],
     layer_entries: list[str | None],
-    source: str,
+    source: MemberSource,
     now: float,
     archive_time: float | None = None,
     verify_packages: str = "all",
@@ -334,16 +336,19 @@ def _layer_of_step(img: Image, h_i: int) -> int | None:
     return None
 
 
-def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") -> list[Finding]:
+def analyze_images(
+    images: list[Image], res: Resolved, source: MemberSource, verify_packages: str = "all"
+) -> list[Finding]:
     """`verify_packages`: "all" (default) checks every recorded package digest, reading the
-    md5/sha1-recorded files again in a second, targeted pass; "changed" reads again only
-    files whose content changed after their record (sha256-family records are always
-    checked for every file, from the first pass)."""
+    md5/sha1-recorded files again through `source` (a second, targeted pass); "changed"
+    reads again only files whose content changed after their record (sha256-family records
+    are always checked for every file, from the first pass)."""
     now = time.time()
     out: list[Finding] = []
-    attested = provenance.statements_for(inv, res)
-    stamps = [e.mtime for e in inv.entries if timeline.EPOCH_FLOOR <= e.mtime <= timeline.MAX_TIME]
-    archive_time = max(stamps) if stamps and not inv.is_dir else None
+    archive = res.archive
+    attested = provenance.statements_for(archive, res)
+    stamps = [e.mtime for e in archive.entries if timeline.EPOCH_FLOOR <= e.mtime <= timeline.MAX_TIME]
+    archive_time = max(stamps) if stamps and not archive.is_dir else None
     for img, rimg in zip(images, res.images):
         captured = []
         entries = []
@@ -353,8 +358,8 @@ def analyze_images(images: list[Image], res, inv, verify_packages: str = "all") 
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, inv.source, now, archive_time, verify_packages, known)
-        out += records.check_records(img, rimg, inv)
+        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known)
+        out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])

@@ -24,7 +24,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from forensics.archive.layerfs import norm_layer_path
 from forensics.findings import Code, finding
 from forensics.history.accountcmds import (
     MAX_SMALL,
@@ -35,6 +34,7 @@ from forensics.history.accountcmds import (
     entitled_by_scripts,
 )
 from forensics.models import Finding, PathChange
+from forensics.paths import norm_layer_path
 
 RAISES: tuple[Code, ...] = ("history.effect-mismatch", "history.unexplained-change")
 

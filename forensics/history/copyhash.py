@@ -83,7 +83,7 @@ not caught here (the hash is metadata like the rest of the history):
 
 Cost: the one pass keeps only each file's sha256, and both hashes need the
 bytes, so the files under hashed destinations are read again from their layers
-(forensics.archive.reread): a `file:`/`multi:` source is hashed as it streams
+(forensics.read.source): a `file:`/`multi:` source is hashed as it streams
 by (every candidate at once, any size); the files under `dir:` sources are
 held, at most MAX_CONTENT bytes per image. Not possible on stdin.
 """
@@ -93,16 +93,15 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
-import os
 import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from forensics.archive.reread import reread
 from forensics.findings import Code, finding
 from forensics.models import CopyHashStatus, FileEntry, Finding, Image, Severity
+from forensics.read.source import MemberSource
 
 RAISES: tuple[Code, ...] = ("history.effect-mismatch",)
 
@@ -113,8 +112,6 @@ _HASH = re.compile(r"^(?:(file|dir|multi):)?([0-9a-f]{64})$")
 # docker 20.10 writes `--chown=%s` with no space before the hash: `COPY --chown=1:1dir:<hex> in /x `
 _GLUED = re.compile(r"#\(nop\) (?:COPY|ADD) --chown=\S*?((?:file|dir|multi):[0-9a-f]{64}) in ")
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
-
-Reader = Callable[[str, dict[str, set[str]], Callable], None]
 
 
 @dataclass
@@ -913,12 +910,12 @@ def _why_not(t: Target, version: tuple[int, int] | None) -> str:
 
 
 def check_image(
-    img: Image, instructions, layer_entries: list[str | None], source: str, read: Reader = reread
+    img: Image, instructions, layer_entries: list[str | None], source: MemberSource
 ) -> tuple[dict[int, CopyHashStatus], list[Finding]]:
     """Per history entry with a COPY/ADD hash: its status, and the findings (mismatches).
 
     `instructions` are the parsed `created_by` lines (history.instructions), `layer_entries`
-    the archive path of each layer's blob (for the second read); `source` the input path."""
+    the archive path of each layer's blob (for the second read); `source` reads them again."""
     targets = plan(img, instructions)
     statuses: dict[int, CopyHashStatus] = {}
     findings: list[Finding] = []
@@ -946,7 +943,7 @@ def check_image(
                     "not held in memory to rebuild the directory hash"
                 )
         want, stream, keep = wanted_files(targets, layer_entries)
-    if want and (source == "-" or not (os.path.isfile(source) or os.path.isdir(source))):
+    if want and not source.readable:
         for t in targets:  # stdin or a named pipe: what was read is gone
             t.reason = t.reason or (
                 "the input is stdin or a pipe: the one pass keeps no file contents and "
@@ -975,7 +972,7 @@ def check_image(
             if parts is not None:
                 contents.setdefault(entry_path, {})[path] = b"".join(parts)
 
-        read(source, want, consume)
+        source.stream(want, consume)
     version = _buildah_version(img)
     build = _builds(img)
     for t in targets:

@@ -113,7 +113,7 @@ class Overlay:
             if p in self.nodes:
                 out.append(p)
             stack.extend(self._children.get(p, ()))
-        return out
+        return sorted(out)  # the children are sets: their order follows the string-hash seed
 
     def _remove(self, path: str) -> Node | None:
         node = self.nodes.pop(path, None)

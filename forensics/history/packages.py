@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from forensics.packages import is_maintainer_script, parse_package_dbs
 from forensics.packages.langdb import lang_db_kind, parse_language_dbs
+from forensics.read.source import MemberSource
 
 SHARED_DB_FILES = {"/var/lib/dpkg/status"}
 # Front ends (forensics.history.shellwords) whose runs write pip or npm records.
@@ -130,10 +131,8 @@ class PackageState:
         return False
 
 
-def rehash(source: str, wanted: dict[str, set[str]], algos: set[str]) -> dict[tuple[str, str], dict[str, str]]:
+def rehash(source: MemberSource, wanted: dict[str, set[str]], algos: set[str]) -> dict[tuple[str, str], dict[str, str]]:
     """Second pass: {(layer entry path, file path): {algo: hex}} for the files wanted."""
-    from forensics.archive.reread import reread
-
     result: dict[tuple[str, str], dict[str, str]] = {}
     names = [a for a in algos if a in ALGOS]
 
@@ -144,5 +143,5 @@ def rehash(source: str, wanted: dict[str, set[str]], algos: set[str]) -> dict[tu
                 h.update(part)
         result[(entry_path, path)] = {a: h.hexdigest() for a, h in hs.items()}
 
-    reread(source, wanted, consume)
+    source.stream(wanted, consume)
     return result

@@ -28,13 +28,14 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from forensics.archive.layerscan import record_digest
 from forensics.findings import Code, finding
 from forensics.history.content import is_persistence_path
 from forensics.history.explain import PACKAGE_REASONS, _aliases
 from forensics.history.packages import ALGOS, SHA256_FAMILY, PackageState, rehash
 from forensics.history.shellwords import glob_match, has_glob
 from forensics.models import FileBytes, Finding, PackageCoverage
+from forensics.read.model import record_digest
+from forensics.read.source import MemberSource
 
 RAISES: tuple[Code, ...] = ("history.package-file-modified",)
 
@@ -214,7 +215,7 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
 
 
 def _reread(
-    recs: list[_Rec], source: str, layer_entries: list[str | None], mode: str, known: list[dict[str, str]]
+    recs: list[_Rec], source: MemberSource, layer_entries: list[str | None], mode: str, known: list[dict[str, str]]
 ) -> list[_Rec]:
     """Fill `got` for the records the first pass cannot check; returns those changed after
     their record that stay unchecked (stdin), which still carry cross-layer evidence."""
@@ -229,7 +230,7 @@ def _reread(
         changed_after = r.content_layer > r.record_layer and r.install_sha256 != r.sha256
         if mode != "all" and not changed_after:
             r.reason = CHANGED_MODE
-        elif source == "-":
+        elif not source.readable:
             r.reason = STDIN
         else:
             need.append(r)
@@ -359,7 +360,7 @@ def check(
     versions: dict[str, list[tuple[int, str | None]]],
     *,
     image: int,
-    source: str,
+    source: MemberSource,
     layer_entries: list[str | None],
     history_of_layer: dict[int, int],
     accounts: Accounts,

@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 
-from forensics.archive.resolve import Resolved
-from forensics.archive.scan import Inventory
 from forensics.findings import Code, finding
 from forensics.history.instructions import parse_created_by
 from forensics.models import Finding, Image
+from forensics.read.model import Archive, Digest, Resolved
 
 RAISES: tuple[Code, ...] = ("history.unexplained-change",)
 
 BUILDKIT_METADATA = "https://mobyproject.org/buildkit@v1#metadata"
 
 
-def _blob_json(inv: Inventory, digest: str | None):
-    if not isinstance(digest, str) or not re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
+def _blob_json(inv: Archive, digest: str | None):
+    d = Digest.parse(digest)
+    if d is None:
         return None
-    e = inv.get("blobs/sha256/" + digest.split(":", 1)[1])
+    e = inv.get(f"blobs/sha256/{d.hex}")
     if e is None or e.data is None:
         return None
     try:
@@ -47,7 +46,7 @@ def _metadata(predicate: dict) -> dict:
     return v02 if isinstance(v02, dict) else {}
 
 
-def statements_for(inv: Inventory, res: Resolved) -> dict[str, list[dict]]:
+def statements_for(inv: Archive, res: Resolved) -> dict[str, list[dict]]:
     """Provenance statements by the manifest digest they describe."""
     out: dict[str, list[dict]] = {}
     for d in res.artifacts:
@@ -72,7 +71,7 @@ def statements_for(inv: Inventory, res: Resolved) -> dict[str, list[dict]]:
                 and isinstance(st.get("predicate"), dict)
             ):
                 subjects = [s.get("digest", {}).get("sha256") for s in st.get("subject") or [] if isinstance(s, dict)]
-                for key in {target, *(f"sha256:{s}" for s in subjects if isinstance(s, str))} - {None}:
+                for key in {target, *(Digest.parse_hex(s) for s in subjects)} - {None}:
                     out.setdefault(key, []).append(st)
     return out
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import posixpath
 
-from forensics.archive.resolve import ResolvedImage, follow
-from forensics.archive.scan import Inventory
-from forensics.archive.untrusted import Doc
 from forensics.findings import Code, finding
 from forensics.history.config import _BUILDAH_NOP
 from forensics.history.timeline import EPOCH_FLOOR, parse_time
 from forensics.models import Finding, Image
+from forensics.read.model import Archive, ResolvedImage
+from forensics.untrusted import Doc
 
 RAISES: tuple[Code, ...] = ("history.time-anomaly", "history.unexplained-change")
 
@@ -29,7 +28,7 @@ def _cmd(cc) -> str | None:
     return None
 
 
-def _top_v1_json(rimg: ResolvedImage, inv: Inventory) -> tuple[str, dict] | None:
+def _top_v1_json(rimg: ResolvedImage, inv: Archive) -> tuple[str, dict] | None:
     if not rimg.layers:
         return None
     top = rimg.layers[-1].descriptor
@@ -38,7 +37,7 @@ def _top_v1_json(rimg: ResolvedImage, inv: Inventory) -> tuple[str, dict] | None
         dirs.add(posixpath.dirname(top.path))
     if top.entry is not None:
         for e in inv.entries:
-            if e.path.endswith("/layer.tar") and follow(inv, e.path)[0] is top.entry:
+            if e.path.endswith("/layer.tar") and inv.follow(e.path)[0] is top.entry:
                 dirs.add(posixpath.dirname(e.path))
     for d in sorted(dirs):
         e = inv.get(f"{d}/json")
@@ -52,7 +51,7 @@ def _top_v1_json(rimg: ResolvedImage, inv: Inventory) -> tuple[str, dict] | None
     return None
 
 
-def check_records(img: Image, rimg: ResolvedImage, inv: Inventory) -> list[Finding]:
+def check_records(img: Image, rimg: ResolvedImage, inv: Archive) -> list[Finding]:
     out: list[Finding] = []
     cfg = rimg.config_doc if isinstance(rimg.config_doc, dict) else {}
     if not img.history:

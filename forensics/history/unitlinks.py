@@ -20,8 +20,8 @@ from __future__ import annotations
 import posixpath
 import re
 
-from forensics.archive.layerfs import norm_layer_path
 from forensics.models import PathChange
+from forensics.paths import norm_layer_path
 
 UNIT_DIRS = ("/lib/systemd/system/", "/usr/lib/systemd/system/", "/lib/systemd/user/", "/usr/lib/systemd/user/")
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount", ".swap", ".slice")

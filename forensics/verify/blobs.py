@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import posixpath
 
-from forensics.archive.mediatypes import LAYER_COMPRESSION, is_foreign_layer, is_layer_type
-from forensics.archive.resolve import Descriptor, IndexChildren, Resolved
-from forensics.archive.scan import Inventory, OuterEntry
 from forensics.findings import Code, finding
+from forensics.mediatypes import LAYER_COMPRESSION, is_foreign_layer, is_layer_type
 from forensics.models import Finding
+from forensics.read.model import Archive, Descriptor, Digest, Entry, IndexChildren, Resolved
 
 RAISES: tuple[Code, ...] = (
     "blob.digest-mismatch",
@@ -24,10 +23,6 @@ RAISES: tuple[Code, ...] = (
 SNIFF_AS_COMPRESSION = {"gzip": "gzip", "zstd": "zstd", "tar": "none", "bzip2": "bzip2", "xz": "xz"}
 # Files of the docker-save layouts that no descriptor names but that belong there.
 DOCKER_METADATA = {"manifest.json", "repositories", "index.json", "oci-layout", "VERSION"}
-
-
-def _digest_of(e: OuterEntry) -> str | None:
-    return "sha256:" + e.sha256 if e.sha256 else None
 
 
 def _is_foreign(d: Descriptor) -> bool:
@@ -90,7 +85,7 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
             )
         )
         return out
-    actual = _digest_of(e)
+    actual = e.digest
     named_by = d.annotations.get("digest-source", "descriptor")
     if actual and actual != d.digest and named_by != "diffid-name" and not d.path.endswith(".tar"):
         source = "its file name" if named_by == "name" else d.where
@@ -123,7 +118,7 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
 
         try:
             raw = base64.b64decode(d.data, validate=True)
-            if "sha256:" + hashlib.sha256(raw).hexdigest() != d.digest:
+            if Digest.of_hex(hashlib.sha256(raw).hexdigest()) != d.digest:
                 out.append(
                     finding(
                         "blob.digest-mismatch",
@@ -178,7 +173,7 @@ def check_media_type(d: Descriptor, role: str, *, image: int, layer: int | None 
     return []
 
 
-def _looks_like_v1_json(e: OuterEntry) -> bool:
+def _looks_like_v1_json(e: Entry) -> bool:
     if e.data is None:
         return False
     try:
@@ -188,7 +183,7 @@ def _looks_like_v1_json(e: OuterEntry) -> bool:
     return isinstance(doc, dict) and "id" in doc and ("parent" in doc or "container_config" in doc or "config" in doc)
 
 
-def check_unreferenced(inv: Inventory, res: Resolved) -> list[Finding]:
+def check_unreferenced(inv: Archive, res: Resolved) -> list[Finding]:
     out: list[Finding] = []
     for e in inv.entries:
         if e.type != "file" or e.path in res.referenced:
@@ -198,7 +193,9 @@ def check_unreferenced(inv: Inventory, res: Resolved) -> list[Finding]:
             continue
         under_blobs = e.path.startswith("blobs/")
         if not under_blobs and not res.format.startswith("docker"):
-            continue  # stray files beside an OCI layout are not blobs
+            continue  # stray files beside an OCI layout are not blobs (archive.extra-entry)
+        if not under_blobs and res.format == "docker-archive+oci" and e.layer is None:
+            continue  # nor beside a Docker 25+ layout, unless a layer hides there (archive.extra-entry)
         what = {"gzip": "gzip tar", "zstd": "zstd tar", "tar": "tar"}.get(e.sniffed or "", e.sniffed or "data")
         if e.layer is not None:
             sev, note = "medium", "a layer that no image uses: content can hide here"
@@ -206,7 +203,7 @@ def check_unreferenced(inv: Inventory, res: Resolved) -> list[Finding]:
             sev, note = "info", "a legacy v1 image JSON (Docker 25+ writes one per layer)"
         else:
             sev, note = "low", "nothing in the archive refers to it"
-        digest = _digest_of(e)
+        digest = e.digest
         out.append(
             finding(
                 "blob.unreferenced",
@@ -220,15 +217,15 @@ def check_unreferenced(inv: Inventory, res: Resolved) -> list[Finding]:
     return out
 
 
-def check_blob_names(inv: Inventory, res: Resolved) -> list[Finding]:
+def check_blob_names(inv: Archive, res: Resolved) -> list[Finding]:
     """Every blobs/<alg>/<hex> must hash to its name; referenced ones were checked
     against their descriptors already (with the image and layer they belong to)."""
     out: list[Finding] = []
     for e in inv.entries:
         if e.type != "file" or not e.path.startswith("blobs/sha256/") or e.path in res.referenced:
             continue
-        named = "sha256:" + posixpath.basename(e.path)
-        actual = _digest_of(e)
+        named = Digest.named_by(e.path)
+        actual = e.digest
         if actual and actual != named:
             out.append(
                 finding(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from forensics.archive.resolve import ResolvedImage
 from forensics.findings import Code, finding
 from forensics.models import Finding
+from forensics.read.model import ResolvedImage
 
 RAISES: tuple[Code, ...] = ("layer.count-mismatch", "layer.diffid-mismatch")
 

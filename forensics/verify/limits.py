@@ -11,11 +11,9 @@ from a real tool stays far below every limit.
 
 from __future__ import annotations
 
-from forensics.archive.layerscan import LimitHit
-from forensics.archive.resolve import Resolved
-from forensics.archive.scan import Inventory
 from forensics.findings import Code, finding
 from forensics.models import Finding
+from forensics.read.model import Archive, LimitHit, Resolved
 
 RAISES: tuple[Code, ...] = ("archive.limit-exceeded",)
 
@@ -63,7 +61,7 @@ def limit_finding(hit: LimitHit, where: str, **fields) -> Finding:
     )
 
 
-def check_limits(inv: Inventory, res: Resolved) -> list[Finding]:
+def check_limits(inv: Archive, res: Resolved) -> list[Finding]:
     out = [limit_finding(hit, "the archive") for hit in inv.over_limit.values()]
     where: dict[str, tuple[int, int]] = {}
     for img in res.images:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import posixpath
 
-from forensics.archive.resolve import Resolved, ResolvedImage, follow
-from forensics.archive.scan import Inventory
 from forensics.findings import Code, finding
 from forensics.models import Finding
+from forensics.read.model import Archive, Resolved, ResolvedImage
 
 RAISES: tuple[Code, ...] = ("ref.conflict", "ref.pin-mismatch")
 
@@ -37,7 +36,7 @@ def _image_key(img: ResolvedImage) -> str:
     return (img.config.digest if img.config else None) or f"image[{img.index}]"
 
 
-def _repositories_targets(img: ResolvedImage, inv: Inventory) -> set[str]:
+def _repositories_targets(img: ResolvedImage, inv: Archive) -> set[str]:
     """What a `repositories` value may say for this image: the top layer's v1 id
     (Docker <=24; skopeo, whose <v1id>/layer.tar is a symlink to <diffid>.tar),
     its diff_id hex (Docker 25+), or the config hex."""
@@ -48,7 +47,7 @@ def _repositories_targets(img: ResolvedImage, inv: Inventory) -> set[str]:
             keys.add(posixpath.basename(posixpath.dirname(top.path)))
         if top.entry is not None:
             for e in inv.entries:
-                if e.path.endswith("/layer.tar") and follow(inv, e.path)[0] is top.entry:
+                if e.path.endswith("/layer.tar") and inv.follow(e.path)[0] is top.entry:
                     keys.add(posixpath.dirname(e.path))
     if img.diff_ids:
         keys.add(img.diff_ids[-1].split(":", 1)[-1])
@@ -57,7 +56,7 @@ def _repositories_targets(img: ResolvedImage, inv: Inventory) -> set[str]:
     return keys
 
 
-def check_conflicts(res: Resolved, inv: Inventory) -> list[Finding]:
+def check_conflicts(res: Resolved, inv: Archive) -> list[Finding]:
     claims: dict[str, dict[str, set[str]]] = {}  # tag -> source -> image keys
 
     def claim(tag: str, source: str, key: str) -> None:
@@ -114,8 +113,8 @@ def check_pins(res: Resolved, expect: list[str]) -> list[Finding]:
     for img in res.images:
         if img.manifest is not None and img.manifest.digest:
             known[img.manifest.digest] = f"manifest of image[{img.index}]"
-        if img.config is not None and img.config.entry is not None and img.config.entry.sha256:
-            known["sha256:" + img.config.entry.sha256] = f"config (image ID) of image[{img.index}]"
+        if img.config is not None and img.config.entry is not None and img.config.entry.digest:
+            known[img.config.entry.digest] = f"config (image ID) of image[{img.index}]"
     for pin in expect:
         pin_norm = pin if pin.startswith("sha256:") else f"sha256:{pin}"
         pin_norm = pin_norm.split("@", 1)[-1]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import posixpath
 
-from forensics.archive.layerfs import resolve_link_target
-from forensics.archive.resolve import Resolved
-from forensics.archive.scan import Inventory, OuterEntry, norm_outer
 from forensics.findings import Code, finding
 from forensics.models import FileEntry, Finding
+from forensics.paths import norm_outer, resolve_link_target
+from forensics.read.model import Archive, Entry, Resolved
 
 RAISES: tuple[Code, ...] = ("archive.duplicate-entry", "archive.malformed", "archive.unsafe-path")
 
@@ -28,7 +27,7 @@ def _layer_positions(res: Resolved | None) -> dict[str, tuple[int, int]]:
     return pos
 
 
-def check_outer(inv: Inventory, res: Resolved | None = None) -> list[Finding]:
+def check_outer(inv: Archive, res: Resolved | None = None) -> list[Finding]:
     out: list[Finding] = []
     positions = _layer_positions(res)
     for err in inv.errors:
@@ -81,7 +80,7 @@ def check_outer(inv: Inventory, res: Resolved | None = None) -> list[Finding]:
                 entry=path,
             )
         )
-    seen: dict[str, list[OuterEntry]] = {}
+    seen: dict[str, list[Entry]] = {}
     for e in inv.entries:
         if e.type != "dir":
             seen.setdefault(e.path, []).append(e)
@@ -90,7 +89,7 @@ def check_outer(inv: Inventory, res: Resolved | None = None) -> list[Finding]:
             continue
         digests = [c.sha256 or c.linkname or c.type for c in copies]
         same = len(set(digests)) == 1
-        listing = ", ".join(f"#{c.seq} {('sha256:' + c.sha256) if c.sha256 else c.type}" for c in copies)
+        listing = ", ".join(f"#{c.seq} {c.digest or c.type}" for c in copies)
         out.append(
             finding(
                 "archive.duplicate-entry",

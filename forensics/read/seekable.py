@@ -1,4 +1,5 @@
-"""A second, targeted pass: stream chosen members of chosen layers again.
+"""The member source of a seekable input (forensics.read.source): a second, targeted
+pass that streams chosen members of chosen layers again.
 
 The first pass keeps digests and metadata, never contents. A few checks need
 more of a handful of files (an md5 a package database recorded, the bytes of a
@@ -11,15 +12,11 @@ means "not read": the first pass has already reported it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from forensics.archive.decompress import open_stream, sniff
-from forensics.archive.layerfs import norm_layer_path
-from forensics.archive.scan import norm_outer
-from forensics.archive.tarstream import FileSource, Member, TarReader
-
-# consume(entry path, member path, member, read) reads the member's content via read(n).
-Consume = Callable[[str, str, Member, Callable[[int], memoryview]], None]
+from forensics.archive.tarstream import FileSource, TarReader
+from forensics.paths import norm_layer_path, norm_outer
+from forensics.read.source import Consume
 
 
 class _Prefixed:
@@ -75,3 +72,15 @@ def reread(source: str, wanted: dict[str, set[str]], consume: Consume) -> None:
                     _walk_layer(outer.read, path, wanted[path], consume)
     except Exception:  # noqa: BLE001 - hostile input: keep what was read
         return
+
+
+class SeekableSource:
+    """A file or a layout directory read again; "-" (stdin) cannot be."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.readable = path != "-" and (os.path.isfile(path) or os.path.isdir(path))
+
+    def stream(self, wanted: dict[str, set[str]], consume: Consume) -> None:
+        if self.readable:
+            reread(self.path, wanted, consume)
