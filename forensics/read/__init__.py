@@ -14,11 +14,13 @@ from collections.abc import Callable
 
 from forensics.archive.layerscan import Limits
 from forensics.archive.scan import ProgressFn, Sink, scan_input
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.read import docker, dual, oci
 from forensics.read.builder import Builder
 from forensics.read.convert import archive_of
 from forensics.read.model import Archive, Resolved
+
+RAISES: tuple[Code, ...] = ("archive.unknown-format",)
 
 READERS = (dual, oci, docker)
 

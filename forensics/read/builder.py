@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
 from forensics.read.documents import load_json, platform_str
 from forensics.read.model import Archive, Descriptor, Entry, Resolved, ResolvedImage
+
+RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 
 class Builder:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import posixpath
 import re
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.paths import norm_outer
 from forensics.read.builder import Builder
 from forensics.read.documents import load_json
 from forensics.read.model import Archive, Descriptor, Digest, LayerRef, Resolved, ResolvedImage
+
+RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 NAMED_RE = re.compile(r"(?:^|/)(?:sha256:)?([a-f0-9]{64})(?:\.json|\.tar)?$")
 

@@ -12,9 +12,11 @@ import re
 import sys
 from typing import Any
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
 from forensics.read.model import Descriptor, Entry
+
+RAISES: tuple[Code, ...] = ("archive.limit-exceeded", "archive.malformed")
 
 DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.models import Finding
 from forensics.read.model import Archive, Entry
+
+RAISES: tuple[Code, ...] = ("archive.extra-entry",)
 
 LAYOUT_FILES = frozenset({"oci-layout", "index.json"})
 DOCKER_FILES = frozenset({"manifest.json", "repositories"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from forensics.findings import finding
+from forensics.findings import Code, finding
 from forensics.mediatypes import IMAGE_CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES, artifact_kind, is_layer_type
 from forensics.read import extra
 from forensics.read.builder import Builder
@@ -29,6 +29,8 @@ from forensics.read.model import (
     Resolved,
     ResolvedImage,
 )
+
+RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 MAX_INDEX_DEPTH = 8
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
