@@ -20,7 +20,7 @@ from forensics.archive.scan import InputError
 from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
-from forensics.serialize import to_json
+from forensics.serialize import write_json
 
 EXIT_DOC = """
 Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
@@ -142,6 +142,12 @@ def _exit_for(report: Report, fail_on: FailOn) -> int:
     return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
 
 
+def _render_html(result) -> str:
+    from forensics.render.html import render_html
+
+    return render_html(result)
+
+
 def _emit(
     result,
     json_out: str | None,
@@ -157,26 +163,27 @@ def _emit(
 
     Files go through `outputs`: all are written and synced, then renamed over their targets
     together (with a kept input, if any); a failure leaves every previous file as it was."""
-    if text is None or html is None:
-        from forensics.render.html import render_html
-        from forensics.render.text import render_text
-
-        text, html = text or render_text, html or render_html
+    if text is None:
+        from forensics.render.text import render_text as text
+    if html is None:
+        html = _render_html  # jinja2 is loaded only when HTML is asked for
     if outputs is None:
         with Outputs() as own:
             return _emit(result, json_out, html_out, quiet, text=text, html=html, outputs=own)
     to_stdout: list[str] = []
     try:
-        for opt, path, render in (("--json", json_out, lambda r: to_json(r) + "\n"), ("--html", html_out, html)):
+        for opt, path, render in (("--json", json_out, None), ("--html", html_out, html)):
             if not path:
                 continue
-            body = render(result)
             if path == "-":
-                to_stdout.append(body)
+                to_stdout.append(render(result) if render else result)
                 continue
             out = outputs.open(opt, path)
             try:
-                out.write(body)
+                if render is None:  # the JSON streams: a string of it would double the peak memory
+                    write_json(result, out.write)
+                else:
+                    out.write(render(result))
             except OSError as exc:
                 raise EvidenceError(f"cannot write {opt} {shown(path)}: {exc.strerror or exc}") from None
         outputs.commit()
@@ -185,7 +192,11 @@ def _emit(
     except KeyboardInterrupt:
         raise _fail("interrupted; no output was written")
     for body in to_stdout:
-        sys.stdout.write(body)
+        if isinstance(body, str):
+            sys.stdout.write(body)
+        else:
+            sys.stdout.flush()
+            write_json(body, sys.stdout.buffer.write)
         sys.stdout.flush()
     if not quiet and json_out != "-":
         typer.echo(text(result), nl=False)

@@ -19,12 +19,10 @@ serial pass: the parallel result is only used when it is the serial one.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import signal
 import stat
 from array import array
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from forensics.archive.decompress import sniff
@@ -59,7 +57,11 @@ def workers_for(size: int | None) -> int:
             return max(1, int(forced))
         except ValueError:
             return 1
-    if size is None or size < AUTO_MIN_INPUT or "fork" not in multiprocessing.get_all_start_methods():
+    if size is None or size < AUTO_MIN_INPUT:
+        return 1
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     try:
         return len(os.sched_getaffinity(0))
@@ -228,6 +230,8 @@ class _Fallback(Exception):
 
 
 def _pools(limits: Limits, input_size: int):
+    import multiprocessing  # only where a pool is started
+
     ctx = multiprocessing.get_context("fork")
     entries = min(limits.max_entries, max(limits.entries_floor, input_size // limits.input_bytes_per_entry))
     chars = min(limits.max_name_bytes, max(limits.names_floor, input_size // limits.input_bytes_per_name_char))
@@ -274,6 +278,8 @@ def _run_pool(
     progress: ProgressFn | None,
     total: int | None,
 ) -> tuple[dict[int, _Done], tuple[str, int] | None]:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     ctx, entries, chars = _pools(limits, input_size)
     tasks: list[tuple[int, object, tuple]] = [((j.size or j.entry.size), _run, (j,)) for j in jobs]
     if hash_path is not None:
