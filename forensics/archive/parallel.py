@@ -303,6 +303,8 @@ def _run_pool(
                 if isinstance(result, _Done):
                     if result.refused:
                         raise _Fallback
+                    if result.entry.layer is not None:  # rows to models now: never both held for all layers
+                        result.entry.layer.files, result.rows = unpack(result.rows or []), None
                     done[result.index] = result
                     finished += result.entry.nbytes
                 else:
@@ -335,7 +337,6 @@ def _merge(
             if entry.layer is not None:
                 base, grows = bases[i]
                 replay.take(d.at, d.chars, base, grows)
-                entry.layer.files = unpack(d.rows or [])
         inv.add(entry)
 
 
