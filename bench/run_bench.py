@@ -42,7 +42,14 @@ SHARED_MAKE_IMAGE = (REPO / ".." / "shared" / "bench" / "make_image.py").resolve
 FALLBACK = HERE / "gen_image.py"
 MiB = 1 << 20
 CHUNK = 1 << 20
-TARGETS = {"ratio": 0.9, "mib_s": 300.0, "rss_mib": 150.0}
+TARGETS = {
+    "ratio": 0.9,
+    "mib_s": 300.0,
+    "rss_mib": 150.0,
+    "history_ratio": 1.1,
+    "rss_base_mib": 100.0,
+    "rss_kib_per_entry": 0.5,
+}
 
 try:
     from isal import isal_zlib as _zlib
@@ -310,6 +317,10 @@ ru = resource.getrusage(resource.RUSAGE_SELF)
 out["cpu_seconds"] = ru.ru_utime + ru.ru_stime - cpu0
 out["maxrss_kib"] = ru.ru_maxrss
 out["base_rss_kib"] = base_rss
+ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+out["worker_cpu_seconds"] = ch.ru_utime + ch.ru_stime  # the layer workers (forensics.archive.parallel)
+out["worker_maxrss_kib"] = ch.ru_maxrss  # the largest worker's peak
+out["cpu_seconds"] += out["worker_cpu_seconds"]
 print(json.dumps(out))
 """
 
@@ -317,12 +328,16 @@ print(json.dumps(out))
 SWITCH_INTERVAL: str = ""  # --tool-switchinterval
 
 
-def tool(path: Path, history: bool) -> dict:
+def tool(path: Path, history: bool, workers: int | None = None) -> dict:
+    env = dict(os.environ)
+    if workers is not None:
+        env["FORENSICS_WORKERS"] = str(workers)  # 1: the serial pass, for the comparison
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), "1" if history else "0", SWITCH_INTERVAL],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -369,6 +384,67 @@ def cli(path: Path) -> dict:
     if out["exit_code"] not in (0, 1):  # 1 = findings at or above --fail-on: still a completed run
         out["error"] = proc.stderr.strip()[-2000:]
     return out
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def _timed(cmd: list[str]) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out = {"command": " ".join(cmd), "seconds": time.perf_counter() - t0, "exit_code": proc.returncode}
+    if proc.returncode:
+        out["error"] = proc.stderr.strip()[-500:]
+    return out
+
+
+def peers(img: Path, idle: float) -> dict:
+    """Other tools over the same image in the same run: what reading and checking it costs them.
+    Each is skipped, with a message, if it is not installed."""
+    import shutil
+    import tempfile
+
+    res: dict = {}
+    docker = img.with_name(img.name.removesuffix(".oci.tar") + ".docker.tar")
+    jobs = {
+        "skopeo oci-archive -> oci": ("skopeo", lambda d: ["skopeo", "copy", f"oci-archive:{img}", f"oci:{d}/o:x"]),
+        "skopeo docker-archive -> dir": (
+            "skopeo",
+            (lambda d: ["skopeo", "copy", f"docker-archive:{docker}", f"dir:{d}/d"]) if docker.is_file() else None,
+        ),
+        "umoci unpack": ("umoci", None),
+    }
+    for name, (exe, make) in jobs.items():
+        if shutil.which(exe) is None:
+            res[name] = {"skipped": f"{exe} not installed"}
+            log(f"  {name}: skipped ({exe} not installed)")
+            continue
+        with tempfile.TemporaryDirectory(dir=img.parent) as d:
+            if name == "umoci unpack":
+                layout = Path(d) / "layout"
+                layout.mkdir()
+                subprocess.run(["tar", "-xf", str(img), "-C", str(layout)], check=False)
+                wait_idle(idle)
+                r = _timed(["umoci", "unpack", "--rootless", "--image", f"{layout}:{_ref(layout)}", f"{d}/bundle"])
+                r["note"] = "after an untimed tar -xf of the archive (umoci reads a layout directory)"
+            elif make is None:
+                res[name] = {"skipped": f"no docker archive beside the image ({docker.name})"}
+                log(f"  {name}: skipped (no {docker.name})")
+                continue
+            else:
+                wait_idle(idle)
+                r = _timed(make(d))
+        res[name] = r
+        log(f"  {name}: {r['seconds']:.2f}s exit {r['exit_code']}")
+    return res
+
+
+def _ref(layout: Path) -> str:
+    try:
+        idx = json.loads((layout / "index.json").read_text())
+        return idx["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return "latest"
 
 
 # ----------------------------------------------------------------------------- report
@@ -456,6 +532,36 @@ def render(results: list[dict]) -> str:
         f"{'>=' + str(int(TARGETS['mib_s'])):>10} {'>=' + str(TARGETS['ratio']):>6} "
         f"{'<' + str(int(TARGETS['rss_mib'])):>8}"
     )
+    return "\n".join(lines)
+
+
+def targets(results: list[dict]) -> str:
+    """The issue-11 targets: full analysis with history >= 1.1x the floor; the CLI's peak RSS
+    (--json, history on) <= 100 MiB + 0.5 KiB per layer entry."""
+    lines = []
+    for r in results:
+        fl = r["floor"]["seconds"]
+        th, ts = r.get("tool_history") or {}, r.get("tool_history_serial") or {}
+        entries = (r["tool"] or {}).get("entries") or 0
+        budget = TARGETS["rss_base_mib"] + TARGETS["rss_kib_per_entry"] * entries / 1024
+        if th.get("seconds"):
+            ratio = fl / th["seconds"]
+            lines.append(
+                f"{r['name']}: history on {th['seconds']:.2f}s = {ratio:.2f}x floor ({fl:.2f}s), target "
+                f">= {TARGETS['history_ratio']}x: {'ok' if ratio >= TARGETS['history_ratio'] else 'MISS'}"
+                + (f"; serial pass {ts['seconds']:.2f}s = {fl / ts['seconds']:.2f}x" if ts.get("seconds") else "")
+                + f"; parent RSS {th['rss_mib']:.0f} MiB, largest worker {th.get('worker_maxrss_kib', 0) / 1024:.0f} MiB"
+            )
+        c = r.get("cli") or {}
+        if c.get("rss_mib"):
+            lines.append(
+                f"{r['name']}: CLI --json peak RSS {c['rss_mib']:.0f} MiB for {entries} entries, target "
+                f"<= {budget:.0f} MiB: {'ok' if c['rss_mib'] <= budget else 'MISS'}"
+            )
+        for name, p in (r.get("peers") or {}).items():
+            lines.append(
+                f"  {name}: " + (p["skipped"] if "skipped" in p else f"{p['seconds']:.2f}s exit {p['exit_code']}")
+            )
     return "\n".join(lines)
 
 
@@ -612,6 +718,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 log(f"  error: {th['error']}")
             rec["tool_history"] = th
+        if not a.no_history:
+            log(f"[{img.name}] tool analyze(history=True), serial pass (FORENSICS_WORKERS=1)")
+            wait_idle(a.wait_idle)
+            with Load() as ld:
+                ts = tool(img, history=True, workers=1)
+            ts["others_cores"] = ld.others_cores
+            if not ts.get("error"):
+                ts["ratio"] = best_floor["seconds"] / ts["seconds"]
+                log(f"  {ts['seconds']:.2f}s, rss {ts['rss_mib']:.1f} MiB (other processes: {ld.others_cores} cores)")
+            rec["tool_history_serial"] = ts
+        rec["peers"] = peers(img, a.wait_idle)
         if not a.no_cli:
             log(f"[{img.name}] CLI scan under /usr/bin/time -v")
             idle = wait_idle(a.wait_idle)
@@ -625,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
             c["mib_s"] = mib_s(rec["uncompressed_bytes"], c["seconds"])
             c["ratio"] = best_floor["seconds"] / c["seconds"]
             rec["cli"] = c
-        for t in (rec["tool"], rec.get("tool_history") or {}):
+        for t in (rec["tool"], rec.get("tool_history") or {}, rec.get("tool_history_serial") or {}):
             t.pop("diff_ids", None)
         results.append(rec)
 
@@ -633,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print()
     print(details(results))
+    print()
+    print(targets(results))
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "units": "MiB = 2**20 bytes; throughput = uncompressed layer bytes / wall seconds",

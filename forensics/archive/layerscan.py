@@ -253,6 +253,10 @@ def _walk(
     alt = alt_name = None  # the record digest, once a marker path was seen in this layer
     record_digests = scan.record_digests
     early = _EARLY if limits.record_digests else ("\0",)
+    # One int object per distinct mode and mtime, not one per entry (28 bytes each): a layer
+    # has a handful of modes and often a single mtime.
+    modes: dict[int, int] = {}  # at most 4096: modes are masked to 0o7777
+    mtimes: dict[float, float] = {}
     try:
         while True:
             m: Member | None = tar.next()
@@ -293,8 +297,24 @@ def _walk(
                     note_limit(scan.over_limit, refused, getattr(limits, refused), m.name)
                     scan.captured.pop(m.name, None)
                     continue
+            mtime = m.mtime
+            if type(mtime) is int:  # 1 == 1.0 as keys: only ints share, a pax float stays a float
+                # bounded: a forged layer may give every entry its own mtime
+                mtime = mtimes.setdefault(mtime, mtime) if len(mtimes) < 4096 else mtimes.get(mtime, mtime)
             out.append(
-                member_entry(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime, m.linkname, digest, kind, unsafe)
+                member_entry(
+                    m.name,
+                    m.type,
+                    modes.setdefault(m.mode, m.mode),
+                    m.uid,
+                    m.gid,
+                    m.size,
+                    mtime,
+                    m.linkname,
+                    digest,
+                    kind,
+                    unsafe,
+                )
             )
         if tar.members_seen == 0 and not tar.end_seen:
             scan.is_tar = False

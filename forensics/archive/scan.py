@@ -182,11 +182,24 @@ def _default_capture(name: str, size: int) -> bool:
     return False
 
 
-def _consume(entry: OuterEntry, read: _MemberReader, capture, limits: Limits, budget: Budget | None = None) -> None:
-    """Hash one regular entry; walk it if it is a layer; keep it if it is a document."""
-    head = sniff_head(read)
+def is_layer_kind(sniffed: str | None) -> bool:
+    return sniffed in ("gzip", "zstd", "tar")
+
+
+def _consume(
+    entry: OuterEntry,
+    read: _MemberReader,
+    capture,
+    limits: Limits,
+    budget: Budget | None = None,
+    head: bytes | None = None,
+) -> None:
+    """Hash one regular entry; walk it if it is a layer; keep it if it is a document.
+    `head`: its first bytes, when the caller has already read them (sniff_head)."""
+    if head is None:
+        head = sniff_head(read)
     entry.sniffed = sniff(head)
-    if entry.sniffed in ("gzip", "zstd", "tar"):
+    if is_layer_kind(entry.sniffed):
         digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits, budget)
         entry.sha256, entry.nbytes, entry.layer = digest, count, scan
     else:
@@ -227,7 +240,7 @@ def scan_input(
     if keep is not None and source != "-":
         raise ValueError("only a stream read from stdin is kept")
     if source != "-" and os.path.isdir(source):
-        return _scan_dir(source, capture, limits, progress)
+        return _parallel_dir(source, capture, limits, progress) or _scan_dir(source, capture, limits, progress)
     if source == "-":
         f, total = sys.stdin.buffer, None
     else:
@@ -240,10 +253,42 @@ def scan_input(
         st = os.fstat(f.fileno())
         total = st.st_size if stat.S_ISREG(st.st_mode) else None
     try:
+        if keep is None and total is not None:
+            inv = _parallel_tar(source, f, total, capture, limits, progress)
+            if inv is not None:
+                return inv
         return _scan_tar(source, f, total, capture, limits, progress, keep)
     finally:
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def _parallel_tar(source, f, total, capture, limits, progress) -> Inventory | None:
+    """A plain tar file, its blobs analyzed by worker processes (forensics.archive.parallel);
+    None when the input does not qualify or the serial pass must decide. `f` is left at 0."""
+    from forensics.archive import parallel  # the process pool only where it is used
+
+    workers = parallel.workers_for(total)
+    if workers < 2:
+        return None
+    head = f.read(HEAD)
+    f.seek(0)
+    if sniff(head) != "tar":
+        return None  # a compressed archive is one stream: read it once, in order
+    return parallel.scan_tar(source, source, total, capture, limits, progress, workers)
+
+
+def _parallel_dir(root, capture, limits, progress) -> Inventory | None:
+    from forensics.archive import parallel
+
+    size = 0
+    for _, _, st in walk_layout(root):
+        if not isinstance(st, OSError) and stat.S_ISREG(st.st_mode):
+            size += st.st_size
+            if size >= parallel.AUTO_MIN_INPUT:
+                break
+    workers = parallel.workers_for(size)
+    return parallel.scan_dir(root, capture, limits, progress, workers) if workers >= 2 else None
 
 
 def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Inventory:
