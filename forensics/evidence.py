@@ -242,7 +242,27 @@ def refuse_overlaps(inputs: list[Custody], outputs: list[tuple[str, str | None]]
                 raise EvidenceError(
                     f"refusing to write {prev_opt} {shown(prev_path)} and {opt} {shown(path)}: they name the same file"
                 )
+        _probe(opt, path, parent, st)  # only once it is known not to reach an input
         seen.append((opt, path, resolved, ident))
+
+
+def _probe(opt: str, path: str, parent: str, st: os.stat_result | None) -> None:
+    """Can the output be written at all? Asked before the input is read (a stream read from
+    stdin cannot be read again): a temporary file is created and removed where the output's
+    own would be (a read-only file system or a directory without write permission says so
+    here, whoever runs it); a device or FIFO that exists is opened by AtomicOutput itself."""
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if not os.access(path, os.W_OK):
+            raise EvidenceError(f"cannot write {opt} {shown(path)}: permission denied")
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".forensics-probe.", suffix=".partial")
+    except OSError as exc:
+        raise EvidenceError(
+            f"cannot write {opt} {shown(path)}: cannot create a file in {shown(parent)}: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def _inside(resolved: str, c: Custody) -> bool:

@@ -356,6 +356,10 @@ class PinResult(BaseModel):
     against: str | None = None  # what it matched: "manifest digest", "image ID", "index digest" ...
     image: int | None = None
     detail: str = ""
+    # Where the pin comes from ("--expect" or FILE:LINE of --expect-file) and its outcome:
+    # matched, mismatch, or absent (a lock file's pin for a ref this archive does not carry).
+    source: str | None = None
+    status: Literal["matched", "mismatch", "absent"] | None = None
 
 
 class Analysis(BaseModel):

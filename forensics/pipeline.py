@@ -305,7 +305,7 @@ def _blobs(inv: Archive, res: Resolved) -> list[Blob]:
     return out
 
 
-def _verify(inv: Archive, res: Resolved, expect: list[str]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
+def _verify(inv: Archive, res: Resolved, expect: list[refs.Pin]) -> tuple[list[Finding], dict[str, list[FileEntry]]]:
     f: list[Finding] = list(res.findings) + check_limits(inv, res)
     if res.format == "unknown":
         # Not an image archive: nothing to verify against, but say if it was cut short.
@@ -383,7 +383,7 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
 def analyze(
     source: str,
     *,
-    expect: list[str] | None = None,
+    expect: list[str | refs.Pin] | None = None,
     progress: ProgressFn | None = None,
     limits: Limits | None = None,
     history: bool = True,
@@ -395,7 +395,8 @@ def analyze(
 
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
     its end check (Custody.finish) is the caller's, after its last read of the input."""
-    expect = expect or []
+    # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
+    expect = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
     custody = custody or Custody.start_of(source)
     if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
@@ -428,12 +429,13 @@ def analyze(
         artifacts=_artifacts(res),
         not_exported=_not_exported(res),
         findings=findings,
+        pins=refs.pin_results(res, expect),
         analysis=Analysis(
             started=started,
             finished=_now(),
             seconds=round(time.monotonic() - t0, 3),
             command=command if command is not None else list(sys.argv),
-            expect=expect,
+            expect=[p.text for p in expect],
         ),
     )
     report.verdict = verdict_for(findings, res.format)

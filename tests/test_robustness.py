@@ -876,12 +876,13 @@ writes("docker-layer-truncated", lambda: H.docker_archive(layers=[H.default_laye
 case("cli-fail-on-never", 0, args=("--fail-on", "never"), api=False)(
     lambda d: (d / "a.tar").write_bytes(H.append_members(Oci().tar(), [M("../../evil", b"x")])) and str(d / "a.tar")
 )
+# A pin that is not a digest is bad usage, not evidence against the image: exit 2, one line.
 case(
     "cli-expect-garbage",
-    1,
-    {"ref.pin-mismatch"},
+    2,
     args=("--expect", "sha256:../../etc/passwd", "--expect", ""),
     api=False,
+    input_error=True,
 )(lambda d: str(SAMPLES / "relay-genuine.oci.tar"))
 
 

@@ -78,10 +78,17 @@ def test_visible_covers_every_invisible_category() -> None:
 def test_scan_history_and_errors_print_nothing_raw(tmp_path: Path) -> None:
     p = _hostile_image(tmp_path)
     runner = CliRunner()
-    scan = runner.invoke(app, ["scan", str(p), "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")])
+    out = ["--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html")]
+    scan = runner.invoke(app, ["scan", str(p), *out], env={"COLUMNS": "1000"})
     assert scan.exit_code in (0, 1), scan.output
     _assert_safe_terminal(scan.output)
     assert "\\u202egnp.sh" in scan.output and f"x\\n{FAKE}" in scan.output
+    # Wrapped to a narrow terminal, the attacker's text still never starts a line of its own.
+    for width in ("40", "57", "80"):
+        for command in (["scan", str(p)], ["history", str(p)]):
+            narrow = runner.invoke(app, command, env={"COLUMNS": width})
+            _assert_safe_terminal(narrow.output)
+            assert not [line for line in narrow.output.splitlines()[1:] if line.startswith(("CLEAN", "x\\n"))]
     hist = runner.invoke(app, ["history", str(p)])
     assert hist.exit_code in (0, 1), hist.output
     _assert_safe_terminal(hist.output)

@@ -14,7 +14,9 @@ from forensics.archive.scan import InputError
 from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
+from forensics.render.safe import visible
 from forensics.serialize import to_json
+from forensics.verify.refs import Pin, PinError, parse_pin, parse_pin_file
 
 EXIT_DOC = """
 Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
@@ -31,9 +33,73 @@ class FailOn(StrEnum):
     never = "never"
 
 
-def fail(msg: str) -> typer.Exit:
-    from forensics.render.safe import visible
+def fail_on_option(default: FailOn, help: str = "lowest severity that makes the exit code 1.") -> typer.Option:
+    """--fail-on, as every command takes it: any case (HIGH, High, high)."""
+    return typer.Option(
+        default,
+        "--fail-on",
+        case_sensitive=False,
+        help=help + " One of critical, high, medium, low, info, never (any case).",
+    )
 
+
+# --case, --examiner, --note: recorded with the run in Report.case (forensics.case).
+CASE = typer.Option(None, "--case", metavar="TEXT", help="case or ticket number, kept in the report's case record.")
+EXAMINER = typer.Option(None, "--examiner", metavar="NAME", help="who ran the analysis, kept in the case record.")
+NOTE = typer.Option(
+    None, "--note", metavar="TEXT", help="a free note for the case record (why, where the image came from)."
+)
+
+
+def read_pins(expect: list[str], expect_file: str | None) -> list[Pin]:
+    """Every pin, checked before the input is read: a malformed one is a usage error (exit 2),
+    never evidence against the image."""
+    try:
+        pins = [parse_pin(p) for p in expect]
+        if expect_file is not None:
+            try:
+                with open(expect_file, encoding="utf-8") as fh:
+                    text = fh.read(1 << 20)
+            except FileNotFoundError:
+                raise fail(f"--expect-file {visible(expect_file)}: no such file")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise fail(
+                    f"--expect-file {visible(expect_file)}: cannot read it: {getattr(exc, 'strerror', exc) or exc}"
+                )
+            pins += parse_pin_file(text, expect_file)
+    except PinError as exc:
+        raise fail(str(exc))
+    return pins
+
+
+def not_an_image(report: Report, source: str) -> str | None:
+    """Not an image archive (or too damaged to be read as one): the one line that says what
+    was found and what was expected, for stderr; None for any image archive. The JSON and
+    HTML asked for are still written (they hold the damage findings); the terminal summary
+    is not, with or without -q: it would only say the same at length."""
+    if report.verdict != "unreadable":
+        return None
+    inp = report.input
+    comp = f"{inp.compression}-compressed " if inp.compression not in (None, "none") else ""
+    names = [b.name for b in report.blobs]
+    n = f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}"
+    if inp.kind == "directory":
+        found = f"a directory of {n}" if names else "an empty directory"
+    else:
+        found = f"a {comp}tar of {n}" if names else f"{comp}{inp.size} bytes with no tar entry in them"
+    if names:
+        found += " (" + ", ".join(visible(n) for n in names[:3]) + (", …" if len(names) > 3 else "") + ")"
+    damage = next((f.detail for f in report.findings if f.code == "archive.malformed"), None)
+    if damage:
+        damage = " ".join(damage.split())
+        found += "; damaged: " + (damage if len(damage) <= 160 else damage[:159] + "…")
+    return (
+        f"{source}: not an image archive: found {found}, without manifest.json or index.json; expected "
+        "a `docker save` tar or an OCI image layout (oci-layout, index.json, blobs/), as a tar or a directory"
+    )
+
+
+def fail(msg: str) -> typer.Exit:
     typer.echo(f"forensics: error: {visible(msg)}", err=True)  # one line, whatever the input names
     return typer.Exit(2)
 
@@ -66,7 +132,7 @@ class VerifyPackages(StrEnum):
 
 def run_analysis(
     archive: str,
-    expect: list[str],
+    expect: list[Pin],
     history: bool,
     quiet: bool,
     verify_packages: str = "all",
@@ -98,7 +164,7 @@ def run_analysis(
             verify_packages=verify_packages,
             custody=custody,
         )
-    except InputError as exc:
+    except (InputError, PinError) as exc:
         raise fail(str(exc))
     except KeyboardInterrupt:
         raise fail("interrupted")
@@ -160,7 +226,12 @@ def emit(
                 raise EvidenceError(f"cannot write {opt} {shown(path)}: {exc.strerror or exc}") from None
         outputs.commit()
     except EvidenceError as exc:
-        raise fail(str(exc))
+        # The analysis is done: say its outcome before the error, or it is lost with the file.
+        if not quiet and json_out != "-":
+            typer.echo(text(result), nl=False)
+            raise fail(f"{exc}; no output was written")
+        verdict = text(result, width=10_000).split("\n", 1)[0]
+        raise fail(f"{exc}; no output was written; the analysis finished: {verdict}")
     except KeyboardInterrupt:
         raise fail("interrupted; no output was written")
     for body in to_stdout:

@@ -2,7 +2,20 @@
 
 import typer
 
-from forensics.cli.common import FailOn, emit, fail, finish, guard, run_analysis
+from forensics.case import case_record
+from forensics.cli.common import (
+    CASE,
+    EXAMINER,
+    NOTE,
+    FailOn,
+    emit,
+    fail,
+    fail_on_option,
+    finish,
+    guard,
+    not_an_image,
+    run_analysis,
+)
 
 DIFF_EXIT_DOC = """
 Exit codes: 0 = same content (rebuild noise aside); 1 = the contents differ (or,
@@ -53,9 +66,12 @@ def diff(
     html_out: str | None = typer.Option(
         None, "--html", metavar="FILE", help="write a self-contained HTML comparison page."
     ),
-    fail_on: FailOn = typer.Option(
-        FailOn.never, "--fail-on", help="also exit 1 when A or B has verification findings at or above this."
+    fail_on: FailOn = fail_on_option(
+        FailOn.never, "also exit 1 when A or B has verification findings at or above this."
     ),
+    case: str | None = CASE,
+    examiner: str | None = EXAMINER,
+    note: str | None = NOTE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Compare two images by what they contain: history, merged filesystems, and step by step.
@@ -66,6 +82,8 @@ def diff(
     build step whose layer changed something differently, and sets rebuild noise
     (package-manager logs and caches, bytecode, ...) apart. Both inputs are verified
     as `scan` verifies them.
+
+    The first line is the verdict: SAME CONTENT or CONTENT DIFFERS, and why.
 
     Examples:
 
@@ -86,8 +104,8 @@ def diff(
     report_a = run_analysis(a, [], True, quiet, custody=custody_a)
     report_b = run_analysis(b, [], True, quiet, custody=custody_b)
     for path, rep in ((a, report_a), (b, report_b)):
-        if rep.verdict == "unreadable" or rep.format == "unknown":
-            raise fail(f"{path}: not an image archive this tool can read")
+        if (unreadable := not_an_image(rep, path)) is not None:
+            raise fail(unreadable)
         if not rep.images:
             raise fail(f"{path}: no readable image in this {rep.format} (`forensics scan` says why)")
 
@@ -118,6 +136,7 @@ def diff(
     # After compare: its second pass (timestamps inside files) is the last read of the inputs.
     finish(custody_a, report_a)
     finish(custody_b, report_b)
+    cmp.case = case_record(case, examiner, note)
 
     emit(cmp, json_out, html_out, quiet, text=render_text, html=render_html)
 

@@ -2,7 +2,23 @@
 
 import typer
 
-from forensics.cli.common import FailOn, VerifyPackages, emit, exit_for, finish, guard, run_analysis
+from forensics.case import case_record
+from forensics.cli.common import (
+    CASE,
+    EXAMINER,
+    NOTE,
+    FailOn,
+    VerifyPackages,
+    emit,
+    exit_for,
+    fail,
+    fail_on_option,
+    finish,
+    guard,
+    not_an_image,
+    read_pins,
+    run_analysis,
+)
 from forensics.evidence import Outputs
 
 
@@ -13,15 +29,26 @@ def scan(
     json_out: str | None = typer.Option(
         None, "--json", metavar="FILE|-", help="write the full result as JSON ('-' for stdout)."
     ),
-    html_out: str | None = typer.Option(None, "--html", metavar="FILE", help="write a self-contained HTML report."),
+    html_out: str | None = typer.Option(
+        None, "--html", metavar="FILE|-", help="write a self-contained HTML report ('-' for stdout; one output only)."
+    ),
     expect: list[str] = typer.Option(
         [],
         "--expect",
-        metavar="sha256:HEX",
-        help="the manifest, index or config digest you deployed by; repeatable. "
-        "Any that matches nothing is ref.pin-mismatch.",
+        metavar="[NAME@]sha256:HEX",
+        help="a digest you deployed by: the manifest, index or config digest (sha256: and 64 lowercase hex "
+        "digits); NAME@sha256:... also requires the ref NAME in the archive to point at it. Repeatable. "
+        "A match is stated; a pin that matches nothing is CRITICAL ref.pin-mismatch; a malformed one is "
+        "a usage error (exit 2).",
     ),
-    fail_on: FailOn = typer.Option(FailOn.high, "--fail-on", help="lowest severity that makes the exit code 1."),
+    expect_file: str | None = typer.Option(
+        None,
+        "--expect-file",
+        metavar="FILE",
+        help="a deploy lock: one [NAME@]sha256:HEX pin per line ('#' comments, blank lines). Every ref of "
+        "the archive that the file names must match its pin, and at least one pin must apply.",
+    ),
+    fail_on: FailOn = fail_on_option(FailOn.high),
     history: bool = typer.Option(
         True, "--history/--no-history", help="diff history against layer content (on by default)."
     ),
@@ -43,6 +70,9 @@ def scan(
         help="with '-': keep the exact bytes read from stdin in FILE (written atomically); the report "
         "names it with its sha256, which is that of what was analyzed.",
     ),
+    case: str | None = CASE,
+    examiner: str | None = EXAMINER,
+    note: str | None = NOTE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -54,19 +84,26 @@ def scan(
     records and to the image config; the summary says, per image, what vouches for
     each file (coverage) and how to check what nothing in the image can.
 
+    The summary starts with the verdict (CLEAN, SUSPICIOUS, TAMPERED); each finding has
+    an id (F-...) to cite, and `forensics explain CODE` says what its code means.
+    Output paths are checked before the input is read.
+
     Examples:
 
       forensics scan image.tar
 
-      docker save app:1 | forensics scan - --json result.json
+      docker save app:1 | forensics scan - --keep-input app.tar --json result.json
 
-      forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
+      forensics scan oci-dir/ --expect registry.example/app@sha256:<64 hex> --fail-on medium
+
+      forensics scan image.tar --expect-file deploy.lock --case IR-2291 --examiner "J. Doe" --html report.html
     """
+    pins = read_pins(expect, expect_file)
     [custody] = guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
     with Outputs() as outputs:
         report = run_analysis(
             archive,
-            expect,
+            pins,
             history,
             quiet,
             verify_packages.value,
@@ -75,5 +112,9 @@ def scan(
             keep_input=keep_input,
         )
         finish(custody, report)
-        emit(report, json_out, html_out, quiet, outputs=outputs)
+        report.case = case_record(case, examiner, note)
+        unreadable = not_an_image(report, archive)
+        emit(report, json_out, html_out, quiet or unreadable is not None, outputs=outputs)
+    if unreadable is not None:
+        raise fail(unreadable)
     raise typer.Exit(exit_for(report, fail_on))

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from forensics.models import ContentKind, FileType, Finding, InputInfo
+from forensics.models import CaseRecord, ContentKind, FileType, Finding, InputInfo
 
 COMPARISON_SCHEMA_VERSION = 1
 
@@ -161,3 +161,4 @@ class Comparison(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     findings_omitted: int = 0  # compare.content-differs findings beyond the cap (the content lists hold all)
     notes: list[str] = Field(default_factory=list)
+    case: CaseRecord | None = None  # --case, --examiner, --note and where the comparison ran

@@ -75,7 +75,12 @@ def _diff_line(d: PathDiff) -> str:
     return f"  {MARK[d.change]} {_clean(d.path, 100)}  {_clean(what, 200)}"
 
 
-def render_text(cmp: Comparison, *, limit: int = 40) -> str:
+def render_text(cmp: Comparison, *, limit: int = 40, width: int | None = None) -> str:
+    """The verdict first (same or different content), then both sides' verification, the
+    history, the steps and the paths; wrapped at spaces to `width` (default: the terminal's)."""
+    from forensics.render.wrap import terminal_width, wrap_lines
+
+    width = width or terminal_width()
     L: list[str] = []
     head = "SAME CONTENT" if cmp.content_equal else "CONTENT DIFFERS"
     L.append(f"{head}: {_clean(cmp.headline, 400)}")
@@ -92,7 +97,7 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
         L.append(f"  {name}: {s.verdict.upper()} [{_counts(s)}]")
         top = [f for f in s.findings if SEVERITY_RANK[f.severity] <= SEVERITY_RANK[SEVERITY_ORDER[1]]]
         for f in top[:8]:
-            L.append(f"     {f.severity.value.upper():8} {f.code}  {_clean(f.subject, 80)}")
+            L.append(f"     {f.severity.value.upper():8} {f.code} {f.id or ''}  {_clean(f.subject, 80)}")
         if len(top) > 8:
             L.append(f"     … {len(top) - 8} more high or critical findings (forensics scan)")
     L.append("")
@@ -156,6 +161,9 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
         allv = rank(c.all())
         for d in allv[:limit]:
             L.append(_diff_line(d))
+            if "content" in d.what and d.a is not None and d.b is not None and d.a.sha256 and d.b.sha256:
+                L.append(f"      A sha256:{d.a.sha256}")  # in full: the evidence to cite
+                L.append(f"      B sha256:{d.b.sha256}")
         if len(allv) > limit:
             L.append(f"  … {len(allv) - limit} more (--json lists every path)")
     else:
@@ -165,7 +173,9 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
     if cmp.findings:
         L.append("Comparison findings")
         for f in cmp.findings[:limit]:
-            L.append(f"  {f.severity.value.upper():8} {f.code}  {_clean(f.subject, 80)}: {_clean(f.detail, 200)}")
+            L.append(
+                f"  {f.severity.value.upper():8} {f.code} {f.id or ''}  {_clean(f.subject, 80)}: {_clean(f.detail, 400)}"
+            )
         more = len(cmp.findings) - limit + cmp.findings_omitted
         if more > 0:
             L.append(f"  … {more} more (--json)")
@@ -192,13 +202,13 @@ def render_text(cmp: Comparison, *, limit: int = 40) -> str:
     for r in cmp.noise_rules:
         tag = {"empty": " (if empty)", "timestamps": " (timestamps inside)"}.get(r.when, "")
         item = f" {_clean(r.pattern, 80)}{tag}"
-        if len(line) + len(item) > 100:
+        if len(line) + len(item) > width:
             L.append(line)
             line = "   "
         line += item
     if line.strip():
         L.append(line)
-    return visible_lines(L).rstrip() + "\n"
+    return "\n".join(wrap_lines(visible_lines(L).split("\n"), width)).rstrip() + "\n"
 
 
 # ------------------------------------------------------------------ HTML

@@ -72,7 +72,7 @@ def describe_claim(c: Claim) -> str:
         return f"touches {p} (an empty file if new, else only its times)"
     if c.produces == FILE:
         if c.content is not None:
-            return f"writes {len(c.content)} known bytes to {p} (sha256:{hashlib.sha256(c.content).hexdigest()[:12]})"
+            return f"writes {len(c.content)} known bytes to {p} (sha256:{hashlib.sha256(c.content).hexdigest()})"
         if c.append is not None:
             return f"appends {len(c.append)} known bytes to {p}"
         if c.source is not None:
@@ -200,7 +200,7 @@ def judge(claim: Claim, change, entry, before, source_of) -> Verdict:
                 return Verdict(True, True, f"the exact bytes the command writes ({claim.command})")
             if claim.conditional:
                 return Verdict(True, False, f"written by a conditional command ({claim.command})")
-            return Verdict(False, False, f"{holds(entry)} (sha256:{(sha or '')[:12]}) instead")
+            return Verdict(False, False, f"{holds(entry)} (sha256:{sha or '?'}) instead")
         if claim.append is not None:
             base = before.entry.size if (before is not None and before.entry.type in ("file", "hardlink")) else 0
             if before is None and sha == _sha(claim.append):
@@ -233,7 +233,7 @@ def judge(claim: Claim, change, entry, before, source_of) -> Verdict:
             return Verdict(
                 False,
                 False,
-                f"{holds(entry)} (sha256:{(sha or '')[:12]}) that differs from {claim.source} (sha256:{want[:12]})",
+                f"{holds(entry)} (sha256:{sha or '?'}) that differs from {claim.source} (sha256:{want})",
             )
         return Verdict(True, False, f"written by the command ({claim.command})")
     return Verdict(True, False, f"written by the command ({claim.command})")

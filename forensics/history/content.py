@@ -103,9 +103,9 @@ def check_change(
                     "file.binary-replaced",
                     "critical" if not from_package else "medium",
                     subject,
-                    f"{change.path} was an ELF executable ({before.size} bytes, sha256:{(before.sha256 or '')[:12]}) "
+                    f"{change.path} was an ELF executable ({before.size} bytes, sha256:{before.sha256 or '?'}) "
                     f"below layer {layer}; layer {layer} replaces it with {now} "
-                    f"({entry.size} bytes, sha256:{(entry.sha256 or '')[:12]})",
+                    f"({entry.size} bytes, sha256:{entry.sha256 or '?'})",
                     evidence={
                         "before": {"kind": before.kind, "size": before.size, "sha256": before.sha256},
                         "after": {"kind": entry.kind, "type": entry.type, "size": entry.size, "sha256": entry.sha256},

@@ -1029,7 +1029,7 @@ def check_image(
                     "history.effect-mismatch",
                     Severity.critical,
                     f"{t.kind} {_shown(t.dest)}",
-                    f"the step copies one file, and its recorded hash {t.algo}:{t.recorded[:16]}… proves which: "
+                    f"the step copies one file, and its recorded hash {t.algo}:{t.recorded} proves which: "
                     f"{_shown(out.covered[0])}; its layer also holds {len(out.extras)} other entr"
                     f"{'y' if len(out.extras) == 1 else 'ies'} under {_shown(t.dest)} that it did not write: {shown}",
                     image=img.index,
@@ -1062,7 +1062,7 @@ def check_image(
                     "history.effect-mismatch",
                     Severity.critical,
                     f"{t.kind} {_shown(t.dest)}",
-                    f"the step records the source hash {t.algo}:{t.recorded[:16]}…, but the {n} file(s) its layer "
+                    f"the step records the source hash {t.algo}:{t.recorded}, but the {n} file(s) its layer "
                     f"holds under {_shown(t.dest)} hash to something else: what was copied is not what the "
                     f"build copied",
                     image=img.index,

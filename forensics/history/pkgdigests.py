@@ -298,8 +298,8 @@ def _finding(
         evidence = f"its {r.algo} is {r.got}, the {r.manager} record says {r.digest}"
     else:
         evidence = (
-            f"its content (sha256:{(r.sha256 or '')[:16]}) differs from the version present when the "
-            f"record was written (sha256:{(r.install_sha256 or 'none')[:16]}); the recorded {r.algo} "
+            f"its content (sha256:{r.sha256 or '?'}) differs from the version present when the "
+            f"record was written (sha256:{r.install_sha256 or 'none'}); the recorded {r.algo} "
             "could not be checked on stdin input"
         )
     if rel == "same-step":

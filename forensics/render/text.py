@@ -7,6 +7,7 @@ from forensics.findings import EXPLANATIONS, SEVERITY_ORDER
 from forensics.models import Coverage, Report
 from forensics.render.safe import visible_lines
 from forensics.render.units import human_size
+from forensics.render.wrap import terminal_width, wrap_lines
 
 VERDICT_LINE = {
     "clean": "CLEAN: every digest verified; nothing at medium severity or above",
@@ -14,10 +15,6 @@ VERDICT_LINE = {
     "tampered": "TAMPERED: the archive contradicts its own metadata (high or critical findings)",
     "unreadable": "UNREADABLE: this is not an image archive the tool can analyze",
 }
-
-
-def _short(d: str | None, n: int = 19) -> str:
-    return "-" if not d else (d if len(d) <= n else d[:n] + "…")
 
 
 def coverage_lines(cov: Coverage | None) -> list[str]:
@@ -57,20 +54,58 @@ def _custody_lines(report: Report) -> list[str]:
     return out
 
 
-def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True) -> str:
-    lines: list[str] = []
+def verdict_line(report: Report) -> str:
+    """The first line of every terminal view: the verdict and the count per severity."""
     counts = {s: 0 for s in SEVERITY_ORDER}
     for f in report.findings:
         counts[f.severity] += 1
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-    lines.append(VERDICT_LINE[report.verdict] + (f" [{summary}]" if summary else ""))
+    return VERDICT_LINE[report.verdict] + (f" [{summary}]" if summary else "")
+
+
+def pin_lines(report: Report) -> list[str]:
+    """Each pin's outcome; a failed one is also a ref.pin-mismatch finding, listed below."""
+    out = []
+    absent = [p for p in report.pins if p.status == "absent"]
+    for p in report.pins:
+        if p.status == "matched":
+            out.append(f"{p.detail} ({p.source or '--expect'})")
+        elif p.status == "mismatch":
+            out.append(f"pin FAILED: {p.pin} ({p.source or '--expect'}): see ref.pin-mismatch below")
+    if absent:
+        names = sorted({p.name or p.digest for p in absent})
+        more = f", … {len(names) - 3} more" if len(names) > 3 else ""
+        out.append(f"pins of the lock file for other images (not checked): {len(absent)}, {', '.join(names[:3])}{more}")
+    return out  # made visible with every other line
+
+
+def case_lines(report: Report) -> list[str]:
+    """The case record, when the examiner gave one (user text: escaped by visible_lines)."""
+    c = report.case
+    if c is None or not (c.case or c.examiner or c.note):
+        return []
+    said = [f"{k} {v}" for k, v in (("case", c.case), ("examiner", c.examiner)) if v]
+    out = [f"case    {'; '.join(said)}".rstrip()]
+    if c.note:
+        out.append(f"note    {c.note}")
+    out.append(f"        by {c.user or '?'}@{c.host or '?'}, {c.platform or '?'}, forensics {c.tool_version or '?'}")
+    return out
+
+
+def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True, width: int | None = None) -> str:
+    """The terminal summary, wrapped at spaces to `width` (default: the terminal's; never a
+    digest cut: a full digest is evidence, to be pasted into a report or a shell)."""
+    width = width or terminal_width()
+    lines: list[str] = [verdict_line(report)]
     inp = report.input
     lines.append(f"input   {shown(inp.path)}  {inp.size} bytes  {inp.sha256 or '(directory)'}")
     lines += _custody_lines(report)
     lines.append(f"format  {report.format}, {len(report.images)} image(s), {len(report.blobs)} entries")
+    lines += pin_lines(report)
+    lines += case_lines(report)
     lines.append("")
     if report.findings:
-        lines.append("Findings")
+        lines.append("Findings (each with its id, to cite)")
         for sev in SEVERITY_ORDER:
             group = [f for f in report.findings if f.severity == sev]
             if not group:
@@ -83,7 +118,7 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
                 if explain:
                     lines.append(f"           {EXPLANATIONS.get(code, '')}")
                 for f in items[:max_per_code]:
-                    lines.append(f"           - {f.subject}: {f.detail}")
+                    lines.append(f"           - {f.id + ' ' if f.id else ''}{f.subject}: {f.detail}")
                 if len(items) > max_per_code:
                     lines.append(f"           … {len(items) - max_per_code} more in the JSON output")
         lines.append("")
@@ -98,30 +133,31 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
                     repo = r.rsplit(":", 1)[0] if ":" in r.rsplit("/", 1)[-1] else r
                     lines.append(f"  pin as    {repo}@{img.manifest_digest}")
         lines.append(f"  config    {img.config_digest or '-'}  (image ID)")
-        lines.append(f"  {'#':>3} {'digest':21} {'size':>11} {'comp':5} {'diff_id (computed)':21} {'ok':3} files")
         for layer in img.layers:
-            ok = "yes"
+            ok = "verified"
             if not layer.present:
                 ok = "MISSING"
             elif layer.diff_id != layer.declared_diff_id or (
                 layer.digest and layer.actual_sha256 and layer.digest != layer.actual_sha256
             ):
-                ok = "NO"
+                ok = "DIGEST MISMATCH"
             lines.append(
-                f"  {layer.index:>3} {_short(layer.digest, 21):21} {layer.size or 0:>11} "
-                f"{layer.compression or '-':5} {_short(layer.diff_id, 21):21} {ok:3} {layer.entries}"
+                f"  layer {layer.index}  {ok}, {layer.size or 0} bytes {layer.compression or '-'}, "
+                f"{layer.entries} entries"
             )
+            lines.append(f"    blob     {layer.digest or '-'}")
+            lines.append(f"    diff_id  {layer.diff_id or '-'}")
         lines.append("")
     if report.artifacts:
         lines.append(f"Artifacts ({len(report.artifacts)}): inventoried, every blob checked, not unpacked")
         for a in report.artifacts:
             ok = "yes" if a.verified and all(b.verified for b in a.blobs) else "NO"
             about = (
-                f"subject {_short(a.subject, 23)}{'' if a.subject_in_archive else ' (not in the archive)'}"
+                f"subject {a.subject}{'' if a.subject_in_archive else ' (not in the archive)'}"
                 if a.subject
                 else "no subject"
             )
-            lines.append(f"  {a.index:>3} {a.kind:11} {_short(a.manifest_digest, 23):23} {a.artifact_type or '-'}")
+            lines.append(f"  {a.index:>3} {a.kind:11} {a.artifact_type or '-'}  {a.manifest_digest or '-'}")
             lines.append(
                 f"      {about}; {len(a.blobs)} blob(s) verified: {ok}"
                 + (f"; {', '.join(a.refs[:2])}" if a.refs else "")
@@ -134,4 +170,5 @@ def render_text(report: Report, *, max_per_code: int = 10, explain: bool = True)
             + (" …" if len(plats) > 12 else "")
         )
         lines.append("")
-    return visible_lines(lines).rstrip() + "\n"  # no value can start a line of its own
+    # Escaped first, then wrapped: an escape sequence is counted as the columns it takes.
+    return "\n".join(wrap_lines(visible_lines(lines).split("\n"), width)).rstrip() + "\n"
