@@ -1,5 +1,5 @@
 """The same input gives the same JSON, byte for byte, whatever the string-hash seed: only
-the `analysis` block (times, command line) may differ between two runs."""
+the `analysis` and `case` blocks (times, command line, host) may differ between two runs."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def _scan_json(path: Path, out: Path, seed: str) -> dict:
     )
     doc = json.loads(out.read_text())
     doc.pop("analysis")
+    doc.pop("case", None)  # the chain-of-custody block names the command line and the host
     return doc
 
 
