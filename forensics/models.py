@@ -107,6 +107,17 @@ class PathChange(BaseModel):
     # analysis cannot see into), "builder" (build-container noise, parent directories).
     # None when unexplained.
     assurance: Literal["verified", "package", "unverified", "tree", "builder"] | None = None
+    # What the entry is in this layer (added, modified) and what it was in the merged lower
+    # layers (modified, deleted), so a report can cite both sides: "49,152 -> 200 bytes".
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    before_type: FileType | None = None
+    before_size: int | None = None
+    before_mode: int | None = None
+    before_uid: int | None = None
+    before_gid: int | None = None
+    before_link: str | None = None
 
 
 class StepInstruction(BaseModel):

@@ -29,6 +29,8 @@ def _change(
     sha256: str | None = None,
     before_sha256: str | None = None,
     link: str | None = None,
+    after: FileEntry | None = None,
+    before: FileEntry | None = None,
 ) -> PathChange:
     """A PathChange without validation: one per changed path of every layer, values
     already of the right types (tests/test_history.py compares it with the validated model)."""
@@ -47,6 +49,15 @@ def _change(
             "link": link,
             "explained_by": None,
             "assurance": None,
+            "mode": after.mode if after is not None else None,
+            "uid": after.uid if after is not None else None,
+            "gid": after.gid if after is not None else None,
+            "before_type": before.type if before is not None else None,
+            "before_size": before.size if before is not None else None,
+            "before_mode": before.mode if before is not None else None,
+            "before_uid": before.uid if before is not None else None,
+            "before_gid": before.gid if before is not None else None,
+            "before_link": before.link if before is not None and before.type == "symlink" else None,
         },
     )
     _set(obj, "__pydantic_fields_set__", _FIELDS)
@@ -149,6 +160,7 @@ class Overlay:
                                 type=node.entry.type,
                                 before_sha256=node.sha256,
                                 link=node.entry.link,
+                                before=node.entry,
                             )
                         )
         for f in files:
@@ -164,6 +176,7 @@ class Overlay:
                                 type=node.entry.type,
                                 before_sha256=node.sha256,
                                 link=node.entry.link,
+                                before=node.entry,
                             )
                         )
         # 2. new content
@@ -197,6 +210,7 @@ class Overlay:
                                 type=node.entry.type,
                                 before_sha256=node.sha256,
                                 link=node.entry.link,
+                                before=node.entry,
                             )
                         )
             self.nodes[f.path] = Node(f, layer, sha)
@@ -213,6 +227,7 @@ class Overlay:
                 size=f.size,
                 sha256=sha,
                 link=f.link if f.type == "symlink" else None,
+                after=f,
             )
         b = before.entry
         what: list[str] = []
@@ -239,4 +254,6 @@ class Overlay:
             sha256=sha,
             before_sha256=before.sha256,
             link=f.link if f.type == "symlink" else None,
+            after=f,
+            before=b,
         )

@@ -55,6 +55,23 @@ def content_security_policy(script: str) -> str:
     return CSP_TEMPLATE.format(script_hash=script_hash(script))
 
 
+def print_css(footer: str) -> str:
+    """The page box of the printed report: A4, and a footer on every page (the input's sha256,
+    the tool's version, the page number) in @page margin boxes, which Chromium prints.
+    `footer` is made of safe characters only (forensics.render.view.print_footer)."""
+    if any(ch in footer for ch in '"\\<>{};'):
+        raise ValueError("the print footer holds characters a stylesheet string cannot take")
+    return (
+        "@page { size: A4; margin: 14mm 12mm 16mm;"
+        f' @bottom-left {{ content: "{footer}"; font: 7pt {FOOTER_FONT}; color: #475569; }}'
+        ' @bottom-right { content: "page " counter(page) " of " counter(pages);'
+        f" font: 7pt {FOOTER_FONT}; color: #475569; }} }}"
+    )
+
+
+FOOTER_FONT = '"DejaVu Sans Mono", ui-monospace, monospace'
+
+
 def render_html(report: Report, *, limits: Limits | None = None) -> str:
     view = build_view(report, limits)
     script = asset("report.js")
@@ -67,5 +84,6 @@ def render_html(report: Report, *, limits: Limits | None = None) -> str:
         csp=content_security_policy(script),
         # trusted static assets shipped in the wheel, not data from the image
         css=Markup(css),
+        print_css=Markup(print_css(view["footer"])),
         script=Markup(script),
     )

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import stat
 from dataclasses import dataclass
 from typing import Any
 
-from forensics.findings import EXPLANATIONS, SEVERITY_ORDER, SEVERITY_RANK
+from forensics import findings as finding_registry
+from forensics.findings import SEVERITY_ORDER, SEVERITY_RANK
 from forensics.models import Blob, FileEntry, Finding, Image, Layer, PathChange, Report, Severity
 from forensics.render import units
 
@@ -51,16 +53,18 @@ VERDICTS = {
     "unreadable": ("Unreadable", "This is not an image archive the tool can analyze."),
 }
 
+# The order of the page, on screen and printed: what a reader cites first (verdict, custody,
+# findings, images, the history), then the long lists, which print as an appendix.
 SECTIONS = [
     ("summary", "Verdict"),
-    ("evidence", "Evidence"),
+    ("evidence", "Custody"),
     ("findings", "Findings"),
     ("images", "Images"),
-    ("ledger", "Digest ledger"),
     ("history", "History vs layers"),
+    ("ledger", "Digest ledger"),
     ("files", "Files"),
     ("structure", "Structure"),
-    ("appendix", "Appendix"),
+    ("appendix", "Documents"),
 ]
 
 INTEGRITY_PREFIXES = ("blob.", "layer.", "archive.")
@@ -100,6 +104,58 @@ def short(digest: str | None, n: int = 12) -> str:
     if not hexpart:
         return digest[:n] + ("\u2026" if len(digest) > n else "")
     return f"{alg}:{hexpart[:n]}" + ("\u2026" if len(hexpart) > n else "")
+
+
+# A digest prints in groups of 16 hex digits with a break opportunity between them, so a
+# wrapped digest never leaves a character or two alone on a line, and copying it gives
+# the digest whole (no spaces are added).
+DIGEST_GROUP = 16
+_HEX_DIGEST = re.compile(r"(?:([a-z0-9]+(?:[+._-][a-z0-9]+)*):)?([0-9a-f]{32,})")
+
+
+def digest_view(value: str | None) -> dict | None:
+    """{'full': the digest, 'parts': its groups} for the digest macro of the templates;
+    None when there is none. Anything that is not `alg:hex` (or bare hex) is one part."""
+    if not value:
+        return None
+    m = _HEX_DIGEST.fullmatch(value)
+    if m is None:
+        return {"full": value, "parts": [value]}
+    alg, hexpart = m.group(1), m.group(2)
+    parts = [hexpart[i : i + DIGEST_GROUP] for i in range(0, len(hexpart), DIGEST_GROUP)]
+    if alg:
+        parts[0] = f"{alg}:{parts[0]}"
+    return {"full": value, "parts": parts}
+
+
+def explanation(code: str) -> dict:
+    """What a finding code means, for the card behind each finding: the one place the report
+    asks the registry (forensics.findings.explain_code when the registry has it, else
+    EXPLANATIONS). Returns {'summary': sentence, 'sections': [{'label', 'lines'}]}."""
+    explain_code = getattr(finding_registry, "explain_code", None)
+    raw: Any = None
+    if callable(explain_code):
+        try:
+            raw = explain_code(code)
+        except (KeyError, ValueError, LookupError):
+            raw = None
+    if not isinstance(raw, dict):
+        text = finding_registry.EXPLANATIONS.get(code)
+        return {"summary": text or "No explanation recorded for this code.", "sections": []}
+    summary = ""
+    sections = []
+    for key, value in raw.items():
+        if key in ("code", "severity", "raised_by", "title"):
+            continue
+        lines = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] if value else []
+        if not lines:
+            continue
+        if not summary and key in ("summary", "meaning", "what", "explanation", "means"):
+            summary = " ".join(lines)
+            continue
+        sections.append({"label": str(key).replace("_", " ").capitalize(), "lines": lines})
+    summary = summary or finding_registry.EXPLANATIONS.get(code) or "No explanation recorded for this code."
+    return {"summary": summary, "sections": sections}
 
 
 def mode_text(entry_type: str, mode: int) -> tuple[str, str]:
@@ -175,29 +231,73 @@ def step_anchor(i: int, step: int) -> str:
     return f"step-{i}-{step}"
 
 
-def finding_anchor(n: int) -> str:
+_FINDING_ID = re.compile(r"F-[0-9a-f]{6,64}(?:-[0-9]{1,9})?")
+
+
+def finding_anchor(n: int, f: Finding | None = None) -> str:
+    """The stable identifier (Finding.id) when the finding has a well-formed one: the anchor
+    to cite; else its position. A result edited by hand cannot inject markup or clash with
+    another id of the page: ids of another shape fall back to the position."""
+    if f is not None and f.id and _FINDING_ID.fullmatch(f.id):
+        return f.id
     return f"finding-{n}"
+
+
+def finding_anchors(report: Report) -> list[str]:
+    """One anchor per finding, unique in the page (a duplicated id keeps its first finding)."""
+    seen: set[str] = set()
+    out = []
+    for n, f in enumerate(report.findings):
+        a = finding_anchor(n, f)
+        if a in seen:
+            a = finding_anchor(n)
+        seen.add(a)
+        out.append(a)
+    return out
 
 
 # ---------------------------------------------------------------- findings
 
 
+def _layer_of(report: Report, f: Finding) -> Layer | None:
+    """The layer a layer-scoped finding is about (its image, or the only image)."""
+    if f.layer is None:
+        return None
+    if f.image is not None:
+        img = next((i for i in report.images if i.index == f.image), None)
+    else:
+        img = report.images[0] if len(report.images) == 1 else None
+    if img is None:
+        return None
+    return next((layer for layer in img.layers if layer.index == f.layer), None)
+
+
 def _where(f: Finding, report: Report) -> list[dict]:
     out: list[dict] = []
     if f.image is not None:
-        out.append({"label": "image", "value": str(f.image), "href": "#" + image_anchor(f.image)})
+        out.append({"label": "image", "value": str(f.image), "href": "#" + image_anchor(f.image), "digest": None})
     if f.layer is not None:
         href = "#" + layer_anchor(f.image, f.layer) if f.image is not None else None
-        out.append({"label": "layer", "value": str(f.layer), "href": href})
+        out.append({"label": "layer", "value": str(f.layer), "href": href, "digest": None})
+        layer = _layer_of(report, f)
+        if layer is not None:
+            if layer.digest:
+                out.append(
+                    {"label": "layer digest", "value": layer.digest, "href": None, "digest": digest_view(layer.digest)}
+                )
+            diff_id = layer.diff_id or layer.declared_diff_id
+            if diff_id:
+                label = "layer diff_id" if layer.diff_id else "layer diff_id (declared)"
+                out.append({"label": label, "value": diff_id, "href": None, "digest": digest_view(diff_id)})
     if f.history is not None:
         href = "#" + step_anchor(f.image, f.history) if f.image is not None else None
-        out.append({"label": "history step", "value": str(f.history), "href": href})
+        out.append({"label": "history step", "value": str(f.history), "href": href, "digest": None})
     if f.path is not None:
-        out.append({"label": "path", "value": f.path, "href": None})
+        out.append({"label": "path", "value": f.path, "href": None, "digest": None})
     if f.digest is not None:
-        out.append({"label": "digest", "value": f.digest, "href": None})
+        out.append({"label": "digest", "value": f.digest, "href": None, "digest": digest_view(f.digest)})
     if f.entry is not None:
-        out.append({"label": "archive entry", "value": f.entry, "href": None})
+        out.append({"label": "archive entry", "value": f.entry, "href": None, "digest": None})
     return out
 
 
@@ -220,9 +320,10 @@ def _evidence_rows(f: Finding) -> list[dict]:
     return rows
 
 
-def _finding_item(n: int, f: Finding, report: Report) -> dict:
+def _finding_item(n: int, f: Finding, report: Report, anchors: list[str]) -> dict:
     return {
-        "anchor": finding_anchor(n),
+        "anchor": anchors[n],
+        "id": anchors[n],
         "code": f.code,
         "severity": f.severity.value,
         "subject": f.subject,
@@ -234,6 +335,7 @@ def _finding_item(n: int, f: Finding, report: Report) -> dict:
 
 def _finding_groups(report: Report, limits: Limits) -> list[dict]:
     groups: list[dict] = []
+    anchors = finding_anchors(report)
     indexed = list(enumerate(report.findings))
     for sev in SEVERITY_ORDER:
         in_sev = [(n, f) for n, f in indexed if f.severity == sev]
@@ -248,9 +350,9 @@ def _finding_groups(report: Report, limits: Limits) -> list[dict]:
                 {
                     "code": code,
                     "anchor": f"code-{sev.value}-{code}",
-                    "explanation": EXPLANATIONS.get(code, "No explanation recorded for this code."),
+                    "explanation": explanation(code),
                     "count": len(items),
-                    "list": [_finding_item(n, f, report) for n, f in items[: limits.findings_per_code]],
+                    "list": [_finding_item(n, f, report, anchors) for n, f in items[: limits.findings_per_code]],
                     "omitted": max(0, len(items) - limits.findings_per_code),
                 }
             )
@@ -258,9 +360,10 @@ def _finding_groups(report: Report, limits: Limits) -> list[dict]:
     return groups
 
 
-def _finding_ref(n: int, f: Finding) -> dict:
+def _finding_ref(n: int, f: Finding, anchors: list[str]) -> dict:
     return {
-        "anchor": finding_anchor(n),
+        "anchor": anchors[n],
+        "id": anchors[n],
         "code": f.code,
         "severity": f.severity.value,
         "subject": f.subject,
@@ -334,9 +437,12 @@ def _image_view(img: Image) -> dict:
         "pins": _pin_lines(img),
         "platform": img.platform or "-",
         "manifest_digest": img.manifest_digest,
+        "manifest_dg": digest_view(img.manifest_digest),
         "manifest_media_type": img.manifest_media_type,
         "config_digest": img.config_digest,
+        "config_dg": digest_view(img.config_digest),
         "declared_config_digest": img.declared_config_digest,
+        "declared_config_dg": digest_view(img.declared_config_digest),
         "config_mismatch": bool(
             img.declared_config_digest and img.config_digest and img.declared_config_digest != img.config_digest
         ),
@@ -411,6 +517,7 @@ def _inventory(report: Report) -> dict:
                 "kind": a.kind,
                 "type": a.artifact_type or "-",
                 "digest": a.manifest_digest,
+                "dg": digest_view(a.manifest_digest),
                 "size": size_text(a.size),
                 "refs": a.refs,
                 "why": a.why,
@@ -431,6 +538,7 @@ def _inventory(report: Report) -> dict:
                         "role": b.role,
                         "media_type": b.media_type or "-",
                         "digest": b.digest,
+                        "dg": digest_view(b.digest),
                         "size": size_text(b.size),
                         "mark": _mark(
                             b.verified,
@@ -450,6 +558,7 @@ def _inventory(report: Report) -> dict:
             "kind": n.kind,
             "platform": n.platform or "-",
             "digest": n.digest,
+            "dg": digest_view(n.digest),
             "media_type": n.media_type or "-",
             "index": n.index_digest,
             "refs": ", ".join(n.refs),
@@ -476,7 +585,7 @@ def _mark(ok: bool | None, text: str = "") -> dict:
     return {"state": "pass" if ok else "fail", "symbol": "\u2713" if ok else "\u2717", "text": text}
 
 
-def _ledger(report: Report, limits: Limits) -> dict:
+def _ledger(report: Report, limits: Limits, anchors: list[str]) -> dict:
     by_digest, by_entry = _blob_findings(report)
     layer_of: dict[str, list[tuple[Image, Layer]]] = {}
     for img in report.images:
@@ -511,13 +620,13 @@ def _ledger(report: Report, limits: Limits) -> dict:
         if pairs:
             img, layer = pairs[0]
             if layer.digest and blob.digest:
-                descriptor = _mark(layer.digest == blob.digest, f"descriptor says {short(layer.digest)}")
+                descriptor = _mark(layer.digest == blob.digest, f"descriptor says {layer.digest}")
                 declared_digest = declared_digest or layer.digest
             declared_size = layer.size
             if layer.declared_diff_id or layer.diff_id:
                 diff = _mark(
                     bool(layer.diff_id) and layer.diff_id == layer.declared_diff_id,
-                    f"diff_id {short(layer.diff_id)} vs rootfs {short(layer.declared_diff_id)}",
+                    f"diff_id {layer.diff_id or '-'} vs rootfs {layer.declared_diff_id or '-'}",
                 )
         elif blob.kind == "config" and blob.digest:
             img = config_of.get(blob.digest) or (config_of.get(blob.declared_digest) if blob.declared_digest else None)
@@ -525,7 +634,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 uses.append({"text": f"image {img.index} config", "href": "#" + image_anchor(img.index)})
                 if img.declared_config_digest:
                     descriptor = _mark(
-                        img.declared_config_digest == blob.digest, f"manifest says {short(img.declared_config_digest)}"
+                        img.declared_config_digest == blob.digest, f"manifest says {img.declared_config_digest}"
                     )
         elif blob.kind == "manifest" and blob.digest:
             for img in report.images:
@@ -548,7 +657,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 + by_entry.get(blob.name, [])
             )
         )
-        refs = [_finding_ref(n, report.findings[n]) for n in ns]
+        refs = [_finding_ref(n, report.findings[n], anchors) for n in ns]
         integrity = [r for r in refs if r["code"].startswith(INTEGRITY_PREFIXES)]
         finding_mark = _mark(not refs, "") if (refs or blob.digest) else _mark(None)
         failing = any(m["state"] == "fail" for m in (name_mark, descriptor, size_mark, diff)) or bool(integrity)
@@ -559,6 +668,8 @@ def _ledger(report: Report, limits: Limits) -> dict:
             "link": blob.link,
             "declared_digest": declared_digest,
             "digest": blob.digest,
+            "declared_dg": digest_view(declared_digest),
+            "dg": digest_view(blob.digest),
             "declared_size": declared_size,
             "size": blob.size,
             "size_text": f"{blob.size:,}",
@@ -597,6 +708,8 @@ def _ledger(report: Report, limits: Limits) -> dict:
                 "link": None,
                 "declared_digest": digest,
                 "digest": None,
+                "declared_dg": digest_view(digest),
+                "dg": None,
                 "declared_size": layer.size,
                 "size": None,
                 "size_text": "absent",
@@ -609,7 +722,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
                     _mark(False, ""),
                 ],
                 "digest_differs": True,
-                "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                "findings": [_finding_ref(n, report.findings[n], anchors) for n in ns],
                 "uses": [
                     {"text": f"image {img.index} layer {lay.index}", "href": "#" + layer_anchor(img.index, lay.index)}
                     for img, lay in users
@@ -630,6 +743,8 @@ def _ledger(report: Report, limits: Limits) -> dict:
                     "link": None,
                     "declared_digest": b.digest,
                     "digest": None,
+                    "declared_dg": digest_view(b.digest),
+                    "dg": None,
                     "declared_size": b.size,
                     "size": None,
                     "size_text": "absent",
@@ -642,7 +757,7 @@ def _ledger(report: Report, limits: Limits) -> dict:
                         _mark(False, ""),
                     ],
                     "digest_differs": True,
-                    "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                    "findings": [_finding_ref(n, report.findings[n], anchors) for n in ns],
                     "uses": [{"text": f"{a.kind} {a.index}", "href": f"#artifact-{a.index}"}],
                     "state": "fail",
                     "severity": "low",
@@ -679,16 +794,50 @@ def _ledger(report: Report, limits: Limits) -> dict:
 # ---------------------------------------------------------------- history
 
 
+def _side(
+    type_: str | None, size: int | None, mode: int | None, uid: int | None, gid: int | None, sha: str | None, link
+) -> dict | None:
+    """One side (before or after) of a changed path: what ls -l and sha256sum would say."""
+    if type_ is None:
+        return None
+    octal, symbolic = mode_text(type_, mode) if mode is not None else ("", "")
+    return {
+        "type": type_,
+        "size": f"{size:,}" if size is not None and type_ in ("file", "hardlink") else "",
+        "mode": f"{octal} {symbolic}" if mode is not None else "",
+        "owner": f"{uid}:{gid}" if uid is not None and gid is not None else "",
+        "sha256": digest_view(sha),
+        "link": link or "",
+    }
+
+
 def _change_row(c: PathChange) -> dict:
+    after = None
+    before = None
+    if c.change != "deleted":
+        after = _side(c.type, c.size, c.mode, c.uid, c.gid, c.sha256, c.link)
+    if c.change == "deleted":
+        before = _side(
+            c.before_type or c.type, c.before_size, c.before_mode, c.before_uid, c.before_gid, c.before_sha256, c.link
+        )
+    elif c.change == "modified":
+        before = _side(
+            c.before_type or (c.type if c.before_sha256 else None),
+            c.before_size,
+            c.before_mode,
+            c.before_uid,
+            c.before_gid,
+            c.before_sha256,
+            c.before_link,
+        )
     return {
         "path": c.path,
         "change": c.change,
         "symbol": CHANGE_SYMBOL.get(c.change, "?"),
         "type": c.type,
         "what": ", ".join(c.what),
-        "size": f"{c.size:,}" if c.size is not None else "",
-        "sha256": short(c.sha256, 12) if c.sha256 else "",
-        "before": short(c.before_sha256, 12) if c.before_sha256 else "",
+        "before": before,
+        "after": after,
         "explained_by": c.explained_by or "",
     }
 
@@ -718,7 +867,9 @@ class _Budget:
         return n
 
 
-def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Budget, _Budget]) -> dict:
+def _history_view(
+    report: Report, img: Image, limits: Limits, budgets: tuple[_Budget, _Budget], anchors: list[str]
+) -> dict:
     by_step, by_layer = _step_findings(report, img)
     layers = {layer.index: layer for layer in img.layers}
     steps: list[dict] = []
@@ -732,7 +883,7 @@ def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Bu
         if a is not None:
             ns.update(n for n in a.findings if 0 <= n < len(report.findings))
         refs = [
-            _finding_ref(n, report.findings[n])
+            _finding_ref(n, report.findings[n], anchors)
             for n in sorted(ns, key=lambda n: (SEVERITY_RANK[report.findings[n].severity], n))
         ]
         worst = min((SEVERITY_RANK[report.findings[n].severity] for n in ns), default=None)
@@ -780,7 +931,8 @@ def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Bu
                 "empty_layer": h.empty_layer,
                 "layer_index": h.layer_index,
                 "layer_href": "#" + layer_anchor(img.index, h.layer_index) if layer is not None else None,
-                "layer_digest": short(layer.digest) if layer is not None else None,
+                "layer_digest": digest_view(layer.digest) if layer is not None else None,
+                "layer_diff_id": digest_view(layer.diff_id or layer.declared_diff_id) if layer is not None else None,
                 "layer_entries": layer.entries if layer is not None else None,
                 "status": status,
                 "status_label": label,
@@ -820,9 +972,9 @@ def _history_view(report: Report, img: Image, limits: Limits, budgets: tuple[_Bu
                 {
                     "index": layer.index,
                     "href": "#" + layer_anchor(img.index, layer.index),
-                    "digest": short(layer.digest),
+                    "digest": digest_view(layer.digest),
                     "entries": layer.entries,
-                    "findings": [_finding_ref(n, report.findings[n]) for n in ns],
+                    "findings": [_finding_ref(n, report.findings[n], anchors) for n in ns],
                 }
             )
     return {
@@ -869,8 +1021,7 @@ def _file_row(e: FileEntry, flagged: bool) -> dict:
         "setuid": special,
         "owner": f"{e.uid}:{e.gid}",
         "size": f"{e.size:,}" if e.type == "file" else "",
-        "sha256": (e.sha256[:12] + "\u2026") if e.sha256 else "",
-        "sha256_full": e.sha256 or "",
+        "sha256": digest_view(e.sha256),
         "kind": e.kind or "",
         "flagged": flagged,
         "state": "flagged" if flagged else ("setuid" if special else ""),
@@ -908,6 +1059,8 @@ def _files_view(report: Report, img: Image, cap: int, shared: dict[str, str], li
                 "index": layer.index,
                 "anchor": layer_anchor(img.index, layer.index),
                 "digest": layer.digest,
+                "dg": digest_view(layer.digest),
+                "diff_id": digest_view(layer.diff_id or layer.declared_diff_id),
                 "media_type": layer.media_type or "-",
                 "compression": layer.compression or "-",
                 "size": size_text(layer.actual_size if layer.actual_size is not None else layer.size),
@@ -945,78 +1098,146 @@ def _per_layer_cap(report: Report, limits: Limits) -> int:
 # ---------------------------------------------------------------- evidence
 
 
+def _row(label: str, value: str, *, mono: bool = False, digest: str | None = None, note: str = "") -> dict:
+    """One row of the custody table; a digest row prints through the digest macro."""
+    return {"label": label, "value": value, "mono": mono or digest is not None, "dg": digest_view(digest), "note": note}
+
+
 def _custody_rows(inp) -> list[dict]:
     """The `input` block (forensics.evidence): where the evidence is and that it did not change."""
     if inp.kind is None:  # a result saved before the block existed
         return []
-    rows = [
-        {
-            "label": "Input kind",
-            "value": {"file": "file", "directory": "directory (OCI layout)", "stream": "stream (stdin), read once"}[
-                inp.kind
-            ],
-            "mono": False,
-        }
-    ]
+    kinds = {"file": "file", "directory": "directory (OCI layout)", "stream": "stream (stdin), read once"}
+    rows = [_row("Input kind", kinds[inp.kind])]
     if inp.resolved:
-        rows.append({"label": "Resolved path", "value": inp.resolved, "mono": True})
+        rows.append(_row("Resolved path", inp.resolved, mono=True))
     if inp.mtime:
-        rows.append({"label": "Modified (mtime, UTC)", "value": inp.mtime, "mono": False})
+        rows.append(_row("Modified (mtime, UTC)", inp.mtime))
     if inp.inode is not None:
-        rows.append({"label": "Inode", "value": str(inp.inode), "mono": True})
+        rows.append(_row("Inode", str(inp.inode), mono=True))
     if inp.listing_sha256:
-        rows.append({"label": "SHA-256 of the file listing", "value": inp.listing_sha256, "mono": True})
+        rows.append(_row("SHA-256 of the file listing", inp.listing_sha256, digest=inp.listing_sha256))
     if inp.kind != "stream":
-        rows.append(
-            {
-                "label": "SHA-256 after the analysis",
-                "value": (inp.sha256_end + " (read again: unchanged)") if inp.sha256_end else "not checked",
-                "mono": True,
-            }
-        )
+        if inp.sha256_end:
+            rows.append(
+                _row("SHA-256 after the analysis", inp.sha256_end, digest=inp.sha256_end, note="read again: unchanged")
+            )
+        else:
+            rows.append(_row("SHA-256 after the analysis", "not checked"))
     if inp.kept:
         rows.append(
-            {
-                "label": "Kept copy (--keep-input)",
-                "value": f"{inp.kept.path} ({inp.kept.resolved}), {size_text(inp.kept.size)}, {inp.kept.sha256}",
-                "mono": True,
-            }
+            _row(
+                "Kept copy (--keep-input)",
+                inp.kept.sha256,
+                digest=inp.kept.sha256,
+                note=f"{inp.kept.path} ({inp.kept.resolved}), {size_text(inp.kept.size)}",
+            )
         )
     return rows
+
+
+def _case_rows(report: Report) -> list[dict]:
+    """The case record (--case, --examiner, --note, where and with what the analysis ran)."""
+    c = report.case
+    if c is None:
+        return []
+    rows = []
+    for label, value in (("Case", c.case), ("Examiner", c.examiner), ("Note", c.note)):
+        if value:
+            rows.append(_row(label, value))
+    if c.host or c.user:
+        rows.append(_row("Host / user", " / ".join(x for x in (c.host or "-", c.user or "-")), mono=True))
+    if c.platform:
+        rows.append(_row("Platform", c.platform))
+    versions = [f"{report.tool.name} {c.tool_version or report.tool.version}"]
+    if c.python:
+        versions.append(f"Python {c.python}")
+    versions += [f"{name} {version}" for name, version in sorted(c.dependencies.items())]
+    rows.append(_row("Tool and dependency versions", ", ".join(versions), mono=True))
+    if c.command:
+        rows.append(_row("Command line", shlex.join(c.command), mono=True))
+    return rows
+
+
+def pin_text(p) -> str:
+    """'pinned: manifest digest sha256:... matches', the sentence the terminal and JSON say too."""
+    what = p.against or "digest"
+    named = f" ({p.name})" if p.name else ""
+    return f"pinned{named}: {what} {p.digest} {'matches' if p.matched else 'does not match'}"
+
+
+def _pins(report: Report) -> list[dict]:
+    return [
+        {
+            "text": pin_text(p),
+            "pin": p.pin,
+            "matched": p.matched,
+            "dg": digest_view(p.digest),
+            "against": p.against or "digest",
+            "name": p.name,
+            "detail": p.detail,
+            "image": p.image,
+            "image_href": "#" + image_anchor(p.image) if p.image is not None else None,
+        }
+        for p in report.pins
+    ]
 
 
 def _evidence(report: Report) -> list[dict]:
     inp = report.input
     a = report.analysis
+    fmt = report.format + (f", {inp.compression} compressed" if inp.compression and inp.compression != "none" else "")
     rows = [
-        {"label": "Input file", "value": os.path.basename(inp.path.rstrip("/")) or inp.path, "mono": True},
-        {"label": "Path as given", "value": inp.path, "mono": True},
-        {"label": "Size", "value": size_text(inp.size), "mono": False},
-        {"label": "SHA-256", "value": inp.sha256 or "(directory input: no single file hash)", "mono": True},
-        {
-            "label": "Format",
-            "value": report.format
-            + (f", {inp.compression} compressed" if inp.compression and inp.compression != "none" else ""),
-            "mono": False,
-        },
+        _row("Input file", os.path.basename(inp.path.rstrip("/")) or inp.path, mono=True),
+        _row("Path as given", inp.path, mono=True),
+        _row("Size", size_text(inp.size)),
+        _row("SHA-256", inp.sha256, digest=inp.sha256)
+        if inp.sha256
+        else _row("SHA-256", "(directory input: no single file hash)"),
+        _row("Format", fmt),
     ]
     rows += _custody_rows(inp)
     if a is not None:
-        rows.append(
-            {"label": "Analysis (UTC)", "value": f"{a.started} \u2192 {a.finished} ({a.seconds:.2f} s)", "mono": False}
-        )
-    rows.append(
-        {
-            "label": "Tool",
-            "value": f"{report.tool.name} {report.tool.version} (report schema {report.schema_version})",
-            "mono": False,
-        }
-    )
-    if a is not None and a.command:
-        rows.append({"label": "Command line", "value": shlex.join(a.command), "mono": True})
-    if a is not None and a.expect:
-        rows.append({"label": "Pinned digests (--expect)", "value": ", ".join(a.expect), "mono": True})
+        rows.append(_row("Analysis (UTC)", f"{a.started} \u2192 {a.finished} ({a.seconds:.2f} s)"))
+    rows.append(_row("Tool", f"{report.tool.name} {report.tool.version} (report schema {report.schema_version})"))
+    has_command = report.case is not None and bool(report.case.command)
+    if a is not None and a.command and not has_command:
+        rows.append(_row("Command line", shlex.join(a.command), mono=True))
+    if a is not None and a.expect and not report.pins:
+        rows.append(_row("Pinned digests (--expect)", ", ".join(a.expect), mono=True))
     return rows
+
+
+def _summary_digests(report: Report, images: int = 3) -> list[dict]:
+    """The digests to cite, on the first screen and the first printed page."""
+    out = []
+    inp = report.input
+    if inp.sha256 or inp.listing_sha256:
+        label = "Input sha256" if inp.sha256 else "Input listing sha256"
+        out.append({"label": label, "dg": digest_view(inp.sha256 or inp.listing_sha256)})
+    for img in report.images[:images]:
+        if img.manifest_digest:
+            out.append({"label": f"Image {img.index} manifest", "dg": digest_view(img.manifest_digest)})
+        if img.config_digest:
+            out.append({"label": f"Image {img.index} config (ID)", "dg": digest_view(img.config_digest)})
+    return out
+
+
+# What a printed page's footer may hold: it goes into the stylesheet (an @page margin box),
+# so anything but these characters is replaced, whatever a hand-edited result holds.
+_FOOTER_SAFE = re.compile(r"[^A-Za-z0-9 .:+_()/,-]")
+
+
+def print_footer(report: Report) -> str:
+    """The text printed at the foot of every page: the input's sha256 and the tool's version."""
+    inp = report.input
+    if inp.sha256:
+        which = f"input {inp.sha256}"
+    elif inp.listing_sha256:
+        which = f"input listing {inp.listing_sha256}"
+    else:
+        which = "input: no single file hash"
+    return _FOOTER_SAFE.sub("?", f"{which} - {report.tool.name} {report.tool.version}")[:200]
 
 
 # ---------------------------------------------------------------- the page
@@ -1024,6 +1245,7 @@ def _evidence(report: Report) -> list[dict]:
 
 def build_view(report: Report, limits: Limits | None = None) -> dict:
     limits = limits or Limits()
+    anchors = finding_anchors(report)
     counts = {s: 0 for s in SEVERITY_ORDER}
     for f in report.findings:
         counts[f.severity] += 1
@@ -1034,7 +1256,7 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
     images = []
     for img in report.images:
         view = _image_view(img)
-        view["history"] = _history_view(report, img, limits, budgets)
+        view["history"] = _history_view(report, img, limits, budgets, anchors)
         view["layers"] = _files_view(report, img, cap, shared, limits)
         images.append(view)
     poisoned = [
@@ -1063,6 +1285,7 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
                 {
                     "title": f"Image {img.index} {what.lower()}",
                     "digest": digest,
+                    "dg": digest_view(digest),
                     "how": how,
                     "text": shown,
                     "omitted": omitted,
@@ -1082,21 +1305,28 @@ def build_view(report: Report, limits: Limits | None = None) -> dict:
             {"name": s.value, "label": s.value.capitalize(), "count": counts[s]} for s in SEVERITY_ORDER
         ],
         "n_findings": len(report.findings),
-        "top_findings": [_finding_ref(n, f) for n, f in list(enumerate(report.findings))[:5]],
+        "top_findings": [_finding_ref(n, f, anchors) for n, f in list(enumerate(report.findings))[:5]],
         "more_findings": max(0, len(report.findings) - 5),
         "poisoned": poisoned,
         "stats": [
             {"label": "images", "value": len(report.images)},
             {"label": "layers", "value": sum(len(i.layers) for i in report.images)},
             {"label": "archive entries", "value": len(report.blobs)},
-            {"label": "files indexed", "value": f"{sum(len(l.files) for i in report.images for l in i.layers):,}"},
+            {
+                "label": "files indexed",
+                "value": f"{sum(len(layer.files) for i in report.images for layer in i.layers):,}",
+            },
         ],
         "sections": [{"id": i, "label": label} for i, label in SECTIONS],
         "evidence": _evidence(report),
+        "pins": _pins(report),
+        "case": _case_rows(report),
+        "footer": print_footer(report),
+        "summary_digests": _summary_digests(report),
         "finding_groups": _finding_groups(report, limits),
         "images": images,
         "n_images": len(images),
-        "ledger": _ledger(report, limits),
+        "ledger": _ledger(report, limits, anchors),
         "inventory": _inventory(report),
         "history_available": any(im["history"]["analysis"] for im in images),
         "file_cap": cap,
