@@ -2,7 +2,7 @@
 
 import typer
 
-from forensics.cli.common import FailOn, VerifyPackages, emit, exit_for, finish, guard, run_analysis
+from forensics.cli.common import FailOn, VerifyPackages, emit, exit_for, finish, guard, run_analysis, sarif_text
 from forensics.evidence import Outputs
 
 
@@ -43,6 +43,13 @@ def scan(
         help="with '-': keep the exact bytes read from stdin in FILE (written atomically); the report "
         "names it with its sha256, which is that of what was analyzed.",
     ),
+    sarif_out: str | None = typer.Option(
+        None,
+        "--sarif",
+        metavar="FILE|-",
+        help="write the findings as SARIF 2.1.0 for code scanning: one rule per finding code, results "
+        "at image/<path> and <image digest>/layer/N, fingerprints that survive a rename of the image.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -62,7 +69,7 @@ def scan(
 
       forensics scan oci-dir/ --expect sha256:4f... --fail-on medium
     """
-    [custody] = guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
+    [custody] = guard([archive], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)], keep_input)
     with Outputs() as outputs:
         report = run_analysis(
             archive,
@@ -75,5 +82,9 @@ def scan(
             keep_input=keep_input,
         )
         finish(custody, report)
-        emit(report, json_out, html_out, quiet, outputs=outputs)
+        # --sarif (forensics.export.sarif): opened with the other outputs, committed with them by emit
+        sarif_body = sarif_text(report, sarif_out, outputs)
+        emit(report, json_out, html_out, quiet or sarif_out == "-", outputs=outputs)
+        if sarif_body is not None:
+            typer.echo(sarif_body, nl=False)
     raise typer.Exit(exit_for(report, fail_on))
