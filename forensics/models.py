@@ -381,6 +381,46 @@ class Analysis(BaseModel):
     expect: list[str] = Field(default_factory=list)
 
 
+class IgnoreRule(BaseModel):
+    """One `[[ignore]]` entry of a suppression file (forensics.suppress), and what it did."""
+
+    source: str  # the file, resolved
+    entry: int  # its position in the file, from 1
+    line: int | None = None  # where `[[ignore]]` starts
+    code: str
+    paths: list[str] = Field(default_factory=list)  # globs; empty: any path
+    digest: str | None = None  # an image, manifest, config or layer digest
+    statement: str
+    expires: str | None = None  # ISO date; the entry is ignored from that day on
+    status: Literal["applied", "unmatched", "expired"] = "applied"
+    matched: int = 0  # findings it suppressed
+
+
+class SuppressionFile(BaseModel):
+    path: str  # as resolved
+    how: Literal["--ignore", "beside the input", "working directory"]
+    sha256: str  # of the bytes read, for the record
+    entries: int = 0
+
+
+class Suppression(BaseModel):
+    """Suppression files read for this run: every one is named in every output, since a
+    file that sits beside the evidence may have come with it."""
+
+    files: list[SuppressionFile] = Field(default_factory=list)
+    rules: list[IgnoreRule] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # expired and unmatched entries, in sentences
+
+
+class SuppressedFinding(BaseModel):
+    """A finding an ignore entry matched: out of the verdict and --fail-on, still listed."""
+
+    finding: Finding
+    statement: str
+    source: str  # the suppression file
+    entry: int  # the entry's position in it (IgnoreRule.entry)
+
+
 Format = Literal["docker-archive", "docker-archive+oci", "oci-archive", "oci-layout", "unknown"]
 Verdict = Literal["clean", "suspicious", "tampered", "unreadable"]
 
@@ -399,3 +439,5 @@ class Report(BaseModel):
     pins: list[PinResult] = Field(default_factory=list)
     case: CaseRecord | None = None
     analysis: Analysis | None = None
+    suppressed: list[SuppressedFinding] = Field(default_factory=list)  # forensics.suppress: out of the verdict
+    suppression: Suppression | None = None  # the suppression files read, None when none was

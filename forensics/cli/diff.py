@@ -15,7 +15,9 @@ from forensics.cli.common import (
     guard,
     not_an_image,
     run_analysis,
+    sarif_text,
 )
+from forensics.evidence import Outputs
 
 DIFF_EXIT_DOC = """
 Exit codes: 0 = same content (rebuild noise aside); 1 = the contents differ (or,
@@ -72,6 +74,12 @@ def diff(
     case: str | None = CASE,
     examiner: str | None = EXAMINER,
     note: str | None = NOTE,
+    sarif_out: str | None = typer.Option(
+        None,
+        "--sarif",
+        metavar="FILE|-",
+        help="write the comparison findings as SARIF 2.1.0, located in B at the layer that wrote each path.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Compare two images by what they contain: history, merged filesystems, and step by step.
@@ -100,7 +108,7 @@ def diff(
 
     if len(image) > 2 or len(platform) > 2:
         raise fail("--image and --platform take one value (both inputs) or two (A, then B)")
-    custody_a, custody_b = guard([a, b], [("--json", json_out), ("--html", html_out)])
+    custody_a, custody_b = guard([a, b], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)])
     report_a = run_analysis(a, [], True, quiet, custody=custody_a)
     report_b = run_analysis(b, [], True, quiet, custody=custody_b)
     for path, rep in ((a, report_a), (b, report_b)):
@@ -138,7 +146,11 @@ def diff(
     finish(custody_b, report_b)
     cmp.case = case_record(case, examiner, note)
 
-    emit(cmp, json_out, html_out, quiet, text=render_text, html=render_html)
+    with Outputs() as outputs:
+        sarif_body = sarif_text(cmp, sarif_out, outputs)  # --sarif: committed with the others by emit
+        emit(cmp, json_out, html_out, quiet or sarif_out == "-", text=render_text, html=render_html, outputs=outputs)
+    if sarif_body is not None:
+        typer.echo(sarif_body, nl=False)
 
     code = 0 if cmp.content_equal else 1
     if fail_on != FailOn.never and (

@@ -18,6 +18,7 @@ from forensics.cli.common import (
     not_an_image,
     read_pins,
     run_analysis,
+    sarif_text,
 )
 from forensics.evidence import Outputs
 
@@ -73,6 +74,25 @@ def scan(
     case: str | None = CASE,
     examiner: str | None = EXAMINER,
     note: str | None = NOTE,
+    sarif_out: str | None = typer.Option(
+        None,
+        "--sarif",
+        metavar="FILE|-",
+        help="write the findings as SARIF 2.1.0 for code scanning: one rule per finding code, results "
+        "at image/<path> and <image digest>/layer/N, fingerprints that survive a rename of the image.",
+    ),
+    ignore: list[str] = typer.Option(
+        [],
+        "--ignore",
+        metavar="FILE",
+        help="suppression file (TOML, [[ignore]] entries: code, paths, digest, statement, expires); repeatable. "
+        "Without it, .forensics-ignore.toml beside the input or in the working directory is read, and the "
+        "terminal says so. Suppressed findings leave the verdict and --fail-on but stay listed apart.",
+    ),
+    no_ignore: bool = typer.Option(False, "--no-ignore", help="read no suppression file, not even a default one."),
+    show_suppressed: bool = typer.Option(
+        False, "--show-suppressed", help="list each suppressed finding with its statement (default: a count)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -99,7 +119,8 @@ def scan(
       forensics scan image.tar --expect-file deploy.lock --case IR-2291 --examiner "J. Doe" --html report.html
     """
     pins = read_pins(expect, expect_file)
-    [custody] = guard([archive], [("--json", json_out), ("--html", html_out)], keep_input)
+    [custody] = guard([archive], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)], keep_input)
+    suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
     with Outputs() as outputs:
         report = run_analysis(
             archive,
@@ -113,8 +134,50 @@ def scan(
         )
         finish(custody, report)
         report.case = case_record(case, examiner, note)
+        apply_suppressions(report, suppressions)
         unreadable = not_an_image(report, archive)
-        emit(report, json_out, html_out, quiet or unreadable is not None, outputs=outputs)
+        # --sarif (forensics.export.sarif): opened with the other outputs, committed with them by emit
+        sarif_body = sarif_text(report, sarif_out, outputs)
+        emit(report, json_out, html_out, quiet or unreadable is not None or sarif_out == "-", outputs=outputs)
+        if sarif_body is not None:
+            typer.echo(sarif_body, nl=False)
+        elif not quiet and json_out != "-" and report.suppression is not None and unreadable is None:
+            from forensics.render.suppressed import render_suppressed_text
+
+            typer.echo(render_suppressed_text(report, show_suppressed), nl=False)
     if unreadable is not None:
         raise fail(unreadable)
     raise typer.Exit(exit_for(report, fail_on))
+
+
+# --ignore / --no-ignore / --show-suppressed (forensics.suppress)
+
+
+def load_suppressions(archive: str, ignore: list[str], no_ignore: bool):
+    from forensics.suppress import IgnoreFileError, default_files, load
+
+    if ignore and no_ignore:
+        raise fail("--ignore and --no-ignore exclude each other")
+    files = [(path, "--ignore") for path in ignore] if ignore else ([] if no_ignore else default_files(archive))
+    try:
+        return load(files)
+    except IgnoreFileError as exc:
+        # a default file may have come with the evidence: say how to scan without it
+        hint = (
+            ""
+            if ignore
+            else f" (read by default, {files[0][1] if len(files) == 1 else 'beside the input or here'}; --no-ignore skips it)"
+        )
+        raise fail(str(exc) + hint)
+
+
+def apply_suppressions(report, loaded) -> None:
+    """Applied and announced on stderr, --quiet or not: a file beside the input may have come with it."""
+    from forensics.render.suppressed import notice
+    from forensics.suppress import apply
+
+    if not loaded.files:
+        return
+    apply(report, loaded)
+    for line in notice(report):
+        typer.echo(f"forensics: {line}", err=True)

@@ -230,6 +230,8 @@ def _split(diffs: list[PathDiff], rules: list[NoiseRule], norm) -> tuple[list[Pa
         rule = classify(d, rules, norm)
         if rule is None:
             real.append(d)
+        elif rule.when == "expected":
+            real.append(d.model_copy(update={"expected": rule.pattern}))
         else:
             noise.append(d.model_copy(update={"noise": rule.pattern}))
     return real, noise

@@ -43,6 +43,7 @@ class PathDiff(BaseModel):
     b: PathState | None = None
     detail: str = ""  # the difference in one line, for people
     noise: str | None = None  # the noise rule (pattern) that classes it as rebuild noise
+    expected: str | None = None  # the rule (pattern) that expects it to differ: still a real difference
 
 
 class ContentDiff(BaseModel):
@@ -62,11 +63,12 @@ class ContentDiff(BaseModel):
 class NoiseRule(BaseModel):
     pattern: str  # glob over absolute paths: * within a name, ** across directories
     reason: str
-    when: Literal["always", "empty", "timestamps"] = "always"
+    when: Literal["always", "empty", "timestamps", "expected"] = "always"
     # always: any difference at a matching path is noise;
     # empty: only when each side is absent, a directory or an empty file (mount-point stubs);
-    # timestamps: only when the contents are equal once the timestamps the format holds are masked
-    normalizer: str | None = None  # for when == "timestamps": shadow-lastchg, gzip-mtime
+    # timestamps: only when the contents are equal once the timestamps the format holds are masked;
+    # expected: never noise, the difference is labelled "expected to differ" and counted
+    normalizer: str | None = None  # for when == "timestamps": shadow-lastchg, gzip-mtime, pyc-header
     origin: Literal["default", "option"] = "default"
 
 

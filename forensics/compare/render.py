@@ -72,6 +72,8 @@ def _diff_line(d: PathDiff) -> str:
             what += f" (owner {d.a.uid}:{d.a.gid} -> {d.b.uid}:{d.b.gid})"
         if "link" in d.what:
             what += f" (link {_clean(d.a.link, 60)} -> {_clean(d.b.link, 60)})"
+    if d.expected:
+        what += f" [expected to differ: {d.expected}, still counted]"
     return f"  {MARK[d.change]} {_clean(d.path, 100)}  {_clean(what, 200)}"
 
 
@@ -200,7 +202,9 @@ def render_text(cmp: Comparison, *, limit: int = 40, width: int | None = None) -
     )
     line = "   "
     for r in cmp.noise_rules:
-        tag = {"empty": " (if empty)", "timestamps": " (timestamps inside)"}.get(r.when, "")
+        tag = {"empty": " (if empty)", "timestamps": " (timestamps inside)", "expected": " (expected, counted)"}.get(
+            r.when, ""
+        )
         item = f" {_clean(r.pattern, 80)}{tag}"
         if len(line) + len(item) > width:
             L.append(line)
@@ -257,7 +261,7 @@ def _row(d: PathDiff) -> dict:
         "mark": MARK[d.change],
         "change": d.change,
         "path": d.path,
-        "what": ", ".join(d.what) or d.change,
+        "what": (", ".join(d.what) or d.change) + (f" (expected to differ: {d.expected})" if d.expected else ""),
         "a": _state_text(d.a),
         "b": _state_text(d.b),
         "detail": d.detail,

@@ -1,0 +1,1 @@
+"""Exports to other tools' formats: pure functions from the report models to documents."""
