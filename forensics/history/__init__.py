@@ -120,7 +120,9 @@ def analyze_image(
         files = layer.files
         here = {f.path: f for f in files if f.type not in ("whiteout", "opaque")}
         before = {p: overlay.get(p) for p in here}
-        owned_before = dict(pkg.owners)
+        # Bound per layer (owned_before.__contains__ below): a lambda over the loop variable would
+        # see a later layer's owners if a check ever kept the callable past this step.
+        owned_before = frozenset(pkg.owners)
         changes = overlay.apply(layer.index, files)
         for f in here.values():
             if f.type in ("file", "hardlink"):
@@ -184,7 +186,7 @@ def analyze_image(
                 package_owned=pkg.owned_for(managers),
                 entries=here,
                 workdirs=[_env_of(ins, i, inherited)[0] for i in group],
-                owned_before=lambda p: p in owned_before,
+                owned_before=owned_before.__contains__,
                 generated=generated,
                 lookup=overlay.get,
                 group=group,
@@ -214,7 +216,7 @@ def analyze_image(
                 ctx,
                 image=img.index,
                 created_by=img.history[h_idx].created_by,
-                owned_before=lambda p: p in owned_before,
+                owned_before=owned_before.__contains__,
                 executable=_executable(here),
             )
             if f is not None:
