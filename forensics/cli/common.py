@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from enum import StrEnum
+from typing import Any
 
 import typer
 
@@ -33,8 +34,10 @@ class FailOn(StrEnum):
     never = "never"
 
 
-def fail_on_option(default: FailOn, help: str = "lowest severity that makes the exit code 1.") -> typer.Option:
-    """--fail-on, as every command takes it: any case (HIGH, High, high)."""
+def fail_on_option(default: FailOn, help: str = "lowest severity that makes the exit code 1.") -> Any:
+    """--fail-on, as every command takes it: any case (HIGH, High, high).
+
+    Any, as typer.Option itself returns: the OptionInfo stands as the default of a FailOn parameter."""
     return typer.Option(
         default,
         "--fail-on",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forensics.findings import Code, finding
-from forensics.models import Finding
+from forensics.models import Finding, Format
 from forensics.read.documents import load_json, platform_str
 from forensics.read.model import Archive, Descriptor, Entry, Resolved, ResolvedImage
 
@@ -11,7 +11,7 @@ RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 
 class Builder:
-    def __init__(self, archive: Archive, fmt: str) -> None:
+    def __init__(self, archive: Archive, fmt: Format) -> None:
         self.archive = archive
         self.out: list[Finding] = []
         self.res = Resolved(format=fmt, archive=archive)
