@@ -45,7 +45,7 @@ def _repositories_targets(img: ResolvedImage, inv: Archive) -> set[str]:
     keys: set[str] = set()
     if img.layers:
         top = img.layers[-1].descriptor
-        if (top.path or "").endswith("/layer.tar"):
+        if top.path is not None and top.path.endswith("/layer.tar"):
             keys.add(posixpath.basename(posixpath.dirname(top.path)))
         if top.entry is not None:
             for e in inv.entries:
