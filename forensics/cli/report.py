@@ -10,14 +10,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
-from forensics.archive.scan import InputError
 from forensics.cli.common import fail
-from forensics.models import SCHEMA_VERSION, Report
-from forensics.serialize import from_json
+
+if TYPE_CHECKING:
+    from forensics.models import Report
 
 
 def _one_line(text: object, limit: int = 300) -> str:
@@ -27,6 +27,11 @@ def _one_line(text: object, limit: int = 300) -> str:
 
 def load_report(source: str) -> Report:
     """Read and validate a `scan --json` result; raises typer.Exit(2) with a one-line message."""
+    from pydantic import ValidationError
+
+    from forensics.models import SCHEMA_VERSION, Report
+    from forensics.serialize import from_json
+
     try:
         if source == "-":
             data = sys.stdin.buffer.read()
@@ -57,6 +62,7 @@ def load_report(source: str) -> Report:
 
 def _refuse(result: str, html_out: str | None) -> None:
     """Before the result is read: the page must not overwrite it (forensics.evidence)."""
+    from forensics.archive.scan import InputError
     from forensics.evidence import Custody, EvidenceError, refuse_overlaps
 
     try:
