@@ -174,7 +174,7 @@ def generate(
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "Cmd": ["/bin/sh"],
             },
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + l["diff_id"] for l in layer_info]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + li["diff_id"] for li in layer_info]},
             "history": [
                 {"created": "2024-01-01T00:00:00Z", "created_by": f"/bin/sh -c #(nop) ADD layer{i}"}
                 for i in range(layers)
@@ -190,7 +190,9 @@ def generate(
                 "digest": "sha256:" + cfg_d,
                 "size": len(cfg),
             },
-            "layers": [{"mediaType": media, "digest": "sha256:" + l["digest"], "size": l["size"]} for l in layer_info],
+            "layers": [
+                {"mediaType": media, "digest": "sha256:" + li["digest"], "size": li["size"]} for li in layer_info
+            ],
         }
         man = json.dumps(manifest, separators=(",", ":")).encode()
         man_d = hashlib.sha256(man).hexdigest()
@@ -217,18 +219,18 @@ def generate(
 
         with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
             add_bytes(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-            for l in layer_info:
-                ti = tarfile.TarInfo("blobs/sha256/" + l["digest"])
-                ti.size, ti.mode, ti.mtime = l["size"], 0o644, 1_700_000_000
-                with open(l["path"], "rb") as f:
+            for li in layer_info:
+                ti = tarfile.TarInfo("blobs/sha256/" + li["digest"])
+                ti.size, ti.mode, ti.mtime = li["size"], 0o644, 1_700_000_000
+                with open(li["path"], "rb") as f:
                     tar.addfile(ti, f)
             add_bytes(tar, "blobs/sha256/" + cfg_d, cfg)
             add_bytes(tar, "blobs/sha256/" + man_d, man)
             add_bytes(tar, "index.json", index)
     finally:
-        for l in layer_info:
+        for li in layer_info:
             try:
-                os.unlink(l["path"])
+                os.unlink(li["path"])
             except OSError:
                 pass
         for name in os.listdir(tmpdir):
@@ -238,8 +240,8 @@ def generate(
         "config": "sha256:" + cfg_d,
         "diff_ids": config["rootfs"]["diff_ids"],
         "layers": [
-            {"diff_id": "sha256:" + l["diff_id"], "digest": "sha256:" + l["digest"], "size": l["size"]}
-            for l in layer_info
+            {"diff_id": "sha256:" + li["diff_id"], "digest": "sha256:" + li["digest"], "size": li["size"]}
+            for li in layer_info
         ],
         "oci": {"path": out, "manifest": "sha256:" + man_d, "bytes": os.path.getsize(out)},
     }

@@ -108,7 +108,7 @@ def main() -> int:
                     h.update(d.decompress(data[i : i + CHUNK]))
             else:
                 rd = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_size=CHUNK)
-                while c := rd.read(CHUNK):
+                while rd.read(CHUNK):
                     pass
 
     def p1b():

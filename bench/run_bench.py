@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+import zstandard
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED_MAKE_IMAGE = (REPO / ".." / "shared" / "bench" / "make_image.py").resolve()
@@ -59,7 +61,6 @@ except ImportError:  # pragma: no cover
     import zlib as _zlib
 
     GZIP_LIB = "zlib"
-import zstandard
 
 # ----------------------------------------------------------------------------- images
 
@@ -334,8 +335,7 @@ def tool(path: Path, history: bool, workers: int | None = None) -> dict:
         env["FORENSICS_WORKERS"] = str(workers)  # 1: the serial pass, for the comparison
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), "1" if history else "0", SWITCH_INTERVAL],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=env,
     )
@@ -365,7 +365,7 @@ def cli(path: Path) -> dict:
     timer = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
     full = ([timer, "-v"] if timer else []) + cmd
     t0 = time.perf_counter()
-    proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(full, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     out = {
         "command": " ".join(cmd),

@@ -23,12 +23,18 @@ import stat
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
 
 from forensics.archive.scan import InputError, walk_layout
 from forensics.models import InputInfo, KeptCopy
 from forensics.read.model import Archive
+
+# What signal.signal returns and takes back (typeshed's private _HANDLER).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class EvidenceError(Exception):
@@ -433,7 +439,7 @@ class Outputs:
 
     def __init__(self) -> None:
         self._open: list[AtomicOutput] = []
-        self._saved: dict[int, object] = {}
+        self._saved: dict[int, _Handler] = {}
 
     def __enter__(self) -> Outputs:
         if threading.current_thread() is threading.main_thread():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from forensics import __version__
@@ -29,6 +29,7 @@ from forensics.models import (
     Report,
     Severity,
     ToolInfo,
+    Verdict,
 )
 from forensics.packages import is_db_path, is_maintainer_script
 from forensics.packages.langdb import capture_name as lang_capture
@@ -369,7 +370,7 @@ def member_source(source: str):
     return NoSource() if source == "-" else SeekableSource(source)
 
 
-def verdict_for(findings: list[Finding], fmt: str) -> str:
+def verdict_for(findings: list[Finding], fmt: str) -> Verdict:
     if fmt == "unknown" or any(x.code == "archive.unknown-format" for x in findings):
         return "unreadable"
     worst = min((SEVERITY_RANK[x.severity] for x in findings), default=99)
@@ -383,7 +384,7 @@ def verdict_for(findings: list[Finding], fmt: str) -> str:
 def analyze(
     source: str,
     *,
-    expect: list[str | refs.Pin] | None = None,
+    expect: Sequence[str | refs.Pin] | None = None,
     progress: ProgressFn | None = None,
     limits: Limits | None = None,
     history: bool = True,
@@ -396,14 +397,14 @@ def analyze(
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
     its end check (Custody.finish) is the caller's, after its last read of the input."""
     # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
-    expect = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
+    pins = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
     custody = custody or Custody.start_of(source)
     if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
     res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     inv = res.archive
-    findings, files_by_entry = _verify(inv, res, expect)
+    findings, files_by_entry = _verify(inv, res, pins)
     allowance = _Allowance(limits or Limits(), inv.input_size)
     images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
     if allowance.hit is not None:
@@ -418,8 +419,9 @@ def analyze(
     for n, f in enumerate(findings):  # let each history step point at its findings
         if f.image is not None and f.history is not None and f.image < len(images):
             hist = images[f.image].history
-            if f.history < len(hist) and hist[f.history].analysis is not None:
-                hist[f.history].analysis.findings.append(n)
+            step = hist[f.history].analysis if f.history < len(hist) else None
+            if step is not None:
+                step.findings.append(n)
     report = Report(
         tool=ToolInfo(version=__version__),
         input=custody.input_info(inv),
@@ -429,13 +431,13 @@ def analyze(
         artifacts=_artifacts(res),
         not_exported=_not_exported(res),
         findings=findings,
-        pins=refs.pin_results(res, expect),
+        pins=refs.pin_results(res, pins),
         analysis=Analysis(
             started=started,
             finished=_now(),
             seconds=round(time.monotonic() - t0, 3),
             command=command if command is not None else list(sys.argv),
-            expect=[p.text for p in expect],
+            expect=[p.text for p in pins],
         ),
     )
     report.verdict = verdict_for(findings, res.format)

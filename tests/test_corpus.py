@@ -49,7 +49,7 @@ def test_digests_match_truth(sample):
         if want.get("manifest_digest"):
             assert img.manifest_digest == (want.get("manifest_actual_sha256") or want["manifest_digest"])
         assert sorted(img.refs) == sorted(want.get("refs") or []) or set(want.get("refs") or []) <= set(img.refs)
-        layers = {l.index: l for l in img.layers}
+        layers = {ly.index: ly for ly in img.layers}
         for wl in want.get("layers", []):
             got = layers.get(wl["index"])
             assert got is not None, f"layer {wl['index']} missing from the report"

@@ -92,7 +92,7 @@ def test_same_image_in_every_container(tmp_path):
         t.extractall(d, filter="data")
     r = analyze(str(d))
     assert r.format == "oci-layout" and not r.findings
-    assert [l.diff_id for l in r.images[0].layers] == [l.diff_id for l in base.images[0].layers]
+    assert [ly.diff_id for ly in r.images[0].layers] == [ly.diff_id for ly in base.images[0].layers]
 
 
 # --- every issue-2 code on an archive built for it -----------------------------------

@@ -14,7 +14,7 @@ def _layers(root: Path) -> list[Path]:
         index = json.loads((root / "index.json").read_text())
         d = index["manifests"][0]["digest"].split(":", 1)
         man = json.loads((root / "blobs" / d[0] / d[1]).read_bytes())
-        return [root / "blobs" / l["digest"].split(":")[0] / l["digest"].split(":")[1] for l in man["layers"]]
+        return [root / "blobs" / ly["digest"].split(":")[0] / ly["digest"].split(":")[1] for ly in man["layers"]]
     man = json.loads((root / "manifest.json").read_text())
     return [root / p for p in man[0]["Layers"]]
 

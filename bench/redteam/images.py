@@ -356,13 +356,12 @@ def write_context(image: str, ctx: Path, rootfs: Path, ca_bundle: Path) -> None:
     if ctx.exists():
         shutil.rmtree(ctx)
     ctx.mkdir(parents=True)
-    w = lambda rel, text, mode=0o644: (
+
+    def w(rel: str, text: str, mode: int = 0o644) -> None:
         (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
-        or (  # noqa: E731
-            (ctx / rel).write_text(text),
-            (ctx / rel).chmod(mode),
-        )
-    )
+        (ctx / rel).write_text(text)
+        (ctx / rel).chmod(mode)
+
     if image == "sdk":
         (ctx / f"{SDK}.tar.gz").write_bytes(vendor_tarball(rootfs))
     elif image == "ops":

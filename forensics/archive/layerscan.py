@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from forensics.archive.decompress import DecompressError, open_stream, sniff
 from forensics.archive.layerfs import member_entry
@@ -82,6 +83,13 @@ class LimitHit:
     value: int  # its value
     count: int = 0  # entries left unanalyzed (or bytes, for the decompression limits)
     example: str | None = None  # the first entry name left out
+
+
+class EntryBudget(Protocol):
+    """What the walk asks of a budget: the serial Budget, or a worker's share of a pool
+    (forensics.archive.parallel)."""
+
+    def refuse(self, name: str, linkname: str, layer_entries: int | None = None) -> str | None: ...
 
 
 class Budget:
@@ -244,7 +252,7 @@ def _record_algo(name: str) -> str | None:
 
 
 def _walk(
-    src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits, budget: Budget | None
+    src: _QueueSource, scan: LayerScan, capture: Callable[[str, int], bool], limits: Limits, budget: EntryBudget | None
 ) -> None:
     tar = TarReader(src)
     out = scan.files
@@ -333,7 +341,7 @@ def scan_stream(
     kind: str,
     capture: Callable[[str, int], bool],
     limits: Limits,
-    budget: Budget | None = None,
+    budget: EntryBudget | None = None,
 ) -> tuple[str, int, LayerScan]:
     """Consume a blob whose first bytes sniff as `kind` (gzip, zstd or tar).
 

@@ -23,6 +23,7 @@ import os
 import signal
 import stat
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from forensics.archive.decompress import sniff
@@ -281,7 +282,9 @@ def _run_pool(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx, entries, chars = _pools(limits, input_size)
-    tasks: list[tuple[int, object, tuple]] = [((j.size or j.entry.size), _run, (j,)) for j in jobs]
+    tasks: list[tuple[int, Callable[..., _Done | tuple[str, int]], tuple]] = [
+        ((j.size or j.entry.size), _run, (j,)) for j in jobs
+    ]
     if hash_path is not None:
         tasks.append((input_size // HASH_WEIGHT, _hash_file, (hash_path,)))
     tasks.sort(key=lambda t: -t[0])  # largest first: the last task to start is a small one

@@ -24,6 +24,7 @@ from forensics.archive.layerscan import (
     CHUNK,
     HEAD,
     Budget,
+    EntryBudget,
     LayerScan,
     LimitHit,
     Limits,
@@ -191,7 +192,7 @@ def _consume(
     read: _MemberReader,
     capture,
     limits: Limits,
-    budget: Budget | None = None,
+    budget: EntryBudget | None = None,
     head: bytes | None = None,
 ) -> None:
     """Hash one regular entry; walk it if it is a layer; keep it if it is a document.

@@ -7,16 +7,19 @@ import os
 import sys
 import traceback
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from forensics.archive.scan import InputError
-from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refuse_overlaps, shown
-from forensics.findings import at_or_above
-from forensics.models import Report, Severity
 from forensics.render.safe import visible
-from forensics.serialize import to_json
-from forensics.verify.refs import Pin, PinError, parse_pin, parse_pin_file
+
+# Every command module imports this one when the CLI starts, `forensics version` too: what
+# reads, checks or writes evidence (the streaming core, pydantic models) is imported where
+# it is used (tests/test_startup.py holds the light commands to that).
+if TYPE_CHECKING:
+    from forensics.evidence import Custody, Outputs
+    from forensics.models import Report
+    from forensics.verify.refs import Pin
 
 EXIT_DOC = """
 Exit codes: 0 = no finding at or above --fail-on; 1 = there are; 2 = the input
@@ -33,8 +36,10 @@ class FailOn(StrEnum):
     never = "never"
 
 
-def fail_on_option(default: FailOn, help: str = "lowest severity that makes the exit code 1.") -> typer.Option:
-    """--fail-on, as every command takes it: any case (HIGH, High, high)."""
+def fail_on_option(default: FailOn, help: str = "lowest severity that makes the exit code 1.") -> Any:
+    """--fail-on, as every command takes it: any case (HIGH, High, high).
+
+    Any, as typer.Option itself returns: the OptionInfo stands as the default of a FailOn parameter."""
     return typer.Option(
         default,
         "--fail-on",
@@ -54,6 +59,8 @@ NOTE = typer.Option(
 def read_pins(expect: list[str], expect_file: str | None) -> list[Pin]:
     """Every pin, checked before the input is read: a malformed one is a usage error (exit 2),
     never evidence against the image."""
+    from forensics.verify.refs import PinError, parse_pin, parse_pin_file
+
     try:
         pins = [parse_pin(p) for p in expect]
         if expect_file is not None:
@@ -107,6 +114,9 @@ def fail(msg: str) -> typer.Exit:
 def guard(inputs: list[str], outputs: list[tuple[str, str | None]], keep_input: str | None = None) -> list[Custody]:
     """Before anything is read: fingerprint the inputs, refuse any output that could reach
     one of them or another output (forensics.evidence)."""
+    from forensics.archive.scan import InputError
+    from forensics.evidence import Custody, EvidenceError, refuse_overlaps, shown
+
     if keep_input is not None and "-" not in inputs:
         raise fail(f"--keep-input keeps a stream read from stdin ('-'); {shown(inputs[0])} is already a file")
     try:
@@ -119,6 +129,8 @@ def guard(inputs: list[str], outputs: list[tuple[str, str | None]], keep_input: 
 
 def finish(custody: Custody, report) -> None:
     """After the last read of the input: it must still be the bytes analyzed."""
+    from forensics.evidence import EvidenceError
+
     try:
         custody.finish(report.input)
     except EvidenceError as exc:
@@ -143,8 +155,11 @@ def run_analysis(
 ):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
     copied into a file of `outputs` as it is read."""
+    from forensics.archive.scan import InputError
+    from forensics.evidence import EvidenceError, StreamCopy
     from forensics.pipeline import analyze
     from forensics.render.progress import Progress
+    from forensics.verify.refs import PinError
 
     if custody is None:
         [custody] = guard([archive], [])
@@ -184,6 +199,9 @@ def exit_for(report: Report, fail_on: FailOn) -> int:
         return 2
     if fail_on == FailOn.never:
         return 0
+    from forensics.findings import at_or_above
+    from forensics.models import Severity
+
     return 1 if at_or_above(report.findings, Severity(fail_on.value)) else 0
 
 
@@ -202,6 +220,9 @@ def emit(
 
     Files go through `outputs`: all are written and synced, then renamed over their targets
     together (with a kept input, if any); a failure leaves every previous file as it was."""
+    from forensics.evidence import EvidenceError, Outputs, shown
+    from forensics.serialize import to_json
+
     if text is None or html is None:
         from forensics.render.html import render_html
         from forensics.render.text import render_text
@@ -249,6 +270,7 @@ def sarif_text(result, path: str | None, outputs: Outputs) -> str | None:
     import json
 
     from forensics.compare.model import Comparison
+    from forensics.evidence import EvidenceError, shown
     from forensics.export.sarif import comparison_to_sarif, report_to_sarif
 
     doc = comparison_to_sarif(result) if isinstance(result, Comparison) else report_to_sarif(result)

@@ -2,7 +2,6 @@
 
 import typer
 
-from forensics.case import case_record
 from forensics.cli.common import (
     CASE,
     EXAMINER,
@@ -17,7 +16,6 @@ from forensics.cli.common import (
     run_analysis,
     sarif_text,
 )
-from forensics.evidence import Outputs
 
 DIFF_EXIT_DOC = """
 Exit codes: 0 = same content (rebuild noise aside); 1 = the contents differ (or,
@@ -101,8 +99,10 @@ def diff(
 
       forensics diff multi.oci.tar other.tar --platform linux/arm64
     """
+    from forensics.case import case_record
     from forensics.compare import SelectionError, build_rules, compare, select_image
     from forensics.compare.render import render_html, render_text
+    from forensics.evidence import Outputs
     from forensics.findings import at_or_above
     from forensics.models import Severity
 

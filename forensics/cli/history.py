@@ -2,7 +2,6 @@
 
 import typer
 
-from forensics.case import case_record
 from forensics.cli.common import (
     CASE,
     EXAMINER,
@@ -17,7 +16,6 @@ from forensics.cli.common import (
     not_an_image,
     run_analysis,
 )
-from forensics.evidence import Outputs
 
 
 def history(
@@ -54,6 +52,8 @@ def history(
 
       docker save app:1 | forensics history - --json history.json
     """
+    from forensics.case import case_record
+    from forensics.evidence import Outputs
     from forensics.render.history_text import render_history
 
     [custody] = guard([archive], [("--json", json_out)], keep_input)

@@ -10,23 +10,28 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
-from forensics.archive.scan import InputError
 from forensics.cli.common import fail
-from forensics.models import SCHEMA_VERSION, Report
-from forensics.serialize import from_json
+
+if TYPE_CHECKING:
+    from forensics.models import Report
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def load_report(source: str) -> Report:
     """Read and validate a `scan --json` result; raises typer.Exit(2) with a one-line message."""
+    from pydantic import ValidationError
+
+    from forensics.models import SCHEMA_VERSION, Report
+    from forensics.serialize import from_json
+
     try:
         if source == "-":
             data = sys.stdin.buffer.read()
@@ -42,13 +47,14 @@ def load_report(source: str) -> Report:
         return from_json(Report, data)
     except ValidationError as exc:
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        if first.get("type") == "json_invalid":
-            raise fail(f"{source}: not valid JSON: {_one_line(first.get('msg', ''))}")
-        where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+        first = errors[0] if errors else None
+        msg = first["msg"] if first is not None else ""
+        if first is not None and first["type"] == "json_invalid":
+            raise fail(f"{source}: not valid JSON: {_one_line(msg)}")
+        where = ".".join(str(p) for p in (first["loc"] if first is not None else ())) or "(top level)"
         raise fail(
             f"{source}: not a forensics scan result (schema {SCHEMA_VERSION}): {where}: "
-            f"{_one_line(first.get('msg', ''))}" + (f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else "")
+            f"{_one_line(msg)}" + (f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else "")
         )
     except (ValueError, RecursionError) as exc:
         raise fail(f"{source}: not a forensics scan result: {_one_line(exc)}")
@@ -56,6 +62,7 @@ def load_report(source: str) -> Report:
 
 def _refuse(result: str, html_out: str | None) -> None:
     """Before the result is read: the page must not overwrite it (forensics.evidence)."""
+    from forensics.archive.scan import InputError
     from forensics.evidence import Custody, EvidenceError, refuse_overlaps
 
     try:

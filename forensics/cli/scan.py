@@ -2,7 +2,6 @@
 
 import typer
 
-from forensics.case import case_record
 from forensics.cli.common import (
     CASE,
     EXAMINER,
@@ -20,7 +19,6 @@ from forensics.cli.common import (
     run_analysis,
     sarif_text,
 )
-from forensics.evidence import Outputs
 
 
 def scan(
@@ -118,6 +116,9 @@ def scan(
 
       forensics scan image.tar --expect-file deploy.lock --case IR-2291 --examiner "J. Doe" --html report.html
     """
+    from forensics.case import case_record
+    from forensics.evidence import Outputs
+
     pins = read_pins(expect, expect_file)
     [custody] = guard([archive], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)], keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading

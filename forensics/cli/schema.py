@@ -4,8 +4,6 @@ import json
 
 import typer
 
-from forensics.models import Report
-
 
 def schema(diff: bool = typer.Option(False, "--diff", help="the schema of `diff --json` instead.")) -> None:
     """Print the JSON Schema of the `scan --json` output (or of `diff --json`)."""
@@ -14,4 +12,6 @@ def schema(diff: bool = typer.Option(False, "--diff", help="the schema of `diff 
 
         typer.echo(json.dumps(Comparison.model_json_schema(), indent=1))
         return
+    from forensics.models import Report
+
     typer.echo(json.dumps(Report.model_json_schema(), indent=1))

@@ -218,8 +218,9 @@ class _Normalized:
             return False
         key = (rule.normalizer, d.a.sha256, d.b.sha256)
         if key not in self._cache:
-            xa = self.bytes_a.get((d.a.layer, d.path))
-            xb = self.bytes_b.get((d.b.layer, d.path))
+            # a path with no layer (only in the merged view) had nothing read for it
+            xa = self.bytes_a.get((d.a.layer, d.path)) if d.a.layer is not None else None
+            xb = self.bytes_b.get((d.b.layer, d.path)) if d.b.layer is not None else None
             self._cache[key] = xa is not None and xb is not None and fn(xa) == fn(xb)
         return self._cache[key]
 

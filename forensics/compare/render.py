@@ -66,12 +66,14 @@ def _diff_line(d: PathDiff) -> str:
         da, db = describe(d.a), describe(d.b)
         extra = f": {db} in B, {da} in A" if da != db else ""
         what = ", ".join(d.what) + extra
-        if "mode" in d.what:
-            what += f" (mode {d.a.mode:04o} -> {d.b.mode:04o})"
-        if "owner" in d.what:
-            what += f" (owner {d.a.uid}:{d.a.gid} -> {d.b.uid}:{d.b.gid})"
-        if "link" in d.what:
-            what += f" (link {_clean(d.a.link, 60)} -> {_clean(d.b.link, 60)})"
+        a, b = d.a, d.b
+        if a is not None and b is not None:  # a changed path is on both sides
+            if "mode" in d.what:
+                what += f" (mode {a.mode:04o} -> {b.mode:04o})"
+            if "owner" in d.what:
+                what += f" (owner {a.uid}:{a.gid} -> {b.uid}:{b.gid})"
+            if "link" in d.what:
+                what += f" (link {_clean(a.link, 60)} -> {_clean(b.link, 60)})"
     if d.expected:
         what += f" [expected to differ: {d.expected}, still counted]"
     return f"  {MARK[d.change]} {_clean(d.path, 100)}  {_clean(what, 200)}"
@@ -90,8 +92,8 @@ def render_text(cmp: Comparison, *, limit: int = 40, width: int | None = None) -
     L.append(_side_line("B", cmp.b))
     if cmp.same_image:
         L.append("   A and B hold the same layers (diff_ids) and/or config: the same image, whatever the format")
-    for n in cmp.notes:
-        L.append(f"   note: {n}")
+    for note in cmp.notes:
+        L.append(f"   note: {note}")
     L.append("")
 
     L.append("Verification (as `forensics scan`)")
@@ -131,24 +133,22 @@ def render_text(cmp: Comparison, *, limit: int = 40, width: int | None = None) -
 
     if cmp.steps:
         L.append("Steps (layer by layer)")
-        for s in cmp.steps:
-            hist = (
-                f"{s.a_history if s.a_history is not None else '-'}/{s.b_history if s.b_history is not None else '-'}"
-            )
+        for st in cmp.steps:
+            hist = f"{st.a_history if st.a_history is not None else '-'}/{st.b_history if st.b_history is not None else '-'}"
             mark = {
                 "equal": "same",
                 "noise": "noise",
                 "differs": "DIFFERS",
                 "only-in-a": "only A",
                 "only-in-b": "only B",
-            }[s.status]
+            }[st.status]
             more = ""
-            if s.paths_total:
-                more = f"  {s.paths_total} path{'s' if s.paths_total != 1 else ''}"
-            if s.noise_total:
-                more += f"  (+{s.noise_total} noise)"
-            first = " <- first divergence" if s.first_divergence else ""
-            L.append(f"  {hist:>7}  {mark:7}  {_clean(s.label, 70)}{more}{first}")
+            if st.paths_total:
+                more = f"  {st.paths_total} path{'s' if st.paths_total != 1 else ''}"
+            if st.noise_total:
+                more += f"  (+{st.noise_total} noise)"
+            first = " <- first divergence" if st.first_divergence else ""
+            L.append(f"  {hist:>7}  {mark:7}  {_clean(st.label, 70)}{more}{first}")
         L.append("")
 
     c = cmp.content
@@ -178,9 +178,9 @@ def render_text(cmp: Comparison, *, limit: int = 40, width: int | None = None) -
             L.append(
                 f"  {f.severity.value.upper():8} {f.code} {f.id or ''}  {_clean(f.subject, 80)}: {_clean(f.detail, 400)}"
             )
-        more = len(cmp.findings) - limit + cmp.findings_omitted
-        if more > 0:
-            L.append(f"  … {more} more (--json)")
+        left = len(cmp.findings) - limit + cmp.findings_omitted
+        if left > 0:
+            L.append(f"  … {left} more (--json)")
         L.append("")
 
     nz = cmp.noise

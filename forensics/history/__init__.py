@@ -120,7 +120,9 @@ def analyze_image(
         files = layer.files
         here = {f.path: f for f in files if f.type not in ("whiteout", "opaque")}
         before = {p: overlay.get(p) for p in here}
-        owned_before = dict(pkg.owners)
+        # Bound per layer (owned_before.__contains__ below): a lambda over the loop variable would
+        # see a later layer's owners if a check ever kept the callable past this step.
+        owned_before = frozenset(pkg.owners)
         changes = overlay.apply(layer.index, files)
         for f in here.values():
             if f.type in ("file", "hardlink"):
@@ -184,7 +186,7 @@ def analyze_image(
                 package_owned=pkg.owned_for(managers),
                 entries=here,
                 workdirs=[_env_of(ins, i, inherited)[0] for i in group],
-                owned_before=lambda p: p in owned_before,
+                owned_before=owned_before.__contains__,
                 generated=generated,
                 lookup=overlay.get,
                 group=group,
@@ -209,16 +211,16 @@ def analyze_image(
             )
             findings += judged.findings
             unitlinks.judge_step(changes, ctx, {**acct.files, **acct_files}, pkg.owners)
-            f = explain.unexplained_finding(
+            unexplained_f = explain.unexplained_finding(
                 [c for c in changes if c.path not in judged.reported],
                 ctx,
                 image=img.index,
                 created_by=img.history[h_idx].created_by,
-                owned_before=lambda p: p in owned_before,
+                owned_before=owned_before.__contains__,
                 executable=_executable(here),
             )
-            if f is not None:
-                findings.append(f)
+            if unexplained_f is not None:
+                findings.append(unexplained_f)
             # Account files judged entry by entry carry their own, more precise verdict.
             ctx.mismatches = [m for m in ctx.mismatches if m[0].path not in judged.judged]
             findings += explain.mismatch_findings(ctx, image=img.index, executable=_executable(here))
@@ -276,12 +278,14 @@ def analyze_image(
     # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
     copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
     for h_i, st in copy_status.items():
-        img.history[h_i].analysis.copy_hash = st
+        step = img.history[h_i].analysis
+        if step is not None:  # every step has one by now (above)
+            step.copy_hash = st
     findings += copy_findings
     copy_verified = {
-        (layer, p)
+        (li, p)
         for h_i, st in copy_status.items()
-        if st.status == "verified" and (layer := _layer_of_step(img, h_i)) is not None
+        if st.status == "verified" and (li := _layer_of_step(img, h_i)) is not None
         for p in st.paths
     }
     img.coverage = coverage.image_coverage(

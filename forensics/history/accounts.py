@@ -984,7 +984,7 @@ def judge_step(
             grouped.setdefault((p.code, p.severity, p.text), []).append(v.path)
     per_kind: dict[tuple[Code, str], int] = {}
     rest: dict[tuple[Code, str], list[str]] = {}
-    for (code, severity, text), paths in list(grouped.items()):
+    for code, severity, text in list(grouped):
         n = per_kind[(code, severity)] = per_kind.get((code, severity), 0) + 1
         if n > MAX_FINDINGS:  # thousands of forged lines make one summary, not thousands of findings
             rest.setdefault((code, severity), []).append(text)

@@ -71,8 +71,9 @@ def statements_for(inv: Archive, res: Resolved) -> dict[str, list[dict]]:
                 and isinstance(st.get("predicate"), dict)
             ):
                 subjects = [s.get("digest", {}).get("sha256") for s in st.get("subject") or [] if isinstance(s, dict)]
-                for key in {target, *(Digest.parse_hex(s) for s in subjects)} - {None}:
-                    out.setdefault(key, []).append(st)
+                for key in {target, *(Digest.parse_hex(s) for s in subjects)}:
+                    if key is not None:  # no reference annotation, or a subject that is not a digest
+                        out.setdefault(key, []).append(st)
     return out
 
 
@@ -143,11 +144,11 @@ def check_provenance(img: Image, statements: list[dict]) -> list[Finding]:
         if produced:
             owners = {h.layer_index: h for h in img.history if h.layer_index is not None}
             for layer in img.layers:
-                h = owners.get(layer.index)
-                if h is None or h.comment != "buildkit.dockerfile.v0":
+                owner_h = owners.get(layer.index)
+                if owner_h is None or owner_h.comment != "buildkit.dockerfile.v0":
                     continue  # base-image layers are not this build's output
                 if layer.digest and layer.digest not in produced:
-                    owner = h.index
+                    owner = owner_h.index
                     out.append(
                         finding(
                             "history.unexplained-change",

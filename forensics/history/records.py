@@ -40,14 +40,14 @@ def _top_v1_json(rimg: ResolvedImage, inv: Archive) -> tuple[str, dict] | None:
             if e.path.endswith("/layer.tar") and inv.follow(e.path)[0] is top.entry:
                 dirs.add(posixpath.dirname(e.path))
     for d in sorted(dirs):
-        e = inv.get(f"{d}/json")
-        if e is not None and e.data:
+        v1 = inv.get(f"{d}/json")
+        if v1 is not None and v1.data:
             try:
-                doc = json.loads(e.data)
+                doc = json.loads(v1.data)
             except (ValueError, RecursionError):
                 continue
             if isinstance(doc, dict):
-                return e.name, doc
+                return v1.name, doc
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forensics.findings import Code, finding
-from forensics.models import Finding
+from forensics.models import Finding, Format
 from forensics.read.documents import load_json, platform_str
 from forensics.read.model import Archive, Descriptor, Entry, Resolved, ResolvedImage
 
@@ -11,7 +11,7 @@ RAISES: tuple[Code, ...] = ("archive.malformed",)
 
 
 class Builder:
-    def __init__(self, archive: Archive, fmt: str) -> None:
+    def __init__(self, archive: Archive, fmt: Format) -> None:
         self.archive = archive
         self.out: list[Finding] = []
         self.res = Resolved(format=fmt, archive=archive)
@@ -22,7 +22,7 @@ class Builder:
 
     def blob(self, d: Descriptor) -> None:
         """Attach the entry at blobs/<alg>/<hex> to a descriptor."""
-        if not d.valid:
+        if not d.valid or d.digest is None:  # valid implies a digest; the reader reported it otherwise
             return
         alg, hexpart = d.digest.split(":", 1)
         d.path = f"blobs/{alg}/{hexpart}"
@@ -51,8 +51,8 @@ class Builder:
 
     def finish_image(self, img: ResolvedImage, descriptor_platform: str | None) -> None:
         cfg = img.config_doc or {}
-        rootfs = cfg.get("rootfs") if isinstance(cfg.get("rootfs"), dict) else {}
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs.get("diff_ids"), list) else []
+        rootfs = r if isinstance(r := cfg.get("rootfs"), dict) else {}
+        diff_ids = ids if isinstance(ids := rootfs.get("diff_ids"), list) else []
         img.diff_ids = [x if isinstance(x, str) else str(x) for x in diff_ids]
         for lr in img.layers:
             if lr.index < len(img.diff_ids):

@@ -81,7 +81,7 @@ def read_manifest_json(b: Builder, link_to_oci: bool) -> None:
         img = ResolvedImage(index=0, source="docker", refs=list(tags), config=cd, repo_tags=tags)
         if cd.entry is not None:
             img.config_doc = b.config(cd.entry, cd.digest)
-        layer_paths = item.get("Layers") if isinstance(item.get("Layers"), list) else []
+        layer_paths = lp_raw if isinstance(lp_raw := item.get("Layers"), list) else []
         for j, lp in enumerate(layer_paths):
             if not isinstance(lp, str):
                 b.out.append(

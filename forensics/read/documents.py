@@ -96,7 +96,9 @@ def parse_descriptor(raw: Any, where: str, out: list[Finding], doc_entry: Entry 
     for key, want in (("size", int), ("mediaType", str), ("digest", str)):
         value = raw.get(key)
         if value is not None and (
-            not isinstance(value, want) or isinstance(value, bool) or (key == "size" and value < 0)
+            not isinstance(value, want)
+            or isinstance(value, bool)
+            or (key == "size" and isinstance(value, int) and value < 0)
         ):
             out.append(
                 finding(

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensics.models import FileEntry, Finding
+from forensics.models import FileEntry, Finding, Format
 from forensics.paths import norm_outer
 
 _SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -275,8 +275,8 @@ class ResolvedImage:
 class Resolved:
     """What a reader made of the archive: its format, images, artifacts, and its findings."""
 
-    format: str  # docker-archive, docker-archive+oci, oci-archive, oci-layout, unknown
-    archive: Archive | None = None
+    format: Format
+    archive: Archive  # every reader reads one (forensics.read.builder)
     images: list[ResolvedImage] = field(default_factory=list)
     descriptors: list[Descriptor] = field(default_factory=list)  # every descriptor seen
     index_doc: dict | None = None

@@ -170,14 +170,14 @@ def _walk_index(
                 if key in d.annotations and d.annotations[key] not in refs:
                     refs.append(d.annotations[key])
         kind = _child_kind(d)
-        if d.valid and d.entry is None and depth > 0 and b.archive.get(d.path) is None:
+        if d.valid and d.entry is None and depth > 0 and d.path is not None and b.archive.get(d.path) is None:
             # An index names every platform; exports keep only what was pulled
             # (containerd, Docker 29, skopeo --multi-arch index-only). Only nothing at
             # all at its path counts: a link that leads nowhere is not a left-out blob.
             d.not_exported = True
             children.absent.append(Absent(descriptor=d, kind=kind, platform=platform_str(d.platform)))
             continue
-        if not d.valid or d.entry is None:
+        if not d.valid or d.entry is None or d.digest is None:  # valid: it has a digest and a path
             continue
         children.present.append((kind, platform_str(d.platform)))
         child = load_json(d.entry, f"{d.where} ({d.media_type or 'no media type'})", b.out, digest=d.digest)
@@ -225,34 +225,35 @@ def _walk_index(
                 continue
             _walk_index(b, child, f"index {d.digest[:19]}", d.entry, depth + 1, refs, ancestors | {d.digest}, parent=d)
         elif mt in MANIFEST_TYPES or ("config" in child and "layers" in child):
-            _manifest(b, d, child, refs)
+            _manifest(b, d, d.digest, child, refs)
         # Unknown media types MUST NOT be an error (image-index.md); the blob is still referenced.
     if children.absent:
         b.res.index_children.append(children)
 
 
-def _manifest(b: Builder, d: Descriptor, doc: dict, refs: list[str]) -> None:
+def _manifest(b: Builder, d: Descriptor, digest: str, doc: dict, refs: list[str]) -> None:
+    """`digest`: d's own, which a valid descriptor has."""
     for seen in b.res.images:
-        if seen.manifest is not None and seen.manifest.digest == d.digest:
+        if seen.manifest is not None and seen.manifest.digest == digest:
             # Several tags on one manifest are one image with several refs.
             seen.refs += [r for r in refs if r not in seen.refs]
             return
     for art in b.res.artifact_refs:
-        if art.manifest.digest == d.digest:
+        if art.manifest.digest == digest:
             art.refs += [r for r in refs if r not in art.refs]
             return
-    where = f"manifest {d.digest[:19]}"
+    where = f"manifest {digest[:19]}"
     config = parse_descriptor(doc.get("config"), f"{where} config", b.out, d.entry)
-    layers_raw = doc.get("layers") if isinstance(doc.get("layers"), list) else []
+    layers_raw = raw_layers if isinstance(raw_layers := doc.get("layers"), list) else []
     if "layers" in doc and not isinstance(doc.get("layers"), list):
         b.out.append(
             finding(
                 "archive.malformed",
                 "high",
-                d.digest,
+                digest,
                 f"{where}: 'layers' is a JSON {type(doc.get('layers')).__name__}, not a list",
                 entry=d.entry.name if d.entry else None,
-                digest=d.digest,
+                digest=digest,
             )
         )
     layer_descs = []
@@ -267,7 +268,7 @@ def _manifest(b: Builder, d: Descriptor, doc: dict, refs: list[str]) -> None:
         b.blob(config)
     why = _not_an_image(config, layer_descs)
     if why is not None:
-        _artifact(b, d, doc, config, layer_descs, refs, why)
+        _artifact(b, d, digest, doc, config, layer_descs, refs, why)
         return
     if config is not None:
         config.role = "config"
@@ -282,7 +283,14 @@ def _manifest(b: Builder, d: Descriptor, doc: dict, refs: list[str]) -> None:
 
 
 def _artifact(
-    b: Builder, d: Descriptor, doc: dict, config: Descriptor | None, blobs: list[Descriptor], refs: list[str], why: str
+    b: Builder,
+    d: Descriptor,
+    digest: str,
+    doc: dict,
+    config: Descriptor | None,
+    blobs: list[Descriptor],
+    refs: list[str],
+    why: str,
 ) -> None:
     if config is not None:
         config.role = "artifact-config"
@@ -291,7 +299,7 @@ def _artifact(
     subject = None
     raw_subject = doc.get("subject")
     if isinstance(raw_subject, dict):
-        sd = parse_descriptor(raw_subject, f"manifest {d.digest[:19]} subject", b.out, d.entry)
+        sd = parse_descriptor(raw_subject, f"manifest {digest[:19]} subject", b.out, d.entry)
         subject = sd.digest if sd is not None and sd.valid else None
     if subject is None:  # BuildKit names the manifest an attestation describes here
         ref = d.annotations.get("vnd.docker.reference.digest")
@@ -302,7 +310,7 @@ def _artifact(
             subject = Digest.of_hex(m.group(1))
             break
     atype = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
-    types = [atype or "", config.media_type if config else "", *(blob.media_type or "" for blob in blobs)]
+    types = [atype or "", (config.media_type or "") if config else "", *(blob.media_type or "" for blob in blobs)]
     notes = dict(d.annotations)
     for blob in blobs:
         notes.update(blob.annotations)

@@ -18,7 +18,10 @@ class Member(Protocol):
     name: str
     size: int
     mode: int
-    pax: dict[str, str] | None
+
+    @property
+    def pax(self) -> dict[str, str] | None:  # read-only: a reader may have no pax headers to give
+        ...
 
 
 # consume(layer entry path, member path, member, read) reads the member's content via read(n).

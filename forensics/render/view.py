@@ -629,12 +629,14 @@ def _ledger(report: Report, limits: Limits, anchors: list[str]) -> dict:
                     f"diff_id {layer.diff_id or '-'} vs rootfs {layer.declared_diff_id or '-'}",
                 )
         elif blob.kind == "config" and blob.digest:
-            img = config_of.get(blob.digest) or (config_of.get(blob.declared_digest) if blob.declared_digest else None)
-            if img is not None:
-                uses.append({"text": f"image {img.index} config", "href": "#" + image_anchor(img.index)})
-                if img.declared_config_digest:
+            cfg_img = config_of.get(blob.digest) or (
+                config_of.get(blob.declared_digest) if blob.declared_digest else None
+            )
+            if cfg_img is not None:
+                uses.append({"text": f"image {cfg_img.index} config", "href": "#" + image_anchor(cfg_img.index)})
+                if cfg_img.declared_config_digest:
                     descriptor = _mark(
-                        img.declared_config_digest == blob.digest, f"manifest says {img.declared_config_digest}"
+                        cfg_img.declared_config_digest == blob.digest, f"manifest says {cfg_img.declared_config_digest}"
                     )
         elif blob.kind == "manifest" and blob.digest:
             for img in report.images:
@@ -909,7 +911,7 @@ def _history_view(
             status, label, reason = "unanalyzed", "Not analyzed", ""
         else:
             status, label, reason = "ok", "Explained", "every change is accounted for"
-        counts = []
+        counts: list[dict[str, str | int]] = []
         if a is not None:
             for key in ("added", "modified", "deleted", "explained", "unexplained"):
                 if key in a.counts:
@@ -930,7 +932,7 @@ def _history_view(
                 "comment": h.comment,
                 "empty_layer": h.empty_layer,
                 "layer_index": h.layer_index,
-                "layer_href": "#" + layer_anchor(img.index, h.layer_index) if layer is not None else None,
+                "layer_href": "#" + layer_anchor(img.index, layer.index) if layer is not None else None,
                 "layer_digest": digest_view(layer.digest) if layer is not None else None,
                 "layer_diff_id": digest_view(layer.diff_id or layer.declared_diff_id) if layer is not None else None,
                 "layer_entries": layer.entries if layer is not None else None,
@@ -967,14 +969,14 @@ def _history_view(
     orphans = []
     for layer in img.layers:
         if layer.index not in owned:
-            ns = by_layer.get(layer.index, [])
+            layer_ns = by_layer.get(layer.index, [])
             orphans.append(
                 {
                     "index": layer.index,
                     "href": "#" + layer_anchor(img.index, layer.index),
                     "digest": digest_view(layer.digest),
                     "entries": layer.entries,
-                    "findings": [_finding_ref(n, report.findings[n], anchors) for n in ns],
+                    "findings": [_finding_ref(n, report.findings[n], anchors) for n in layer_ns],
                 }
             )
     return {

@@ -37,18 +37,21 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
     if not d.valid:
         return out  # resolve already reported the invalid digest
     e = d.entry
-    if e is None and d.digest is None:  # a docker-save path that names nothing
-        out.append(
-            finding(
-                "blob.missing",
-                "high",
-                d.path or d.where,
-                f"{role} {d.path!r} named by {d.where} is not in the archive",
-                entry=d.path,
-                image=image,
-                layer=layer,
+    if d.digest is None:
+        # Only a docker-save path declares no digest (an OCI descriptor without one is not valid):
+        # it names nothing, or its bytes could not be hashed (the read reported why).
+        if e is None:
+            out.append(
+                finding(
+                    "blob.missing",
+                    "high",
+                    d.path or d.where,
+                    f"{role} {d.path!r} named by {d.where} is not in the archive",
+                    entry=d.path,
+                    image=image,
+                    layer=layer,
+                )
             )
-        )
         return out
     if e is None:
         if d.not_exported:
@@ -87,7 +90,7 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
         return out
     actual = e.digest
     named_by = d.annotations.get("digest-source", "descriptor")
-    if actual and actual != d.digest and named_by != "diffid-name" and not d.path.endswith(".tar"):
+    if actual and actual != d.digest and named_by != "diffid-name" and not (d.path or "").endswith(".tar"):
         source = "its file name" if named_by == "name" else d.where
         out.append(
             finding(
@@ -135,7 +138,7 @@ def check_descriptor(d: Descriptor, role: str, *, image: int | None = None, laye
 
 def check_media_type(d: Descriptor, role: str, *, image: int, layer: int | None = None) -> list[Finding]:
     e = d.entry
-    if e is None or d.media_type is None:
+    if e is None or d.media_type is None or d.digest is None:
         return []
     if role == "layer":
         declared = LAYER_COMPRESSION.get(d.media_type)
@@ -226,7 +229,7 @@ def check_blob_names(inv: Archive, res: Resolved) -> list[Finding]:
             continue
         named = Digest.named_by(e.path)
         actual = e.digest
-        if actual and actual != named:
+        if actual and named is not None and actual != named:  # named: the prefix was checked above
             out.append(
                 finding(
                     "blob.digest-mismatch",
@@ -285,7 +288,7 @@ def _not_exported(ic: IndexChildren) -> Finding:
     return finding(
         "blob.not-exported",
         "info",
-        d.digest if d is not None else "index.json",
+        (d.digest if d is not None else None) or "index.json",
         detail,
         digest=d.digest if d is not None else None,
         entry=d.path if d is not None else "index.json",

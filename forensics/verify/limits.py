@@ -73,7 +73,7 @@ def check_limits(inv: Archive, res: Resolved) -> list[Finding]:
         if e.layer is None or not e.layer.over_limit:
             continue
         at = where.get(e.path)
-        fields = {"entry": e.name}
+        fields: dict[str, str | int] = {"entry": e.name}
         if at is not None:
             fields.update(image=at[0], layer=at[1])
         label = f"layer {at[1]} ({e.name})" if at is not None else e.name

@@ -45,7 +45,7 @@ def _repositories_targets(img: ResolvedImage, inv: Archive) -> set[str]:
     keys: set[str] = set()
     if img.layers:
         top = img.layers[-1].descriptor
-        if (top.path or "").endswith("/layer.tar"):
+        if top.path is not None and top.path.endswith("/layer.tar"):
             keys.add(posixpath.basename(posixpath.dirname(top.path)))
         if top.entry is not None:
             for e in inv.entries:
@@ -191,9 +191,7 @@ def _targets(res: Resolved) -> list[_Target]:
         if img.manifest is not None and img.manifest.digest:
             out.append(_Target(img.manifest.digest, "manifest digest", img.index, list(img.refs)))
         if img.config is not None and img.config.entry is not None and img.config.entry.digest:
-            out.append(
-                _Target(img.config.entry.digest, "image ID (config digest)", img.index, list(img.refs))
-            )
+            out.append(_Target(img.config.entry.digest, "image ID (config digest)", img.index, list(img.refs)))
     for d in res.descriptors:  # after the images: a manifest digest is named as one
         if d.where.startswith("index.json") and d.digest:
             refs = [v for k, v in d.annotations.items() if k.endswith(("image.name", "image.ref.name"))]

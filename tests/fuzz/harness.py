@@ -164,7 +164,7 @@ def check(name: str, data: bytes, workdir: Path) -> Outcome:
 
 def finish(name: str, d: Path, rc: int | None, seconds: float, rss: float) -> Outcome:
     """Check the invariants on a finished child's case directory."""
-    inp, oj, oh, so, se = d / "input.tar", d / "out.json", d / "out.html", d / "stdout", d / "stderr"
+    oj, oh, so, se = d / "out.json", d / "out.html", d / "stdout", d / "stderr"
     out = Outcome(name, rc, seconds, rss)
     p = out.problems
     if rc is None:
@@ -275,7 +275,7 @@ def run(
             pid, d = start(data, work, case_seed)
             running[pid] = (name, data, d, time.monotonic(), base)
             n += 1
-        for pid, (name, data, d, t0, base) in list(running.items()):
+        for pid, (name, _data, d, t0, base) in list(running.items()):
             got, status, usage = os.wait4(pid, os.WNOHANG)
             timed_out = not got and time.monotonic() - t0 > TIME_LIMIT
             if timed_out:
