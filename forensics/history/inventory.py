@@ -97,7 +97,9 @@ class Inventory:
         regular = sorted(p for p, n in overlay.nodes.items() if n.entry.type in REGULAR)
         held = set(regular)
         osr = self.os_release(overlay)
-        out = ImagePackages(image=image, os_id=osr.get("ID"), os_version=osr.get("VERSION_ID"), os_name=osr.get("PRETTY_NAME"))
+        out = ImagePackages(
+            image=image, os_id=osr.get("ID"), os_version=osr.get("VERSION_ID"), os_name=osr.get("PRETTY_NAME")
+        )
         seen: set[Key] = set()
         for db in dbs:
             for pkg in db.packages:
