@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from hostile import Layer, M, Oci, hexof, jbytes, sha, tar_bytes
+from hostile import Layer, M, Oci, hexof, jbytes, sha, tar_bytes, tar_entries
 from test_packages import BASH_BIN, BASHRC, bash_header, make_rpmdb
 
 MUSL = b"\x7fELF musl\n"
@@ -148,13 +148,13 @@ def image(layers: list[list[M]], history: list[dict]) -> Oci:
     return Oci(layers=[Layer.of(tar_bytes(m)) for m in layers], mutate_config=mutate)
 
 
-def spdx_statement(manifest: bytes, packages: list[tuple[str, str, str | None]]) -> dict:
+def spdx_statement(manifest: str, packages: list[tuple[str, str, str | None]]) -> dict:
     """An in-toto statement with an SPDX 2.3 predicate, as BuildKit's syft scanner writes it:
     (name, version, purl) per package."""
     return {
         "_type": "https://in-toto.io/Statement/v0.1",
         "predicateType": "https://spdx.dev/Document",
-        "subject": [{"name": "pkg:docker/example.test/hostile@1", "digest": {"sha256": hexof(manifest)}}],
+        "subject": [{"name": "pkg:docker/example.test/hostile@1", "digest": {"sha256": manifest.split(":", 1)[1]}}],
         "predicate": {
             "spdxVersion": "SPDX-2.3",
             "SPDXID": "SPDXRef-DOCUMENT",
@@ -184,11 +184,11 @@ def spdx_statement(manifest: bytes, packages: list[tuple[str, str, str | None]])
     }
 
 
-def cyclonedx_statement(manifest: bytes, packages: list[tuple[str, str, str | None]]) -> dict:
+def cyclonedx_statement(manifest: str, packages: list[tuple[str, str, str | None]]) -> dict:
     return {
         "_type": "https://in-toto.io/Statement/v1",
         "predicateType": "https://cyclonedx.org/bom",
-        "subject": [{"name": "image", "digest": {"sha256": hexof(manifest)}}],
+        "subject": [{"name": "image", "digest": {"sha256": manifest.split(":", 1)[1]}}],
         "predicate": {
             "bomFormat": "CycloneDX",
             "specVersion": "1.5",
@@ -199,9 +199,12 @@ def cyclonedx_statement(manifest: bytes, packages: list[tuple[str, str, str | No
     }
 
 
-def attested(oci: Oci, statements: list[dict], path: Path, *, subject_digest: str | None = None) -> Path:
-    """`oci` with a BuildKit attestation manifest carrying `statements` (dicts, or raw bytes)."""
-    _, man, idx = oci.documents()
+def attach(tar: bytes, statements: list[dict | bytes], path: Path, *, subject_digest: str | None = None) -> Path:
+    """The OCI archive `tar` (its first image) with a BuildKit attestation manifest carrying
+    `statements` (dicts, or raw bytes), written to `path`."""
+    entries = tar_entries(tar)
+    index = json.loads(next(data for ti, data in entries if ti.name == "index.json"))
+    target = subject_digest or index["manifests"][0]["digest"]
     blobs = [s if isinstance(s, bytes) else jbytes(s) for s in statements]
     empty = b"{}"
     att = jbytes(
@@ -214,31 +217,43 @@ def attested(oci: Oci, statements: list[dict], path: Path, *, subject_digest: st
                     "mediaType": "application/vnd.in-toto+json",
                     "digest": sha(b),
                     "size": len(b),
-                    "annotations": {"in-toto.io/predicate-type": json.loads(b).get("predicateType", "")},
+                    "annotations": {"in-toto.io/predicate-type": str(_predicate_type(b))},
                 }
                 for b in blobs
             ],
         }
     )
-    index = json.loads(idx)
     index["manifests"].append(
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": sha(att),
             "size": len(att),
             "platform": {"architecture": "unknown", "os": "unknown"},
-            "annotations": {
-                "vnd.docker.reference.type": "attestation-manifest",
-                "vnd.docker.reference.digest": subject_digest or sha(man),
-            },
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": target},
         }
     )
-    members = [m for m in oci.members() if not (isinstance(m, M) and m.name == "index.json")]
-    members += [M(f"blobs/sha256/{hexof(b)}", b) for b in (*blobs, empty, att)]
+    members: list[M | bytes] = []
+    for ti, data in entries:
+        if ti.name == "index.json":
+            continue
+        members.append(M(ti.name, data, type="dir" if ti.isdir() else "file", mode=ti.mode))
+    have = {m.name for m in members if isinstance(m, M)}
+    for b in {hexof(b): b for b in (*blobs, empty, att)}.values():
+        if f"blobs/sha256/{hexof(b)}" not in have:
+            members.append(M(f"blobs/sha256/{hexof(b)}", b))
     members.append(M("index.json", jbytes(index)))
     path.write_bytes(tar_bytes(members))
     return path
 
 
-def manifest_of(oci: Oci) -> bytes:
-    return oci.documents()[1]
+def _predicate_type(blob: bytes) -> object:
+    try:
+        doc = json.loads(blob)
+    except ValueError:
+        return ""
+    return doc.get("predicateType", "") if isinstance(doc, dict) else ""
+
+
+def manifest_digest(tar: bytes) -> str:
+    entries = tar_entries(tar)
+    return json.loads(next(data for ti, data in entries if ti.name == "index.json"))["manifests"][0]["digest"]

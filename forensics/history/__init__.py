@@ -36,6 +36,8 @@ from forensics.models import FileEntry, Finding, Image, ImagePackages, PathChang
 from forensics.paths import norm_layer_path
 from forensics.read.model import Resolved
 from forensics.read.source import MemberSource
+from forensics.sbom.attestations import sbom_statements
+from forensics.sbom.compare import compare_statement
 
 FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
 
@@ -358,6 +360,8 @@ def analyze_images(
     out: list[Finding] = []
     archive = res.archive
     attested = provenance.statements_for(archive, res)
+    sboms = sbom_statements(res)
+    inventories: list[ImagePackages] = packages_out if packages_out is not None else []
     stamps = [e.mtime for e in archive.entries if timeline.EPOCH_FLOOR <= e.mtime <= timeline.MAX_TIME]
     archive_time = max(stamps) if stamps and not archive.is_dir else None
     for img, rimg in zip(images, res.images):
@@ -369,9 +373,11 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, packages_out)
+        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, inventories)
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])
+        for st in sboms.get(img.manifest_digest or "", []):  # forensics.sbom.compare
+            out += compare_statement(st.statement, inventories[-1], image=img.index, source=st.where, digest=st.digest)
     return out
