@@ -228,6 +228,20 @@ def test_hostile_names_stay_escaped_and_valid(tmp_path):
     assert list(occurrences(c)) == ["/usr/bin/x\u202e"] and "\\u202e" in text
 
 
+def test_names_that_are_not_unicode_text(tmp_path):
+    """package.json may escape a lone surrogate; a purl is UTF-8: U+FFFD there, the name kept."""
+    layer = [
+        *si.dirs("usr", "usr/lib", "usr/lib/node_modules", "usr/lib/node_modules/evil"),
+        M("usr/lib/node_modules/evil/package.json", b'{"name": "\\ud800evil", "version": "1.0\\udcff"}'),
+    ]
+    p = tmp_path / "surrogate.tar"
+    p.write_bytes(si.image([layer], si.HISTORY["one"]).tar())
+    doc = sbom_of(p, tmp_path)
+    [c] = [c for c in doc["components"] if c["type"] == "library"]
+    assert c["name"] == "\ud800evil" and c["version"] == "1.0\udcff"
+    assert PackageURL.from_string(c["purl"]).name == "\ufffd\ufffd\ufffdevil"
+
+
 def test_several_images_are_containers_under_the_archive(tmp_path):
     path = CORPUS / "clean" / "lantern-and-base-dockerd.docker.tar"
     if not path.exists():

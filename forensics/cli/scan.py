@@ -173,7 +173,10 @@ def cyclonedx_text(report, path: str | None, outputs: Outputs) -> str | None:
         return None
     from forensics.export.cyclonedx import report_to_cyclonedx
 
-    body = report_to_cyclonedx(report)
+    try:
+        body = report_to_cyclonedx(report)
+    except Exception as exc:  # a bug must not dump a traceback, nor leave the other outputs half done
+        raise fail(f"internal error while writing --cyclonedx: {type(exc).__name__}: {exc} (please report it)")
     if path == "-":
         return body
     try:

@@ -44,15 +44,25 @@ def _props(pairs: Iterable[tuple[str, object]]) -> list[Property]:
     return [Property(name=k, value=str(v)) for k, v in pairs if v is not None and v != ""]
 
 
+def _utf8(text: str) -> str:
+    """A purl is percent-encoded UTF-8: a name that is not Unicode text (bytes kept with
+    surrogateescape, a lone surrogate from a JSON escape) gets U+FFFD where it cannot be."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def package_purl(pkg: InstalledPackage, osr: ImagePackages) -> PackageURL:
     """The purl a scanner matches advisories by."""
     qualifiers: dict[str, str] = {}
     namespace: str | None = None
-    name, version = pkg.name, pkg.version
+    name, version = _utf8(pkg.name), _utf8(pkg.version)
     if pkg.manager in OS_MANAGERS:
         namespace = osr.os_id or DEFAULT_VENDOR.get(pkg.manager)
         if pkg.arch:
-            qualifiers["arch"] = pkg.arch
+            qualifiers["arch"] = _utf8(pkg.arch)
         if osr.os_id and osr.os_version:
             qualifiers["distro"] = f"{osr.os_id}-{osr.os_version}"
         if pkg.manager == "rpm":
