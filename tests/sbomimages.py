@@ -257,3 +257,47 @@ def _predicate_type(blob: bytes) -> object:
 def manifest_digest(tar: bytes) -> str:
     entries = tar_entries(tar)
     return json.loads(next(data for ti, data in entries if ti.name == "index.json"))["manifests"][0]["digest"]
+
+
+def attach_referrer(tar: bytes, document: dict, media_type: str, path: Path) -> Path:
+    """`tar` with a bare SBOM document attached as `oras attach --artifact-type <media_type>`
+    writes it (OCI 1.1: artifactType, the empty config, `subject` naming the image)."""
+    entries = tar_entries(tar)
+    index = json.loads(next(data for ti, data in entries if ti.name == "index.json"))
+    image = index["manifests"][0]
+    doc, empty = jbytes(document), b"{}"
+    man = jbytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": media_type,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha(empty),
+                "size": 2,
+                "data": base64.b64encode(empty).decode(),
+            },
+            "layers": [{"mediaType": media_type, "digest": sha(doc), "size": len(doc)}],
+            "subject": {"mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"]},
+        }
+    )
+    index["manifests"].append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha(man),
+            "size": len(man),
+            "artifactType": media_type,
+        }
+    )
+    members: list[M | bytes] = [
+        M(ti.name, data, type="dir" if ti.isdir() else "file", mode=ti.mode)
+        for ti, data in entries
+        if ti.name != "index.json"
+    ]
+    have = {m.name for m in members if isinstance(m, M)}
+    for b in (doc, empty, man):
+        if f"blobs/sha256/{hexof(b)}" not in have:
+            members.append(M(f"blobs/sha256/{hexof(b)}", b))
+    members.append(M("index.json", jbytes(index)))
+    path.write_bytes(tar_bytes(members))
+    return path

@@ -75,6 +75,16 @@ def test_omitted_package_wrong_version_and_stale_entry(tmp_path):
     assert res.exit_code == 1
 
 
+def test_a_bare_sbom_attached_as_a_referrer_is_compared_too(tmp_path):
+    tar = alpine_tar()
+    st = si.cyclonedx_statement(si.manifest_digest(tar), [x for x in GENUINE if x[0] != "busybox"])
+    p = si.attach_referrer(tar, st["predicate"], "application/vnd.cyclonedx+json", tmp_path / "referrer.tar")
+    assert [a.kind for a in analyze(str(p)).artifacts] == ["sbom"]
+    [f] = mismatches(p)
+    assert (f.evidence["kind"], f.evidence["name"], f.severity.value) == ("omitted", "busybox", "medium")
+    assert f.evidence["predicate_type"] == "https://cyclonedx.org/bom"
+
+
 def test_an_ecosystem_the_sbom_ignores_is_one_finding(tmp_path):
     tar = alpine_tar()
     no_npm = [x for x in GENUINE if not x[2].startswith("pkg:npm/")]

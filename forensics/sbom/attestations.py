@@ -1,7 +1,10 @@
 """The SBOM attestations of an archive: in-toto statements whose predicate is an SPDX or
 CycloneDX document, found where BuildKit puts them (an attestation manifest beside each
 platform manifest, `vnd.docker.reference.digest` naming it, one statement per layer) or
-in any artifact whose in-toto blobs name an image of the archive as their subject.
+in any artifact whose in-toto blobs name an image of the archive as their subject. A bare
+SPDX or CycloneDX document attached as a referrer (`oras attach --artifact-type
+application/spdx+json`, `subject` naming the image) is read as the predicate of such a
+statement.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from forensics.read.model import Digest, Resolved
 
 SPDX = "https://spdx.dev/Document"
 CYCLONEDX = "https://cyclonedx.org/bom"
+# Media types of a bare SBOM document -> the predicate type its in-toto statement would declare.
+BARE = {
+    "application/spdx+json": SPDX,
+    "text/spdx+json": SPDX,
+    "application/vnd.cyclonedx+json": CYCLONEDX,
+}
 
 
 @dataclass
@@ -32,12 +41,15 @@ def sbom_statements(res: Resolved) -> dict[str, list[Statement]]:
     out: dict[str, list[Statement]] = {}
     for art in res.artifact_refs:
         for b in art.blobs:
-            if "in-toto" not in str(b.media_type) or b.entry is None or b.entry.data is None:
+            bare = BARE.get(str(b.media_type).split(";", 1)[0].strip().lower())
+            if ("in-toto" not in str(b.media_type) and bare is None) or b.entry is None or b.entry.data is None:
                 continue
             try:
                 st = json.loads(b.entry.data)
             except (ValueError, RecursionError):
                 continue
+            if bare is not None:
+                st = {"predicateType": bare, "predicate": st, "subject": []}
             if not isinstance(st, dict) or not is_sbom(st.get("predicateType")):
                 continue
             raw = st.get("subject")
