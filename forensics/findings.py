@@ -179,7 +179,8 @@ EXPLANATIONS: dict[str, str] = {
         "Signatures or attestations are present, but nothing (a key, a trusted root) was given to verify them with."
     ),
     "attestation.sbom-mismatch": (
-        "An SBOM attestation lists packages the layers do not hold, or misses packages they do."
+        "An SBOM attestation lists packages the layers do not hold, or misses packages they do, or gives "
+        "another version than their databases record."
     ),
     "compare.history-equal-content-differs": (
         "The two images' history lines are identical, yet the files they contain differ: "

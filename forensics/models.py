@@ -421,6 +421,27 @@ class SuppressedFinding(BaseModel):
     entry: int  # the entry's position in it (IgnoreRule.entry)
 
 
+class InstalledPackage(BaseModel):
+    """A package the image's databases record as installed, in its final filesystem
+    (forensics.history.inventory); what `scan --cyclonedx` lists."""
+
+    manager: Literal["dpkg", "apk", "rpm", "pip", "npm"]
+    name: str
+    version: str  # as the database records it (rpm: [epoch:]version-release)
+    arch: str | None = None
+    database: str  # the record's file: dpkg status, apk installed, the rpmdb, a RECORD, a package.json
+    layer: int | None = None  # the layer from which the record has held this version without interruption
+    files: list[str] = Field(default_factory=list)  # the regular files it owns in the final filesystem
+
+
+class ImagePackages(BaseModel):
+    image: int
+    os_id: str | None = None  # /etc/os-release ID (debian, alpine, fedora), as the image says
+    os_version: str | None = None  # VERSION_ID
+    os_name: str | None = None  # PRETTY_NAME
+    packages: list[InstalledPackage] = Field(default_factory=list)
+
+
 Format = Literal["docker-archive", "docker-archive+oci", "oci-archive", "oci-layout", "unknown"]
 Verdict = Literal["clean", "suspicious", "tampered", "unreadable"]
 
@@ -441,3 +462,4 @@ class Report(BaseModel):
     analysis: Analysis | None = None
     suppressed: list[SuppressedFinding] = Field(default_factory=list)  # forensics.suppress: out of the verdict
     suppression: Suppression | None = None  # the suppression files read, None when none was
+    packages: list[ImagePackages] = Field(default_factory=list)  # forensics.history.inventory, per image

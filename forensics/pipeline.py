@@ -12,7 +12,7 @@ from forensics import __version__
 from forensics.archive.layerscan import Limits
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
-from forensics.history import accounts, analyze_images, unitlinks
+from forensics.history import accounts, analyze_images, inventory, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.models import (
     Analysis,
@@ -24,6 +24,7 @@ from forensics.models import (
     Finding,
     HistoryEntry,
     Image,
+    ImagePackages,
     Layer,
     NotExported,
     Report,
@@ -47,7 +48,7 @@ ProgressFn = Callable[[int, int | None], None]
 
 # Every package-database path contains one of these; the regexes run only on those names.
 _DB_HINTS = ("dpkg", "apk/", "rpm")
-_OTHER_TAILS = accounts.TAILS + unitlinks.TAILS
+_OTHER_TAILS = accounts.TAILS + unitlinks.TAILS + inventory.TAILS
 
 
 def _capture(name: str, size: int) -> bool:
@@ -60,7 +61,9 @@ def _capture(name: str, size: int) -> bool:
     if lang_capture(name, size):  # pip RECORD, egg installed-files.txt, npm package.json
         return True
     # Account files, sysusers.d snippets and unit files: one endswith test before any call.
-    return name.endswith(_OTHER_TAILS) and (accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size))
+    return name.endswith(_OTHER_TAILS) and (
+        accounts.wants_capture(name, size) or unitlinks.wants_capture(name, size) or inventory.wants_capture(name, size)
+    )
 
 
 def _now() -> str:
@@ -409,11 +412,12 @@ def analyze(
     images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
     if allowance.hit is not None:
         findings.append(limit_finding(allowance.hit, "the layer list"))
+    packages: list[ImagePackages] = []  # the inventory (forensics.history.inventory), for --cyclonedx
     if history:
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, member_source(source), verify_packages)
+        findings += analyze_images(images, res, member_source(source), verify_packages, packages)
     findings = sort_findings(_dedupe(findings))
     assign_ids(findings)
     for n, f in enumerate(findings):  # let each history step point at its findings
@@ -439,6 +443,7 @@ def analyze(
             command=command if command is not None else list(sys.argv),
             expect=[p.text for p in pins],
         ),
+        packages=packages,
     )
     report.verdict = verdict_for(findings, res.format)
     _count_absent_platforms(report)

@@ -1,5 +1,7 @@
 """`forensics scan ARCHIVE`: verify every digest and hold the history to the layers."""
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from forensics.cli.common import (
@@ -19,6 +21,9 @@ from forensics.cli.common import (
     run_analysis,
     sarif_text,
 )
+
+if TYPE_CHECKING:
+    from forensics.evidence import Outputs
 
 
 def scan(
@@ -91,6 +96,14 @@ def scan(
     show_suppressed: bool = typer.Option(
         False, "--show-suppressed", help="list each suppressed finding with its statement (default: a count)."
     ),
+    cyclonedx_out: str | None = typer.Option(
+        None,
+        "--cyclonedx",
+        metavar="FILE|-",
+        help="write a CycloneDX 1.6 SBOM of the packages the image's databases record (dpkg, apk, rpm, pip, "
+        "npm): purls (distro from /etc/os-release), the layer each came from, each owned file's sha256 as "
+        "evidence. `trivy sbom FILE` and `grype sbom:FILE` scan it offline. Needs the history analysis.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -115,12 +128,17 @@ def scan(
       forensics scan oci-dir/ --expect registry.example/app@sha256:<64 hex> --fail-on medium
 
       forensics scan image.tar --expect-file deploy.lock --case IR-2291 --examiner "J. Doe" --html report.html
+
+      forensics scan image.tar --cyclonedx sbom.cdx.json   (then: trivy sbom sbom.cdx.json)
     """
     from forensics.case import case_record
     from forensics.evidence import Outputs
 
     pins = read_pins(expect, expect_file)
-    [custody] = guard([archive], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)], keep_input)
+    if cyclonedx_out is not None and not history:
+        raise fail("--cyclonedx lists the packages the history analysis reads; it cannot be used with --no-history")
+    outs = [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out), ("--cyclonedx", cyclonedx_out)]
+    [custody] = guard([archive], outs, keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
     with Outputs() as outputs:
         report = run_analysis(
@@ -139,9 +157,13 @@ def scan(
         unreadable = not_an_image(report, archive)
         # --sarif (forensics.export.sarif): opened with the other outputs, committed with them by emit
         sarif_body = sarif_text(report, sarif_out, outputs)
-        emit(report, json_out, html_out, quiet or unreadable is not None or sarif_out == "-", outputs=outputs)
+        sbom_body = cyclonedx_text(report, cyclonedx_out, outputs)  # --cyclonedx (forensics.export.cyclonedx)
+        to_stdout = sarif_out == "-" or cyclonedx_out == "-"
+        emit(report, json_out, html_out, quiet or unreadable is not None or to_stdout, outputs=outputs)
         if sarif_body is not None:
             typer.echo(sarif_body, nl=False)
+        elif sbom_body is not None:
+            typer.echo(sbom_body, nl=False)
         elif not quiet and json_out != "-" and report.suppression is not None and unreadable is None:
             from forensics.render.suppressed import render_suppressed_text
 
@@ -149,6 +171,28 @@ def scan(
     if unreadable is not None:
         raise fail(unreadable)
     raise typer.Exit(exit_for(report, fail_on))
+
+
+def cyclonedx_text(report, path: str | None, outputs: "Outputs") -> str | None:
+    """--cyclonedx into `outputs` (committed with the others); the text itself for '-'."""
+    if not path:
+        return None
+    from forensics.evidence import EvidenceError, shown
+    from forensics.export.cyclonedx import report_to_cyclonedx
+
+    try:
+        body = report_to_cyclonedx(report)
+    except Exception as exc:  # a bug must not dump a traceback, nor leave the other outputs half done
+        raise fail(f"internal error while writing --cyclonedx: {type(exc).__name__}: {exc} (please report it)")
+    if path == "-":
+        return body
+    try:
+        outputs.open("--cyclonedx", path).write(body)
+    except EvidenceError as exc:
+        raise fail(str(exc))
+    except OSError as exc:
+        raise fail(f"cannot write --cyclonedx {shown(path)}: {exc.strerror or exc}")
+    return None
 
 
 # --ignore / --no-ignore / --show-suppressed (forensics.suppress)

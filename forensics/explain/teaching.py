@@ -547,20 +547,30 @@ TEACHING: dict[str, Teaching] = {
         ("Expected when you scan without a key or trusted root.",),
     ),
     "attestation.sbom-mismatch": Teaching(
-        "medium",
-        "An SBOM that does not match the layers misleads every vulnerability and licence decision built on it.",
-        "Build a poisoned image and attach the SBOM of the genuine one.",
+        "medium (low for an SBOM package no database in the layers records)",
+        "Vulnerability and licence scanners read the SBOM instead of the image: a package it omits is hidden from "
+        "them, a wrong version is matched against the wrong advisories.",
+        "Build a poisoned image (add a backdoored package, or keep a vulnerable version) and attach the SBOM of "
+        "the genuine build, so `trivy sbom` and `grype sbom:` report it clean.",
         (
             (
-                "Read the SBOM's package names",
-                "tar -xOf IMAGE.tar blobs/sha256/<blob-hex> | jq -r '.predicate.packages[].name'",
+                "Read the SBOM's packages (SPDX, then CycloneDX)",
+                "tar -xOf IMAGE.tar blobs/sha256/<blob-hex> | jq -r '.predicate.packages[] | .name + \" \" + .versionInfo'; "
+                "tar -xOf IMAGE.tar blobs/sha256/<blob-hex> | jq -r '.predicate.components[] | .name + \" \" + .version'",
             ),
             (
                 "Read what dpkg recorded in the image",
-                "tar -xOf IMAGE.tar blobs/sha256/<layer-hex> | gzip -dc | tar -xOf - var/lib/dpkg/status | grep '^Package:'",
+                "tar -xOf IMAGE.tar blobs/sha256/<layer-hex> | gzip -dc | tar -xOf - var/lib/dpkg/status | grep -E '^(Package|Version):'",
+            ),
+            (
+                "List what the layers hold as an SBOM of its own, to diff",
+                "forensics scan IMAGE.tar --cyclonedx - -q | jq -r '.components[] | select(.purl) | .purl'",
             ),
         ),
-        ("SBOM generators that list packages removed in a later layer, or omit statically linked ones.",),
+        (
+            "SBOM generators that list packages removed in a later layer, or omit statically linked ones.",
+            "Generators that skip an ecosystem (no pip or npm cataloguer): one finding for the whole ecosystem.",
+        ),
     ),
     "compare.history-equal-content-differs": Teaching(
         "critical, high when a side misses layers",

@@ -18,6 +18,7 @@ from forensics.history import (
     copyhash,
     coverage,
     explain,
+    inventory,
     maintainer,
     mapping,
     packages,
@@ -31,10 +32,12 @@ from forensics.history import (
 from forensics.history.instructions import Instruction, parse_created_by
 from forensics.history.overlay import Overlay
 from forensics.history.shellwords import RunEffects, norm_path, run_effects
-from forensics.models import FileEntry, Finding, Image, PathChange, StepAnalysis, StepInstruction
+from forensics.models import FileEntry, Finding, Image, ImagePackages, PathChange, StepAnalysis, StepInstruction
 from forensics.paths import norm_layer_path
 from forensics.read.model import Resolved
 from forensics.read.source import MemberSource
+from forensics.sbom.attestations import sbom_statements
+from forensics.sbom.compare import compare_statement
 
 FILE_WRITING = {"RUN", "COPY", "ADD", "WORKDIR"}
 
@@ -91,6 +94,7 @@ def analyze_image(
     archive_time: float | None = None,
     verify_packages: str = "all",
     known_digests: list[dict[str, str]] | None = None,
+    packages_out: list[ImagePackages] | None = None,
 ) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
@@ -110,6 +114,7 @@ def analyze_image(
     owner = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
     overlay = Overlay()
     pkg = packages.PackageState()
+    inv = inventory.Inventory()
     acct = accounts.AccountState()
     versions: dict[str, list[tuple[int, str | None]]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
@@ -131,7 +136,9 @@ def analyze_image(
         deleted = {c.path for c in changes if c.change == "deleted"}
         captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
         acct_files = accounts.AccountState.take(captured, also=unitlinks.is_captured)
-        pkg.apply(layer.index, captured, deleted)
+        inv.take(captured, deleted)
+        if pkg.apply(layer.index, captured, deleted):
+            inv.note(layer.index, pkg.dbs)
         h_idx = owner.get(layer.index)
         group: list[int] = []
         squashed_base = False
@@ -296,6 +303,8 @@ def analyze_image(
         records=record_status,
         copy_verified=copy_verified,
     )
+    if packages_out is not None:
+        packages_out.append(inv.records(img.index, pkg.dbs, overlay))
     return findings
 
 
@@ -341,7 +350,11 @@ def _layer_of_step(img: Image, h_i: int) -> int | None:
 
 
 def analyze_images(
-    images: list[Image], res: Resolved, source: MemberSource, verify_packages: str = "all"
+    images: list[Image],
+    res: Resolved,
+    source: MemberSource,
+    verify_packages: str = "all",
+    packages_out: list[ImagePackages] | None = None,
 ) -> list[Finding]:
     """`verify_packages`: "all" (default) checks every recorded package digest, reading the
     md5/sha1-recorded files again through `source` (a second, targeted pass); "changed"
@@ -351,6 +364,8 @@ def analyze_images(
     out: list[Finding] = []
     archive = res.archive
     attested = provenance.statements_for(archive, res)
+    sboms = sbom_statements(res)
+    inventories: list[ImagePackages] = packages_out if packages_out is not None else []
     stamps = [e.mtime for e in archive.entries if timeline.EPOCH_FLOOR <= e.mtime <= timeline.MAX_TIME]
     archive_time = max(stamps) if stamps and not archive.is_dir else None
     for img, rimg in zip(images, res.images):
@@ -362,9 +377,11 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known)
+        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, inventories)
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
             out += provenance.check_provenance(img, attested[img.manifest_digest])
+        for st in sboms.get(img.manifest_digest or "", []):  # forensics.sbom.compare
+            out += compare_statement(st.statement, inventories[-1], image=img.index, source=st.where, digest=st.digest)
     return out

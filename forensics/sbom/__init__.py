@@ -1,0 +1,1 @@
+"""SBOMs the archive carries (attestations), held to the packages its layers hold."""
