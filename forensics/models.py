@@ -358,6 +358,7 @@ class AttestationRecord(BaseModel):
     attached_to: str | None = None
     predicate_type: str | None = None
     subjects: list[AttestationSubject] = Field(default_factory=list)
+    images: list[int] = Field(default_factory=list)  # the images the manifest it is attached to covers
     signed: bool = False  # in a signed envelope (BuildKit statements are not)
     status: SignatureStatus = "unverified"
     verified_with: str | None = None

@@ -297,7 +297,7 @@ def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str]) -> list[Findi
     noun = "signature" if isinstance(rec, SignatureRecord) else "attestation"
     target = j.target
     images = h.images.get(target, []) if target else []
-    rec.images = images if isinstance(rec, SignatureRecord) else []
+    rec.images = images
     if j.problem:
         rec.status, rec.detail = "invalid", j.problem
         return [_finding(j, "signature.invalid", "critical", f"the {noun} cannot vouch for anything: {j.problem}", images)]

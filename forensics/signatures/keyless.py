@@ -56,7 +56,7 @@ def load(path: str, identity: str | None, issuer: str | None) -> Keyless:
     except OSError as exc:
         raise KeylessError(f"--trusted-root {path}: cannot read it: {exc.strerror or exc}") from None
     except Exception as exc:  # sigstore raises its own Error, ValueError or a protobuf decode error
-        msg = " ".join(str(exc).split())[:200]
+        msg = " ".join(str(exc).split()).split(" [type=")[0][:200]
         raise KeylessError(f"--trusted-root {path}: not a sigstore trusted_root.json ({type(exc).__name__}: {msg})") from None
     return Keyless(path, identity, issuer, verifier, Identity(identity=identity, issuer=issuer))
 
