@@ -240,7 +240,7 @@ def cosign_signature(layout: Layout, key, signed: str, *, tag: str | None = None
     body = payload(signed)
     sig = sign(key, body)
     if tamper_payload:  # one byte, after signing; every digest re-computed, as a forger would
-        body = body.replace(b'"optional":null', b'"optional":nulL')
+        body = body.replace(b"sample/relay", b"sample/relaz", 1)
     layer = {
         "mediaType": SIMPLE_SIGNING,
         **layout.add(body),

@@ -291,13 +291,18 @@ def _finding(j: _Judged, code: Code, severity: str, detail: str, images: list[in
     )
 
 
-def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str]) -> list[Finding]:
+def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str], asked: bool) -> list[Finding]:
     """The record's status and its finding."""
     rec = j.rec
     noun = "signature" if isinstance(rec, SignatureRecord) else "attestation"
     target = j.target
     images = h.images.get(target, []) if target else []
     rec.images = images
+    if j.problem and not asked:
+        # Nothing was given to verify with: a garbled signature proves nothing, but is no sign
+        # that the image changed; with a key or root it is a signature that does not verify.
+        rec.status, rec.detail = "unverified", f"it cannot be read: {j.problem}"
+        return [_finding(j, "signature.unverified", "low", f"the {noun} is present but {rec.detail}", images)]
     if j.problem:
         rec.status, rec.detail = "invalid", j.problem
         return [_finding(j, "signature.invalid", "critical", f"the {noun} cannot vouch for anything: {j.problem}", images)]
@@ -373,7 +378,7 @@ def run(res: Resolved, images: list[Image], signing: Signing) -> Outcome:
         if j.crypto == "verified" and j.target and not j.problem and not j.other_digest and j.subjects_ok
     }
     for j, st in judged:
-        out.findings += _settle(j, h, res, vouched)
+        out.findings += _settle(j, h, res, vouched, signing.anything)
         if isinstance(j.rec, SignatureRecord):
             j.rec.index = len(out.signatures)
             out.signatures.append(j.rec)

@@ -1,0 +1,322 @@
+"""Signatures and attestations, verified offline (issue 13), on layouts tests/sigdata.py signs
+with keys made here: the right key verifies, another key or one changed byte does not, a
+signature or attestation about a manifest the archive lacks is reported, a docker save says
+nothing in it can be signed, and a signed clean image raises nothing above low without keys."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sigdata as sd  # noqa: E402
+
+from forensics.cli import app  # noqa: E402
+from forensics.pipeline import analyze  # noqa: E402
+from forensics.signatures import SigningError, load_signing  # noqa: E402
+from forensics.signatures.dsse import pae  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIUM_UP = ("critical", "high", "medium")
+
+
+@pytest.fixture(scope="module")
+def key():
+    return sd.ec_key()
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory, key):
+    d = tmp_path_factory.mktemp("keys")
+    sd.write_key(d / "cosign.pub", key)
+    sd.write_key(d / "other.pub", sd.ec_key())
+    return d
+
+
+def _scan(path: Path, *keys: Path):
+    return analyze(str(path), signing=load_signing([str(k) for k in keys]) if keys else None)
+
+
+def _codes(report, *codes):
+    return [f for f in report.findings if f.code in codes]
+
+
+def _sig(report, fmt="cosign"):
+    return next(s for s in report.signatures if s.format == fmt)
+
+
+def test_pae_matches_the_dsse_spec_example():
+    # DSSE protocol.md: PAE("http://example.com/HelloWorld", "hello world")
+    assert pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+
+
+def test_right_key_verifies_every_envelope(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("sig", "att", "bundle"))
+    r = _scan(s.layout.write_tar(tmp_path / "signed.tar"), keys_dir / "cosign.pub")
+    assert r.verdict == "clean"
+    sig = _sig(r)
+    assert sig.status == "verified" and sig.images == [0]
+    assert sig.signed_digest == s.manifest_digest == r.images[0].manifest_digest
+    assert sig.docker_reference == "registry.example/sample/relay"
+    assert "cosign.pub" in (sig.verified_with or "")
+    assert _sig(r, "sigstore-bundle").status == "verified"
+    att = r.attestations[0]
+    assert att.status == "verified" and att.predicate_type == sd.SLSA_V1
+    assert att.subjects[0].digest == s.manifest_digest and att.subjects[0].held == "manifest"
+    assert att.slsa is not None and att.slsa.builder_id == "https://ci.example/builder"
+    assert att.slsa.materials == ["pkg:docker/alpine@3.20@sha256:" + "ab" * 32]
+    verified = _codes(r, "signature.verified")
+    assert len(verified) == 3 and all(f.severity.value == "info" for f in verified)
+    assert not [f for f in r.findings if f.severity.value in MEDIUM_UP]
+
+
+def test_the_layout_directory_verifies_too(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("sig",))
+    r = _scan(s.layout.write_dir(tmp_path / "layout"), keys_dir / "cosign.pub")
+    assert r.format == "oci-layout" and _sig(r).status == "verified"
+
+
+def test_another_key_is_invalid(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("sig", "att"))
+    r = _scan(s.layout.write_tar(tmp_path / "signed.tar"), keys_dir / "other.pub")
+    invalid = _codes(r, "signature.invalid")
+    assert len(invalid) == 2 and all(f.severity.value == "critical" for f in invalid)
+    assert _sig(r).status == "invalid" and r.attestations[0].status == "invalid"
+    assert not _codes(r, "signature.verified")
+
+
+def test_one_key_of_several_verifies(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("sig",))
+    r = _scan(s.layout.write_tar(tmp_path / "signed.tar"), keys_dir / "other.pub", keys_dir / "cosign.pub")
+    assert _sig(r).status == "verified" and not _codes(r, "signature.invalid")
+
+
+def test_one_byte_of_the_payload_changed_is_invalid(tmp_path, key, keys_dir):
+    # The forger fixes every digest after the change: only the signature can tell.
+    s = sd.build(key, parts=("sig",), tamper_payload=True)
+    r = _scan(s.layout.write_tar(tmp_path / "tampered.tar"), keys_dir / "cosign.pub")
+    assert not _codes(r, "blob.digest-mismatch", "blob.size-mismatch")
+    [f] = _codes(r, "signature.invalid")
+    assert f.severity.value == "critical" and "does not verify" in f.detail
+    assert _sig(r).status == "invalid"
+
+
+@pytest.mark.parametrize("rename", [True, False], ids=["re-digested", "bytes-changed-in-place"])
+def test_one_byte_of_the_signed_manifest_changed(tmp_path, key, keys_dir, rename):
+    s = sd.build(key, parts=("sig", "att"))
+    sd.change_manifest_byte(s, rename=rename)
+    r = _scan(s.layout.write_tar(tmp_path / "tampered.tar"), keys_dir / "cosign.pub")
+    mismatch = _codes(r, "signature.subject-mismatch")
+    assert mismatch and all(f.severity.value == "high" for f in mismatch)
+    assert s.manifest_digest in mismatch[0].detail
+    if not rename:
+        assert "its bytes were changed" in mismatch[0].detail
+    assert _sig(r).status == "subject-mismatch" and _sig(r).images == []
+    assert not _codes(r, "signature.verified")
+
+
+def test_a_signature_whose_subject_is_absent(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("sig",), sign_other=True)
+    r = _scan(s.layout.write_tar(tmp_path / "other.tar"), keys_dir / "cosign.pub")
+    [f] = _codes(r, "signature.subject-mismatch")
+    assert f.severity.value == "high" and s.signed_digest in f.detail and "holds no manifest" in f.detail
+    assert _sig(r).subject_held is not True
+
+
+def test_an_attestation_with_a_wrong_subject(tmp_path, key, keys_dir):
+    s = sd.build(key, parts=("att",), att_subject_other=True)
+    for keys in ((), (keys_dir / "cosign.pub",)):
+        r = _scan(s.layout.write_tar(tmp_path / "att.tar"), *keys)
+        [f] = _codes(r, "signature.subject-mismatch")
+        assert f.severity.value == "high" and "not " + s.manifest_digest in f.detail
+        assert r.attestations[0].status == "subject-mismatch"
+        assert r.attestations[0].subjects[0].held is None
+
+
+def test_payload_naming_another_digest_than_its_tag_is_invalid(tmp_path, key, keys_dir):
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    sd.cosign_signature(layout, key, "sha256:" + "77" * 32, tag=digest)  # tagged for this image, signs another
+    r = _scan(layout.write_tar(tmp_path / "swap.tar"), keys_dir / "cosign.pub")
+    [f] = _codes(r, "signature.invalid")
+    assert "sha256:" + "77" * 32 in f.detail and "another image" in f.detail
+
+
+def test_signed_archive_without_keys_raises_only_low(tmp_path, key):
+    """A signature and an attestation beside their image are artifacts, not a broken second image."""
+    s = sd.build(key, parts=("sig", "att", "bundle", "notation"))
+    r = _scan(s.layout.write_tar(tmp_path / "signed.tar"))
+    assert r.verdict == "clean" and len(r.images) == 1
+    assert not [f for f in r.findings if f.severity.value in MEDIUM_UP], [
+        (f.code, f.detail) for f in r.findings if f.severity.value in MEDIUM_UP
+    ]
+    unverified = _codes(r, "signature.unverified")
+    assert len(unverified) == 4 and all(f.severity.value == "low" for f in unverified)
+    assert all("--key" in f.detail for f in unverified)
+    assert {a.kind for a in r.artifacts} == {"signature", "attestation"}
+    assert {s.format for s in r.signatures} == {"cosign", "sigstore-bundle", "notation"}
+
+
+def test_notation_jws_verifies_with_the_signers_key(tmp_path, key):
+    nk = sd.rsa_key()
+    s = sd.build(key, parts=("notation",), notation_key=nk)
+    good, bad = sd.write_key(tmp_path / "n.pub", nk), sd.write_key(tmp_path / "x.pub", sd.rsa_key())
+    path = s.layout.write_tar(tmp_path / "n.tar")
+    r = _scan(path, Path(good))
+    sig = _sig(r, "notation")
+    assert sig.status == "verified" and sig.envelope == "jws" and sig.identity == "CN=notation signer"
+    assert sig.signed_digest == s.manifest_digest
+    assert _sig(_scan(path, Path(bad)), "notation").status == "invalid"
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: sd.ec_key(ec.SECP384R1()), lambda: sd.rsa_key(3072), sd.ed_key], ids=["p384", "rsa", "ed25519"]
+)
+def test_other_key_types_verify_cosign_signatures(tmp_path, make):
+    k = make()
+    s = sd.build(k, parts=("sig",))
+    r = _scan(s.layout.write_tar(tmp_path / "k.tar"), Path(sd.write_key(tmp_path / "k.pub", k)))
+    assert _sig(r).status == "verified"
+
+
+def test_docker_archive_says_nothing_can_carry_a_signature(keys_dir):
+    r = _scan(ROOT / "samples" / "clean.docker.tar", keys_dir / "cosign.pub")
+    assert r.format == "docker-archive" and not r.signatures
+    assert any("nothing in it can carry" in n for n in r.signature_notes)
+    assert not [f for f in r.findings if f.code.startswith("signature.")]
+
+
+def test_unsigned_oci_archive_notes_it(keys_dir):
+    r = _scan(ROOT / "samples" / "relay-genuine.oci.tar", keys_dir / "cosign.pub")
+    assert any(n.startswith("no signature or attestation") for n in r.signature_notes)
+    assert any("image 0 has no signature" in n for n in r.signature_notes)
+
+
+def test_html_shows_the_section(tmp_path, key, keys_dir):
+    from forensics.render.html import render_html
+
+    s = sd.build(key, parts=("sig", "att"))
+    r = _scan(s.layout.write_tar(tmp_path / "signed.tar"), keys_dir / "cosign.pub")
+    page = render_html(r)
+    section = page[page.index('<section id="signatures">') :]
+    section = section[: section.index("</section>")]
+    assert "Signatures and attestations" in section and "VERIFIED" in section
+    assert s.manifest_digest in section and "https://ci.example/builder" in section
+    assert render_html(_scan(ROOT / "samples" / "clean.docker.tar")).count("nothing in it can carry") == 1
+
+
+def test_hostile_strings_in_a_signature_are_escaped(tmp_path, key, keys_dir):
+    from forensics.render.html import render_html
+    from forensics.render.signatures import render_signatures_text
+
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    body = sd.payload(digest).replace(b"registry.example/sample/relay", b"<script>x</script>\\u001b[31m")
+    layer = {
+        "mediaType": sd.SIMPLE_SIGNING,
+        **layout.add(body),
+        "annotations": {"dev.cosignproject.cosign/signature": sd.b64(sd.sign(key, body))},
+    }
+    sd._cosign_manifest(layout, digest, "sig", layer)
+    r = _scan(layout.write_tar(tmp_path / "h.tar"), keys_dir / "cosign.pub")
+    assert _sig(r).status == "verified" and _sig(r).docker_reference.startswith("<script>")
+    assert "<script>x" not in render_html(r) and "\x1b" not in render_signatures_text(r)
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, ["scan", *map(str, args)], catch_exceptions=False)
+
+
+def test_require_signature_exit_codes(tmp_path, key, keys_dir):
+    signed = sd.build(key, parts=("sig",)).layout.write_tar(tmp_path / "signed.tar")
+    unsigned = ROOT / "samples" / "relay-genuine.oci.tar"
+    ok = _cli(signed, "--key", keys_dir / "cosign.pub", "--require-signature", "-q")
+    assert ok.exit_code == 0, ok.output
+    none = _cli(unsigned, "--key", keys_dir / "cosign.pub", "--require-signature", "--fail-on", "never", "-q")
+    assert none.exit_code == 1 and "has no valid signature" in none.output
+    other = _cli(signed, "--key", keys_dir / "other.pub", "--require-signature", "--fail-on", "never", "-q")
+    assert other.exit_code == 1
+    nothing = _cli(signed, "--require-signature", "-q")
+    assert nothing.exit_code == 2 and "--key FILE or --trusted-root" in nothing.output
+    without = _cli(signed, "-q")  # signature.unverified is low: below the default --fail-on high
+    assert without.exit_code == 0
+
+
+def test_terminal_summary_lists_signatures(tmp_path, key, keys_dir):
+    signed = sd.build(key, parts=("sig", "att")).layout.write_tar(tmp_path / "signed.tar")
+    out = _cli(signed, "--key", keys_dir / "cosign.pub").output
+    assert "Signatures (1) and attestations (1)" in out and "VERIFIED" in out and "SLSA v1" in out
+
+
+def test_bad_key_files_are_usage_errors(tmp_path):
+    priv = tmp_path / "cosign.key"
+    from cryptography.hazmat.primitives import serialization
+
+    priv.write_bytes(
+        sd.ec_key().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    junk = tmp_path / "junk.pub"
+    junk.write_bytes(b"\x00" * 40)
+    for path, words in ((priv, "private key"), (junk, "not a PEM public key"), (tmp_path / "none", "no such file")):
+        with pytest.raises(SigningError, match=words):
+            load_signing([str(path)])
+        res = _cli(ROOT / "samples" / "relay-genuine.oci.tar", "--key", path, "-q")
+        assert res.exit_code == 2 and "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_keyless_options_are_checked_before_reading(tmp_path):
+    with pytest.raises(SigningError, match="--identity"):
+        load_signing([], str(tmp_path / "trusted_root.json"))
+    with pytest.raises(SigningError, match="give --trusted-root"):
+        load_signing([], None, "me@example.com", "https://issuer.example")
+    with pytest.raises(SigningError, match="no such file|trusted_root"):
+        load_signing([], str(tmp_path / "absent.json"), "me@example.com", "https://issuer.example")
+    bad = tmp_path / "trusted_root.json"
+    bad.write_text(json.dumps({"mediaType": "application/x-not-a-root"}))
+    with pytest.raises(SigningError, match="not a sigstore trusted_root.json"):
+        load_signing([], str(bad), "me@example.com", "https://issuer.example")
+
+
+def test_keyless_without_sigstore_names_the_extra(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_sigstore(name, *a, **kw):
+        if name == "sigstore" or name.startswith("sigstore."):
+            raise ImportError(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_sigstore)
+    with pytest.raises(SigningError, match=r"\[sigstore\]"):
+        load_signing([], str(tmp_path / "trusted_root.json"), "me@example.com", "https://issuer.example")
+
+
+def test_signature_modules_declare_what_they_raise_and_see_only_the_model():
+    pkg = ROOT / "forensics" / "signatures"
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imports = {
+            n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+        } | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        bad = {m for m in imports if m.startswith(("forensics.archive", "forensics.read")) and m != "forensics.read.model"}
+        assert not bad, (path.name, bad)
+    from forensics.findings import declarations
+
+    assert set(declarations()["forensics.signatures.check"]) == {
+        "signature.verified",
+        "signature.invalid",
+        "signature.subject-mismatch",
+        "signature.unverified",
+    }
