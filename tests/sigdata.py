@@ -199,7 +199,11 @@ def image(layout: Layout, *, manifest_extra: bytes = b"") -> tuple[bytes, str]:
     )
     manifest += manifest_extra
     layout.manifests.append(
-        {"mediaType": MT_MANIFEST, **layout.add(manifest), "annotations": {"org.opencontainers.image.ref.name": f"{REF}:5.2"}}
+        {
+            "mediaType": MT_MANIFEST,
+            **layout.add(manifest),
+            "annotations": {"org.opencontainers.image.ref.name": f"{REF}:5.2"},
+        }
     )
     return manifest, sha(manifest)
 
@@ -229,14 +233,27 @@ def _cosign_manifest(layout: Layout, tag_digest: str, suffix: str, layer: dict) 
             "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
         }
     )
-    man = jdump({"schemaVersion": 2, "mediaType": MT_MANIFEST, "config": {"mediaType": MT_CONFIG, **layout.add(config)}, "layers": [layer]})
+    man = jdump(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_MANIFEST,
+            "config": {"mediaType": MT_CONFIG, **layout.add(config)},
+            "layers": [layer],
+        }
+    )
     tag = f"sha256-{tag_digest[7:]}.{suffix}"
     layout.manifests.append(
-        {"mediaType": MT_MANIFEST, **layout.add(man), "annotations": {"org.opencontainers.image.ref.name": f"{REF}:{tag}"}}
+        {
+            "mediaType": MT_MANIFEST,
+            **layout.add(man),
+            "annotations": {"org.opencontainers.image.ref.name": f"{REF}:{tag}"},
+        }
     )
 
 
-def cosign_signature(layout: Layout, key, signed: str, *, tag: str | None = None, tamper_payload: bool = False) -> bytes:
+def cosign_signature(
+    layout: Layout, key, signed: str, *, tag: str | None = None, tamper_payload: bool = False
+) -> bytes:
     body = payload(signed)
     sig = sign(key, body)
     if tamper_payload:  # one byte, after signing; every digest re-computed, as a forger would
@@ -270,7 +287,11 @@ def statement(subject_digest: str) -> dict:
 
 def cosign_attestation(layout: Layout, key, tag_digest: str, subject_digest: str) -> dict:
     st = jdump(statement(subject_digest))
-    env = {"payloadType": IN_TOTO, "payload": b64(st), "signatures": [{"keyid": "", "sig": b64(sign(key, pae(IN_TOTO, st)))}]}
+    env = {
+        "payloadType": IN_TOTO,
+        "payload": b64(st),
+        "signatures": [{"keyid": "", "sig": b64(sign(key, pae(IN_TOTO, st)))}],
+    }
     layer = {
         "mediaType": DSSE,
         **layout.add(jdump(env)),
@@ -280,7 +301,9 @@ def cosign_attestation(layout: Layout, key, tag_digest: str, subject_digest: str
     return env
 
 
-def _referrer(layout: Layout, artifact_type: str, blob_type: str, blob: bytes, subject: tuple[str, int], notes: dict) -> None:
+def _referrer(
+    layout: Layout, artifact_type: str, blob_type: str, blob: bytes, subject: tuple[str, int], notes: dict
+) -> None:
     empty = b"{}"
     man = jdump(
         {
@@ -312,7 +335,10 @@ def sigstore_bundle(layout: Layout, key, manifest: bytes) -> dict:
         BUNDLE,
         jdump(doc),
         (sha(manifest), len(manifest)),
-        {"dev.sigstore.bundle.content": "message-signature", "org.opencontainers.image.created": "2026-01-10T10:00:05Z"},
+        {
+            "dev.sigstore.bundle.content": "message-signature",
+            "org.opencontainers.image.created": "2026-01-10T10:00:05Z",
+        },
     )
     return doc
 
@@ -332,7 +358,10 @@ def notation_signature(layout: Layout, key, cert: x509.Certificate, manifest: by
     jws = {
         "payload": b64url(body),
         "protected": b64url(protected),
-        "header": {"x5c": [b64(cert.public_bytes(serialization.Encoding.DER))], "io.cncf.notary.signingAgent": "tests/sigdata"},
+        "header": {
+            "x5c": [b64(cert.public_bytes(serialization.Encoding.DER))],
+            "io.cncf.notary.signingAgent": "tests/sigdata",
+        },
         "signature": b64url(sign(key, signing_input, pss=True)),
     }
     thumb = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

@@ -307,10 +307,12 @@ def test_signature_modules_declare_what_they_raise_and_see_only_the_model():
     pkg = ROOT / "forensics" / "signatures"
     for path in pkg.glob("*.py"):
         tree = ast.parse(path.read_text())
-        imports = {
-            n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-        } | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        bad = {m for m in imports if m.startswith(("forensics.archive", "forensics.read")) and m != "forensics.read.model"}
+        imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+        bad = {
+            m for m in imports if m.startswith(("forensics.archive", "forensics.read")) and m != "forensics.read.model"
+        }
         assert not bad, (path.name, bad)
     from forensics.findings import declarations
 

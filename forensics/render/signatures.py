@@ -77,7 +77,8 @@ def signatures_view(report: Report) -> dict:
             "manifest": a.manifest_digest or "-",
             "predicate_type": a.predicate_type or "-",
             "subjects": [
-                {"name": x.name, "digest": x.digest or "-", "held": x.held or "not in the archive"} for x in a.subjects[:20]
+                {"name": x.name, "digest": x.digest or "-", "held": x.held or "not in the archive"}
+                for x in a.subjects[:20]
             ],
             "slsa": (
                 {

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from forensics.signatures import dsse
-from forensics.signatures.keys import b64decode, certificate_identity, load_certificate
+from forensics.signatures.keys import b64decode, certificate_identity, load_certificate, obj
 
 
 @dataclass
@@ -37,7 +37,7 @@ def parse(data: bytes | None) -> BundleDoc:
     if not isinstance(doc, dict):
         return BundleDoc(error="the bundle is not a JSON object")
     out = BundleDoc(media_type=doc.get("mediaType") if isinstance(doc.get("mediaType"), str) else None)
-    vm = doc.get("verificationMaterial") if isinstance(doc.get("verificationMaterial"), dict) else {}
+    vm = obj(doc.get("verificationMaterial"))
     pk = vm.get("publicKey")
     if isinstance(pk, dict) and isinstance(pk.get("hint"), str):
         out.key_hint = pk["hint"][:200]
@@ -46,14 +46,16 @@ def parse(data: bytes | None) -> BundleDoc:
         raw_cert = vm["certificate"].get("rawBytes")
     elif isinstance(vm.get("x509CertificateChain"), dict):
         certs = vm["x509CertificateChain"].get("certificates")
-        raw_cert = certs[0].get("rawBytes") if isinstance(certs, list) and certs and isinstance(certs[0], dict) else None
+        raw_cert = (
+            certs[0].get("rawBytes") if isinstance(certs, list) and certs and isinstance(certs[0], dict) else None
+        )
     if raw_cert is not None:
         out.certificate = True
         out.identity, out.issuer = certificate_identity(load_certificate(b64decode(raw_cert), der=True))
     out.tlog_entries = len(vm["tlogEntries"]) if isinstance(vm.get("tlogEntries"), list) else 0
     ms = doc.get("messageSignature")
     if isinstance(ms, dict):
-        md = ms.get("messageDigest") if isinstance(ms.get("messageDigest"), dict) else {}
+        md = obj(ms.get("messageDigest"))
         out.message_digest = b64decode(md.get("digest")) if md.get("algorithm") in ("SHA2_256", None) else None
         out.message_signature = b64decode(ms.get("signature"))
         if out.message_signature is None:

@@ -121,7 +121,9 @@ def _cosign_signature(item: Item, signing: Signing) -> _Judged:
 def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, h: Held) -> AttestationRecord:
     rec = AttestationRecord(
         index=0,
-        source="buildkit" if item.format == "buildkit" else ("sigstore-bundle" if item.format == "sigstore-bundle" else "cosign"),
+        source="buildkit"
+        if item.format == "buildkit"
+        else ("sigstore-bundle" if item.format == "sigstore-bundle" else "cosign"),
         artifact=item.artifact,
         manifest_digest=item.ref.manifest.digest,
         attached_to=item.attached_to,
@@ -131,7 +133,7 @@ def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, 
         rec.detail = f"the statement cannot be read: {why}"
         return rec
     rec.predicate_type = st.predicate_type[:300] if st.predicate_type else None
-    rec.subjects = [AttestationSubject(name=n, digest=d, held=h.what.get(d) if d else None) for n, d in st.subjects]  # type: ignore[arg-type]
+    rec.subjects = [AttestationSubject(name=n, digest=d, held=h.what.get(d) if d else None) for n, d in st.subjects]
     rec.slsa = intoto.slsa_summary(st.predicate_type, st.predicate)
     if intoto.is_sbom(st.predicate_type):
         rec.sbom_predicate = st.predicate
@@ -160,7 +162,7 @@ def _judge_subjects(j: _Judged, st: intoto.Statement | None, h: Held, attached: 
 
 def _dsse_attestation(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Statement | None]:
     env, why = dsse.parse_bytes(item.data)
-    st, st_why = (intoto.parse(env.payload) if env is not None else (None, why))
+    st, st_why = intoto.parse(env.payload) if env is not None else (None, why)
     rec = _statement_record(item, st, st_why, h)
     cert = load_certificate(cosign.certificate_pem(item.blob))
     rec.identity = certificate_identity(cert)[0]
@@ -220,7 +222,11 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
     if b.certificate and signing.keyless is not None:
         ok, why_k, payload = keyless.verify_bundle(signing.keyless, item.data, artifact)
         j.crypto = "verified" if ok else "failed"
-        j.by = f"--trusted-root {signing.keyless.path} (identity {signing.keyless.identity}, issuer {signing.keyless.issuer})" if ok else None
+        j.by = (
+            f"--trusted-root {signing.keyless.path} (identity {signing.keyless.identity}, issuer {signing.keyless.issuer})"
+            if ok
+            else None
+        )
         rec.detail = why_k
     elif b.envelope is not None:
         env = b.envelope
@@ -231,7 +237,9 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
             j.option = "nothing here: the bundle signs another artifact than the manifest it is attached to"
         elif artifact is not None:
             sig = b.message_signature
-            j.crypto, j.by = _crypto_keys(signing.keys, lambda ks: next((k for k in ks if k.verify(sig, artifact)), None))
+            j.crypto, j.by = _crypto_keys(
+                signing.keys, lambda ks: next((k for k in ks if k.verify(sig, artifact)), None)
+            )
         elif signing.keys or signing.keyless:
             j.crypto, j.option = "unsupported", "nothing: the manifest it signs is not in the archive"
     if j.crypto in ("failed", "not-tried") and b.certificate and signing.keyless is None:
@@ -253,9 +261,17 @@ def _notation(item: Item, signing: Signing) -> _Judged:
         key_id=item.blob.annotations.get("io.cncf.notary.x509chain.thumbprint#S256", "")[:200] or None,
         certificate=True,
     )
-    j = _Judged(rec, target=item.attached_to, crypto="not-tried", option="--key FILE (the signing certificate's public key, PEM)")
+    j = _Judged(
+        rec,
+        target=item.attached_to,
+        crypto="not-tried",
+        option="--key FILE (the signing certificate's public key, PEM)",
+    )
     if item.envelope == "cose":
-        j.crypto, j.option = "unsupported", "notation verify (COSE envelopes are recorded, not verified, by this version)"
+        j.crypto, j.option = (
+            "unsupported",
+            "notation verify (COSE envelopes are recorded, not verified, by this version)",
+        )
         return j
     jws = notation.parse(item.data)
     rec.signed_digest, rec.identity = jws.target, jws.identity
@@ -305,11 +321,17 @@ def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str], asked: bool) 
         return [_finding(j, "signature.unverified", "low", f"the {noun} is present but {rec.detail}", images)]
     if j.problem:
         rec.status, rec.detail = "invalid", j.problem
-        return [_finding(j, "signature.invalid", "critical", f"the {noun} cannot vouch for anything: {j.problem}", images)]
+        return [
+            _finding(j, "signature.invalid", "critical", f"the {noun} cannot vouch for anything: {j.problem}", images)
+        ]
     if j.other_digest:
         rec.status = "invalid"
         rec.detail = f"it is attached to {rec.attached_to} but its signed payload names {j.other_digest}"
-        return [_finding(j, "signature.invalid", "critical", f"the {noun} {rec.detail}: a signature of another image", images)]
+        return [
+            _finding(
+                j, "signature.invalid", "critical", f"the {noun} {rec.detail}: a signature of another image", images
+            )
+        ]
     if j.crypto == "failed":
         if target in vouched:
             rec.status = "unverified"
@@ -339,7 +361,9 @@ def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str], asked: bool) 
         return [_finding(j, "signature.subject-mismatch", "high", f"the {noun}: {j.subject_problem}", images)]
     if j.crypto == "unsigned":
         rec.status = "unsigned"
-        rec.detail = rec.detail or "an unsigned statement: its subjects are in the archive, nothing vouches for its content"
+        rec.detail = (
+            rec.detail or "an unsigned statement: its subjects are in the archive, nothing vouches for its content"
+        )
         return []
     if j.crypto == "verified":
         rec.status, rec.verified_with = "verified", j.by
@@ -348,7 +372,11 @@ def _settle(j: _Judged, h: Held, res: Resolved, vouched: set[str], asked: bool) 
         return [_finding(j, "signature.verified", "info", f"the {noun} {rec.detail}", images)]
     rec.status = "unverified"
     rec.detail = f"not verified: {j.option} would check it"
-    return [_finding(j, "signature.unverified", "low", f"the {noun} over {target or '?'} is present but {rec.detail}", images)]
+    return [
+        _finding(
+            j, "signature.unverified", "low", f"the {noun} over {target or '?'} is present but {rec.detail}", images
+        )
+    ]
 
 
 def run(res: Resolved, images: list[Image], signing: Signing) -> Outcome:
@@ -441,4 +469,3 @@ def require_failures(report) -> list[str]:
         for img in report.images
         if img.index not in covered
     ] or ([] if report.images else ["the archive holds no image to require a signature of"])
-

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from forensics.read.model import Descriptor, Digest
 from forensics.signatures.inventory import BUNDLE_ANNOTATION, CERT_ANNOTATION, SIGNATURE_ANNOTATION
-from forensics.signatures.keys import PublicKey, b64decode
+from forensics.signatures.keys import PublicKey, b64decode, obj
 
 SIMPLE_SIGNING_TYPE = "cosign container image signature"
 
@@ -31,8 +31,8 @@ def parse_payload(data: bytes | None) -> Payload:
     crit = doc.get("critical") if isinstance(doc, dict) else None
     if not isinstance(crit, dict):
         return Payload(error="the payload has no 'critical' object: not a simple-signing payload")
-    image = crit.get("image") if isinstance(crit.get("image"), dict) else {}
-    ident = crit.get("identity") if isinstance(crit.get("identity"), dict) else {}
+    image = obj(crit.get("image"))
+    ident = obj(crit.get("identity"))
     raw = image.get("docker-manifest-digest")
     ref = ident.get("docker-reference")
     out = Payload(digest=Digest.parse(raw), reference=ref[:300] if isinstance(ref, str) else None)

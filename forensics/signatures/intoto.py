@@ -11,6 +11,7 @@ from typing import Any
 
 from forensics.models import SlsaSummary
 from forensics.read.model import Digest
+from forensics.signatures.keys import obj
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
 SBOM_MARKERS = ("spdx", "cyclonedx", "syft")
@@ -37,8 +38,9 @@ def parse(data: bytes | None) -> tuple[Statement | None, str | None]:
     for s in doc["subject"][:256]:
         if not isinstance(s, dict):
             continue
-        name = s.get("name") if isinstance(s.get("name"), str) else ""
-        digests = s.get("digest") if isinstance(s.get("digest"), dict) else {}
+        raw = s.get("name")
+        name = raw if isinstance(raw, str) else ""
+        digests = obj(s.get("digest"))
         subjects.append((name[:300], Digest.parse_hex(digests.get("sha256"))))
     ptype = doc.get("predicateType") if isinstance(doc.get("predicateType"), str) else None
     return Statement(ptype, subjects, doc.get("predicate")), None
@@ -60,8 +62,8 @@ def _text(x: object, limit: int = 300) -> str | None:
 def _material(m: object) -> str | None:
     if not isinstance(m, dict):
         return None
-    uri = m.get("uri") if isinstance(m.get("uri"), str) else m.get("name") if isinstance(m.get("name"), str) else ""
-    dg = m.get("digest") if isinstance(m.get("digest"), dict) else {}
+    uri = next((v for v in (m.get("uri"), m.get("name")) if isinstance(v, str)), "")
+    dg = obj(m.get("digest"))
     pair = next(((k, v) for k, v in sorted(dg.items()) if isinstance(k, str) and isinstance(v, str)), None)
     return (uri[:300] + (f"@{pair[0]}:{pair[1][:128]}" if pair else "")) or None
 
@@ -74,17 +76,17 @@ def slsa_summary(predicate_type: str | None, predicate: object) -> SlsaSummary |
     out = SlsaSummary(version=(predicate_type or "").rsplit("/", 1)[-1])
     bd = predicate.get("buildDefinition")
     if isinstance(bd, dict):  # v1
-        run = predicate.get("runDetails") if isinstance(predicate.get("runDetails"), dict) else {}
-        builder = run.get("builder") if isinstance(run.get("builder"), dict) else {}
+        run = obj(predicate.get("runDetails"))
+        builder = obj(run.get("builder"))
         out.builder_id = _text(builder.get("id"))
         out.build_type = _text(bd.get("buildType"))
         params = bd.get("externalParameters")
         mats = bd.get("resolvedDependencies")
     else:  # v0.2
-        builder = predicate.get("builder") if isinstance(predicate.get("builder"), dict) else {}
+        builder = obj(predicate.get("builder"))
         out.builder_id = _text(builder.get("id"))
         out.build_type = _text(predicate.get("buildType"))
-        inv = predicate.get("invocation") if isinstance(predicate.get("invocation"), dict) else {}
+        inv = obj(predicate.get("invocation"))
         params = {k: v for k, v in inv.items() if k in ("configSource", "parameters")}
         mats = predicate.get("materials")
     if isinstance(params, dict):

@@ -69,7 +69,9 @@ def items(res: Resolved) -> list[Item]:
                 kind = ("cosign", "signature", "simple-signing")
             elif mt == DSSE_ENVELOPE:
                 kind = ("cosign", "attestation", "dsse")
-            elif mt.startswith(BUNDLE_PREFIX) or (atype.startswith(BUNDLE_PREFIX) and mt != "application/vnd.oci.empty.v1+json"):
+            elif mt.startswith(BUNDLE_PREFIX) or (
+                atype.startswith(BUNDLE_PREFIX) and mt != "application/vnd.oci.empty.v1+json"
+            ):
                 kind = ("sigstore-bundle", "signature", "bundle")
             elif atype == NOTATION or _media(art.config) == NOTATION:
                 if mt == JWS:

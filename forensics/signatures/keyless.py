@@ -57,7 +57,9 @@ def load(path: str, identity: str | None, issuer: str | None) -> Keyless:
         raise KeylessError(f"--trusted-root {path}: cannot read it: {exc.strerror or exc}") from None
     except Exception as exc:  # sigstore raises its own Error, ValueError or a protobuf decode error
         msg = " ".join(str(exc).split()).split(" [type=")[0][:200]
-        raise KeylessError(f"--trusted-root {path}: not a sigstore trusted_root.json ({type(exc).__name__}: {msg})") from None
+        raise KeylessError(
+            f"--trusted-root {path}: not a sigstore trusted_root.json ({type(exc).__name__}: {msg})"
+        ) from None
     return Keyless(path, identity, issuer, verifier, Identity(identity=identity, issuer=issuer))
 
 

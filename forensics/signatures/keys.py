@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,7 +38,11 @@ class PublicKey:
         return verify_with(self.key, signature, data, hash_hint=hash_hint)
 
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 
 def verify_with(key: object, signature: bytes, data: bytes, *, hash_hint: str | None = None) -> bool:
@@ -115,6 +121,15 @@ def load_key(path: str) -> PublicKey:
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
         raise KeyFileError(f"--key {path}: ECDSA on {key.curve.name}; supported curves are P-256, P-384, P-521")
     return PublicKey(source=path, key=key, kind=describe(key), key_id=key_id(key))
+
+
+def obj(v: object) -> dict[str, Any]:
+    """A JSON object of untrusted input, or an empty one."""
+    return v if isinstance(v, dict) else {}
+
+
+def arr(v: object) -> list[Any]:
+    return v if isinstance(v, list) else []
 
 
 def b64decode(text: object) -> bytes | None:

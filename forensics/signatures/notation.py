@@ -10,10 +10,17 @@ import json
 from dataclasses import dataclass
 
 from forensics.read.model import Digest
-from forensics.signatures.keys import PublicKey, b64decode, certificate_identity, load_certificate
+from forensics.signatures.keys import PublicKey, arr, b64decode, certificate_identity, load_certificate, obj
 
 # JWS alg -> the hash it signs with
-ALGS = {"PS256": "sha256", "PS384": "sha384", "PS512": "sha512", "ES256": "sha256", "ES384": "sha384", "ES512": "sha512"}
+ALGS = {
+    "PS256": "sha256",
+    "PS384": "sha384",
+    "PS512": "sha512",
+    "ES256": "sha256",
+    "ES384": "sha384",
+    "ES512": "sha512",
+}
 
 
 @dataclass
@@ -46,8 +53,8 @@ def parse(data: bytes | None) -> Jws:
     out.alg = header.get("alg") if isinstance(header, dict) and isinstance(header.get("alg"), str) else None
     target = payload.get("targetArtifact") if isinstance(payload, dict) else None
     out.target = Digest.parse(target.get("digest")) if isinstance(target, dict) else None
-    unprotected = doc.get("header") if isinstance(doc.get("header"), dict) else {}
-    chain = unprotected.get("x5c") if isinstance(unprotected.get("x5c"), list) else []
+    unprotected = obj(doc.get("header"))
+    chain = arr(unprotected.get("x5c"))
     if chain:
         cert = load_certificate(b64decode(chain[0]), der=True)
         out.identity = certificate_identity(cert)[0]
