@@ -349,10 +349,10 @@ class SlsaSummary(BaseModel):
 
 
 class AttestationRecord(BaseModel):
-    """One in-toto statement (cosign .att, sigstore bundle, BuildKit attestation manifest)."""
+    """One in-toto statement (cosign .att, sigstore bundle, BuildKit attestation manifest, a bare referrer)."""
 
     index: int
-    source: Literal["cosign", "sigstore-bundle", "buildkit"]
+    source: Literal["cosign", "sigstore-bundle", "buildkit", "referrer"]  # referrer: a bare statement (unsigned)
     artifact: int | None = None
     manifest_digest: str | None = None
     attached_to: str | None = None

@@ -322,3 +322,26 @@ def test_signature_modules_declare_what_they_raise_and_see_only_the_model():
         "signature.subject-mismatch",
         "signature.unverified",
     }
+
+
+REALTOOLS = ROOT / "tests" / "fixtures" / "realtools"
+
+
+def test_real_shaped_archive_with_an_openssl_signature():
+    """skopeo's layout plus a cosign-shaped signature signed by `openssl dgst -sha256 -sign`,
+    an SBOM referrer and a bare in-toto statement referrer (tests/fixtures/realtools)."""
+    path = REALTOOLS / "image-with-artifacts.oci.tar"
+    bare = analyze(str(path))
+    assert bare.verdict == "clean" and not [f for f in bare.findings if f.severity.value in MEDIUM_UP]
+    assert [f.severity.value for f in _codes(bare, *sd_codes())] == ["low"]
+    r = _scan(path, REALTOOLS / "artifacts-cosign.pub")
+    sig = _sig(r)
+    assert sig.status == "verified" and sig.images == [0] and sig.docker_reference == "localhost/relcopy"
+    [att] = r.attestations
+    assert att.source == "referrer" and att.status == "unsigned" and not att.signed
+    assert att.predicate_type == "https://example.com/test-result/v1" and att.subjects[0].held == "manifest"
+    assert any("unsigned" in n for n in r.signature_notes)
+
+
+def sd_codes():
+    return ("signature.verified", "signature.invalid", "signature.subject-mismatch", "signature.unverified")

@@ -121,13 +121,11 @@ def _cosign_signature(item: Item, signing: Signing) -> _Judged:
 def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, h: Held) -> AttestationRecord:
     rec = AttestationRecord(
         index=0,
-        source="buildkit"
-        if item.format == "buildkit"
-        else ("sigstore-bundle" if item.format == "sigstore-bundle" else "cosign"),
+        source=item.format,  # type: ignore[arg-type]  # cosign, sigstore-bundle, buildkit, referrer
         artifact=item.artifact,
         manifest_digest=item.ref.manifest.digest,
         attached_to=item.attached_to,
-        signed=item.format != "buildkit",
+        signed=item.format not in ("buildkit", "referrer"),
     )
     if st is None:
         rec.detail = f"the statement cannot be read: {why}"
@@ -413,7 +411,7 @@ def run(res: Resolved, images: list[Image], signing: Signing) -> Outcome:
         else:
             j.rec.index = len(out.attestations)
             out.attestations.append(j.rec)
-            if st is not None and j.rec.source != "buildkit" and j.rec.status == "verified":
+            if st is not None and j.rec.signed and j.rec.status == "verified":
                 out.findings += _provenance(st, j.rec, images)
     out.notes += _notes(res, signing, out)
     return out
@@ -448,11 +446,11 @@ def _notes(res: Resolved, signing: Signing, out: Outcome) -> list[str]:
         )
     if signing.keyless is not None:
         notes.append(keyless.OFFLINE_LIMITS)
-    unsigned = [a for a in out.attestations if a.source == "buildkit"]
+    unsigned = [a for a in out.attestations if not a.signed]
     if unsigned:
         notes.append(
-            f"{len(unsigned)} BuildKit attestation statement(s) are unsigned: they record the build, "
-            "nothing vouches for them"
+            f"{len(unsigned)} attestation statement(s) are unsigned (BuildKit's, bare referrers): they "
+            "record what their writer said, nothing vouches for them"
         )
     covered = sorted({i for s in out.signatures if s.status == "verified" for i in s.images})
     for img in res.images:

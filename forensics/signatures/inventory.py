@@ -9,7 +9,7 @@ images), one `Item` per signature or statement blob:
 - cosign attestations (`.att`): DSSE envelopes holding in-toto statements;
 - sigstore bundles as OCI 1.1 referrers (`subject`, `application/vnd.dev.sigstore.bundle...`);
 - notation signatures (`application/vnd.cncf.notary.signature`), JWS or COSE envelopes;
-- BuildKit attestation manifests: in-toto statements, unsigned.
+- BuildKit attestation manifests and bare in-toto statement referrers: unsigned.
 
 `Held` says which digests the archive holds bytes for, and why a digest is not held."""
 
@@ -40,7 +40,7 @@ class Item:
 
     artifact: int  # index into Resolved.artifact_refs (= Report.artifacts)
     ref: ArtifactRef
-    format: str  # cosign, sigstore-bundle, notation, buildkit
+    format: str  # cosign, sigstore-bundle, notation, buildkit, referrer
     role: str  # signature or attestation
     envelope: str  # simple-signing, dsse, bundle, jws, cose, statement
     blob: Descriptor
@@ -78,8 +78,8 @@ def items(res: Resolved) -> list[Item]:
                     kind = ("notation", "signature", "jws")
                 elif mt == COSE:
                     kind = ("notation", "signature", "cose")
-            elif buildkit and mt.startswith(IN_TOTO):
-                kind = ("buildkit", "attestation", "statement")
+            elif mt.startswith(IN_TOTO):  # a bare statement: BuildKit's, or an OCI 1.1 referrer (regctl, oras)
+                kind = ("buildkit" if buildkit else "referrer", "attestation", "statement")
             if kind is not None:
                 out.append(Item(n, art, *kind, blob=blob, data=_data(blob), attached_to=subject))
     return out
