@@ -418,3 +418,217 @@ def change_manifest_byte(s: Signed, *, rename: bool) -> None:
                 m["digest"], m["size"] = sha(new), len(new)
     else:
         s.layout.blobs[old] = new
+
+
+# ------------------------------------------------------------------ keyless: a sigstore made here
+#
+# A self-made sigstore instance, enough for sigstore-python's offline verifier (verify/verifier.py
+# steps 0-8): a Fulcio-like CA, a CT log that signs the leaf's precertificate SCT (RFC 6962
+# digitally-signed struct, embedded in the leaf), a Rekor-like log that signs the entry's
+# inclusion promise (SET over the RFC 8785 form of body, integratedTime, logID, logIndex) and a
+# checkpoint (signed note) of a one-leaf tree, and the trusted_root.json that names their keys.
+
+OIDC_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
+OIDC_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+SCT_LIST_OID = "1.3.6.1.4.1.11129.2.4.2"
+SIGNED_AT = dt.datetime(2026, 1, 10, 10, 0, 5, tzinfo=dt.UTC)
+
+
+def _spki(key) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _der_len(n: int) -> bytes:
+    return bytes([n]) if n < 0x80 else bytes([0x82, n >> 8, n & 0xFF])
+
+
+def _der_octets(data: bytes) -> bytes:
+    return b"\x04" + _der_len(len(data)) + data
+
+
+def _der_utf8(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x0c" + _der_len(len(raw)) + raw
+
+
+@dataclass
+class Sigstore:
+    ca: object = field(default_factory=ec_key)
+    ct: object = field(default_factory=ec_key)
+    rekor: object = field(default_factory=ec_key)
+
+    def ca_cert(self) -> x509.Certificate:
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tests"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "test-fulcio"),
+            ]
+        )
+        t = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.ca.public_key())
+            .serial_number(7)
+            .not_valid_before(t)
+            .not_valid_after(t + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.ca.public_key()), critical=False)
+            .sign(self.ca, hashes.SHA256())
+        )
+
+    def trusted_root(self) -> bytes:
+        start = {"start": "2025-01-01T00:00:00Z"}
+
+        def log(key, url):
+            return {
+                "baseUrl": url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": b64(_spki(key)), "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": start},
+                "logId": {"keyId": b64(hashlib.sha256(_spki(key)).digest())},
+            }
+
+        return jdump(
+            {
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [log(self.rekor, "https://rekor.invalid")],
+                "certificateAuthorities": [
+                    {
+                        "subject": {"organization": "tests", "commonName": "test-fulcio"},
+                        "uri": "https://fulcio.invalid",
+                        "certChain": {
+                            "certificates": [{"rawBytes": b64(self.ca_cert().public_bytes(serialization.Encoding.DER))}]
+                        },
+                        "validFor": start,
+                    }
+                ],
+                "ctlogs": [log(self.ct, "https://ctfe.invalid")],
+                "timestampAuthorities": [],
+            }
+        )
+
+    def leaf(self, signer, identity: str, issuer: str) -> x509.Certificate:
+        def builder():
+            return (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([]))
+                .issuer_name(self.ca_cert().subject)
+                .public_key(signer.public_key())
+                .serial_number(0x5157)
+                .not_valid_before(SIGNED_AT - dt.timedelta(minutes=1))
+                .not_valid_after(SIGNED_AT + dt.timedelta(minutes=9))
+                .add_extension(
+                    x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+                )
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer.public_key()), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.public_key()), critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(identity)]), critical=True)
+                .add_extension(
+                    x509.UnrecognizedExtension(x509.ObjectIdentifier(OIDC_ISSUER_V1), issuer.encode()), critical=False
+                )
+                .add_extension(
+                    x509.UnrecognizedExtension(x509.ObjectIdentifier(OIDC_ISSUER_V2), _der_utf8(issuer)), critical=False
+                )
+            )
+
+        tbs = builder().sign(self.ca, hashes.SHA256()).tbs_certificate_bytes  # the precertificate's TBS
+        ts = int(SIGNED_AT.timestamp() * 1000)
+        issuer_key_id = hashlib.sha256(_spki(self.ca)).digest()
+        signed = (
+            bytes([0, 0])
+            + ts.to_bytes(8, "big")
+            + (1).to_bytes(2, "big")  # precert_entry
+            + issuer_key_id
+            + len(tbs).to_bytes(3, "big")
+            + tbs
+            + (0).to_bytes(2, "big")
+        )
+        sig = self.ct.sign(signed, ec.ECDSA(hashes.SHA256()))
+        sct = (
+            bytes([0])
+            + hashlib.sha256(_spki(self.ct)).digest()
+            + ts.to_bytes(8, "big")
+            + (0).to_bytes(2, "big")
+            + bytes([4, 3])  # sha256, ecdsa
+            + len(sig).to_bytes(2, "big")
+            + sig
+        )
+        sct_list = (len(sct) + 2).to_bytes(2, "big") + len(sct).to_bytes(2, "big") + sct
+        ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SCT_LIST_OID), _der_octets(sct_list))
+        return builder().add_extension(ext, critical=False).sign(self.ca, hashes.SHA256())
+
+    def bundle(self, artifact: bytes, identity: str, issuer: str) -> bytes:
+        """A v0.3 keyless bundle: a message signature over `artifact` by a fresh key certified for `identity`."""
+        import rfc8785
+
+        signer = ec_key()
+        cert = self.leaf(signer, identity, issuer)
+        sig = signer.sign(artifact, ec.ECDSA(hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        body = jdump(
+            {
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
+                    "signature": {"content": b64(sig), "publicKey": {"content": b64(pem)}},
+                },
+            }
+        )
+        log_id = hashlib.sha256(_spki(self.rekor)).digest()
+        integrated = int(SIGNED_AT.timestamp())
+        set_sig = self.rekor.sign(
+            rfc8785.dumps({"body": b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": 0}),
+            ec.ECDSA(hashes.SHA256()),
+        )
+        root = hashlib.sha256(b"\x00" + body).digest()  # a tree of one leaf
+        note = f"rekor.invalid - 1\n1\n{b64(root)}\n"
+        note_sig = self.rekor.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
+        checkpoint = note + "\n" + f"\u2014 rekor.invalid {b64(log_id[:4] + note_sig)}\n"
+        return jdump(
+            {
+                "mediaType": BUNDLE,
+                "verificationMaterial": {
+                    "certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
+                    "tlogEntries": [
+                        {
+                            "logIndex": "0",
+                            "logId": {"keyId": b64(log_id)},
+                            "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                            "integratedTime": str(integrated),
+                            "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
+                            "inclusionProof": {
+                                "logIndex": "0",
+                                "rootHash": b64(root),
+                                "treeSize": "1",
+                                "hashes": [],
+                                "checkpoint": {"envelope": checkpoint},
+                            },
+                            "canonicalizedBody": b64(body),
+                        }
+                    ],
+                },
+                "messageSignature": {
+                    "messageDigest": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(artifact).digest())},
+                    "signature": b64(sig),
+                },
+            }
+        )
+
+
+def keyless_layout(store: Sigstore, identity: str, issuer: str) -> Signed:
+    """The image with a keyless sigstore bundle referrer over its manifest."""
+    layout = Layout()
+    manifest, digest = image(layout)
+    _referrer(
+        layout,
+        BUNDLE,
+        BUNDLE,
+        store.bundle(manifest, identity, issuer),
+        (digest, len(manifest)),
+        {"dev.sigstore.bundle.content": "message-signature"},
+    )
+    return Signed(layout, manifest, digest, digest, ["keyless-bundle"])

@@ -345,3 +345,80 @@ def test_real_shaped_archive_with_an_openssl_signature():
 
 def sd_codes():
     return ("signature.verified", "signature.invalid", "signature.subject-mismatch", "signature.unverified")
+
+
+# ------------------------------------------------------------------ keyless, against a sigstore made here
+
+ID, ISSUER = "builder@example.com", "https://issuer.example"
+
+
+@pytest.fixture(scope="module")
+def sigstore_made_here(tmp_path_factory):
+    pytest.importorskip("sigstore", reason="keyless verification needs the sigstore extra")
+    store = sd.Sigstore()
+    d = tmp_path_factory.mktemp("keyless")
+    (d / "trusted_root.json").write_bytes(store.trusted_root())
+    (d / "other_root.json").write_bytes(sd.Sigstore().trusted_root())
+    return store, d
+
+
+def _keyless(path: Path, root: Path, identity=ID, issuer=ISSUER):
+    return analyze(str(path), signing=load_signing([], str(root), identity, issuer))
+
+
+def test_keyless_bundle_verifies_offline_with_the_trusted_root(tmp_path, sigstore_made_here):
+    store, d = sigstore_made_here
+    s = sd.keyless_layout(store, ID, ISSUER)
+    r = _keyless(s.layout.write_tar(tmp_path / "keyless.tar"), d / "trusted_root.json")
+    sig = _sig(r, "sigstore-bundle")
+    assert sig.status == "verified" and sig.images == [0] and sig.certificate
+    assert sig.identity == ID and sig.issuer == ISSUER
+    assert "trusted_root.json" in (sig.verified_with or "")
+    assert [f.severity.value for f in _codes(r, *sd_codes())] == ["info"]
+    assert any("cannot establish that this root is current" in n and "revoked" in n for n in r.signature_notes)
+
+
+@pytest.mark.parametrize(
+    "root, identity, issuer",
+    [
+        ("trusted_root.json", "someone@example.com", ISSUER),
+        ("trusted_root.json", ID, "https://other-issuer.example"),
+        ("other_root.json", ID, ISSUER),
+    ],
+    ids=["other-identity", "other-issuer", "other-root"],
+)
+def test_keyless_bundle_fails_for_another_signer_or_root(tmp_path, sigstore_made_here, root, identity, issuer):
+    store, d = sigstore_made_here
+    s = sd.keyless_layout(store, ID, ISSUER)
+    r = _keyless(s.layout.write_tar(tmp_path / "keyless.tar"), d / root, identity, issuer)
+    [f] = _codes(r, "signature.invalid")
+    assert f.severity.value == "critical" and "sigstore:" in _sig(r, "sigstore-bundle").detail
+
+
+def test_keyless_bundle_over_a_changed_manifest(tmp_path, sigstore_made_here):
+    store, d = sigstore_made_here
+    s = sd.keyless_layout(store, ID, ISSUER)
+    sd.change_manifest_byte(s, rename=False)
+    r = _keyless(s.layout.write_tar(tmp_path / "keyless.tar"), d / "trusted_root.json")
+    assert _sig(r, "sigstore-bundle").status == "subject-mismatch"
+    [f] = _codes(r, "signature.subject-mismatch")
+    assert "its bytes were changed" in f.detail and not _codes(r, "signature.verified", "signature.invalid")
+
+
+def test_keyless_bundle_without_a_root_names_the_options(tmp_path, sigstore_made_here):
+    store, d = sigstore_made_here
+    path = sd.keyless_layout(store, ID, ISSUER).layout.write_tar(tmp_path / "keyless.tar")
+    [f] = _codes(analyze(str(path)), "signature.unverified")
+    assert f.severity.value == "low" and "--trusted-root" in f.detail and "--identity" in f.detail
+    res = _cli(
+        path,
+        "--trusted-root",
+        d / "trusted_root.json",
+        "--identity",
+        ID,
+        "--issuer",
+        ISSUER,
+        "--require-signature",
+        "-q",
+    )
+    assert res.exit_code == 0, res.output

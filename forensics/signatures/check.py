@@ -121,7 +121,7 @@ def _cosign_signature(item: Item, signing: Signing) -> _Judged:
 def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, h: Held) -> AttestationRecord:
     rec = AttestationRecord(
         index=0,
-        source=item.format,  # type: ignore[arg-type]  # cosign, sigstore-bundle, buildkit, referrer
+        source=item.format,  # cosign, sigstore-bundle, buildkit, referrer
         artifact=item.artifact,
         manifest_digest=item.ref.manifest.digest,
         attached_to=item.attached_to,
@@ -217,7 +217,10 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
     if b.error:
         j.problem = b.error
         return j, None
-    if b.certificate and signing.keyless is not None:
+    if b.envelope is None and artifact is None and (signing.keys or signing.keyless):
+        # What it signs is not here (or its bytes changed): the subject check says which.
+        j.crypto, j.option = "unsupported", "nothing: the manifest it signs is not in the archive"
+    elif b.certificate and signing.keyless is not None:
         ok, why_k, payload = keyless.verify_bundle(signing.keyless, item.data, artifact)
         j.crypto = "verified" if ok else "failed"
         j.by = (
@@ -238,8 +241,6 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
             j.crypto, j.by = _crypto_keys(
                 signing.keys, lambda ks: next((k for k in ks if k.verify(sig, artifact)), None)
             )
-        elif signing.keys or signing.keyless:
-            j.crypto, j.option = "unsupported", "nothing: the manifest it signs is not in the archive"
     if j.crypto in ("failed", "not-tried") and b.certificate and signing.keyless is None:
         j.crypto = "not-tried" if not signing.keys else "unsupported"
         j.option = ROOT_OPTION
