@@ -632,3 +632,61 @@ def keyless_layout(store: Sigstore, identity: str, issuer: str) -> Signed:
         {"dev.sigstore.bundle.content": "message-signature"},
     )
     return Signed(layout, manifest, digest, digest, ["keyless-bundle"])
+
+
+SPDX = "https://spdx.dev/Document"
+
+
+def sbom_statement(subject_digest: str) -> dict:
+    return {
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": f"pkg:docker/{REF}@5.2", "digest": {"sha256": subject_digest[7:]}}],
+        "predicateType": SPDX,
+        "predicate": {
+            "spdxVersion": "SPDX-2.3",
+            "name": "sbom",
+            "packages": [{"name": "busybox", "versionInfo": "1.36.1-r2", "SPDXID": "SPDXRef-busybox"}],
+        },
+    }
+
+
+def buildkit_attestation(layout: Layout, attached: str, statements: list[dict]) -> None:
+    """What `docker buildx build --attest` writes beside a platform manifest: an image-config
+    manifest whose layers are in-toto statements, named in the index with
+    vnd.docker.reference.type=attestation-manifest and platform unknown/unknown."""
+    layers = []
+    for st in statements:
+        layers.append(
+            {
+                "mediaType": IN_TOTO,
+                **layout.add(jdump(st)),
+                "annotations": {"in-toto.io/predicate-type": st["predicateType"]},
+            }
+        )
+    config = jdump(
+        {
+            "architecture": "unknown",
+            "os": "unknown",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [x["digest"] for x in layers]},
+        }
+    )
+    man = jdump(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_MANIFEST,
+            "config": {"mediaType": MT_CONFIG, **layout.add(config)},
+            "layers": layers,
+        }
+    )
+    layout.manifests.append(
+        {
+            "mediaType": MT_MANIFEST,
+            **layout.add(man),
+            "annotations": {
+                "vnd.docker.reference.digest": attached,
+                "vnd.docker.reference.type": "attestation-manifest",
+            },
+            "platform": {"architecture": "unknown", "os": "unknown"},
+        }
+    )

@@ -422,3 +422,27 @@ def test_keyless_bundle_without_a_root_names_the_options(tmp_path, sigstore_made
         "-q",
     )
     assert res.exit_code == 0, res.output
+
+
+def test_buildkit_attestations_are_unsigned_records_with_their_subjects(tmp_path):
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    sd.buildkit_attestation(layout, digest, [sd.statement(digest), sd.sbom_statement(digest)])
+    r = _scan(layout.write_tar(tmp_path / "buildkit.tar"))
+    assert r.verdict == "clean" and not _codes(r, *sd_codes()) and len(r.images) == 1
+    prov, sbom = r.attestations
+    assert prov.source == sbom.source == "buildkit" and prov.status == sbom.status == "unsigned"
+    assert prov.subjects[0].held == "manifest" and prov.slsa is not None and prov.slsa.version == "v1"
+    assert prov.sbom_predicate is None
+    # kept parsed, for the comparison with the packages in the layers (attestation.sbom-mismatch)
+    assert sbom.predicate_type == sd.SPDX and sbom.sbom_predicate["packages"][0]["name"] == "busybox"
+    assert any("unsigned" in n for n in r.signature_notes)
+
+
+def test_buildkit_attestation_about_another_image(tmp_path):
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    sd.buildkit_attestation(layout, digest, [sd.statement("sha256:" + "42" * 32)])
+    r = _scan(layout.write_tar(tmp_path / "buildkit.tar"))
+    [f] = _codes(r, "signature.subject-mismatch")
+    assert f.severity.value == "high" and "sha256:" + "42" * 32 in f.detail
