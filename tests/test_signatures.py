@@ -446,3 +446,64 @@ def test_buildkit_attestation_about_another_image(tmp_path):
     r = _scan(layout.write_tar(tmp_path / "buildkit.tar"))
     [f] = _codes(r, "signature.subject-mismatch")
     assert f.severity.value == "high" and "sha256:" + "42" * 32 in f.detail
+
+
+_NEST = b"[" * 5000 + b"]" * 5000
+HOSTILE_BLOBS = {
+    sd.SIMPLE_SIGNING: [
+        b"[]",
+        b'{"critical":[]}',
+        b'{"critical":{"image":{"docker-manifest-digest":5}}}',
+        _NEST,
+        b"\xff\xfe",
+    ],
+    sd.DSSE: [
+        b'{"payloadType":1}',
+        b'{"payloadType":"x","payload":"!!","signatures":"x"}',
+        b'{"payloadType":"x","payload":"e30=","signatures":[{"sig":5}]}',
+        _NEST,
+    ],
+    sd.BUNDLE: [
+        b'{"verificationMaterial":[],"messageSignature":{"signature":"%%"}}',
+        b'{"dsseEnvelope":{"payload":"e30="}}',
+        b'{"verificationMaterial":{"certificate":{"rawBytes":"AAAA"}},"messageSignature":{"signature":"AAAA"}}',
+    ],
+    "application/jose+json": [
+        b'{"payload":"x","protected":"x","signature":"x"}',
+        b'{"payload":"e30","protected":"eyJhbGciOiJQUzI1NiJ9","signature":"AA","header":{"x5c":[5,"AAAA"]}}',
+    ],
+}
+
+
+@pytest.mark.parametrize("with_key", [False, True], ids=["no-key", "key"])
+def test_hostile_signature_blobs_give_findings_not_tracebacks(tmp_path, key, keys_dir, with_key):
+    layout = sd.Layout()
+    manifest, digest = sd.image(layout)
+    n = 0
+    for media_type, blobs in HOSTILE_BLOBS.items():
+        for blob in blobs:
+            if media_type in (sd.SIMPLE_SIGNING, sd.DSSE):
+                notes = {
+                    "dev.cosignproject.cosign/signature": "MEUCIQ==",
+                    "dev.sigstore.cosign/certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+                }
+                sd._cosign_manifest(
+                    layout,
+                    digest,
+                    "sig" if media_type == sd.SIMPLE_SIGNING else "att",
+                    {"mediaType": media_type, **layout.add(blob), "annotations": notes},
+                )
+            else:
+                atype = sd.NOTATION if media_type.startswith("application/jose") else sd.BUNDLE
+                sd._referrer(layout, atype, media_type, blob, (digest, len(manifest)), {})
+            n += 1
+    path = layout.write_tar(tmp_path / "hostile.tar")
+    r = _scan(path, keys_dir / "cosign.pub") if with_key else _scan(path)
+    assert len(r.images) == 1 and len(r.signatures) + len(r.attestations) >= n - 4  # same-digest blobs dedupe
+    sig = _codes(r, *sd_codes())
+    assert sig and not _codes(r, "signature.verified")
+    assert {f.severity.value for f in sig} <= ({"critical", "low", "high"} if with_key else {"low", "high"})
+    from forensics.render.html import render_html
+    from forensics.render.signatures import render_signatures_text
+
+    assert render_html(r) and render_signatures_text(r)

@@ -65,6 +65,17 @@ def _short(d: str | None) -> str:
     return (d or "-")[:19]
 
 
+def _unread(j: _Judged, item: Item, what: str) -> None:
+    """The blob's bytes were not kept: absent (blob.missing says so), too large to hold, or not JSON."""
+    e = item.blob.entry
+    if e is None or e.error is not None:
+        j.crypto, j.option = "unsupported", f"nothing: the {what} blob is not in the archive, or cut short"
+    elif e.json_limit is not None and e.nbytes > e.json_limit:
+        j.crypto, j.option = "unsupported", f"nothing here: the {what} ({e.nbytes:,} bytes) exceeds the limit max_json"
+    else:
+        j.problem = f"the {what} is not a JSON document ({e.sniffed or 'data'}, {e.nbytes:,} bytes)"
+
+
 def _key_name(k: PublicKey) -> str:
     return f"--key {k.source} ({k.kind}, sha256 of its public key {k.key_id[:16]}…)"
 
@@ -95,7 +106,7 @@ def _cosign_signature(item: Item, signing: Signing) -> _Judged:
     )
     j = _Judged(rec, target=item.attached_to or p.digest, crypto="not-tried", option=KEY_OPTION)
     if item.data is None:
-        j.crypto, j.option = "unsupported", "nothing: the payload blob is not in the archive"
+        _unread(j, item, "payload")
         return j
     if p.error:
         j.problem = p.error
@@ -167,7 +178,7 @@ def _dsse_attestation(item: Item, signing: Signing, h: Held) -> tuple[_Judged, i
     rec.key_id = next((k for k, _ in env.signatures if k), None) if env is not None else None
     j = _Judged(rec, target=item.attached_to, crypto="not-tried", option=KEY_OPTION)
     if item.data is None:
-        j.crypto, j.option = "unsupported", "nothing: the envelope blob is not in the archive"
+        _unread(j, item, "envelope")
         return j, None
     if env is None or st is None:
         j.problem = f"the DSSE envelope cannot be read: {why or st_why}"
@@ -212,7 +223,7 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
         )
     j = _Judged(rec, target=item.attached_to, crypto="not-tried", option=ROOT_OPTION if b.certificate else KEY_OPTION)
     if item.data is None:
-        j.crypto, j.option = "unsupported", "nothing: the bundle blob is not in the archive"
+        _unread(j, item, "bundle")
         return j, None
     if b.error:
         j.problem = b.error
@@ -275,7 +286,7 @@ def _notation(item: Item, signing: Signing) -> _Judged:
     jws = notation.parse(item.data)
     rec.signed_digest, rec.identity = jws.target, jws.identity
     if item.data is None:
-        j.crypto, j.option = "unsupported", "nothing: the envelope blob is not in the archive"
+        _unread(j, item, "envelope")
         return j
     if jws.error:
         j.problem = jws.error

@@ -158,6 +158,15 @@ def certificate_identity(cert: object) -> tuple[str | None, str | None]:
 
     if not isinstance(cert, x509.Certificate):
         return None, None
+    try:
+        return _identity(cert)
+    except Exception:  # a hostile certificate's extensions are parsed lazily, and may raise anything
+        return None, None
+
+
+def _identity(cert) -> tuple[str | None, str | None]:
+    from cryptography import x509
+
     identity: str | None = None
     issuer: str | None = None
     try:
