@@ -560,24 +560,48 @@ class Sigstore:
         ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SCT_LIST_OID), _der_octets(sct_list))
         return builder().add_extension(ext, critical=False).sign(self.ca, hashes.SHA256())
 
-    def bundle(self, artifact: bytes, identity: str, issuer: str) -> bytes:
-        """A v0.3 keyless bundle: a message signature over `artifact` by a fresh key certified for `identity`."""
+    def bundle(self, artifact: bytes, identity: str, issuer: str, *, statement: bytes | None = None) -> bytes:
+        """A v0.3 keyless bundle by a fresh key certified for `identity`: a message signature over
+        `artifact`, or (`statement`) a DSSE envelope of an in-toto statement, logged as dsse 0.0.1."""
         import rfc8785
 
         signer = ec_key()
         cert = self.leaf(signer, identity, issuer)
-        sig = signer.sign(artifact, ec.ECDSA(hashes.SHA256()))
         pem = cert.public_bytes(serialization.Encoding.PEM)
-        body = jdump(
-            {
-                "apiVersion": "0.0.1",
-                "kind": "hashedrekord",
-                "spec": {
-                    "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
-                    "signature": {"content": b64(sig), "publicKey": {"content": b64(pem)}},
-                },
+        content: dict
+        if statement is None:
+            sig = signer.sign(artifact, ec.ECDSA(hashes.SHA256()))
+            body = jdump(
+                {
+                    "apiVersion": "0.0.1",
+                    "kind": "hashedrekord",
+                    "spec": {
+                        "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
+                        "signature": {"content": b64(sig), "publicKey": {"content": b64(pem)}},
+                    },
+                }
+            )
+            content = {
+                "messageSignature": {
+                    "messageDigest": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(artifact).digest())},
+                    "signature": b64(sig),
+                }
             }
-        )
+        else:
+            sig = signer.sign(pae(IN_TOTO, statement), ec.ECDSA(hashes.SHA256()))
+            envelope = {"payload": b64(statement), "payloadType": IN_TOTO, "signatures": [{"sig": b64(sig)}]}
+            body = jdump(
+                {
+                    "apiVersion": "0.0.1",
+                    "kind": "dsse",
+                    "spec": {
+                        "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(jdump(envelope)).hexdigest()},
+                        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+                        "signatures": [{"signature": b64(sig), "verifier": b64(pem)}],
+                    },
+                }
+            )
+            content = {"dsseEnvelope": envelope}
         log_id = hashlib.sha256(_spki(self.rekor)).digest()
         integrated = int(SIGNED_AT.timestamp())
         set_sig = self.rekor.sign(
@@ -597,7 +621,7 @@ class Sigstore:
                         {
                             "logIndex": "0",
                             "logId": {"keyId": b64(log_id)},
-                            "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                            "kindVersion": {"kind": json.loads(body)["kind"], "version": "0.0.1"},
                             "integratedTime": str(integrated),
                             "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
                             "inclusionProof": {
@@ -611,25 +635,25 @@ class Sigstore:
                         }
                     ],
                 },
-                "messageSignature": {
-                    "messageDigest": {"algorithm": "SHA2_256", "digest": b64(hashlib.sha256(artifact).digest())},
-                    "signature": b64(sig),
-                },
+                **content,
             }
         )
 
 
-def keyless_layout(store: Sigstore, identity: str, issuer: str) -> Signed:
-    """The image with a keyless sigstore bundle referrer over its manifest."""
+def keyless_layout(store: Sigstore, identity: str, issuer: str, *, attest_to: str | None = None) -> Signed:
+    """The image with a keyless sigstore bundle referrer: a message signature over its manifest,
+    or with `attest_to`, an attestation (DSSE, SLSA provenance) whose statement names that digest
+    ("" for the image's own)."""
     layout = Layout()
     manifest, digest = image(layout)
+    st = None if attest_to is None else jdump(statement(attest_to or digest))
     _referrer(
         layout,
         BUNDLE,
         BUNDLE,
-        store.bundle(manifest, identity, issuer),
+        store.bundle(manifest, identity, issuer, statement=st),
         (digest, len(manifest)),
-        {"dev.sigstore.bundle.content": "message-signature"},
+        {"dev.sigstore.bundle.content": "message-signature" if st is None else "dsse-envelope"},
     )
     return Signed(layout, manifest, digest, digest, ["keyless-bundle"])
 

@@ -507,3 +507,19 @@ def test_hostile_signature_blobs_give_findings_not_tracebacks(tmp_path, key, key
     from forensics.render.signatures import render_signatures_text
 
     assert render_html(r) and render_signatures_text(r)
+
+
+def test_keyless_dsse_attestation_verifies_and_its_subject_is_held(tmp_path, sigstore_made_here):
+    store, d = sigstore_made_here
+    good = sd.keyless_layout(store, ID, ISSUER, attest_to="")
+    r = _keyless(good.layout.write_tar(tmp_path / "att.tar"), d / "trusted_root.json")
+    [att] = r.attestations
+    assert att.source == "sigstore-bundle" and att.status == "verified" and att.identity == ID
+    assert att.subjects[0].held == "manifest" and att.slsa is not None
+    assert [f.severity.value for f in _codes(r, *sd_codes())] == ["info"]
+    other = _keyless(good.layout.write_tar(tmp_path / "att.tar"), d / "trusted_root.json", "x@example.com")
+    assert other.attestations[0].status == "invalid"
+    wrong = sd.keyless_layout(store, ID, ISSUER, attest_to="sha256:" + "43" * 32)
+    r = _keyless(wrong.layout.write_tar(tmp_path / "wrong.tar"), d / "trusted_root.json")
+    [f] = _codes(r, "signature.subject-mismatch")
+    assert f.severity.value == "high" and r.attestations[0].status == "subject-mismatch"
