@@ -714,3 +714,39 @@ def buildkit_attestation(layout: Layout, attached: str, statements: list[dict]) 
             "platform": {"architecture": "unknown", "os": "unknown"},
         }
     )
+
+
+def multiplatform(key) -> tuple[Layout, str, str, str]:
+    """An image index (tagged) over the relay image (linux/amd64) and a linux/arm64 manifest the
+    export left out, with cosign signatures over the index and over the absent manifest, as
+    `cosign sign --recursive` makes them. Returns (layout, index, manifest, absent) digests."""
+    layout = Layout()
+    manifest, digest = image(layout)
+    top = layout.manifests.pop()  # the image goes under the index instead
+    absent = "sha256:" + "a4" * 32
+    index = jdump(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_INDEX,
+            "manifests": [
+                {
+                    "mediaType": MT_MANIFEST,
+                    "digest": digest,
+                    "size": top["size"],
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                },
+                {
+                    "mediaType": MT_MANIFEST,
+                    "digest": absent,
+                    "size": 1234,
+                    "platform": {"architecture": "arm64", "os": "linux"},
+                },
+            ],
+        }
+    )
+    layout.manifests.append(
+        {"mediaType": MT_INDEX, **layout.add(index), "annotations": {"org.opencontainers.image.ref.name": f"{REF}:5.2"}}
+    )
+    cosign_signature(layout, key, sha(index))
+    cosign_signature(layout, key, absent)
+    return layout, sha(index), digest, absent

@@ -523,3 +523,18 @@ def test_keyless_dsse_attestation_verifies_and_its_subject_is_held(tmp_path, sig
     r = _keyless(wrong.layout.write_tar(tmp_path / "wrong.tar"), d / "trusted_root.json")
     [f] = _codes(r, "signature.subject-mismatch")
     assert f.severity.value == "high" and r.attestations[0].status == "subject-mismatch"
+
+
+def test_a_signature_over_the_index_covers_its_images(tmp_path, key, keys_dir):
+    layout, index, manifest, absent = sd.multiplatform(key)
+    path = layout.write_tar(tmp_path / "multi.tar")
+    r = _scan(path, keys_dir / "cosign.pub")
+    assert len(r.images) == 1 and r.images[0].manifest_digest == manifest
+    over_index = next(s for s in r.signatures if s.signed_digest == index)
+    assert over_index.status == "verified" and over_index.images == [0]
+    # the signature of the platform the export left out: low, since the index names it
+    over_absent = next(s for s in r.signatures if s.signed_digest == absent)
+    assert over_absent.status == "subject-mismatch"
+    [f] = _codes(r, "signature.subject-mismatch")
+    assert f.severity.value == "low" and "left it out" in f.detail
+    assert _cli(path, "--key", keys_dir / "cosign.pub", "--require-signature", "-q").exit_code == 0
