@@ -538,3 +538,33 @@ def test_a_signature_over_the_index_covers_its_images(tmp_path, key, keys_dir):
     [f] = _codes(r, "signature.subject-mismatch")
     assert f.severity.value == "low" and "left it out" in f.detail
     assert _cli(path, "--key", keys_dir / "cosign.pub", "--require-signature", "-q").exit_code == 0
+
+
+def test_a_keyless_cosign_signature_is_recorded_and_not_judged_by_another_key(tmp_path, key, keys_dir):
+    """cosign's legacy keyless form (certificate annotation, Rekor SET, no inclusion proof):
+    its identity is recorded; a --key that is not the certificate's does not make it invalid,
+    the certificate's own key given and failing does."""
+    from cryptography.hazmat.primitives import serialization
+
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    body = sd.payload(digest)
+    signer = sd.ec_key()
+    cert = sd.self_signed(signer, "keyless")
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    notes = {
+        "dev.cosignproject.cosign/signature": sd.b64(sd.sign(signer, body + b" ")),
+        "dev.sigstore.cosign/certificate": pem,
+    }
+    sd._cosign_manifest(
+        layout, digest, "sig", {"mediaType": sd.SIMPLE_SIGNING, **layout.add(body), "annotations": notes}
+    )
+    path = layout.write_tar(tmp_path / "keyless-cosign.tar")
+    r = _scan(path, keys_dir / "cosign.pub")
+    sig = _sig(r)
+    assert sig.certificate and sig.identity == "CN=keyless" and sig.status == "unverified"
+    [f] = _codes(r, "signature.unverified")
+    assert "cosign verify --offline" in f.detail
+    own = tmp_path / "cert-key.pub"
+    own.write_bytes(sd.public_pem(signer))
+    assert _sig(_scan(path, own)).status == "invalid"  # the signature (over other bytes) fails its own key

@@ -20,7 +20,7 @@ from forensics.models import AttestationRecord, AttestationSubject, Finding, Ima
 from forensics.read.model import Resolved
 from forensics.signatures import Signing, bundle, cosign, dsse, intoto, keyless, notation
 from forensics.signatures.inventory import Held, Item, blob_bytes_mismatch, held, items
-from forensics.signatures.keys import PublicKey, certificate_identity, load_certificate
+from forensics.signatures.keys import PublicKey, certificate_identity, key_id, load_certificate
 
 RAISES: tuple[Code, ...] = (
     "signature.verified",
@@ -76,6 +76,14 @@ def _unread(j: _Judged, item: Item, what: str) -> None:
         j.problem = f"the {what} is not a JSON document ({e.sniffed or 'data'}, {e.nbytes:,} bytes)"
 
 
+def _certified_key_given(cert: object, keys: list[PublicKey]) -> bool:
+    try:
+        kid = key_id(cert.public_key())  # type: ignore[attr-defined]
+    except Exception:  # a hostile certificate's key may not load
+        return False
+    return any(k.key_id == kid for k in keys)
+
+
 def _key_name(k: PublicKey) -> str:
     return f"--key {k.source} ({k.kind}, sha256 of its public key {k.key_id[:16]}…)"
 
@@ -118,10 +126,11 @@ def _cosign_signature(item: Item, signing: Signing) -> _Judged:
         j.other_digest = p.digest
     payload = item.data
     j.crypto, j.by = _crypto_keys(signing.keys, lambda ks: cosign.verify(item.blob, payload, ks))
-    if j.crypto != "verified" and cert is not None:
+    if j.crypto != "verified" and cert is not None and not _certified_key_given(cert, signing.keys):
         # A keyless signature: sigstore-python verifies bundles, which need an inclusion proof
-        # that cosign's legacy Rekor annotation does not carry.
-        j.crypto = "unsupported" if not signing.keys else j.crypto
+        # that cosign's legacy Rekor annotation does not carry. That another key does not verify
+        # it is expected; that the certificate's own key, given, does not is a failure.
+        j.crypto = "unsupported"
         j.option = (
             "cosign verify --offline (a keyless cosign signature with a certificate annotation; this "
             "version verifies keyless signatures only as sigstore bundles)"
@@ -184,7 +193,7 @@ def _dsse_attestation(item: Item, signing: Signing, h: Held) -> tuple[_Judged, i
         j.problem = f"the DSSE envelope cannot be read: {why or st_why}"
         return j, None
     j.crypto, j.by = _crypto_keys(signing.keys, env.verify)
-    if j.crypto != "verified" and cert is not None and not signing.keys:
+    if j.crypto != "verified" and cert is not None and not _certified_key_given(cert, signing.keys):
         j.crypto, j.option = "unsupported", "cosign verify-attestation --offline (a keyless cosign attestation)"
     _judge_subjects(j, st, h, item.attached_to)
     return j, st
