@@ -74,7 +74,7 @@ def artifact_kind(types: list[str], annotations: dict[str, str], refs: list[str]
     """signature, attestation, sbom or artifact: what the media types say first (they
     are what a verifier reads), then cosign's `kind` annotation and tag suffixes."""
     low = [t.lower() for t in types if t]
-    if any(t.startswith(SIGNATURE_TYPES) for t in low) or "dev.cosignproject.cosign/signature" in annotations:
+    if any(t.startswith(SIGNATURE_TYPES) for t in low):
         return "signature"
     if any(m in t for t in low for m in SBOM_MARKERS):
         return "sbom"
@@ -83,6 +83,9 @@ def artifact_kind(types: list[str], annotations: dict[str, str], refs: list[str]
         or annotations.get("vnd.docker.reference.type") == "attestation-manifest"
     ):
         return "attestation"
+    # cosign writes the signature annotation on attestation layers too (empty): after the media types
+    if "dev.cosignproject.cosign/signature" in annotations:
+        return "signature"
     kind_note = annotations.get("kind", "")  # cosign save: dev.cosignproject.cosign/sigs|atts|sboms
     for suffix, kind in (("sig", "signature"), ("att", "attestation"), ("sbom", "sbom")):
         if kind_note.endswith(f"/{suffix}s") or any(r.endswith(f".{suffix}") for r in refs):

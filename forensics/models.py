@@ -307,6 +307,69 @@ class NotExported(BaseModel):
     platform: str | None = None
 
 
+SignatureStatus = Literal["verified", "invalid", "subject-mismatch", "unverified", "unsigned"]
+
+
+class SignatureRecord(BaseModel):
+    """One signature found in the archive (forensics.signatures): what it claims, whether the
+    archive holds what it claims, and what checking it established."""
+
+    index: int
+    format: Literal["cosign", "sigstore-bundle", "notation"]
+    envelope: str  # simple-signing, dsse, message-signature, jws, cose
+    artifact: int | None = None  # index into Report.artifacts
+    manifest_digest: str | None = None  # of the signature manifest
+    attached_to: str | None = None  # the digest its tag or OCI 1.1 subject names
+    signed_digest: str | None = None  # the digest the signed payload names
+    subject_held: bool | None = None  # the archive holds a manifest whose bytes hash to it
+    images: list[int] = Field(default_factory=list)  # the images it covers (their manifest or index)
+    docker_reference: str | None = None  # simple-signing critical.identity.docker-reference
+    key_id: str | None = None  # as recorded (keyid, publicKey hint, x5c thumbprint)
+    identity: str | None = None  # certificate subject alternative name, as recorded
+    issuer: str | None = None  # certificate OIDC issuer extension, as recorded
+    certificate: bool = False  # carries a certificate (keyless, or notation x5c)
+    status: SignatureStatus = "unverified"
+    verified_with: str | None = None  # the --key file, or the trusted root
+    detail: str = ""
+
+
+class AttestationSubject(BaseModel):
+    name: str = ""
+    digest: str | None = None
+    held: Literal["manifest", "index", "config", "layer"] | None = None  # what the archive holds under it
+
+
+class SlsaSummary(BaseModel):
+    version: str = ""
+    builder_id: str | None = None
+    build_type: str | None = None
+    parameters: dict[str, str] = Field(default_factory=dict)  # externalParameters / invocation, as text
+    materials: list[str] = Field(default_factory=list)  # uri@alg:hex
+    materials_omitted: int = 0
+
+
+class AttestationRecord(BaseModel):
+    """One in-toto statement (cosign .att, sigstore bundle, BuildKit attestation manifest, a bare referrer)."""
+
+    index: int
+    source: Literal["cosign", "sigstore-bundle", "buildkit", "referrer"]  # referrer: a bare statement (unsigned)
+    artifact: int | None = None
+    manifest_digest: str | None = None
+    attached_to: str | None = None
+    predicate_type: str | None = None
+    subjects: list[AttestationSubject] = Field(default_factory=list)
+    images: list[int] = Field(default_factory=list)  # the images the manifest it is attached to covers
+    signed: bool = False  # in a signed envelope (BuildKit statements are not)
+    status: SignatureStatus = "unverified"
+    verified_with: str | None = None
+    key_id: str | None = None
+    identity: str | None = None
+    slsa: SlsaSummary | None = None
+    # An SBOM predicate, parsed, for the comparison with the layers' packages (attestation.sbom-mismatch).
+    sbom_predicate: Any = None
+    detail: str = ""
+
+
 class ToolInfo(BaseModel):
     name: str = "forensics"
     version: str
@@ -463,3 +526,6 @@ class Report(BaseModel):
     suppressed: list[SuppressedFinding] = Field(default_factory=list)  # forensics.suppress: out of the verdict
     suppression: Suppression | None = None  # the suppression files read, None when none was
     packages: list[ImagePackages] = Field(default_factory=list)  # forensics.history.inventory, per image
+    signatures: list[SignatureRecord] = Field(default_factory=list)  # forensics.signatures
+    attestations: list[AttestationRecord] = Field(default_factory=list)
+    signature_notes: list[str] = Field(default_factory=list)  # what was and could not be checked

@@ -39,6 +39,8 @@ from forensics.read import read_input
 from forensics.read.model import Archive, Digest, LimitHit, Resolved, ResolvedImage
 from forensics.read.seekable import SeekableSource
 from forensics.read.source import NoSource
+from forensics.signatures import Signing
+from forensics.signatures import check as check_signatures
 from forensics.untrusted import Doc
 from forensics.verify import blobs, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
@@ -394,6 +396,7 @@ def analyze(
     command: list[str] | None = None,
     verify_packages: str = "all",
     custody: Custody | None = None,
+    signing: Signing | None = None,
 ) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
@@ -418,6 +421,8 @@ def analyze(
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
         findings += analyze_images(images, res, member_source(source), verify_packages, packages)
+    signed = check_signatures(res, images, signing)  # forensics.signatures: --key, --trusted-root
+    findings += signed.findings
     findings = sort_findings(_dedupe(findings))
     assign_ids(findings)
     for n, f in enumerate(findings):  # let each history step point at its findings
@@ -436,6 +441,9 @@ def analyze(
         not_exported=_not_exported(res),
         findings=findings,
         pins=refs.pin_results(res, pins),
+        signatures=signed.signatures,
+        attestations=signed.attestations,
+        signature_notes=signed.notes,
         analysis=Analysis(
             started=started,
             finished=_now(),

@@ -20,7 +20,7 @@ EXPECTED = {
     "skopeo-index-only.oci.tar": (0, 0, {"blob.not-exported"}),
     "skopeo-index-one-platform.oci.tar": (1, 0, {"blob.not-exported"}),
     "ctr-export-one-platform.docker-oci.tar": (1, 0, {"blob.not-exported"}),
-    "image-with-artifacts.oci.tar": (1, 3, set()),
+    "image-with-artifacts.oci.tar": (1, 3, {"signature.unverified"}),  # signed, no --key given
 }
 
 

@@ -152,9 +152,10 @@ def run_analysis(
     custody: Custody | None = None,
     outputs: Outputs | None = None,
     keep_input: str | None = None,
+    signing=None,
 ):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
-    copied into a file of `outputs` as it is read."""
+    copied into a file of `outputs` as it is read. `signing`: forensics.signatures.Signing."""
     from forensics.archive.scan import InputError
     from forensics.evidence import EvidenceError, StreamCopy
     from forensics.pipeline import analyze
@@ -178,6 +179,7 @@ def run_analysis(
             command=["forensics", *sys.argv[1:]],
             verify_packages=verify_packages,
             custody=custody,
+            signing=signing,
         )
     except (InputError, PinError) as exc:
         raise fail(str(exc))

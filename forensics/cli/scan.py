@@ -21,6 +21,7 @@ from forensics.cli.common import (
     run_analysis,
     sarif_text,
 )
+from forensics.render.safe import visible
 
 if TYPE_CHECKING:
     from forensics.evidence import Outputs
@@ -105,6 +106,34 @@ def scan(
         "evidence. `trivy sbom FILE` and `grype sbom:FILE` scan it offline. Needs the history analysis.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
+    key: list[str] = typer.Option(
+        [],
+        "--key",
+        metavar="FILE",
+        help="a signer's PEM public key (ECDSA P-256/P-384, RSA, Ed25519; e.g. cosign.pub); repeatable. "
+        "Verifies cosign signatures (over the simple-signing payload, whose digest must be a manifest of "
+        "the archive), DSSE attestations (over the PAE), key-based sigstore bundles and notation JWS. "
+        "A signature that verifies with none of them is CRITICAL signature.invalid.",
+    ),
+    trusted_root: str | None = typer.Option(
+        None,
+        "--trusted-root",
+        metavar="FILE",
+        help="a sigstore trusted_root.json you carried in: verifies keyless sigstore bundles offline "
+        "(needs --identity and --issuer, and the extra: pip install 'container-image-forensics[sigstore]'). "
+        "An offline check cannot tell whether that root is current or whether anything was revoked.",
+    ),
+    identity: str | None = typer.Option(
+        None, "--identity", metavar="ID", help="with --trusted-root: the signer identity required (certificate SAN)."
+    ),
+    issuer: str | None = typer.Option(
+        None, "--issuer", metavar="URL", help="with --trusted-root: the OIDC issuer required of the certificate."
+    ),
+    require_signature: bool = typer.Option(
+        False,
+        "--require-signature",
+        help="exit 1 unless every image has a signature that verifies with --key or --trusted-root.",
+    ),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
 
@@ -130,6 +159,8 @@ def scan(
       forensics scan image.tar --expect-file deploy.lock --case IR-2291 --examiner "J. Doe" --html report.html
 
       forensics scan image.tar --cyclonedx sbom.cdx.json   (then: trivy sbom sbom.cdx.json)
+
+      forensics scan signed-oci.tar --key cosign.pub --require-signature
     """
     from forensics.case import case_record
     from forensics.evidence import Outputs
@@ -137,6 +168,7 @@ def scan(
     pins = read_pins(expect, expect_file)
     if cyclonedx_out is not None and not history:
         raise fail("--cyclonedx lists the packages the history analysis reads; it cannot be used with --no-history")
+    signing = load_signing_options(key, trusted_root, identity, issuer, require_signature)
     outs = [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out), ("--cyclonedx", cyclonedx_out)]
     [custody] = guard([archive], outs, keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
@@ -150,6 +182,7 @@ def scan(
             custody=custody,
             outputs=outputs,
             keep_input=keep_input,
+            signing=signing,
         )
         finish(custody, report)
         report.case = case_record(case, examiner, note)
@@ -168,9 +201,36 @@ def scan(
             from forensics.render.suppressed import render_suppressed_text
 
             typer.echo(render_suppressed_text(report, show_suppressed), nl=False)
+        if not quiet and json_out != "-" and not to_stdout and unreadable is None:
+            from forensics.render.signatures import render_signatures_text
+
+            typer.echo(render_signatures_text(report), nl=False)
     if unreadable is not None:
         raise fail(unreadable)
-    raise typer.Exit(exit_for(report, fail_on))
+    code = exit_for(report, fail_on)
+    if require_signature:
+        from forensics.signatures.check import require_failures
+
+        unsigned = require_failures(report)
+        for line in unsigned:
+            typer.echo(f"forensics: --require-signature: {visible(line)}", err=True)
+        code = max(code, 1 if unsigned else 0)
+    raise typer.Exit(code)
+
+
+# --key / --trusted-root / --identity / --issuer / --require-signature (forensics.signatures)
+
+
+def load_signing_options(key, trusted_root, identity, issuer, require_signature):
+    """Read before the input: a key file that cannot be used is a usage error (exit 2)."""
+    from forensics.signatures import SigningError, load_signing
+
+    if require_signature and not key and not trusted_root:
+        raise fail("--require-signature needs something to verify with: --key FILE or --trusted-root FILE")
+    try:
+        return load_signing(key, trusted_root, identity, issuer)
+    except SigningError as exc:
+        raise fail(str(exc))
 
 
 def cyclonedx_text(report, path: str | None, outputs: "Outputs") -> str | None:

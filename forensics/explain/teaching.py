@@ -507,7 +507,7 @@ TEACHING: dict[str, Teaching] = {
         ("None: it states a verification.",),
     ),
     "signature.invalid": Teaching(
-        "high",
+        "critical (low, as signature.unverified, when nothing was given to verify with)",
         "A signature that does not verify, or that signs a payload naming another digest, vouches for nothing; "
         "shipped beside an image, it suggests the image was changed after signing.",
         "Change the image and keep the old signature, or copy a valid signature of another image.",
@@ -521,7 +521,7 @@ TEACHING: dict[str, Teaching] = {
         ("The wrong key supplied.",),
     ),
     "signature.subject-mismatch": Teaching(
-        "high",
+        "high (low when an index names the subject but the export left it out)",
         "A signature or attestation about a manifest the archive does not hold (or whose bytes do not hash to "
         "it) does not vouch for this image.",
         "Ship the genuine image's signature beside a forged image.",
@@ -535,7 +535,7 @@ TEACHING: dict[str, Teaching] = {
         ("Signatures of other platforms of a multi-platform image whose manifests were not exported.",),
     ),
     "signature.unverified": Teaching(
-        "low",
+        "low (info for a signer not given when another signature of the manifest verified)",
         "Signatures are present but nothing was given to verify them with: their presence proves nothing.",
         "Ship any signature at all, betting that its presence is taken for a verification.",
         (

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from forensics.models import Report
 from forensics.render.safe import finalize_html
+from forensics.render.signatures import signatures_view
 from forensics.render.suppressed import suppressed_view
 from forensics.render.view import Limits, build_view
 
@@ -82,7 +83,10 @@ def render_html(report: Report, *, limits: Limits | None = None) -> str:
     template = _env().get_template("report.html.j2")
     return template.render(
         v=view,
-        sup=suppressed_view(report),  # forensics.render.suppressed: the findings a suppression file set apart
+        sup=suppressed_view(report),
+        sig=signatures_view(
+            report
+        ),  # forensics.render.signatures: signatures and attestations  # forensics.render.suppressed: the findings a suppression file set apart
         csp=content_security_policy(script),
         # trusted static assets shipped in the wheel, not data from the image
         css=Markup(css),
