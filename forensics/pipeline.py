@@ -13,6 +13,7 @@ from forensics.archive.layerscan import Limits
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
 from forensics.history import accounts, analyze_images, unitlinks
+from forensics.hashsets import HashSet
 from forensics.history.coverage import set_absent_platforms
 from forensics.models import (
     Analysis,
@@ -38,7 +39,7 @@ from forensics.read.model import Archive, Digest, LimitHit, Resolved, ResolvedIm
 from forensics.read.seekable import SeekableSource
 from forensics.read.source import NoSource
 from forensics.untrusted import Doc
-from forensics.verify import blobs, layers, refs, structure
+from forensics.verify import blobs, knownbad, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
 
 ProgressFn = Callable[[int, int | None], None]
@@ -390,11 +391,17 @@ def analyze(
     command: list[str] | None = None,
     verify_packages: str = "all",
     custody: Custody | None = None,
+    known_bad: HashSet | None = None,
+    known_good: HashSet | None = None,
+    on_read: Callable[[Resolved], None] | None = None,
 ) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
-    its end check (Custody.finish) is the caller's, after its last read of the input."""
+    its end check (Custody.finish) is the caller's, after its last read of the input.
+    `known_bad` / `known_good` are the user's hash sets (forensics.hashsets); `on_read` is
+    handed the model once read (forensics.export needs the layer blobs and the md5s taken
+    in the pass, which the report does not carry)."""
     # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
     expect = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
@@ -403,6 +410,8 @@ def analyze(
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
     res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     inv = res.archive
+    if on_read is not None:
+        on_read(res)
     findings, files_by_entry = _verify(inv, res, expect)
     allowance = _Allowance(limits or Limits(), inv.input_size)
     images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
@@ -412,7 +421,8 @@ def analyze(
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, member_source(source), verify_packages)
+        findings += analyze_images(images, res, member_source(source), verify_packages, known_good=known_good)
+    findings += knownbad.check(images, known_bad)
     findings = sort_findings(_dedupe(findings))
     assign_ids(findings)
     for n, f in enumerate(findings):  # let each history step point at its findings

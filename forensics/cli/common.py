@@ -140,9 +140,11 @@ def run_analysis(
     custody: Custody | None = None,
     outputs: Outputs | None = None,
     keep_input: str | None = None,
+    **options,
 ):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
-    copied into a file of `outputs` as it is read."""
+    copied into a file of `outputs` as it is read. `options` go to `pipeline.analyze` as they
+    are (known_bad, known_good, on_read)."""
     from forensics.pipeline import analyze
     from forensics.render.progress import Progress
 
@@ -163,6 +165,7 @@ def run_analysis(
             command=["forensics", *sys.argv[1:]],
             verify_packages=verify_packages,
             custody=custody,
+            **options,
         )
     except (InputError, PinError) as exc:
         raise fail(str(exc))

@@ -93,6 +93,21 @@ def scan(
     show_suppressed: bool = typer.Option(
         False, "--show-suppressed", help="list each suppressed finding with its statement (default: a count)."
     ),
+    known_bad: list[str] = typer.Option(
+        [],
+        "--known-bad",
+        metavar="FILE",
+        help="a hash set of files you know to be bad: a hashdeep file (hashdeep -c md5,sha256) or lines "
+        "`<sha256> [label]` (sha256sum output works). Every file of every layer whose sha256 is in it is a "
+        "HIGH file.known-bad finding. Repeatable; a malformed line is an error naming FILE:LINE (exit 2).",
+    ),
+    known_good: list[str] = typer.Option(
+        [],
+        "--known-good",
+        metavar="FILE",
+        help="a hash set of files you trust, in the same formats: a file of the final filesystem in it counts "
+        "as verified in the coverage where nothing stronger vouches for it. It never hides a finding. Repeatable.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
 ) -> None:
     """Verify every digest of an image archive and report what its metadata does not explain.
@@ -121,6 +136,7 @@ def scan(
     pins = read_pins(expect, expect_file)
     [custody] = guard([archive], [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out)], keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
+    hash_sets = load_hash_sets(known_bad, known_good)
     with Outputs() as outputs:
         report = run_analysis(
             archive,
@@ -131,6 +147,7 @@ def scan(
             custody=custody,
             outputs=outputs,
             keep_input=keep_input,
+            **hash_sets,
         )
         finish(custody, report)
         report.case = case_record(case, examiner, note)
@@ -181,3 +198,16 @@ def apply_suppressions(report, loaded) -> None:
     apply(report, loaded)
     for line in notice(report):
         typer.echo(f"forensics: {line}", err=True)
+
+
+# --known-bad / --known-good (forensics.hashsets)
+
+
+def load_hash_sets(known_bad: list[str], known_good: list[str]) -> dict:
+    """Both sets, read before the input is (a malformed line is bad usage: exit 2)."""
+    from forensics.hashsets import HashSetError, load
+
+    try:
+        return {"known_bad": load("--known-bad", known_bad), "known_good": load("--known-good", known_good)}
+    except HashSetError as exc:
+        raise fail(str(exc))

@@ -10,6 +10,7 @@ was written (content), and verify package files against their records
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 
 from forensics.history import (
     accounts,
@@ -91,6 +92,7 @@ def analyze_image(
     archive_time: float | None = None,
     verify_packages: str = "all",
     known_digests: list[dict[str, str]] | None = None,
+    known_good: Container[str] | None = None,
 ) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
@@ -291,6 +293,7 @@ def analyze_image(
         {h.index: h.created_by or "" for h in img.history},
         records=record_status,
         copy_verified=copy_verified,
+        known_good=known_good,
     )
     return findings
 
@@ -337,7 +340,12 @@ def _layer_of_step(img: Image, h_i: int) -> int | None:
 
 
 def analyze_images(
-    images: list[Image], res: Resolved, source: MemberSource, verify_packages: str = "all"
+    images: list[Image],
+    res: Resolved,
+    source: MemberSource,
+    verify_packages: str = "all",
+    *,
+    known_good: Container[str] | None = None,
 ) -> list[Finding]:
     """`verify_packages`: "all" (default) checks every recorded package digest, reading the
     md5/sha1-recorded files again through `source` (a second, targeted pass); "changed"
@@ -358,7 +366,7 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known)
+        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, known_good)
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
