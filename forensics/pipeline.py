@@ -12,8 +12,8 @@ from forensics import __version__
 from forensics.archive.layerscan import Limits
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
-from forensics.history import accounts, analyze_images, unitlinks
 from forensics.hashsets import HashSet
+from forensics.history import accounts, analyze_images, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.models import (
     Analysis,
