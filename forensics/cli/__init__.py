@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from forensics.cli import diff, explain, history, report, scan, schema, version
+from forensics.cli import diff, explain, hashes, history, report, scan, schema, version
 from forensics.cli.common import EXIT_DOC
 from forensics.cli.diff import DIFF_EXIT_DOC
 
@@ -37,6 +37,7 @@ app.command("report")(report.report)
 app.command()(schema.schema)
 app.command()(version.version)
 app.command()(explain.explain)
+app.command()(hashes.hashes)
 
 
 def main() -> None:
