@@ -51,7 +51,8 @@ def hashes(
       forensics hashes image.tar --layer 2 | grep -v '^#'
     """
     from forensics.export.hashdeep import hashdeep_lines, rows
-    from forensics.export.layers import layer_views, merged as merge
+    from forensics.export.layers import layer_views
+    from forensics.export.layers import merged as merge
     from forensics.pipeline import member_source
 
     if layer is not None and merged:
