@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from forensics.cli import diff, explain, hashes, history, report, scan, schema, version
+from forensics.cli import diff, explain, extract, hashes, history, report, scan, schema, version
 from forensics.cli.common import EXIT_DOC
 from forensics.cli.diff import DIFF_EXIT_DOC
 
@@ -38,6 +38,7 @@ app.command()(schema.schema)
 app.command()(version.version)
 app.command()(explain.explain)
 app.command()(hashes.hashes)
+app.command()(extract.extract)
 
 
 def main() -> None:
