@@ -68,6 +68,7 @@ def extract(
     name = file_name(wanted)
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise fail(f"-o {shown(out_dir)} exists and is not a directory")
+    outputs: list[tuple[str, str | None]]
     if os.path.isdir(out_dir):
         outputs = [("--output", os.path.join(out_dir, n)) for n in (name, MANIFEST)]
         for _, p in outputs:
