@@ -70,10 +70,11 @@ def extract(
         raise fail(f"-o {shown(out_dir)} exists and is not a directory")
     outputs: list[tuple[str, str | None]]
     if os.path.isdir(out_dir):
-        outputs = [("--output", os.path.join(out_dir, n)) for n in (name, MANIFEST)]
-        for _, p in outputs:
+        targets = [os.path.join(out_dir, n) for n in (name, MANIFEST)]
+        for p in targets:
             if os.path.lexists(p):
                 raise fail(f"{p} exists; extract never overwrites: choose another -o DIR")
+        outputs = [("--output", p) for p in targets]
     else:
         outputs = [("--output", out_dir)]
     [custody] = guard([archive], outputs)  # never into the evidence (an input directory)
