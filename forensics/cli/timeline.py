@@ -29,10 +29,11 @@ def timeline(
         help="bodyfile (The Sleuth Kit 3.x, for `mactime -b`), jsonl (Timesketch JSON lines) or csv.",
     ),
     out: str | None = typer.Option(None, "--output", "-o", metavar="FILE", help="write to FILE (default stdout)."),
-    findings: bool = typer.Option(
+    history: bool = typer.Option(
         True,
-        "--findings/--no-findings",
-        help="run the full analysis and add each finding as a tagged event (default); --no-findings only reads.",
+        "--history/--no-history",
+        help="hold the history to the layers, as scan does, for its findings (default); --no-history only "
+        "reads and verifies the archive (its findings are still events).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no summary on stderr."),
 ) -> None:
@@ -55,7 +56,7 @@ def timeline(
 
       forensics timeline image.tar --format jsonl -o image.jsonl     # timesketch_importer image.jsonl
 
-      forensics timeline image.tar -f csv --no-findings | less -S
+      forensics timeline image.tar -f csv --no-history | less -S
     """
     from forensics.export.layers import layer_views
     from forensics.export.timeline import WRITERS, Skipped, events
@@ -63,7 +64,7 @@ def timeline(
     [custody] = guard([archive], [("--output", out)])
     models: list = []
     with Outputs() as outputs:
-        report = run_analysis(archive, [], findings, quiet, custody=custody, on_read=models.append)
+        report = run_analysis(archive, [], history, quiet, custody=custody, on_read=models.append)
         unreadable = not_an_image(report, archive)
         if unreadable is not None:
             raise fail(unreadable)
