@@ -67,8 +67,8 @@ def hashes(
         if unreadable is not None:
             raise fail(unreadable)
         if not report.images:
-        raise fail(f"{shown(archive)}: no image could be read from the archive (`forensics scan` says why)")
-    if not 0 <= image < len(report.images):
+            raise fail(f"{shown(archive)}: no image could be read from the archive (`forensics scan` says why)")
+        if not 0 <= image < len(report.images):
             raise fail(f"--image {image}: the archive holds {len(report.images)} image(s), numbered from 0")
         img = report.images[image]
         steps = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
