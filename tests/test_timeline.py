@@ -111,6 +111,24 @@ def test_bodyfile_of_corpus_images_is_read_by_mactime(tmp_path, rel):
     assert len(mactime(out)) == sum(1 for r in rows if int(r[8]) >= DAY)
 
 
+@pytest.mark.parametrize("rel", ["clean/lantern-and-base-dockerd.docker.tar", "clean/lantern-zstd.oci-layout.tar"])
+def test_jsonl_of_corpus_images_has_every_entry_and_history_time(tmp_path, rel):
+    sample = CORPUS / rel
+    if not sample.exists():
+        pytest.skip(f"corpus sample {rel} not found")
+    events = [json.loads(x) for x in timeline(tmp_path, sample, "jsonl").read_text().splitlines()]
+    assert all({"message", "datetime", "timestamp_desc"} <= e.keys() for e in events)
+    report = analyzed(sample)
+    entries = [e for e in events if e["data_type"] == "container:layer:entry"]
+    assert len(entries) == entry_count(report)
+    digests = {(i.index, la.index): la.digest for i in report.images for la in i.layers}
+    assert all(e["layer_digest"] == digests[(e["image"], e["layer"])] for e in entries)
+    history = [e for e in events if e["data_type"] == "container:history:created"]
+    assert len(history) == sum(1 for i in report.images for h in i.history if h.created)
+    findings = [e for e in events if e["data_type"] == "forensics:finding"]
+    assert len(findings) == len(report.findings)
+
+
 def test_jsonl_has_timesketch_fields_and_the_history_times(tmp_path):
     lines = timeline(tmp_path, FORGED, "jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]

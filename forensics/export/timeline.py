@@ -112,7 +112,8 @@ class Skipped:
 
 
 def events(report: Report, views: list[list[LayerView]], skipped: Skipped | None = None) -> Iterator[Event]:
-    """Every event of the report, image by image; `views[i]` are image i's layers."""
+    """Every event of the report, image by image; `views[i]` are image i's layers. Findings
+    about no image are placed with the first one; with no image, there is nothing to place."""
     skipped = skipped if skipped is not None else Skipped()
     multi = len(report.images) > 1
     for img, layers in zip(report.images, views):
@@ -149,7 +150,9 @@ def events(report: Report, views: list[list[LayerView]], skipped: Skipped | None
                 diff_id=v.diff_id if v else None,
                 step=h.index,
             )
-        mine = [f for f in report.findings if f.image == img.index]
+        # Findings about the archive itself (no image) go with the first image, at its config time.
+        first = img is report.images[0]
+        mine = [f for f in report.findings if f.image == img.index or (f.image is None and first)]
         wanted = {(f.layer, f.path) for f in mine if f.layer is not None and f.path}
         mtimes: dict[tuple[int, str], float] = {}
         for v in layers:
