@@ -46,7 +46,7 @@ def one(path: str, repeat: int) -> None:
     size = os.path.getsize(path) / 2**20
     print(f"{path}: {size:.1f} MiB, {len(views)} layers; pass (history off) {t_pass:.2f} s")
     for label, nodes in (("merged", merged(views).nodes), ("every layer", None)):
-        selected = list(rows(views, nodes))
+        selected = list(rows(views, nodes, per_layer=nodes is None))
         stats: dict[str, int] = {}
 
         def run(selected=selected, stats=stats) -> int:

@@ -204,3 +204,15 @@ def test_hashes_refusals(tmp_path):
     assert res.exit_code == 2 and "3 layer(s)" in res.output
     res = runner.invoke(app, ["hashes", "-"])
     assert res.exit_code == 2 and "not stdin" in res.output
+
+
+def test_every_layer_names_are_prefixed_even_for_one_layer(tmp_path):
+    from hostile import M, image_tar
+
+    archive = image_tar(
+        tmp_path, [[M("etc/", type="dir"), M("etc/motd", b"hi\n")]], [{"created": "2023-11-14T22:13:20Z"}]
+    )
+    _, every = hashdeep_rows(hashes(tmp_path, archive))
+    _, layer0 = hashdeep_rows(hashes(tmp_path, archive, "--layer", "0", name="l0.hashdeep"))
+    assert [r[3] for r in every] == ["layer/0/etc/motd"] and [r[3] for r in layer0] == ["etc/motd"]
+    assert every[0][:3] == layer0[0][:3] == (3, md5(b"hi\n"), sha256(b"hi\n"))

@@ -76,7 +76,7 @@ def hashes(
         if layer is not None and not 0 <= layer < len(views):
             raise fail(f"--layer {layer}: image {image} has {len(views)} layer(s), numbered from 0")
         chosen = [views[layer]] if layer is not None else views
-        selected = list(rows(chosen, merge(views).nodes if merged else None))
+        selected = list(rows(chosen, merge(views).nodes if merged else None, per_layer=layer is None and not merged))
         what = f"layer {layer} ({views[layer].digest})" if layer is not None else "merged" if merged else "every layer"
         comments = [
             f"Invoked from: {os.getcwd()}",

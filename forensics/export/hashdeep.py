@@ -45,9 +45,10 @@ class Row:
     name: str  # as written in the set
 
 
-def rows(views: list[LayerView], merged_nodes: dict | None) -> Iterator[Row]:
+def rows(views: list[LayerView], merged_nodes: dict | None, *, per_layer: bool = False) -> Iterator[Row]:
     """The files listed: every regular file (and hardlink, with its target's bytes) of the
-    views, or of the merged filesystem when `merged_nodes` (Overlay.nodes) is given."""
+    views, or of the merged filesystem when `merged_nodes` (Overlay.nodes) is given;
+    `per_layer` names them `layer/N/<path>` (every layer listed side by side)."""
     by_index = {v.index: v for v in views}
     if merged_nodes is not None:
         for path in sorted(merged_nodes):
@@ -57,7 +58,6 @@ def rows(views: list[LayerView], merged_nodes: dict | None) -> Iterator[Row]:
             if member is not None:
                 yield Row(view, path, node.entry, member, path.lstrip("/"))
         return
-    prefix = len(views) > 1 or None
     for view in views:
         last = {f.path: f for f in view.files}  # a duplicated member: the copy extraction leaves
         for f in view.files:
@@ -67,7 +67,7 @@ def rows(views: list[LayerView], merged_nodes: dict | None) -> Iterator[Row]:
             if member is None:
                 continue
             name = f.path.lstrip("/")
-            yield Row(view, f.path, f, member, f"layer/{view.index}/{name}" if prefix else name)
+            yield Row(view, f.path, f, member, f"layer/{view.index}/{name}" if per_layer else name)
 
 
 def _sha256(view: LayerView, member: str) -> str | None:
