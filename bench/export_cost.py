@@ -39,7 +39,9 @@ def best(fn, repeat: int):
 
 def one(path: str, repeat: int) -> None:
     models: list = []
-    (report, t_pass) = best(lambda: (models.clear(), analyze(path, history=False, on_read=models.append))[1], repeat)
+    (report, t_pass) = best(
+        lambda: (models.clear(), analyze(path, history=False, on_read=models.append, md5_in_pass=True))[1], repeat
+    )
     img = report.images[0]
     steps = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
     views = layer_views(models[0], 0, steps)

@@ -394,6 +394,7 @@ def analyze(
     known_bad: HashSet | None = None,
     known_good: HashSet | None = None,
     on_read: Callable[[Resolved], None] | None = None,
+    md5_in_pass: bool = False,
 ) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
@@ -401,12 +402,15 @@ def analyze(
     its end check (Custody.finish) is the caller's, after its last read of the input.
     `known_bad` / `known_good` are the user's hash sets (forensics.hashsets); `on_read` is
     handed the model once read (forensics.export needs the layer blobs and the md5s taken
-    in the pass, which the report does not carry)."""
+    in the pass, which the report does not carry); `md5_in_pass` takes those md5s even
+    without the history analysis."""
     # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
     expect = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
     custody = custody or Custody.start_of(source)
-    if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
+    # md5/sha1 for package records only when all are checked, or for an export that lists md5s
+    # (`forensics hashes`: a dpkg/apk layer's md5s in the pass, not in a second read)
+    if (not history or verify_packages != "all") and not md5_in_pass:
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
     res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     inv = res.archive

@@ -62,7 +62,7 @@ def hashes(
     [custody] = guard([archive], [("--output", out)])
     models: list = []
     with Outputs() as outputs:
-        report = run_analysis(archive, [], False, quiet, custody=custody, on_read=models.append)
+        report = run_analysis(archive, [], False, quiet, custody=custody, on_read=models.append, md5_in_pass=True)
         unreadable = not_an_image(report, archive)
         if unreadable is not None:
             raise fail(unreadable)
