@@ -7,9 +7,8 @@ import os
 import typer
 
 from forensics import __version__
-from forensics.case import case_record
 from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, run_analysis
-from forensics.evidence import shown
+from forensics.render.safe import visible as shown
 
 
 def extract(
@@ -54,6 +53,7 @@ def extract(
 
       forensics extract image.tar /usr/local/bin/relayd --layer 1 -o evidence-layer1/ --case IR-2291
     """
+    from forensics.case import case_record
     from forensics.export.extract import MANIFEST, ExtractError, file_name, image_path, locate
     from forensics.export.extract import extract as write_out
     from forensics.export.layers import layer_views

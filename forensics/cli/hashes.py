@@ -10,7 +10,7 @@ import typer
 
 from forensics import __version__
 from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, run_analysis
-from forensics.evidence import EvidenceError, Outputs, shown
+from forensics.render.safe import visible as shown
 
 
 def hashes(
@@ -50,6 +50,7 @@ def hashes(
 
       forensics hashes image.tar --layer 2 | grep -v '^#'
     """
+    from forensics.evidence import EvidenceError, Outputs
     from forensics.export.hashdeep import hashdeep_lines, rows
     from forensics.export.layers import layer_views
     from forensics.export.layers import merged as merge

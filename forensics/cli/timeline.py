@@ -8,7 +8,7 @@ from enum import StrEnum
 import typer
 
 from forensics.cli.common import fail, finish, guard, not_an_image, run_analysis
-from forensics.evidence import EvidenceError, Outputs, shown
+from forensics.render.safe import visible as shown
 
 
 class TimelineFormat(StrEnum):
@@ -58,6 +58,7 @@ def timeline(
 
       forensics timeline image.tar -f csv --no-history | less -S
     """
+    from forensics.evidence import EvidenceError, Outputs
     from forensics.export.layers import layer_views
     from forensics.export.timeline import WRITERS, Skipped, events
 

@@ -366,7 +366,9 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, known_good)
+        out += analyze_image(
+            img, captured, entries, source, now, archive_time, verify_packages, known, known_good=known_good
+        )
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:
