@@ -70,6 +70,7 @@ def hostile_image(tmp_path: Path) -> Path:
         M(HOSTILE_NAMES["percent"], b"percent\n"),
         M(HOSTILE_NAMES["escape"], b"escape\n"),
         M("../../escaped", b"climbs out\n"),
+        M("/srv/abs", b"absolute\n"),  # an absolute member name: stays inside the image's root
         M("srv/out", type="symlink", link="../../../../../../etc/passwd"),
         M("srv/hard", type="hardlink", link="srv/a|b"),
     ]

@@ -104,6 +104,10 @@ def test_hostile_names_never_escape_dir(tmp_path):
     extract(archive, "/srv/hard", work / "hard", "-q")
     manifest, data = read_out(work / "hard")
     assert data == b"pipe\n" and manifest["content_member"] == "/" + HOSTILE_NAMES["pipe"]
+    # an absolute member name is a path of the image like any other, written under DIR
+    extract(archive, "/srv/abs", work / "abs", "-q")
+    manifest, data = read_out(work / "abs")
+    assert data == b"absolute\n" and manifest["path"] == "/srv/abs"
     # an entry whose own name climbs out cannot even be asked for
     extract(archive, "../../escaped", work / "esc", code=2)
     assert set(os.listdir(tmp_path)) == outside  # nothing appeared beside the work folder
