@@ -164,7 +164,10 @@ EXPLANATIONS: dict[str, str] = {
         "A layer writes a known persistence or hijack point (ld.so.preload, cron, "
         "authorized_keys, shell profile) outside a package install."
     ),
-    "file.known-bad": "A file's sha256 is in a known-bad hash set you supplied.",
+    "file.known-bad": (
+        "A file's sha256 is in a known-bad hash set you supplied (--known-bad): some layer of the image "
+        "ships exactly those bytes, whatever the file is called and even if a later layer deletes it."
+    ),
     "signature.verified": (
         "A signature or attestation over a manifest the archive holds verifies with a key or trusted root you supplied."
     ),

@@ -221,6 +221,9 @@ class Coverage(BaseModel):
     absent_platforms: int = 0  # platform manifests named by the index but not in the archive
     gaps: list[CoverageGap] = Field(default_factory=list)  # the largest unverifiable steps first
     advice: list[str] = Field(default_factory=list)  # how to close what is left, in sentences
+    # In a --known-good hash set you supplied (forensics.hashsets), where nothing stronger
+    # vouches for the file: its bytes are ones you already know, whoever put them there.
+    verified_known_good: FileBytes = Field(default_factory=FileBytes)
 
 
 class PackageCoverage(BaseModel):

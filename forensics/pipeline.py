@@ -12,6 +12,7 @@ from forensics import __version__
 from forensics.archive.layerscan import Limits
 from forensics.evidence import Custody
 from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
+from forensics.hashsets import HashSet
 from forensics.history import accounts, analyze_images, inventory, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.models import (
@@ -42,7 +43,7 @@ from forensics.read.source import NoSource
 from forensics.signatures import Signing
 from forensics.signatures import check as check_signatures
 from forensics.untrusted import Doc
-from forensics.verify import blobs, layers, refs, structure
+from forensics.verify import blobs, knownbad, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
 
 ProgressFn = Callable[[int, int | None], None]
@@ -397,19 +398,31 @@ def analyze(
     verify_packages: str = "all",
     custody: Custody | None = None,
     signing: Signing | None = None,
+    known_bad: HashSet | None = None,
+    known_good: HashSet | None = None,
+    on_read: Callable[[Resolved], None] | None = None,
+    md5_in_pass: bool = False,
 ) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
     `custody` fingerprints the input before it is read (and keeps a stream, if asked);
-    its end check (Custody.finish) is the caller's, after its last read of the input."""
+    its end check (Custody.finish) is the caller's, after its last read of the input.
+    `known_bad` / `known_good` are the user's hash sets (forensics.hashsets); `on_read` is
+    handed the model once read (forensics.export needs the layer blobs and the md5s taken
+    in the pass, which the report does not carry); `md5_in_pass` takes those md5s even
+    without the history analysis."""
     # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
     pins = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
     custody = custody or Custody.start_of(source)
-    if not history or verify_packages != "all":  # md5/sha1 for package records only when all are checked
+    # md5/sha1 for package records only when all are checked, or for an export that lists md5s
+    # (`forensics hashes`: a dpkg/apk layer's md5s in the pass, not in a second read)
+    if (not history or verify_packages != "all") and not md5_in_pass:
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
     res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
     inv = res.archive
+    if on_read is not None:
+        on_read(res)
     findings, files_by_entry = _verify(inv, res, pins)
     allowance = _Allowance(limits or Limits(), inv.input_size)
     images = [_build_image(img, files_by_entry, findings, limits or Limits(), allowance) for img in res.images]
@@ -420,7 +433,8 @@ def analyze(
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, member_source(source), verify_packages, packages)
+        findings += analyze_images(images, res, member_source(source), verify_packages, packages, known_good=known_good)
+    findings += knownbad.check(images, known_bad)
     signed = check_signatures(res, images, signing)  # forensics.signatures: --key, --trusted-root
     findings += signed.findings
     findings = sort_findings(_dedupe(findings))

@@ -1,4 +1,4 @@
-"""Command line: `forensics scan|history|diff|report|schema|explain`.
+"""Command line: `forensics scan|history|diff|report|schema|explain|timeline|hashes|extract`.
 
 Exit codes (every command): 0 nothing at or above --fail-on, 1 findings at or
 above --fail-on (or, for diff, the contents differ), 2 the input could not be
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from forensics.cli import diff, explain, history, report, scan, schema, version
+from forensics.cli import diff, explain, extract, hashes, history, report, scan, schema, timeline, version
 from forensics.cli.common import EXIT_DOC
 from forensics.cli.diff import DIFF_EXIT_DOC
 
@@ -37,6 +37,9 @@ app.command("report")(report.report)
 app.command()(schema.schema)
 app.command()(version.version)
 app.command()(explain.explain)
+app.command()(hashes.hashes)
+app.command()(extract.extract)
+app.command()(timeline.timeline)
 
 
 def main() -> None:

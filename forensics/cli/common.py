@@ -152,10 +152,11 @@ def run_analysis(
     custody: Custody | None = None,
     outputs: Outputs | None = None,
     keep_input: str | None = None,
-    signing=None,
+    **options,
 ):
     """Analyze one input whose outputs `_guard` has cleared; with `keep_input`, the stream is
-    copied into a file of `outputs` as it is read. `signing`: forensics.signatures.Signing."""
+    copied into a file of `outputs` as it is read. `options` go to `pipeline.analyze` as they
+    are (signing, known_bad, known_good, on_read)."""
     from forensics.archive.scan import InputError
     from forensics.evidence import EvidenceError, StreamCopy
     from forensics.pipeline import analyze
@@ -179,7 +180,7 @@ def run_analysis(
             command=["forensics", *sys.argv[1:]],
             verify_packages=verify_packages,
             custody=custody,
-            signing=signing,
+            **options,
         )
     except (InputError, PinError) as exc:
         raise fail(str(exc))

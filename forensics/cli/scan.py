@@ -105,6 +105,21 @@ def scan(
         "npm): purls (distro from /etc/os-release), the layer each came from, each owned file's sha256 as "
         "evidence. `trivy sbom FILE` and `grype sbom:FILE` scan it offline. Needs the history analysis.",
     ),
+    known_bad: list[str] = typer.Option(
+        [],
+        "--known-bad",
+        metavar="FILE",
+        help="a hash set of files you know to be bad: a hashdeep file (hashdeep -c md5,sha256) or lines "
+        "`<sha256> [label]` (sha256sum output works). Every file of every layer whose sha256 is in it is a "
+        "HIGH file.known-bad finding. Repeatable; a malformed line is an error naming FILE:LINE (exit 2).",
+    ),
+    known_good: list[str] = typer.Option(
+        [],
+        "--known-good",
+        metavar="FILE",
+        help="a hash set of files you trust, in the same formats: a file of the final filesystem in it counts "
+        "as verified in the coverage where nothing stronger vouches for it. It never hides a finding. Repeatable.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
     key: list[str] = typer.Option(
         [],
@@ -172,6 +187,7 @@ def scan(
     outs = [("--json", json_out), ("--html", html_out), ("--sarif", sarif_out), ("--cyclonedx", cyclonedx_out)]
     [custody] = guard([archive], outs, keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
+    hash_sets = load_hash_sets(known_bad, known_good)
     with Outputs() as outputs:
         report = run_analysis(
             archive,
@@ -183,6 +199,7 @@ def scan(
             outputs=outputs,
             keep_input=keep_input,
             signing=signing,
+            **hash_sets,
         )
         finish(custody, report)
         report.case = case_record(case, examiner, note)
@@ -286,3 +303,16 @@ def apply_suppressions(report, loaded) -> None:
     apply(report, loaded)
     for line in notice(report):
         typer.echo(f"forensics: {line}", err=True)
+
+
+# --known-bad / --known-good (forensics.hashsets)
+
+
+def load_hash_sets(known_bad: list[str], known_good: list[str]) -> dict:
+    """Both sets, read before the input is (a malformed line is bad usage: exit 2)."""
+    from forensics.hashsets import HashSetError, load
+
+    try:
+        return {"known_bad": load("--known-bad", known_bad), "known_good": load("--known-good", known_good)}
+    except HashSetError as exc:
+        raise fail(str(exc))

@@ -481,16 +481,28 @@ TEACHING: dict[str, Teaching] = {
         ),
     ),
     "file.known-bad": Teaching(
-        "as the hash set grades it",
-        "The file's bytes are, exactly, a file you already know to be malicious.",
-        "Reuse a known implant or tool in an image.",
+        "high",
+        "The file's bytes are, exactly, a file you already know to be malicious (an implant, a miner, a tool "
+        "from an earlier incident): no history line, package record or signature makes it benign, and every "
+        "host that pulls the image receives it, even when a later layer deletes it.",
+        "Reuse a known implant or tool in an image, often under a harmless name or in a layer a later step "
+        "deletes it from, so that the final filesystem looks clean.",
         (
             (
-                "Hash the file and look it up in the set",
+                "Extract the file as that layer holds it, with its hashes and provenance",
+                "forensics extract IMAGE.tar <path> --layer <n> -o evidence/",
+            ),
+            (
+                "Hash the file straight from the layer and look it up in the set",
                 "tar -xOf IMAGE.tar blobs/sha256/<layer-hex> | gzip -dc | tar -xOf - <path> | sha256sum",
             ),
+            ("List every file of the image with its hashes, for hashdeep -k", "forensics hashes IMAGE.tar"),
         ),
-        ("A hash set that lists common benign files (the empty file's sha256 is e3b0c442...b855).",),
+        (
+            "A hash set that lists common benign files (the empty file's sha256 is e3b0c442...b855).",
+            "A set built from a whole image or an NSRL-style known-files list, given as --known-bad instead "
+            "of --known-good.",
+        ),
     ),
     "signature.verified": Teaching(
         "info",

@@ -10,6 +10,7 @@ was written (content), and verify package files against their records
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 
 from forensics.history import (
     accounts,
@@ -95,6 +96,7 @@ def analyze_image(
     verify_packages: str = "all",
     known_digests: list[dict[str, str]] | None = None,
     packages_out: list[ImagePackages] | None = None,
+    known_good: Container[str] | None = None,
 ) -> list[Finding]:
     ins = [parse_created_by(h.created_by, h.comment, h.author) for h in img.history]
     # A base made without a WORKDIR line (`buildah config --workingdir`, ko, bazel) still
@@ -302,6 +304,7 @@ def analyze_image(
         {h.index: h.created_by or "" for h in img.history},
         records=record_status,
         copy_verified=copy_verified,
+        known_good=known_good,
     )
     if packages_out is not None:
         packages_out.append(inv.records(img.index, pkg.dbs, overlay))
@@ -355,6 +358,8 @@ def analyze_images(
     source: MemberSource,
     verify_packages: str = "all",
     packages_out: list[ImagePackages] | None = None,
+    *,
+    known_good: Container[str] | None = None,
 ) -> list[Finding]:
     """`verify_packages`: "all" (default) checks every recorded package digest, reading the
     md5/sha1-recorded files again through `source` (a second, targeted pass); "changed"
@@ -377,7 +382,18 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(img, captured, entries, source, now, archive_time, verify_packages, known, inventories)
+        out += analyze_image(
+            img,
+            captured,
+            entries,
+            source,
+            now,
+            archive_time,
+            verify_packages,
+            known,
+            inventories,
+            known_good=known_good,
+        )
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)
         if img.manifest_digest in attested:

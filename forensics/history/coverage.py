@@ -9,6 +9,8 @@ explained, and what is left, and says how to close the rest.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from forensics.models import Coverage, CoverageGap, FileBytes, PathChange
 
 # Record statuses (forensics.history.packages): a digest recorded by an earlier layer
@@ -26,10 +28,14 @@ def image_coverage(
     records: dict[str, str] | None = None,
     copy_verified: set[tuple[int, str]] | None = None,
     absent_platforms: int = 0,
+    known_good: Container[str] | None = None,
 ) -> Coverage:
     """`change_at[(layer, path)]` is the change that layer made at path (explained or
     not), `owner[layer]` the history entry owning a layer, `commands[h]` its line, and
-    `records[path]` the package-record status of a file."""
+    `records[path]` the package-record status of a file. A file whose sha256 is in
+    `known_good` (the user's --known-good sets) counts as verified by that set when nothing
+    stronger vouches for it (unverifiable, or a same-step record); a contradicted or
+    unexplained file stays where it is: its finding stands whatever the set says."""
     records = records or {}
     copy_verified = copy_verified or set()
     # Plain [files, bytes] counters on the loop (one pass over every file of the image);
@@ -42,6 +48,7 @@ def image_coverage(
             "verified_same_step",
             "verified_claim",
             "verified_copy_hash",
+            "verified_known_good",
             "unverifiable",
             "contradicted",
             "unexplained",
@@ -64,11 +71,15 @@ def image_coverage(
                 slot = "unexplained"
             elif ch.assurance == "verified":
                 slot = "verified_claim"
+            elif known_good is not None and node.sha256 in known_good:
+                slot = "verified_known_good"
             else:
                 slot = "unverifiable"
                 gap = gaps.setdefault(owner.get(node.layer), [0, 0, _why(ch)])
                 gap[0] += 1
                 gap[1] += size
+        elif slot == "verified_same_step" and known_good is not None and node.sha256 in known_good:
+            slot = "verified_known_good"
         for k in (slot, "total"):
             c = slots[k]
             c[0] += 1

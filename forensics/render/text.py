@@ -25,7 +25,13 @@ def coverage_lines(cov: Coverage | None) -> list[str]:
     def part(c) -> str:
         return f"{c.files} ({human_size(c.bytes)})"
 
-    verified = [cov.verified_earlier_record, cov.verified_same_step, cov.verified_claim, cov.verified_copy_hash]
+    verified = [
+        cov.verified_earlier_record,
+        cov.verified_same_step,
+        cov.verified_claim,
+        cov.verified_copy_hash,
+        cov.verified_known_good,
+    ]
     v_files, v_bytes = sum(c.files for c in verified), sum(c.bytes for c in verified)
     out = [
         f"  coverage  {cov.files} files, {human_size(cov.bytes)}: verified {v_files} ({human_size(v_bytes)}), "
@@ -33,7 +39,8 @@ def coverage_lines(cov: Coverage | None) -> list[str]:
         + (f", contradicted {part(cov.contradicted)}" if cov.contradicted.files else ""),
         f"            verified against an earlier record {part(cov.verified_earlier_record)}, a same-step record "
         f"{part(cov.verified_same_step)} (not proof), a command's claim {part(cov.verified_claim)}, a COPY hash "
-        f"{part(cov.verified_copy_hash)}",
+        f"{part(cov.verified_copy_hash)}"
+        + (f", a --known-good set {part(cov.verified_known_good)}" if cov.verified_known_good.files else ""),
     ]
     out += [f"            {a}" for a in cov.advice]
     return out

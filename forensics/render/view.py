@@ -483,6 +483,7 @@ def _coverage_view(cov) -> dict | None:
                 "Verified: what the command produces (literal bytes, a copy, unchanged)", cov.verified_claim, kind="ok"
             ),
             row("Verified: a COPY/ADD source hash", cov.verified_copy_hash, kind="ok"),
+            row("Verified: in a --known-good hash set you supplied", cov.verified_known_good, kind="ok"),
             row("Explained, unverifiable: content from outside the image", cov.unverifiable, kind="weak"),
             row("Contradicted by a record or a claim", cov.contradicted, kind="bad"),
             row("Unexplained", cov.unexplained, kind="bad"),
