@@ -211,3 +211,28 @@ def test_output_checks_and_bad_format(tmp_path):
     assert res.exit_code == 2
     res = runner.invoke(app, ["timeline", str(FORGED), "-f", "jsonl", "-o", str(FORGED)])
     assert res.exit_code == 2 and "evidence is never written to" in res.output
+
+
+@pytest.mark.parametrize("command", [["timeline", "-f", "csv", "-q"], ["timeline", "-f", "bodyfile", "-q"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(command):
+    """`forensics timeline … | head -1`: no 'cannot write' error, no traceback, and the shell's
+    SIGPIPE code (141) so that `set -o pipefail` still sees the output was cut."""
+    import os
+    import sys
+
+    sample = CORPUS / "clean/lantern-skopeo.docker.tar"  # its output is larger than a pipe's buffer
+    if not sample.exists():
+        pytest.skip("corpus sample clean/lantern-skopeo.docker.tar not found")
+    exe = Path(sys.executable).with_name("forensics")
+    proc = subprocess.Popen(
+        [str(exe), *command[:1], str(sample), *command[1:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone: every later write is EPIPE
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert first and err == b""

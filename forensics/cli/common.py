@@ -111,6 +111,18 @@ def fail(msg: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def reader_gone() -> typer.Exit:
+    """stdout was closed by its reader (`| head`): stop quietly, as a coreutils filter does,
+    with the shell's code for a death by SIGPIPE (128 + 13) so that a pipeline under
+    `set -o pipefail` still knows the output was cut. The interpreter must not try to flush
+    stdout again on the way out, hence the devnull in its place."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return typer.Exit(141)
+
+
 def guard(inputs: list[str], outputs: list[tuple[str, str | None]], keep_input: str | None = None) -> list[Custody]:
     """Before anything is read: fingerprint the inputs, refuse any output that could reach
     one of them or another output (forensics.evidence)."""

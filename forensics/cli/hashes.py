@@ -9,7 +9,7 @@ import time
 import typer
 
 from forensics import __version__
-from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, run_analysis
+from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, reader_gone, run_analysis
 from forensics.render.safe import visible as shown
 
 
@@ -100,6 +100,8 @@ def hashes(
                     target.write(line)
             finish(custody, report)  # after the second read: still the bytes analyzed
             outputs.commit()
+        except BrokenPipeError:
+            raise reader_gone()
         except EvidenceError as exc:
             raise fail(str(exc))
         except OSError as exc:

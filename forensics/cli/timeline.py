@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from forensics.cli.common import fail, finish, guard, not_an_image, run_analysis
+from forensics.cli.common import fail, finish, guard, not_an_image, reader_gone, run_analysis
 from forensics.render.safe import visible as shown
 
 
@@ -84,6 +84,8 @@ def timeline(
                 target = outputs.open("--output", out)
                 n = WRITERS[fmt.value](stream, target.write)
                 outputs.commit()
+        except BrokenPipeError:
+            raise reader_gone()
         except EvidenceError as exc:
             raise fail(str(exc))
         except OSError as exc:
