@@ -1,0 +1,184 @@
+"""The seam where a layer's results may come from a cache instead of its bytes (scan-many --cache).
+
+What is expensive per layer is inflating it, hashing the uncompressed stream (the diff_id),
+walking its tar and hashing every file in it; hashing the compressed bytes is cheap beside
+that (one sha256 pass over fewer bytes, no inflate). So the key is the sha256 of the
+compressed blob, computed here from the bytes as they are read, never the name the input
+gives it (`blobs/sha256/<hex>`, a manifest's digest, a diff_id in the config: all of them
+are claims of the input). With the tool version, the kind of stream and every option that
+changes a layer's result (the Limits, the capture rule), the blob digest names exactly one
+outcome: the same bytes through the same code give the same diff_id, file index, captured
+package databases and record digests. The diff_id comes back from the cache as the value
+this tool computed when it inflated those bytes, not as anything the input declared.
+
+Why not key by the diff_id, as trivy does: the diff_id is known only after the inflate and
+the uncompressed hash, which are most of the cost. Reading the member once into a spool
+(memory up to 64 MiB, then a file in the cache folder, never outside the output paths),
+hashing it as it comes, lets a hit skip both; a miss then scans the spooled bytes.
+
+What is never cached or reused: a layer whose walk met damage or a limit (its result
+depends on where in the input it sits), and a hit whose entries would not fit in what is
+left of the input's allowance (the walk runs then, so limits apply exactly as without a
+cache). The store checks each entry's own sha256 before use (forensics.fleet.cache): a
+corrupted or planted entry is counted and recomputed, never trusted. Someone able to write
+the cache AND recompute the digest could still plant a result: the cache is as trusted
+as the tool's own files, and a shared cache must be writable only by the scanners.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+from forensics import __version__
+from forensics.archive.layerfs import pack, unpack
+from forensics.archive.layerscan import CHUNK, Budget, LayerScan, Limits, scan_stream
+
+SPOOL_IN_MEMORY = 64 << 20
+FORMAT = 1
+
+
+class Store(Protocol):
+    tmpdir: str
+
+    def get(self, key: str) -> dict | None: ...
+
+    def put(self, key: str, value: dict) -> None: ...
+
+
+_STORE: ContextVar[Store | None] = ContextVar("forensics_layer_cache", default=None)
+
+
+def active() -> Store | None:
+    return _STORE.get()
+
+
+@contextmanager
+def using(store: Store) -> Iterator[Store]:
+    token = _STORE.set(store)
+    try:
+        yield store
+    finally:
+        _STORE.reset(token)
+
+
+def key_for(blob_sha256: str, kind: str, limits: Limits, capture: Callable) -> str:
+    """The cache key: digest of what decides a layer's result, the blob's computed digest first."""
+    what = {
+        "format": FORMAT,
+        "tool": __version__,
+        "blob": blob_sha256,
+        "kind": kind,
+        "limits": dataclasses.asdict(limits),
+        "capture": f"{getattr(capture, '__module__', '?')}.{getattr(capture, '__qualname__', repr(capture))}",
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+class _Counted:
+    """A Budget that also counts the name characters of the layer's entries (for a replay)."""
+
+    def __init__(self, inner: Budget | None) -> None:
+        self.inner = inner
+        self.chars = 0
+
+    def refuse(self, name: str, linkname: str, layer_entries: int | None = None) -> str | None:
+        self.chars += len(name) + len(linkname)
+        return self.inner.refuse(name, linkname, layer_entries) if self.inner is not None else None
+
+
+def _encode(scan: LayerScan, blob: str, nbytes: int, chars: int) -> dict:
+    return {
+        "blob": blob,
+        "nbytes": nbytes,
+        "chars": chars,
+        "compression": scan.compression,
+        "diff_id": scan.diff_id,
+        "uncompressed_size": scan.uncompressed_size,
+        "files": pack(scan.files),
+        "unsafe": [list(u) for u in scan.unsafe],
+        "captured": {k: base64.b64encode(v).decode("ascii") for k, v in scan.captured.items()},
+        "record_digests": scan.record_digests,
+        "trailing_garbage": scan.trailing_garbage,
+        "is_tar": scan.is_tar,
+    }
+
+
+def _decode(value: dict) -> LayerScan:
+    return LayerScan(
+        compression=value["compression"],
+        diff_id=value["diff_id"],
+        uncompressed_size=value["uncompressed_size"],
+        files=unpack([tuple(r) for r in value["files"]]),
+        unsafe=[(a, b) for a, b in value["unsafe"]],
+        captured={k: base64.b64decode(v) for k, v in value["captured"].items()},
+        record_digests=dict(value["record_digests"]),
+        trailing_garbage=value["trailing_garbage"],
+        is_tar=value["is_tar"],
+    )
+
+
+def _fits(budget: Budget | None, entries: int, chars: int) -> bool:
+    """Would the serial walk have kept every entry? Only asked below the floors, where the
+    answer does not depend on how far into the input the layer sits."""
+    if budget is None:
+        return True
+    lim = budget.limits
+    return budget.entries[1] + entries <= min(lim.entries_floor, lim.max_entries) and budget.name_chars[
+        1
+    ] + chars <= min(lim.names_floor, lim.max_name_bytes)
+
+
+def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, store: Store) -> None:
+    """`_consume` for a layer blob with a cache: spool and hash, then the cached result or the scan."""
+    if budget is not None and not isinstance(budget, Budget):  # a worker's shared budget: no replay
+        entry.sha256, entry.nbytes, entry.layer = scan_stream(head, read, entry.sniffed, capture, limits, budget)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=store.tmpdir) as spool:
+        h = hashlib.sha256(head)
+        spool.write(head)
+        count = len(head)
+        while part := read(CHUNK):
+            h.update(part)
+            spool.write(part)
+            count += len(part)
+        blob = h.hexdigest()
+        key = key_for(blob, entry.sniffed, limits, capture) if not read.error else None
+        cached = store.get(key) if key is not None else None
+        if (
+            cached is not None
+            and cached.get("blob") == blob
+            and cached.get("nbytes") == count
+            and _fits(budget, len(cached["files"]), cached["chars"])
+        ):
+            entry.sha256, entry.nbytes, entry.layer = blob, count, _decode(cached)
+            if budget is not None:
+                budget.entries[1] += len(cached["files"])
+                budget.name_chars[1] += cached["chars"]
+            return
+        spool.seek(0)
+        spool.read(len(head))
+        counted = _Counted(budget)
+        # The walk's allowance grows with the input bytes read: as far as the spool has been read.
+        if budget is not None:
+            read_before, at_start = budget.bytes_read, budget.bytes_read() - count
+
+            def _so_far() -> int:
+                return at_start + spool.tell()
+
+            budget.bytes_read = _so_far
+        try:
+            digest, nbytes, scan = scan_stream(head, spool.read, entry.sniffed, capture, limits, counted)  # type: ignore[arg-type]
+        finally:
+            if budget is not None:
+                budget.bytes_read = read_before
+        entry.sha256, entry.nbytes, entry.layer = digest, nbytes, scan
+        if key is not None and scan.error is None and not scan.over_limit and scan.diff_id is not None:
+            store.put(key, _encode(scan, blob, count, counted.chars))
