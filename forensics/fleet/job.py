@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,14 +63,14 @@ def _input_sha256(path: str) -> str:
     if not os.path.isdir(path):
         return "sha256:" + _file_sha256(path)
     rows = []
-    for rel, full, st in walk_layout(path):
+    for rel, full, st in walk_layout(path):  # the rows Custody.input_info lists, from the same walk
         if isinstance(st, OSError):
-            rows.append((rel, "other", ""))
-        elif os.path.islink(full):
+            continue
+        if stat.S_ISLNK(st.st_mode):
             rows.append((rel, "symlink", os.readlink(full)))
-        elif os.path.isfile(full):
+        elif stat.S_ISREG(st.st_mode):
             try:
-                rows.append((rel, "file", "sha256:" + _file_sha256(full)))
+                rows.append((rel, "file", _file_sha256(full)))
             except OSError:
                 rows.append((rel, "file", "unreadable"))
         else:

@@ -1,0 +1,244 @@
+"""`forensics scan-many`: a generated fleet (tests/fleetdata.py) through the process pool and
+Dask, resume, the layer cache (hits, planted entries), the fleet findings, SARIF and the page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+from fleetdata import FORGED_LAYER, FORGED_STEP, LATEST, make_fleet, ms
+from typer.testing import CliRunner
+
+from forensics.cli import app
+from forensics.fleet.inputs import InputsError, discover
+
+runner = CliRunner()
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    return make_fleet(tmp_path_factory.mktemp("fleet") / "in")
+
+
+def scan_many(*args: str, code: int | None = 1):
+    result = runner.invoke(app, ["scan-many", *args, "-q"])
+    if code is not None:
+        assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def index(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+
+
+def stable(lines: list[dict]) -> list[dict]:
+    """The index without what belongs to the run (time, cache counters) or to --sarif."""
+    return [{k: v for k, v in ln.items() if k not in ("run", "sarif")} for ln in lines]
+
+
+def fleet_json(out: Path) -> dict:
+    return json.loads((out / "fleet.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pool_out(fleet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool") / "out"
+    scan_many(str(fleet.folder), "--out", str(out), "--workers", "2", "--sarif")
+    return out
+
+
+def test_every_input_has_its_line_in_order(fleet, pool_out):
+    lines = index(pool_out)
+    assert [ln["path"] for ln in lines] == [str(p) for p in fleet.archives]  # the layout folder is one input
+    assert len(lines) >= 20
+    by = {ln["path"]: ln for ln in lines}
+    for ln in lines:
+        if ln["path"] != str(fleet.broken):
+            assert not ln["errors"], ln
+            assert (pool_out / ln["report"]).is_file()
+            assert ln["report"] == f"reports/{ln['sha256'].removeprefix('sha256:')}.json"
+    broken = by[str(fleet.broken)]
+    assert broken["errors"] and broken["verdict"] == "unreadable"
+    assert by[str(fleet.layout)]["format"] == "oci-layout"
+    # the report is the one `scan` writes for that input
+    report = json.loads((pool_out / by[str(fleet.forged)]["report"]).read_text())
+    assert (
+        report["input"]["sha256"]
+        == by[str(fleet.forged)]["sha256"]
+        == "sha256:" + ms.sha256_hex(fleet.forged.read_bytes())
+    )
+
+
+def test_forged_build_flagged_and_named_by_the_fleet_check(fleet, pool_out):
+    by = {ln["path"]: ln for ln in index(pool_out)}
+    assert by[str(fleet.forged)]["verdict"] == "tampered"
+    assert [ln["path"] for ln in index(pool_out) if ln["verdict"] == "tampered"] == [str(fleet.forged)]
+    found = fleet_json(pool_out)["findings"]
+    odd = [f for f in found if f["code"] == "compare.history-equal-content-differs"]
+    assert len(odd) == 1 and odd[0]["archives"] == [str(fleet.forged)]
+    f = odd[0]
+    assert f["history"] == FORGED_STEP and f["layer"] == FORGED_LAYER
+    assert f["evidence"]["created_by"] == ms.RUN_ADDUSER
+    assert ms.RUN_ADDUSER in f["detail"] and f"step {FORGED_STEP}" in f["detail"]
+    paths = f["evidence"]["paths"]
+    assert {"/etc/crontabs/root", "/usr/local/bin/relayd", "/usr/local/lib/relayd.real"} <= set(paths)
+    assert "/etc/passwd" not in paths  # the same in every build
+    assert by[str(fleet.forged)]["fleet_findings"][0]["code"] in (
+        "compare.history-equal-content-differs",
+        "ref.conflict",
+    )
+
+
+def test_one_tag_two_digests_across_the_fleet(fleet, pool_out):
+    conflicts = [f for f in fleet_json(pool_out)["findings"] if f["code"] == "ref.conflict"]
+    assert [f["subject"] for f in conflicts] == [LATEST]
+    assert str(fleet.forged) in conflicts[0]["archives"] and len(conflicts[0]["archives"]) == 2
+    assert len(conflicts[0]["evidence"]) == 2  # two digests
+
+
+def test_same_image_digest_with_other_findings_is_noted(fleet, pool_out):
+    notes = fleet_json(pool_out)["notes"]
+    assert len(notes) == 1
+    paths = {a["path"]: a["codes"] for a in notes[0]["archives"]}
+    assert paths[str(fleet.copy)] == ["blob.unreferenced"]
+    assert paths[str(fleet.folder / "relay-build-001.oci.tar")] == []
+
+
+def test_dask_local_gives_the_same_index(fleet, pool_out, tmp_path):
+    pytest.importorskip("dask.distributed", reason="the dask extra is not installed: pip install 'forensics[dask]'")
+    out = tmp_path / "dask"
+    scan_many(str(fleet.folder), "--out", str(out), "--dask", "local", "--workers", "2", "--sarif")
+    assert stable(index(out)) == stable(index(pool_out))
+    assert fleet_json(out)["findings"] == fleet_json(pool_out)["findings"]
+
+
+def test_resume_skips_what_has_a_result(fleet, tmp_path):
+    out = tmp_path / "out"
+    some = [str(p) for p in fleet.archives[:5]]
+    scan_many(*some, "--out", str(out), code=None)
+    before = stable(index(out))
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "reports").iterdir()}
+    scan_many(*some, "--out", str(out), code=None)
+    stats = fleet_json(out)["stats"]
+    assert stats["skipped"] == 5
+    assert stable(index(out)) == before
+    assert {p: p.stat().st_mtime_ns for p in (out / "reports").iterdir()} == stamps  # nothing rewritten
+    # a new input is analyzed, the others still skipped; --force analyzes everything again
+    scan_many(*some, str(fleet.forged), "--out", str(out))
+    assert fleet_json(out)["stats"]["skipped"] == 5 and len(index(out)) == 6
+    scan_many(*some, str(fleet.forged), "--out", str(out), "--force")
+    assert fleet_json(out)["stats"]["skipped"] == 0
+
+
+def _entries(cache: Path) -> dict[str, tuple[Path, dict]]:
+    """blob digest -> (entry file, body) of every cache entry."""
+    out = {}
+    for p in (cache / "layers").rglob("*.json"):
+        body = json.loads(p.read_bytes().partition(b"\n")[2])
+        out[body["blob"]] = (p, body)
+    return out
+
+
+def test_cache_warm_run_hits_every_layer_and_gives_the_same_results(fleet, pool_out, tmp_path):
+    cache = tmp_path / "cache"
+    cold, warm = tmp_path / "cold", tmp_path / "warm"
+    scan_many(str(fleet.folder), "--out", str(cold), "--cache", str(cache), "--workers", "2")
+    c = fleet_json(cold)["stats"]["cache"]
+    distinct = len(_entries(cache))
+    # every layer read whole is looked up (those before the cut of the broken archive too); two workers
+    # may both miss a layer they meet at the same time
+    assert c["rejected"] == 0 and c["misses"] >= distinct and c["hits"] + c["misses"] >= fleet.layers
+    scan_many(str(fleet.folder), "--out", str(warm), "--cache", str(cache), "--workers", "2")
+    w = fleet_json(warm)["stats"]["cache"]
+    assert w == {"hits": c["hits"] + c["misses"], "misses": 0, "rejected": 0}
+    assert stable(index(warm)) == stable(index(cold)) == stable(index(pool_out))
+
+
+def test_planted_cache_entries_are_detected_and_recomputed(fleet, pool_out, tmp_path):
+    cache = tmp_path / "cache"
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "a"), "--cache", str(cache))
+    forged_report = json.loads((tmp_path / "a" / index(tmp_path / "a")[0]["report"]).read_text())
+    poisoned = forged_report["images"][0]["layers"][FORGED_LAYER]["digest"].removeprefix("sha256:")
+    entries = _entries(cache)
+    path, body = entries[poisoned]
+    genuine_layer = next(b for k, (p, b) in entries.items() if k != poisoned and b["files"] and len(b["files"]) < 20)
+    # 1. the body swapped for a clean-looking one, the header's sha256 left as it was
+    head = path.read_bytes().partition(b"\n")[0]
+    planted = dict(genuine_layer, blob=poisoned, nbytes=body["nbytes"])
+    path.write_bytes(head + b"\n" + json.dumps(planted).encode())
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "b"), "--cache", str(cache))
+    assert fleet_json(tmp_path / "b")["stats"]["cache"]["rejected"] == 1
+    assert stable(index(tmp_path / "b")) == stable(index(tmp_path / "a"))  # still tampered, same findings
+    assert index(tmp_path / "b")[0]["verdict"] == "tampered"
+    # the bad entry was replaced by the recomputed one
+    assert _entries(cache)[poisoned][1] == body
+    # 2. a whole, self-consistent entry of another layer copied under this layer's name
+    other = next(p for k, (p, _) in _entries(cache).items() if k != poisoned)
+    shutil.copyfile(other, path)
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "c"), "--cache", str(cache))
+    assert fleet_json(tmp_path / "c")["stats"]["cache"]["rejected"] == 1
+    assert stable(index(tmp_path / "c")) == stable(index(tmp_path / "a"))
+    # 3. and a torn file
+    path.write_bytes(path.read_bytes()[:100])
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "d"), "--cache", str(cache))
+    assert fleet_json(tmp_path / "d")["stats"]["cache"]["rejected"] == 1
+    assert stable(index(tmp_path / "d")) == stable(index(tmp_path / "a"))
+
+
+def test_merged_sarif_is_valid_with_one_run_per_archive(fleet, pool_out):
+    doc = json.loads((pool_out / "fleet.sarif").read_text())
+    errors = list(jsonschema.Draft4Validator(SCHEMA).iter_errors(doc))
+    assert not errors, errors[:3]
+    analyzed = [ln for ln in index(pool_out) if ln.get("sarif")]
+    assert len(doc["runs"]) == len(analyzed) == len(fleet.archives)
+    archives = [r["properties"]["archive"]["path"] for r in doc["runs"]]
+    assert archives == [ln["path"] for ln in analyzed]
+    forged = next(r for r in doc["runs"] if r["properties"]["archive"]["path"] == str(fleet.forged))
+    assert {"history.unexplained-change", "file.persistence"} <= {r["ruleId"] for r in forged["results"]}
+
+
+def test_fleet_page_links_every_report_and_escapes_names(fleet, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hostile = folder / 'x"><img src=y onerror=alert(1)>\x1b[2J.tar'
+    shutil.copyfile(fleet.forged, hostile)
+    out = tmp_path / "out"
+    scan_many(str(folder), "--out", str(out), "--html")
+    page = (out / "index.html").read_text()
+    assert "<img src=y" not in page and "\x1b" not in page
+    assert "Content-Security-Policy" in page and "script-src &#39;sha256-" in page
+    line = index(out)[0]
+    assert f'href="{line["html"]}"' in page and (out / line["html"]).is_file()
+    assert "tampered" in page
+
+
+def test_inputs_discovery(fleet, tmp_path):
+    found = discover([str(fleet.folder)])
+    assert [i.path for i in found] == [str(p) for p in fleet.archives]
+    assert next(i for i in found if i.path == str(fleet.layout)).kind == "directory"
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"# two, one twice\n{fleet.forged}\n\n{fleet.layout}\n{fleet.forged}\n")
+    assert [i.path for i in discover([], str(lst))] == sorted([str(fleet.forged), str(fleet.layout)])
+    (tmp_path / "notes.txt").write_text("not an archive")
+    assert discover([str(tmp_path)]) == []  # a folder searched: only what looks like an archive
+    with pytest.raises(InputsError):
+        discover([str(tmp_path / "missing")])
+
+
+def test_usage_errors_are_one_line(fleet, tmp_path):
+    r = scan_many(str(tmp_path / "missing"), "--out", str(tmp_path / "o"), code=2)
+    assert r.output.count("\n") == 1 and "no such file" in r.output
+    r = scan_many(str(fleet.folder), "--out", str(fleet.folder / "out"), code=2)
+    assert "overlap" in r.output and not (fleet.folder / "out").exists()
+
+
+def test_without_dask_the_error_names_the_extra(fleet, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if not installed
+    r = scan_many(str(fleet.forged), "--out", str(tmp_path / "o"), "--dask", "local", code=2)
+    assert "forensics[dask]" in r.output and r.output.count("\n") == 1
