@@ -56,14 +56,16 @@ def _text(seed: str, n: int) -> bytes:
     return bytes(out[:n])
 
 
-def base_entries(big_mb: int = 0) -> list:
+def base_entries(big_mb: int = 0, seed: str = "big") -> list:
     entries = ms.base_layer()
     if big_mb:
         t = ms.BASE_OS_TIME
         entries += [ms.d("usr/share", t), ms.d("usr/share/doc", t)]
         per = 1 << 20
         for i in range(big_mb * 4):  # 256 KiB files: a walk of realistic files, not one blob
-            entries.append(ms.f(f"usr/share/doc/part-{i:04d}.txt", _text(f"big/{i}", per // 4), t))
+            # three quarters text, a quarter incompressible: gzip keeps about a third, as of real layers
+            body = _text(f"{seed}/{i}", per // 16 * 3) + ms.prng_bytes(f"{seed}/{i}/raw", per // 16)
+            entries.append(ms.f(f"usr/share/doc/part-{i:04d}.txt", body, t))
     return entries
 
 
@@ -189,7 +191,11 @@ class Fleet:
     layers: int  # layer references of the analyzable archives (cache hits on a warm run)
 
 
-def make_fleet(folder: Path, builds: int = 18, tools: int = 2, big_mb: int = 0, extras: bool = True) -> Fleet:
+def make_fleet(
+    folder: Path, builds: int = 18, tools: int = 2, big_mb: int = 0, extras: bool = True, shared: bool = True
+) -> Fleet:
+    """`shared=False`: every build over its own big base (no layer in common: a cold cache
+    misses every layer; the bench's cold/warm comparison)."""
     folder.mkdir(parents=True, exist_ok=True)
     blobs = Blobs()
     base = base_entries(big_mb)
@@ -204,7 +210,10 @@ def make_fleet(folder: Path, builds: int = 18, tools: int = 2, big_mb: int = 0, 
         layers += n_layers
         return p
 
-    images = [ms.build_image(relay_steps(1 + n % 28, False, base)) for n in range(builds)]
+    images = [
+        ms.build_image(relay_steps(1 + n % 28, False, base if shared else base_entries(big_mb, f"big-{n}")))
+        for n in range(builds)
+    ]
     for n, img in enumerate(images, 1):
         ref = LATEST if n == builds else f"fleet/relay:build-{n}"
         write(f"relay-build-{n:03d}.oci.tar", oci_tar(img, ref, blobs), len(img.layer_tars))

@@ -13,7 +13,7 @@ this tool computed when it inflated those bytes, not as anything the input decla
 
 Why not key by the diff_id, as trivy does: the diff_id is known only after the inflate and
 the uncompressed hash, which are most of the cost. Reading the member once into a spool
-(memory up to 64 MiB, then a file in the cache folder, never outside the output paths),
+(its chunks held, up to 64 MiB, then a file in the cache folder, never outside the output paths),
 hashing it as it comes, lets a hit skip both; a miss then scans the spooled bytes.
 
 What is never cached or reused: a layer whose walk met damage or a limit (its result
@@ -136,12 +136,63 @@ def _fits(budget: Budget | None, entries: int, chars: int) -> bool:
     ] + chars <= min(lim.names_floor, lim.max_name_bytes)
 
 
+class _Spool:
+    """The member's bytes, held for a miss: the chunks themselves up to SPOOL_IN_MEMORY (they
+    are immutable bytes, or views of them, so holding them copies nothing), then a file in
+    the cache's folder."""
+
+    def __init__(self, tmpdir: str) -> None:
+        self._tmpdir = tmpdir
+        self._parts: list = []
+        self._held = 0
+        self._file = None
+        self._i = 0
+        self.pos = 0
+
+    def write(self, part) -> None:
+        if self._file is None and self._held + len(part) <= SPOOL_IN_MEMORY:
+            self._parts.append(part)
+            self._held += len(part)
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self._tmpdir)
+            for p in self._parts:
+                self._file.write(p)
+            self._parts = []
+        self._file.write(part)
+
+    def rewind(self) -> None:
+        self._i = self.pos = 0
+        if self._file is not None:
+            self._file.seek(0)
+
+    def read(self, n: int):
+        if self._file is not None:
+            data = self._file.read(n)
+        elif self._i < len(self._parts):
+            data = self._parts[self._i]
+            if len(data) > n:
+                data, self._parts[self._i] = data[:n], data[n:]
+            else:
+                self._i += 1
+        else:
+            data = b""
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._parts = []
+        if self._file is not None:
+            self._file.close()
+
+
 def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, store: Store) -> None:
     """`_consume` for a layer blob with a cache: spool and hash, then the cached result or the scan."""
     if budget is not None and not isinstance(budget, Budget):  # a worker's shared budget: no replay
         entry.sha256, entry.nbytes, entry.layer = scan_stream(head, read, entry.sniffed, capture, limits, budget)
         return
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=store.tmpdir) as spool:
+    spool = _Spool(store.tmpdir)
+    try:
         h = hashlib.sha256(head)
         spool.write(head)
         count = len(head)
@@ -163,7 +214,7 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
                 budget.entries[1] += len(cached["files"])
                 budget.name_chars[1] += cached["chars"]
             return
-        spool.seek(0)
+        spool.rewind()
         spool.read(len(head))
         counted = _Counted(budget)
         # The walk's allowance grows with the input bytes read: as far as the spool has been read.
@@ -171,7 +222,7 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
             read_before, at_start = budget.bytes_read, budget.bytes_read() - count
 
             def _so_far() -> int:
-                return at_start + spool.tell()
+                return at_start + spool.pos
 
             budget.bytes_read = _so_far
         try:
@@ -182,3 +233,5 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
         entry.sha256, entry.nbytes, entry.layer = digest, nbytes, scan
         if key is not None and scan.error is None and not scan.over_limit and scan.diff_id is not None:
             store.put(key, _encode(scan, blob, count, counted.chars))
+    finally:
+        spool.close()

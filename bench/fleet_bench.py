@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""scan-many throughput: archives per minute and MB/s for 1 and 2 workers, the layer cache.
+
+Two generated fleets (tests/fleetdata.py: builds of one Dockerfile over a shared base, one
+forged, a few other images over the same base):
+
+1. `--count` (default 100) small archives: scan-many with 1 and 2 local workers, no cache;
+   then with a cache, cold (empty) and warm (the same cache, a new output folder), 2 workers:
+   archives/min, MB/s, cache hit rate.
+2. `--big` (default 8) archives of 20 MB and more, each over its own base layer of
+   `--big-mb` MB of files (about a third of it kept by gzip), so that a cold cache misses
+   every layer: no cache, cold cache and warm cache (a new output folder), 2 workers. The
+   warm run must give the same index (checked here) and be at least 3x faster than the
+   cold one (the issue's acceptance).
+
+    .venv/bin/python bench/fleet_bench.py [--count 100] [--big 8] [--big-mb 64] [--out bench/out/fleet]
+
+Prints one line per run and writes them as JSON to OUT/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fleetdata import make_fleet  # noqa: E402
+
+from forensics.fleet.inputs import discover  # noqa: E402
+from forensics.fleet.run import Options, scan_many  # noqa: E402
+
+
+def run(label: str, folder: Path, out: Path, workers: int, cache: Path | None = None) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    inputs = discover([str(folder)])
+    t0 = time.monotonic()
+    result = scan_many(inputs, Options(out=str(out), workers=workers, cache=str(cache) if cache else None))
+    secs = time.monotonic() - t0
+    mb = sum(i.size for i in inputs) / 1e6
+    c = result.stats["cache"]
+    looked = c["hits"] + c["misses"] + c["rejected"]
+    row = {
+        "run": label,
+        "archives": len(inputs),
+        "MB": round(mb, 1),
+        "workers": workers,
+        "seconds": round(secs, 2),
+        "archives_per_min": round(len(inputs) / secs * 60, 1),
+        "MB_per_s": round(mb / secs, 1),
+        "cache_hit_rate": round(c["hits"] / looked, 3) if cache and looked else None,
+        "cache": c if cache else None,
+        "tampered": sum(1 for ln in result.lines if ln.get("verdict") == "tampered"),
+    }
+    print(
+        f"{label:<28} {row['archives']:>4} archives {row['MB']:>8.1f} MB  {workers} worker(s)  {secs:7.2f} s  "
+        f"{row['archives_per_min']:>8.1f} archives/min  {row['MB_per_s']:>6.1f} MB/s"
+        + (f"  cache hits {row['cache_hit_rate']:.0%} {c}" if cache else ""),
+        flush=True,
+    )
+    return row
+
+
+def stable(out: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (out / "index.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in ln.items() if k != "run"} for ln in lines]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--big", type=int, default=8)
+    ap.add_argument("--big-mb", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fleet")
+    args = ap.parse_args()
+    out = args.out
+    rows = []
+    small = out / "small-in"
+    if not small.exists():
+        make_fleet(small, builds=args.count - 3, tools=2, extras=False)
+    rows.append(run("small, 1 worker", small, out / "o1", 1))
+    rows.append(run("small, 2 workers", small, out / "o2", 2))
+    cache = out / "small-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    rows.append(run("small, cache cold", small, out / "oc", 2, cache))
+    rows.append(run("small, cache warm", small, out / "ow", 2, cache))
+    assert stable(out / "oc") == stable(out / "ow") == stable(out / "o2")
+    if args.big:
+        big = out / f"big-in-{args.big_mb}"
+        if not big.exists():
+            t0 = time.monotonic()
+            make_fleet(big, builds=args.big - 1, tools=0, big_mb=args.big_mb, extras=False, shared=False)
+            print(f"(generated the big fleet in {time.monotonic() - t0:.1f} s)", flush=True)
+        smallest = min(os.path.getsize(p) for p in big.iterdir())
+        print(f"big fleet: the smallest archive is {smallest / 1e6:.1f} MB", flush=True)
+        cache = out / "big-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        rows.append(run("big, no cache", big, out / "bn", 2))
+        cold = run("big, cache cold", big, out / "bc", 2, cache)
+        warm = run("big, cache warm", big, out / "bw", 2, cache)
+        same = stable(out / "bc") == stable(out / "bw") == stable(out / "bn")
+        rows += [cold, warm]
+        speedup = cold["seconds"] / warm["seconds"]
+        print(f"big fleet: warm/cold speedup {speedup:.1f}x, same index: {same}", flush=True)
+        rows.append(
+            {"run": "big speedup", "speedup": round(speedup, 2), "same_index": same, "smallest_MB": smallest / 1e6}
+        )
+    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
