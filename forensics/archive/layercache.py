@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol
+from typing import IO, Protocol
 
 from forensics import __version__
 from forensics.archive.layerfs import pack, unpack
@@ -145,7 +145,7 @@ class _Spool:
         self._tmpdir = tmpdir
         self._parts: list = []
         self._held = 0
-        self._file = None
+        self._file: IO[bytes] | None = None
         self._i = 0
         self.pos = 0
 
