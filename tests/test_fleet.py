@@ -242,3 +242,39 @@ def test_without_dask_the_error_names_the_extra(fleet, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if not installed
     r = scan_many(str(fleet.forged), "--out", str(tmp_path / "o"), "--dask", "local", code=2)
     assert "forensics[dask]" in r.output and r.output.count("\n") == 1
+
+
+def _report(path: str, cache: Path | None, stats: dict | None = None) -> dict:
+    from forensics.archive.layercache import using
+    from forensics.fleet.cache import LayerCache
+    from forensics.pipeline import analyze
+    from forensics.serialize import to_json
+
+    if cache is None:
+        report = analyze(path)
+    else:
+        store = LayerCache(str(cache))
+        with using(store):
+            report = analyze(path)
+        if stats is not None:
+            stats.update(store.stats())
+    doc = json.loads(to_json(report))
+    doc.pop("analysis")
+    return doc
+
+
+@pytest.mark.parametrize("name", ["relay-forged.oci.tar", "clean.docker.tar", "clean-zstd.oci.tar"])
+def test_a_cached_layer_gives_the_report_its_bytes_give(name, tmp_path, monkeypatch):
+    """gzip, zstd and plain layers; a miss spilled to a file in the cache folder (a small
+    in-memory limit), then a hit: the report is the one without a cache, byte for byte."""
+    from forensics.archive import layercache
+
+    monkeypatch.setattr(layercache, "SPOOL_IN_MEMORY", 4096)
+    path = str(Path(__file__).resolve().parents[1] / "samples" / name)
+    plain = _report(path, None)
+    cold: dict = {}
+    warm: dict = {}
+    assert _report(path, tmp_path / "c", cold) == plain
+    assert _report(path, tmp_path / "c", warm) == plain
+    assert cold == {"hits": 0, "misses": 3, "rejected": 0} and warm == {"hits": 3, "misses": 0, "rejected": 0}
+    assert not any((tmp_path / "c" / "tmp").iterdir())  # the spill files are gone
