@@ -76,10 +76,9 @@ class LayerCache:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
+            # No fsync: an entry a crash left empty or torn fails its own digest and is recomputed.
             with os.fdopen(fd, "wb") as fh:
                 fh.write(header + b"\n" + body)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.replace(tmp, target)
         except OSError:
             try:
