@@ -30,11 +30,17 @@ def default_workers() -> int:
 
 
 @contextmanager
-def executor(workers: int | None = None, dask: str | None = None) -> Iterator[Executor]:
+def executor(workers: int | None = None, dask: str | None = None, scratch: str | None = None) -> Iterator[Executor]:
+    """`scratch`: the folder a LocalCluster's workers may write to (under the output folder,
+    not the system's temporary folder)."""
     n = workers or default_workers()
     if dask is None:
-        with ProcessPoolExecutor(max_workers=n) as pool:
+        pool = ProcessPoolExecutor(max_workers=n)
+        try:
             yield pool
+        finally:
+            # on ^C or an error, what has not started is dropped, not run to the end
+            pool.shutdown(wait=True, cancel_futures=True)
         return
     try:
         from dask.distributed import Client, LocalCluster
@@ -44,7 +50,12 @@ def executor(workers: int | None = None, dask: str | None = None) -> Iterator[Ex
     try:
         if dask == "local":
             cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+                local_directory=scratch,
             )
             client = Client(cluster)
         else:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 
 from forensics.fleet.checks import fleet_checks
 from forensics.fleet.executors import executor
-from forensics.fleet.index import Index, done_set, read_index
+from forensics.fleet.index import Index, done_set, read_index, write_index
 from forensics.fleet.inputs import Input
 from forensics.fleet.job import Job, run_job
 
@@ -81,18 +82,26 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     index = Index(opts.out, [i.path for i in inputs])
     t0 = time.monotonic()
     finished_bytes = skipped = 0
-    with executor(opts.workers, opts.dask) as pool:
-        # Largest first: the last job to start is a small one.
-        pending = {pool.submit(run_job, j) for j in sorted(jobs, key=lambda j: -sizes[j.path])}
-        while pending:
-            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in ready:
-                line = fut.result()  # run_job never raises for an archive's sake
-                index.add(line)
-                skipped += line.get("verdict") == "skipped"
-                finished_bytes += sizes.get(line["path"], 0)
-                if progress is not None:
-                    progress(len(index.lines), len(jobs), finished_bytes, total_bytes)
+    scratch = os.path.join(opts.out, ".dask-scratch") if opts.dask == "local" else None
+    try:
+        with executor(opts.workers, opts.dask, scratch) as pool:
+            # Largest first: the last job to start is a small one.
+            pending = {pool.submit(run_job, j) for j in sorted(jobs, key=lambda j: -sizes[j.path])}
+            while pending:
+                ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    line = fut.result()  # run_job never raises for an archive's sake
+                    index.add(line)
+                    skipped += line.get("verdict") == "skipped"
+                    finished_bytes += sizes.get(line["path"], 0)
+                    if progress is not None:
+                        progress(len(index.lines), len(jobs), finished_bytes, total_bytes)
+    except BaseException:
+        # Interrupted, or the engine failed: keep what is done, so that a new run resumes from it.
+        write_index(opts.out, _merge_lines(index, previous))
+        raise
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     lines = _merge_lines(index, previous)
     findings, notes = fleet_checks(lines, opts.out)
     by_path: dict[str, list[dict]] = {}
