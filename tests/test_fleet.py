@@ -194,11 +194,17 @@ def test_merged_sarif_is_valid_with_one_run_per_archive(fleet, pool_out):
     errors = list(jsonschema.Draft4Validator(SCHEMA).iter_errors(doc))
     assert not errors, errors[:3]
     analyzed = [ln for ln in index(pool_out) if ln.get("sarif")]
-    assert len(doc["runs"]) == len(analyzed) == len(fleet.archives)
-    archives = [r["properties"]["archive"]["path"] for r in doc["runs"]]
+    *runs, across = doc["runs"]
+    assert len(runs) == len(analyzed) == len(fleet.archives)
+    archives = [r["properties"]["archive"]["path"] for r in runs]
     assert archives == [ln["path"] for ln in analyzed]
-    forged = next(r for r in doc["runs"] if r["properties"]["archive"]["path"] == str(fleet.forged))
+    forged = next(r for r in runs if r["properties"]["archive"]["path"] == str(fleet.forged))
     assert {"history.unexplained-change", "file.persistence"} <= {r["ruleId"] for r in forged["results"]}
+    # the findings across the fleet: the last run, each result naming its archives
+    assert across["properties"] == {"fleet": True}
+    odd = next(r for r in across["results"] if r["ruleId"] == "compare.history-equal-content-differs")
+    assert odd["properties"]["archives"] == [str(fleet.forged)] and odd["level"] == "error"
+    assert {r["ruleId"] for r in across["results"]} == {"ref.conflict", "compare.history-equal-content-differs"}
 
 
 def test_fleet_page_links_every_report_and_escapes_names(fleet, tmp_path):

@@ -135,7 +135,7 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     if opts.sarif:
         from forensics.fleet.sarif import write_merged
 
-        write_merged(opts.out, lines)
+        write_merged(opts.out, lines, findings)
     return Result(lines, findings, notes, stats)
 
 
