@@ -20,7 +20,7 @@ import os
 import stat
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from forensics.models import Report, Severity
 
@@ -36,8 +36,6 @@ class Job:
     history: bool = True
     verify_packages: str = "all"
     cache: str | None = None  # the layer cache folder (forensics.fleet.cache)
-    # input sha256s that already have a result: hashed first, and skipped when listed
-    done: frozenset[str] = field(default_factory=frozenset)
 
 
 def report_name(sha256: str) -> str:
@@ -76,6 +74,15 @@ def _input_sha256(path: str) -> str:
         else:
             rows.append((rel, "other", ""))
     return _listing_sha256(rows)
+
+
+def digest_job(path: str) -> dict:
+    """The first half of a resumed run's job: the input's digest, to decide whether it is done
+    (the set of what is done stays in the submitting process, not shipped with every job)."""
+    try:
+        return {"path": path, "sha256": _input_sha256(path)}
+    except OSError as exc:
+        return {"path": path, "sha256": None, "error": f"cannot read: {exc.strerror or exc}"}
 
 
 def _write(out: str, rel: str, body: str) -> str:
@@ -165,15 +172,6 @@ def _run(job: Job, line: dict, stats: dict) -> None:
     from forensics.pipeline import analyze
     from forensics.serialize import to_json
 
-    if job.done:  # resume: the digest first, the analysis only for what is not done
-        try:
-            line["sha256"] = _input_sha256(job.path)
-        except OSError as exc:
-            line["errors"].append(f"cannot read: {exc.strerror or exc}")
-            return
-        if line["sha256"] in job.done:
-            line["verdict"] = "skipped"
-            return
     try:
         custody = Custody.start_of(job.path)
         with _one_process(), _layer_cache(job.cache, stats):

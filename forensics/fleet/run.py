@@ -18,7 +18,7 @@ from forensics.fleet.checks import fleet_checks
 from forensics.fleet.executors import executor
 from forensics.fleet.index import Index, done_set, read_index, write_index
 from forensics.fleet.inputs import Input
-from forensics.fleet.job import Job, run_job
+from forensics.fleet.job import Job, digest_job, run_job
 
 FLEET = "fleet.json"
 PAGE = "index.html"
@@ -73,7 +73,6 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
             history=opts.history,
             verify_packages=opts.verify_packages,
             cache=opts.cache,
-            done=done,
         )
         for i in inputs
     ]
@@ -85,12 +84,23 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     scratch = os.path.join(opts.out, ".dask-scratch") if opts.dask == "local" else None
     try:
         with executor(opts.workers, opts.dask, scratch) as pool:
-            # Largest first: the last job to start is a small one.
-            pending = {pool.submit(run_job, j) for j in sorted(jobs, key=lambda j: -sizes[j.path])}
+            # Largest first: the last job to start is a small one. Resuming, each input's digest
+            # first (in the workers, two reads of it instead of one): what is done is not analyzed.
+            order = sorted(jobs, key=lambda j: -sizes[j.path])
+            job_of = {j.path: j for j in order}
+            if done:
+                pending = {pool.submit(digest_job, j.path) for j in order}
+            else:
+                pending = {pool.submit(run_job, j) for j in order}
             while pending:
                 ready, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in ready:
-                    line = fut.result()  # run_job never raises for an archive's sake
+                    line = fut.result()  # the jobs never raise for an archive's sake
+                    if "verdict" not in line:  # a digest job
+                        if line["sha256"] not in done:
+                            pending.add(pool.submit(run_job, job_of[line["path"]]))
+                            continue
+                        line["verdict"] = "skipped"
                     index.add(line)
                     skipped += line.get("verdict") == "skipped"
                     finished_bytes += sizes.get(line["path"], 0)
