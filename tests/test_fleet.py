@@ -284,3 +284,11 @@ def test_a_cached_layer_gives_the_report_its_bytes_give(name, tmp_path, monkeypa
     assert _report(path, tmp_path / "c", warm) == plain
     assert cold == {"hits": 0, "misses": 3, "rejected": 0} and warm == {"hits": 3, "misses": 0, "rejected": 0}
     assert not any((tmp_path / "c" / "tmp").iterdir())  # the spill files are gone
+
+
+def test_exit_codes(fleet, tmp_path):
+    scan_many(str(fleet.broken), "--out", str(tmp_path / "a"), code=2)  # could not be analyzed: its line says why
+    assert index(tmp_path / "a")[0]["errors"]
+    scan_many(str(fleet.broken), str(fleet.forged), "--out", str(tmp_path / "b"), code=1)  # tampered wins
+    scan_many(str(fleet.layout), "--out", str(tmp_path / "c"), code=0)
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "d"), "--fail-on", "never", code=0)

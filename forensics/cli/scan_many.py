@@ -32,7 +32,9 @@ def _check_outputs(given: list[str], out: str, cache: str | None) -> None:
 def _exit_code(lines: list[dict], findings: list[dict], fail_on: FailOn) -> int:
     if fail_on != FailOn.never:
         worst = SEVERITIES[: SEVERITIES.index(fail_on.value) + 1]
-        if any(sum((ln.get("counts") or {}).get(s, 0) for s in worst) for ln in lines) or any(
+        # an archive that could not be read is exit 2's, as for `scan`, not evidence of tampering
+        analyzed = [ln for ln in lines if ln.get("verdict") not in ("unreadable", "error")]
+        if any(sum((ln.get("counts") or {}).get(s, 0) for s in worst) for ln in analyzed) or any(
             f["severity"] in worst for f in findings
         ):
             return 1
