@@ -292,3 +292,22 @@ def test_exit_codes(fleet, tmp_path):
     scan_many(str(fleet.broken), str(fleet.forged), "--out", str(tmp_path / "b"), code=1)  # tampered wins
     scan_many(str(fleet.layout), "--out", str(tmp_path / "c"), code=0)
     scan_many(str(fleet.forged), "--out", str(tmp_path / "d"), "--fail-on", "never", code=0)
+
+
+def test_an_interrupted_run_leaves_an_index_to_resume_from(fleet, tmp_path):
+    from forensics.fleet.run import Options
+    from forensics.fleet.run import scan_many as run
+
+    inputs = discover([str(fleet.folder)])
+    out = tmp_path / "out"
+
+    def stop_after_three(done: int, total: int, done_bytes: int, total_bytes: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(inputs, Options(out=str(out), workers=1), stop_after_three)
+    assert len(index(out)) == 3
+    result = run(inputs, Options(out=str(out), workers=2))
+    assert result.stats["skipped"] == 3
+    assert [ln["path"] for ln in index(out)] == [str(p) for p in fleet.archives]

@@ -55,12 +55,14 @@ def write_index(out: str, lines: list[dict]) -> None:
 
 
 class Index:
-    """The lines of this run, in input order, flushed atomically now and then."""
+    """The lines of this run, in input order, merged with the previous run's and flushed
+    atomically now and then, so that an interrupted run leaves a whole index to resume from."""
 
-    def __init__(self, out: str, order: list[str], every: float = 2.0) -> None:
+    def __init__(self, out: str, order: list[str], previous: dict[str, dict] | None = None, every: float = 2.0) -> None:
         self.out = out
         self.order = order  # input paths
-        self.lines: dict[str, dict] = {}  # path -> line
+        self.previous = previous or {}  # sha256 -> line of the index found in `out`
+        self.lines: dict[str, dict] = {}  # path -> line of this run
         self.every = every
         self._last = time.monotonic()
 
@@ -69,9 +71,21 @@ class Index:
         if time.monotonic() - self._last >= self.every:
             self.flush()
 
-    def ordered(self) -> list[dict]:
-        return [self.lines[p] for p in self.order if p in self.lines]
+    def merged(self) -> list[dict]:
+        """This run's lines in input order (a skipped input keeps its previous line, under the
+        path given now), then the previous lines of inputs not given this time."""
+        lines, seen = [], set()
+        for path in self.order:
+            line = self.lines.get(path)
+            if line is None:
+                continue
+            if line.get("verdict") == "skipped" and line.get("sha256") in self.previous:
+                line = dict(self.previous[line["sha256"]], path=path)
+            lines.append(line)
+            seen.add(line.get("sha256"))
+        rest = sorted((ln for sha, ln in self.previous.items() if sha not in seen), key=lambda ln: ln.get("path", ""))
+        return lines + rest
 
-    def flush(self) -> None:
-        write_index(self.out, self.ordered())
+    def flush(self, lines: list[dict] | None = None) -> None:
+        write_index(self.out, self.merged() if lines is None else lines)
         self._last = time.monotonic()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from forensics.fleet.checks import fleet_checks
 from forensics.fleet.executors import executor
-from forensics.fleet.index import Index, done_set, read_index, write_index
+from forensics.fleet.index import Index, done_set, read_index
 from forensics.fleet.inputs import Input
 from forensics.fleet.job import Job, digest_job, run_job
 
@@ -45,21 +45,6 @@ class Result:
     stats: dict = field(default_factory=dict)
 
 
-def _merge_lines(index: Index, previous: dict[str, dict]) -> list[dict]:
-    """This run's lines in input order (a skipped input keeps its previous line), then the
-    previous run's lines for inputs not given this time."""
-    lines, seen = [], set()
-    for line in index.ordered():
-        if line.get("verdict") == "skipped" and line.get("sha256") in previous:
-            old = dict(previous[line["sha256"]])
-            old["path"] = line["path"]
-            line = old
-        lines.append(line)
-        seen.add(line.get("sha256"))
-    lines += [ln for sha, ln in sorted(previous.items(), key=lambda kv: kv[1].get("path", "")) if sha not in seen]
-    return lines
-
-
 def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     os.makedirs(os.path.join(opts.out, "reports"), exist_ok=True)
     previous = {} if opts.force else read_index(opts.out)
@@ -78,9 +63,10 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     ]
     sizes = {i.path: i.size for i in inputs}
     total_bytes = sum(sizes.values())
-    index = Index(opts.out, [i.path for i in inputs])
+    index = Index(opts.out, [i.path for i in inputs], previous)
     t0 = time.monotonic()
     finished_bytes = skipped = 0
+    cache = {"hits": 0, "misses": 0, "rejected": 0}  # this run's, summed over its jobs
     scratch = os.path.join(opts.out, ".dask-scratch") if opts.dask == "local" else None
     try:
         with executor(opts.workers, opts.dask, scratch) as pool:
@@ -103,16 +89,18 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
                         line["verdict"] = "skipped"
                     index.add(line)
                     skipped += line.get("verdict") == "skipped"
+                    for k, v in ((line.get("run") or {}).get("cache") or {}).items():
+                        cache[k] = cache.get(k, 0) + v
                     finished_bytes += sizes.get(line["path"], 0)
                     if progress is not None:
                         progress(len(index.lines), len(jobs), finished_bytes, total_bytes)
     except BaseException:
         # Interrupted, or the engine failed: keep what is done, so that a new run resumes from it.
-        write_index(opts.out, _merge_lines(index, previous))
+        index.flush()
         raise
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
-    lines = _merge_lines(index, previous)
+    lines = index.merged()
     findings, notes = fleet_checks(lines, opts.out)
     by_path: dict[str, list[dict]] = {}
     for f in findings:
@@ -123,13 +111,7 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
             line["fleet_findings"] = by_path[line["path"]]
         else:
             line.pop("fleet_findings", None)
-    index.lines = {ln["path"]: ln for ln in lines}
-    index.order = [ln["path"] for ln in lines]
-    index.flush()
-    cache = {"hits": 0, "misses": 0, "rejected": 0}
-    for line in lines:
-        for k, v in ((line.get("run") or {}).get("cache") or {}).items():
-            cache[k] = cache.get(k, 0) + v
+    index.flush(lines)
     stats = {
         "archives": len(jobs),
         "bytes": total_bytes,
