@@ -4,7 +4,7 @@
 - `compare.history-equal-content-differs`: `forensics diff` across the fleet. Images whose
   histories are identical step by step (every created_by, every empty_layer) are one group;
   at each layer position the digest of the layer's file index (`files_digest`) is counted,
-  and where a majority agrees, an image that differs is the odd one: named with its step,
+  one vote per image digest however many archives hold it, and where a majority agrees, an image that differs is the odd one: named with its step,
   that step's created_by and the paths that differ. Those paths come from the odd image's
   report and one of the majority's, read again only for that layer: the summaries carry one
   digest per layer, not the file lists.
@@ -90,10 +90,14 @@ def history_equal_content_differs(lines: list[dict], out: str) -> list[dict]:
     for (_, nlayers), members in groups.items():
         if len(members) < 3:
             continue
+        # One vote per image: copies of one image in several archives do not make a majority.
+        images = {img.get("digest") or f"{line['path']}#{img['index']}": img for line, img in members}
+        if len(images) < 3:
+            continue
         for pos in range(nlayers):
-            counts = Counter(img["layers"][pos]["files_digest"] for _, img in members)
+            counts = Counter(img["layers"][pos]["files_digest"] for img in images.values())
             usual, agree = counts.most_common(1)[0]
-            if agree < 2 or agree * 2 <= len(members) or len(counts) == 1:
+            if agree < 2 or agree * 2 <= len(images) or len(counts) == 1:
                 continue
             ref_line, ref_img = next((ln, im) for ln, im in members if im["layers"][pos]["files_digest"] == usual)
             usual_files = _layer_files(out, ref_line, ref_img["index"], pos)
@@ -110,7 +114,7 @@ def history_equal_content_differs(lines: list[dict], out: str) -> list[dict]:
                     "compare.history-equal-content-differs",
                     "critical",
                     "history",
-                    f"{len(members)} images share this history step by step, and {agree} of them agree on "
+                    f"{len(images)} images share this history step by step, and {agree} of them agree on "
                     f"layer {pos}; this one differs there, at step {step} (`{created_by}`)"
                     + (f": {len(paths)} path{'s' if len(paths) != 1 else ''} differ ({shown})" if paths else ""),
                     image=img["index"],
