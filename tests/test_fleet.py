@@ -314,19 +314,20 @@ def test_an_interrupted_run_leaves_an_index_to_resume_from(fleet, tmp_path):
 
 
 def test_copies_of_one_image_do_not_outvote_the_others(fleet, tmp_path):
-    """Three copies of the forged build against two genuine builds: three archives, one image;
-    no majority of images, so no image is called the odd one."""
+    """Three copies of the forged build and one genuine build: four archives, but two images,
+    so the genuine build is not called the odd one (counting archives, it would be)."""
     folder = tmp_path / "in"
     folder.mkdir()
     for n in range(3):
         shutil.copyfile(fleet.forged, folder / f"forged-{n}.tar")
-    for n in (4, 5):
-        shutil.copyfile(fleet.folder / f"relay-build-{n:03d}.oci.tar", folder / f"build-{n}.tar")
+    shutil.copyfile(fleet.folder / "relay-build-004.oci.tar", folder / "build-4.tar")
     scan_many(str(folder), "--out", str(tmp_path / "out"))
     codes = [f["code"] for f in fleet_json(tmp_path / "out")["findings"]]
     assert "compare.history-equal-content-differs" not in codes
-    # with a third genuine build the genuine images are the majority: every forged copy is named
-    shutil.copyfile(fleet.folder / "relay-build-006.oci.tar", folder / "build-6.tar")
+    # two more genuine builds: three genuine images against one forged, and every copy of it is named
+    for n in (5, 6):
+        shutil.copyfile(fleet.folder / f"relay-build-{n:03d}.oci.tar", folder / f"build-{n}.tar")
     scan_many(str(folder), "--out", str(tmp_path / "out2"))
     odd = [f for f in fleet_json(tmp_path / "out2")["findings"] if f["code"] == "compare.history-equal-content-differs"]
     assert sorted(a for f in odd for a in f["archives"]) == [str(folder / f"forged-{n}.tar") for n in range(3)]
+    assert all("4 images share this history" in f["detail"] for f in odd)
