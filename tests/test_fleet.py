@@ -3,6 +3,7 @@ Dask, resume, the layer cache (hits, planted entries), the fleet findings, SARIF
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -187,6 +188,16 @@ def test_planted_cache_entries_are_detected_and_recomputed(fleet, pool_out, tmp_
     scan_many(str(fleet.forged), "--out", str(tmp_path / "d"), "--cache", str(cache))
     assert fleet_json(tmp_path / "d")["stats"]["cache"]["rejected"] == 1
     assert stable(index(tmp_path / "d")) == stable(index(tmp_path / "a"))
+    # 4. planted by someone who recomputes the entry's own digest: a body for other bytes (it
+    # says which blob it is, and that is not the one hashed), and a body of the wrong shape
+    key = path.stem
+    for n, forged_body in enumerate((dict(genuine_layer, nbytes=body["nbytes"]), dict(body, files=[["/x"]]))):
+        raw = json.dumps(forged_body).encode()
+        path.write_bytes(json.dumps({"key": key, "sha256": hashlib.sha256(raw).hexdigest()}).encode() + b"\n" + raw)
+        out = tmp_path / f"e{n}"
+        scan_many(str(fleet.forged), "--out", str(out), "--cache", str(cache))
+        assert fleet_json(out)["stats"]["cache"]["rejected"] == 1
+        assert stable(index(out)) == stable(index(tmp_path / "a"))
 
 
 def test_merged_sarif_is_valid_with_one_run_per_archive(fleet, pool_out):

@@ -28,6 +28,7 @@ as the tool's own files, and a shared cache must be writable only by the scanner
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -35,10 +36,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from forensics import __version__
-from forensics.archive.layerfs import pack, unpack
+from forensics.archive.layerfs import FIELDS, pack, unpack
 from forensics.archive.layerscan import CHUNK, Budget, LayerScan, Limits, scan_stream
 
 SPOOL_IN_MEMORY = 64 << 20
@@ -48,7 +49,10 @@ FORMAT = 1
 class Store(Protocol):
     tmpdir: str
 
-    def get(self, key: str) -> dict | None: ...
+    def get(self, key: str, decode: Callable[[dict], Any]) -> Any | None:
+        """The entry under `key`, checked and passed through `decode` (which raises ValueError
+        on a value it cannot use); None, counted as a miss or as rejected, otherwise."""
+        ...
 
     def put(self, key: str, value: dict) -> None: ...
 
@@ -111,18 +115,31 @@ def _encode(scan: LayerScan, blob: str, nbytes: int, chars: int) -> dict:
     }
 
 
-def _decode(value: dict) -> LayerScan:
-    return LayerScan(
-        compression=value["compression"],
-        diff_id=value["diff_id"],
-        uncompressed_size=value["uncompressed_size"],
-        files=unpack([tuple(r) for r in value["files"]]),
-        unsafe=[(a, b) for a, b in value["unsafe"]],
-        captured={k: base64.b64decode(v) for k, v in value["captured"].items()},
-        record_digests=dict(value["record_digests"]),
-        trailing_garbage=value["trailing_garbage"],
-        is_tar=value["is_tar"],
-    )
+def _decode(value: dict) -> tuple[LayerScan, int, int, str, int]:
+    """(the layer scan, its entries, their name characters, the blob digest, its bytes) from an
+    entry whose own digest matched. Its shape is checked too, so that an entry written by
+    another build of the tool, or planted with a recomputed digest, is a ValueError (the layer
+    is scanned again), not a crash later in the analysis."""
+    try:
+        rows = value["files"]
+        if not all(isinstance(r, list) and len(r) == len(FIELDS) and isinstance(r[0], str) for r in rows):
+            raise ValueError("a file row of the wrong shape")
+        scan = LayerScan(
+            compression=str(value["compression"]),
+            diff_id=value["diff_id"] if isinstance(value["diff_id"], str) else None,
+            uncompressed_size=int(value["uncompressed_size"]),
+            files=unpack([tuple(r) for r in rows]),
+            unsafe=[(str(a), str(b)) for a, b in value["unsafe"]],
+            captured={str(k): base64.b64decode(v, validate=True) for k, v in value["captured"].items()},
+            record_digests={str(k): str(v) for k, v in value["record_digests"].items()},
+            trailing_garbage=int(value["trailing_garbage"]),
+            is_tar=bool(value["is_tar"]),
+        )
+        if scan.diff_id is None:
+            raise ValueError("no diff_id")
+        return scan, len(rows), int(value["chars"]), str(value["blob"]), int(value["nbytes"])
+    except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise ValueError(f"malformed cache entry: {exc}") from None
 
 
 def _fits(budget: Budget | None, entries: int, chars: int) -> bool:
@@ -202,18 +219,22 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
             count += len(part)
         blob = h.hexdigest()
         key = key_for(blob, entry.sniffed, limits, capture) if not read.error else None
-        cached = store.get(key) if key is not None else None
-        if (
-            cached is not None
-            and cached.get("blob") == blob
-            and cached.get("nbytes") == count
-            and _fits(budget, len(cached["files"]), cached["chars"])
-        ):
-            entry.sha256, entry.nbytes, entry.layer = blob, count, _decode(cached)
-            if budget is not None:
-                budget.entries[1] += len(cached["files"])
-                budget.name_chars[1] += cached["chars"]
-            return
+
+        def decode(value: dict) -> tuple[LayerScan, int, int]:
+            scan, entries, chars, cached_blob, cached_count = _decode(value)
+            if cached_blob != blob or cached_count != count:  # the key names this blob: so must the entry
+                raise ValueError("an entry for other bytes")
+            return scan, entries, chars
+
+        cached = store.get(key, decode) if key is not None else None
+        if cached is not None:
+            scan, entries, chars = cached
+            if _fits(budget, entries, chars):
+                entry.sha256, entry.nbytes, entry.layer = blob, count, scan
+                if budget is not None:
+                    budget.entries[1] += entries
+                    budget.name_chars[1] += chars
+                return
         spool.rewind()
         spool.read(len(head))
         counted = _Counted(budget)

@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 MAX_ENTRY = 2 << 30  # a layer of a million entries is a few hundred MB of index
 
@@ -35,7 +37,7 @@ class LayerCache:
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "rejected": self.rejected}
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str, decode: Callable[[dict], Any]) -> Any | None:
         try:
             with open(self.path(key), "rb") as fh:
                 raw = fh.read(MAX_ENTRY + 1)
@@ -49,8 +51,13 @@ class LayerCache:
         if value is None:
             self.rejected += 1
             return None
+        try:
+            decoded = decode(value)
+        except ValueError:
+            self.rejected += 1
+            return None
         self.hits += 1
-        return value
+        return decoded
 
     @staticmethod
     def _check(key: str, raw: bytes) -> dict | None:
