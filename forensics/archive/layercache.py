@@ -19,8 +19,9 @@ hashing it as it comes, lets a hit skip both; a miss then scans the spooled byte
 What is never cached or reused: a layer whose walk met damage or a limit (its result
 depends on where in the input it sits), and a hit whose entries would not fit in what is
 left of the input's allowance (the walk runs then, so limits apply exactly as without a
-cache). The store checks each entry's own sha256 before use (forensics.fleet.cache): a
-corrupted or planted entry is counted and recomputed, never trusted. Someone able to write
+cache). The store checks each entry's own sha256 before use (forensics.fleet.cache), and
+this module its shape and the blob it says it is for: a corrupted or planted entry is counted
+and recomputed, never trusted. Someone able to write
 the cache AND recompute the digest could still plant a result: the cache is as trusted
 as the tool's own files, and a shared cache must be writable only by the scanners.
 """
