@@ -233,6 +233,17 @@ def test_fleet_page_links_every_report_and_escapes_names(fleet, tmp_path):
     assert "tampered" in page
 
 
+def test_fleet_page_shows_the_fleet_findings_and_sorts_worst_first(fleet, pool_out):
+    page = (pool_out / "index.html").read_text()
+    assert '<span class="sev sev-critical">critical</span> <code>compare.history-equal-content-differs</code>' in page
+    assert '<span class="sev sev-medium">medium</span> <code>ref.conflict</code>' in page
+    rows = page.split("<tbody>", 1)[1]
+    first = rows.split("</tr>", 1)[0]
+    assert str(fleet.forged) in first and "verdict-tampered" in first  # worst first, without JavaScript
+    for line in index(pool_out):
+        assert f'href="{line["report"]}"' in page
+
+
 def test_inputs_discovery(fleet, tmp_path):
     found = discover([str(fleet.folder)])
     assert [i.path for i in found] == [str(p) for p in fleet.archives]

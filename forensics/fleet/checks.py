@@ -56,7 +56,7 @@ def ref_conflicts(lines: list[dict]) -> list[dict]:
 
 
 def _out(f, archives: list[str]) -> dict:
-    d = f.model_dump(exclude_none=True)
+    d = f.model_dump(mode="json", exclude_none=True)
     d["archives"] = archives
     return d
 
