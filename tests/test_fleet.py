@@ -115,6 +115,13 @@ def test_dask_local_gives_the_same_index(fleet, pool_out, tmp_path):
     scan_many(str(fleet.folder), "--out", str(out), "--dask", "local", "--workers", "2", "--sarif")
     assert stable(index(out)) == stable(index(pool_out))
     assert fleet_json(out)["findings"] == fleet_json(pool_out)["findings"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fleet.json",
+        "fleet.sarif",
+        "index.html",
+        "index.jsonl",
+        "reports",
+    ]
 
 
 def test_resume_skips_what_has_a_result(fleet, tmp_path):

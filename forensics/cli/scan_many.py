@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import traceback
 
 import typer
 
@@ -156,6 +157,13 @@ def scan_many(
         raise fail(f"cannot write into {visible(out)}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         raise fail("interrupted; the index holds the archives finished so far")
+    except Exception as exc:  # a bug (or the engine's) must still not dump a traceback on an investigator
+        if os.environ.get("FORENSICS_DEBUG"):
+            traceback.print_exc()
+        raise fail(
+            f"internal error: {type(exc).__name__}: {exc}; the index holds the archives finished so far "
+            "(set FORENSICS_DEBUG=1 for a traceback, and please report it)"
+        )
     finally:
         bar.close()
     if not quiet:

@@ -43,30 +43,34 @@ def executor(workers: int | None = None, dask: str | None = None, scratch: str |
             pool.shutdown(wait=True, cancel_futures=True)
         return
     try:
+        from dask import config as dask_config
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ExecutorError(DASK_EXTRA) from None
-    cluster = None
-    try:
-        if dask == "local":
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=40,
-                local_directory=scratch,
-            )
-            client = Client(cluster)
-        else:
-            client = Client(dask, timeout=30)
-    except (OSError, TimeoutError, ValueError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise ExecutorError(f"--dask {dask}: cannot reach the scheduler: {exc}") from None
-    try:
-        yield client.get_executor()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # the nannies' and workers' files under `scratch` too, for this run only
+    settings = {"temporary-directory": scratch} if scratch is not None else {}
+    with dask_config.set(settings):
+        cluster = None
+        try:
+            if dask == "local":
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=40,
+                    local_directory=scratch,
+                )
+                client = Client(cluster)
+            else:
+                client = Client(dask, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            if cluster is not None:
+                cluster.close()
+            raise ExecutorError(f"--dask {dask}: cannot reach the scheduler: {exc}") from None
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
