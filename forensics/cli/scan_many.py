@@ -60,7 +60,9 @@ def scan_many(
         "archive), fleet.json (findings across the fleet), index.html (the fleet page).",
     ),
     html: bool = typer.Option(False, "--html", help="also write each archive's HTML report."),
-    sarif: bool = typer.Option(False, "--sarif", help="also write OUT/fleet.sarif: one SARIF run per archive."),
+    sarif: bool = typer.Option(
+        False, "--sarif", help="also write OUT/fleet.sarif: one SARIF run per archive, one for the fleet's findings."
+    ),
     workers: int | None = typer.Option(
         None,
         "--workers",
@@ -112,9 +114,9 @@ def scan_many(
 
       forensics scan-many images/ --out fleet-out --html
 
-      forensics scan-many --from todays-builds.txt --out out/ --cache /var/cache/forensics --sarif
+      forensics scan-many --from builds.txt --out out/ --cache ~/.fx --sarif
 
-      forensics scan-many /mnt/mirror --out /shared/out --cache /shared/cache --dask tcp://scheduler:8786
+      forensics scan-many /mirror --out /nfs/out --dask tcp://sched:8786
     """
     from forensics.fleet.executors import ExecutorError
     from forensics.fleet.inputs import InputsError, discover
