@@ -15,7 +15,8 @@ forged, a few other images over the same base):
 
     .venv/bin/python bench/fleet_bench.py [--count 100] [--big 8] [--big-mb 64] [--out bench/out/fleet]
 
-Prints one line per run and writes them as JSON to OUT/results.json.
+Each figure is the fastest of `--repeat` runs (3): the machine is shared. Prints one line
+per measure and writes them as JSON to OUT/results.json.
 """
 
 from __future__ import annotations
@@ -36,13 +37,25 @@ from fleetdata import make_fleet  # noqa: E402
 from forensics.fleet.inputs import discover  # noqa: E402
 from forensics.fleet.run import Options, scan_many  # noqa: E402
 
+REPEAT = 3
 
-def run(label: str, folder: Path, out: Path, workers: int, cache: Path | None = None) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
+
+def run(label: str, folder: Path, out: Path, workers: int, cache: Path | None = None, cold: bool = False) -> dict:
+    """The best of REPEAT runs (the machine is shared: the least disturbed run is the measure).
+    `cold`: the cache folder emptied before each run."""
     inputs = discover([str(folder)])
-    t0 = time.monotonic()
-    result = scan_many(inputs, Options(out=str(out), workers=workers, cache=str(cache) if cache else None))
-    secs = time.monotonic() - t0
+    best = None
+    for _ in range(REPEAT):
+        shutil.rmtree(out, ignore_errors=True)
+        if cold and cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+        t0 = time.monotonic()
+        result = scan_many(inputs, Options(out=str(out), workers=workers, cache=str(cache) if cache else None))
+        secs = time.monotonic() - t0
+        if best is None or secs < best[0]:
+            best = (secs, result)
+    assert best is not None
+    secs, result = best
     mb = sum(i.size for i in inputs) / 1e6
     c = result.stats["cache"]
     looked = c["hits"] + c["misses"] + c["rejected"]
@@ -73,12 +86,15 @@ def stable(out: Path) -> list[dict]:
 
 
 def main() -> int:
+    global REPEAT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--big", type=int, default=8)
     ap.add_argument("--big-mb", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fleet")
+    ap.add_argument("--repeat", type=int, default=REPEAT, help="runs of each measure; the fastest is kept")
     args = ap.parse_args()
+    REPEAT = args.repeat
     out = args.out
     rows = []
     small = out / "small-in"
@@ -88,7 +104,7 @@ def main() -> int:
     rows.append(run("small, 2 workers", small, out / "o2", 2))
     cache = out / "small-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    rows.append(run("small, cache cold", small, out / "oc", 2, cache))
+    rows.append(run("small, cache cold", small, out / "oc", 2, cache, cold=True))
     rows.append(run("small, cache warm", small, out / "ow", 2, cache))
     assert stable(out / "oc") == stable(out / "ow") == stable(out / "o2")
     if args.big:
@@ -102,7 +118,7 @@ def main() -> int:
         cache = out / "big-cache"
         shutil.rmtree(cache, ignore_errors=True)
         rows.append(run("big, no cache", big, out / "bn", 2))
-        cold = run("big, cache cold", big, out / "bc", 2, cache)
+        cold = run("big, cache cold", big, out / "bc", 2, cache, cold=True)
         warm = run("big, cache warm", big, out / "bw", 2, cache)
         same = stable(out / "bc") == stable(out / "bw") == stable(out / "bn")
         rows += [cold, warm]
