@@ -15,8 +15,9 @@ Dockerfile steps and its forged adduser layer. `make_fleet(folder)` writes:
 - build 2 as an OCI layout folder (`layout-build-2/`);
 - a broken archive: build 3 cut in the middle of a layer.
 
-`big_mb` adds that many MB of compressible text files to the base layer (the bench's
-20-MB-plus archives): the base is compressed once and shared, as in a registry.
+`big_mb` adds that many MB of compressible text files (`file_kb` each) to the base layer
+(the bench's 20-MB-plus archives): the base is compressed once and shared, as in a registry
+(`shared=False`: each build over its own).
 """
 
 from __future__ import annotations
@@ -56,16 +57,18 @@ def _text(seed: str, n: int) -> bytes:
     return bytes(out[:n])
 
 
-def base_entries(big_mb: int = 0, seed: str = "big") -> list:
+def base_entries(big_mb: int = 0, seed: str = "big", file_kb: int = 256) -> list:
     entries = ms.base_layer()
     if big_mb:
         t = ms.BASE_OS_TIME
         entries += [ms.d("usr/share", t), ms.d("usr/share/doc", t)]
-        per = 1 << 20
-        for i in range(big_mb * 4):  # 256 KiB files: a walk of realistic files, not one blob
+        size = file_kb << 10
+        for i in range((big_mb << 10) // file_kb):  # files of a realistic size, 64 to a folder
+            if i % 64 == 0:
+                entries.append(ms.d(f"usr/share/doc/pkg-{i // 64:04d}", t))
             # three quarters text, a quarter incompressible: gzip keeps about a third, as of real layers
-            body = _text(f"{seed}/{i}", per // 16 * 3) + ms.prng_bytes(f"{seed}/{i}/raw", per // 16)
-            entries.append(ms.f(f"usr/share/doc/part-{i:04d}.txt", body, t))
+            body = _text(f"{seed}/{i}", size // 4 * 3) + ms.prng_bytes(f"{seed}/{i}/raw", size // 4)
+            entries.append(ms.f(f"usr/share/doc/pkg-{i // 64:04d}/part-{i:05d}.txt", body, t))
     return entries
 
 
@@ -192,13 +195,19 @@ class Fleet:
 
 
 def make_fleet(
-    folder: Path, builds: int = 18, tools: int = 2, big_mb: int = 0, extras: bool = True, shared: bool = True
+    folder: Path,
+    builds: int = 18,
+    tools: int = 2,
+    big_mb: int = 0,
+    extras: bool = True,
+    shared: bool = True,
+    file_kb: int = 256,
 ) -> Fleet:
     """`shared=False`: every build over its own big base (no layer in common: a cold cache
     misses every layer; the bench's cold/warm comparison)."""
     folder.mkdir(parents=True, exist_ok=True)
     blobs = Blobs()
-    base = base_entries(big_mb)
+    base = base_entries(big_mb, file_kb=file_kb)
     archives: list[Path] = []
     layers = 0
 
@@ -211,7 +220,7 @@ def make_fleet(
         return p
 
     images = [
-        ms.build_image(relay_steps(1 + n % 28, False, base if shared else base_entries(big_mb, f"big-{n}")))
+        ms.build_image(relay_steps(1 + n % 28, False, base if shared else base_entries(big_mb, f"big-{n}", file_kb)))
         for n in range(builds)
     ]
     for n, img in enumerate(images, 1):
