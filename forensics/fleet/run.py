@@ -68,6 +68,13 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
     finished_bytes = skipped = 0
     cache = {"hits": 0, "misses": 0, "rejected": 0}  # this run's, summed over its jobs
     scratch = os.path.join(opts.out, ".dask-scratch") if opts.dask == "local" else None
+    if opts.dask is None:
+        # Imported once here, before the pool forks, rather than once in every worker (half a second each).
+        import forensics.pipeline  # noqa: F401
+        import forensics.serialize  # noqa: F401
+
+        if opts.html:
+            import forensics.render.html  # noqa: F401
     try:
         with executor(opts.workers, opts.dask, scratch) as pool:
             # Largest first: the last job to start is a small one. Resuming, each input's digest
