@@ -238,7 +238,7 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
                 return
         spool.rewind()
         spool.read(len(head))
-        counted = _Counted(budget)
+        counted: Any = _Counted(budget)  # the walk asks only `refuse` of a budget
         # The walk's allowance grows with the input bytes read: as far as the spool has been read.
         if budget is not None:
             read_before, at_start = budget.bytes_read, budget.bytes_read() - count
@@ -248,7 +248,7 @@ def consume_layer(entry, head: bytes, read, capture, limits: Limits, budget, sto
 
             budget.bytes_read = _so_far
         try:
-            digest, nbytes, scan = scan_stream(head, spool.read, entry.sniffed, capture, limits, counted)  # type: ignore[arg-type]
+            digest, nbytes, scan = scan_stream(head, spool.read, entry.sniffed, capture, limits, counted)
         finally:
             if budget is not None:
                 budget.bytes_read = read_before
