@@ -360,3 +360,26 @@ def test_copies_of_one_image_do_not_outvote_the_others(fleet, tmp_path):
     odd = [f for f in fleet_json(tmp_path / "out2")["findings"] if f["code"] == "compare.history-equal-content-differs"]
     assert sorted(a for f in odd for a in f["archives"]) == [str(folder / f"forged-{n}.tar") for n in range(3)]
     assert all("4 images share this history" in f["detail"] for f in odd)
+
+
+def test_other_code_or_options_never_reuse_an_entry(tmp_path, monkeypatch):
+    """The key holds the options that change a layer's result and a digest of the code that
+    computes it: another --verify-packages, or a development install whose code changed under
+    the same version, misses."""
+    from forensics.archive import layercache
+    from forensics.archive.layercache import using
+    from forensics.fleet.cache import LayerCache
+    from forensics.pipeline import analyze
+
+    path = str(Path(__file__).resolve().parents[1] / "samples" / "relay-forged.oci.tar")
+
+    def stats(**kw) -> dict:
+        store = LayerCache(str(tmp_path / "c"))
+        with using(store):
+            analyze(path, **kw)
+        return store.stats()
+
+    assert stats()["misses"] == 3 and stats()["hits"] == 3
+    assert stats(verify_packages="changed") == {"hits": 0, "misses": 3, "rejected": 0}
+    monkeypatch.setattr(layercache, "code_digest", lambda: "0" * 64)
+    assert stats() == {"hits": 0, "misses": 3, "rejected": 0}

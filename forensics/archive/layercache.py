@@ -6,7 +6,8 @@ that (one sha256 pass over fewer bytes, no inflate). So the key is the sha256 of
 compressed blob, computed here from the bytes as they are read, never the name the input
 gives it (`blobs/sha256/<hex>`, a manifest's digest, a diff_id in the config: all of them
 are claims of the input). With the tool version, the kind of stream and every option that
-changes a layer's result (the Limits, the capture rule), the blob digest names exactly one
+changes a layer's result (the Limits, the capture rule) and a digest of the source of the
+modules that compute it (`code_digest`), the blob digest names exactly one
 outcome: the same bytes through the same code give the same diff_id, file index, captured
 package databases and record digests. The diff_id comes back from the cache as the value
 this tool computed when it inflated those bytes, not as anything the input declared.
@@ -37,6 +38,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from forensics import __version__
@@ -74,11 +77,36 @@ def using(store: Store) -> Iterator[Store]:
         _STORE.reset(token)
 
 
+# The modules whose code decides a layer's result: the walk, the names, the model, the
+# capture rule and what it keeps. Their source is part of the key, so that a development
+# install whose version string did not change never reuses what other code computed.
+_CODE = (
+    "archive/*.py",
+    "paths.py",
+    "models.py",
+    "pipeline.py",
+    "packages/*.py",
+    "history/accounts.py",
+    "history/unitlinks.py",
+)
+
+
+@cache
+def code_digest() -> str:
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for pattern in _CODE:
+        for path in sorted(root.glob(pattern)):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def key_for(blob_sha256: str, kind: str, limits: Limits, capture: Callable) -> str:
     """The cache key: digest of what decides a layer's result, the blob's computed digest first."""
     what = {
         "format": FORMAT,
         "tool": __version__,
+        "code": code_digest(),
         "blob": blob_sha256,
         "kind": kind,
         "limits": dataclasses.asdict(limits),
