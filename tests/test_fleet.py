@@ -258,6 +258,13 @@ def test_inputs_discovery(fleet, tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text(f"# two, one twice\n{fleet.forged}\n\n{fleet.layout}\n{fleet.forged}\n")
     assert [i.path for i in discover([], str(lst))] == sorted([str(fleet.forged), str(fleet.layout)])
+    # a listed path that is not there is an input with its error line; the batch goes on
+    lst.write_text(f"{tmp_path / 'gone.tar'}\n{fleet.forged}\n")
+    out = tmp_path / "out"
+    scan_many("--from", str(lst), "--out", str(out))
+    lines = {ln["path"]: ln for ln in index(out)}
+    assert "no such file" in lines[str(tmp_path / "gone.tar")]["errors"][0]
+    assert lines[str(fleet.forged)]["verdict"] == "tampered"
     (tmp_path / "notes.txt").write_text("not an archive")
     assert discover([str(tmp_path)]) == []  # a folder searched: only what looks like an archive
     with pytest.raises(InputsError):

@@ -4,7 +4,8 @@ A folder that is itself an OCI image layout (it holds `oci-layout` or `index.jso
 input, never searched. Any other folder is walked, without following symlinks to folders,
 and a file in it is an input when its first bytes are a tar, gzip or zstd stream or its
 name ends like an archive (so a broken `x.tar` still gets its line). A file named on the
-command line or in LIST is always an input. The order is deterministic: sorted by path,
+command line or in LIST is always an input (a path of LIST that is not there gets its error
+line; one named on the command line is a usage error). The order is deterministic: sorted by path,
 each real file once.
 """
 
@@ -28,7 +29,7 @@ class InputsError(Exception):
 @dataclass(frozen=True)
 class Input:
     path: str  # as given or found (relative to what was given)
-    kind: str  # file, directory
+    kind: str  # file, directory; missing: listed in --from but not there (its line says so)
     size: int  # bytes (a directory: the sum of its regular files)
 
 
@@ -99,14 +100,17 @@ def _walk(root: str, out: list[Input]) -> None:
 
 def discover(paths: list[str], from_list: str | None = None) -> list[Input]:
     """Every archive under `paths` (and the paths listed in `from_list`), each once, sorted."""
-    given = list(paths) + (read_list(from_list) if from_list else [])
+    listed = read_list(from_list) if from_list else []
     found: list[Input] = []
-    for p in given:
+    for n, p in enumerate(list(paths) + listed):
         try:
             st = os.stat(p)
-        except FileNotFoundError:
-            raise InputsError(f"{visible(p)}: no such file or directory") from None
         except OSError as exc:
+            if n >= len(paths):  # one bad line of a long list: that input's error line, not the batch's end
+                found.append(Input(p, "missing", 0))
+                continue
+            if isinstance(exc, FileNotFoundError):
+                raise InputsError(f"{visible(p)}: no such file or directory") from None
             raise InputsError(f"{visible(p)}: cannot open: {exc.strerror or exc}") from None
         if stat.S_ISDIR(st.st_mode):
             if is_layout(p):
