@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+# The dask extra too: tests/test_fleet.py runs scan-many on a LocalCluster (it skips without it).
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,dask]'
 # The browser test needs Debian's chromium; install it when we can (root, apt), else it skips.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

@@ -201,8 +201,14 @@ def _consume(
         head = sniff_head(read)
     entry.sniffed = sniff(head)
     if is_layer_kind(entry.sniffed):
-        digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits, budget)
-        entry.sha256, entry.nbytes, entry.layer = digest, count, scan
+        from forensics.archive import layercache  # scan-many --cache: the results of a layer seen before
+
+        store = layercache.active()
+        if store is not None:
+            layercache.consume_layer(entry, head, read, capture, limits, budget, store)
+        else:
+            digest, count, scan = scan_stream(head, read, entry.sniffed, capture, limits, budget)
+            entry.sha256, entry.nbytes, entry.layer = digest, count, scan
     else:
         h = hashlib.sha256(head)
         count = len(head)

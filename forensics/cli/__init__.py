@@ -1,4 +1,4 @@
-"""Command line: `forensics scan|history|diff|report|schema|explain|timeline|hashes|extract`.
+"""Command line: `forensics scan|scan-many|history|diff|report|schema|explain|timeline|hashes|extract`.
 
 Exit codes (every command): 0 nothing at or above --fail-on, 1 findings at or
 above --fail-on (or, for diff, the contents differ), 2 the input could not be
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from forensics.cli import diff, explain, extract, hashes, history, report, scan, schema, timeline, version
+from forensics.cli import diff, explain, extract, hashes, history, report, scan, scan_many, schema, timeline, version
 from forensics.cli.common import EXIT_DOC
 from forensics.cli.diff import DIFF_EXIT_DOC
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 
 # One module per command; each holds a plain function that typer turns into the command.
 app.command(epilog=EXIT_DOC)(scan.scan)
+app.command("scan-many")(scan_many.scan_many)
 app.command(epilog=EXIT_DOC)(history.history)
 app.command(epilog=DIFF_EXIT_DOC)(diff.diff)
 app.command("report")(report.report)
