@@ -131,7 +131,7 @@ def digest_view(value: str | None) -> dict | None:
 def explanation(code: str) -> dict:
     """What a finding code means, for the card behind each finding: the one place the report
     asks the registry (forensics.findings.explain_code when the registry has it, else
-    EXPLANATIONS). Returns {'summary': sentence, 'sections': [{'label', 'lines'}]}."""
+    EXPLANATIONS). Returns {'summary': sentence, 'sections': [{'label', 'lines': [{'text', 'run'}]}]}."""
     explain_code = getattr(finding_registry, "explain_code", None)
     raw: Any = None
     if callable(explain_code):
@@ -147,12 +147,19 @@ def explanation(code: str) -> dict:
     for key, value in raw.items():
         if key in ("code", "severity", "raised_by", "title"):
             continue
-        lines = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] if value else []
-        if not lines:
+        items = list(value) if isinstance(value, list | tuple) else [value] if value else []
+        if not items:
             continue
         if not summary and key in ("summary", "meaning", "what", "explanation", "means"):
-            summary = " ".join(lines)
+            summary = " ".join(str(v) for v in items)
             continue
+        # a by-hand step is {"say", "run"}: the sentence, then the command as code (not a dict's repr)
+        lines = [
+            {"text": str(v.get("say", "")), "run": str(v["run"]) if v.get("run") else None}
+            if isinstance(v, dict)
+            else {"text": str(v), "run": None}
+            for v in items
+        ]
         sections.append({"label": str(key).replace("_", " ").capitalize(), "lines": lines})
     summary = summary or finding_registry.EXPLANATIONS.get(code) or "No explanation recorded for this code."
     return {"summary": summary, "sections": sections}
