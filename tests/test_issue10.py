@@ -3,6 +3,8 @@ items no other test module holds, each on real inputs through the real command l
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import stat
 import subprocess
@@ -10,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.hostile import M, Oci, sha
+from tests.test_explain import assert_tour_reproduces, needs_tools, tour_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -85,3 +90,31 @@ def test_browser_test_skips_saying_how_to_run_it(tmp_path):
         cmd, cwd=ROOT, env={**clean, "PATH": str(empty), "FORENSICS_BROWSER": "1"}, capture_output=True, text=True
     )
     assert cp.returncode == 1 and "chromium is not installed" in cp.stdout
+
+
+# ---------------------------------------------------------------- explain ARCHIVE (teaching)
+
+
+@needs_tools
+@pytest.mark.parametrize("outer", ["none", "gzip"])
+def test_tour_of_duplicate_member_names_selects_the_copy_analyzed(tmp_path, outer):
+    """A name stored twice: `tar -xO NAME` writes both copies, so the tour's command names
+    the copy with --occurrence=N, the last one (what extraction keeps and the analysis
+    read), and running it yields the digest the tour states; a second index.json that
+    differs is the one the tour hashes."""
+    oci = Oci()
+    _, _, index = oci.documents()
+    second = json.loads(index)
+    second["annotations"] = {"note": "the second copy"}
+    blob = oci.layers[0].blob
+    dup = Oci(
+        extra_members=[M("index.json", json.dumps(second).encode()), M("blobs/sha256/" + sha(blob)[7:], blob)]
+    ).tar()
+    name = "dup.tar" if outer == "none" else "dup.tar.gz"
+    (tmp_path / name).write_bytes(dup if outer == "none" else gzip.compress(dup))
+    out = assert_tour_reproduces(name, tmp_path, at_least=5)
+    commands = [c for c, _ in tour_checks(out)]
+    assert sum("--occurrence=2" in c and "index.json" in c for c in commands) == 1
+    assert sum("--occurrence=2" in c and sha(blob)[7:] in c for c in commands) == 2  # blob and diff_id
+    assert all("--occurrence" not in c for c in commands if "index.json" not in c and sha(blob)[7:] not in c)
+    assert sha(json.dumps(second).encode()) in out and sha(index) not in out
