@@ -3,12 +3,15 @@ items no other test module holds, each on real inputs through the real command l
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,217 @@ def test_tour_of_duplicate_member_names_selects_the_copy_analyzed(tmp_path, oute
     assert sum("--occurrence=2" in c and sha(blob)[7:] in c for c in commands) == 2  # blob and diff_id
     assert all("--occurrence" not in c for c in commands if "index.json" not in c and sha(blob)[7:] not in c)
     assert sha(json.dumps(second).encode()) in out and sha(index) not in out
+
+
+TRUTH = json.loads((SAMPLES / "relay-forged.truth.json").read_text())
+MANIFEST = TRUTH["manifest_digest"]
+CONFIG = TRUTH["config_digest"]
+REF = TRUTH["refs"][0]
+
+
+def one_line(cp: subprocess.CompletedProcess) -> str:
+    """A usage or input error: exit 2, exactly one line on stderr, no traceback."""
+    err = cp.stderr.decode()
+    assert cp.returncode == 2, (cp.returncode, err, cp.stdout[:300])
+    assert err.count("\n") == 1 and err.startswith("forensics: error: "), err
+    assert "Traceback" not in err and "validation error" not in err.lower()
+    return err
+
+
+# ---------------------------------------------------------------- 1. pins
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        "sha256:4f",  # a short prefix
+        "sha256:4f...",  # the README's own placeholder
+        MANIFEST[:19],  # the first 12 hex digits, as `docker images` shows them
+        MANIFEST.upper(),
+        "sha256:" + MANIFEST[7:].upper(),  # uppercase hex
+        MANIFEST[7:],  # no algorithm
+        "sha512:" + "a" * 128,
+        f"{REF}@{MANIFEST[:20]}",
+        f"@{MANIFEST}",
+    ],
+)
+def test_a_malformed_pin_is_a_usage_error_not_tampering(pin):
+    """Bad usage is never evidence: exit 2, one line saying what a digest looks like, no
+    report (not even the JSON asked for) and no ref.pin-mismatch."""
+    cp = run("scan", FORGED, "--expect", pin, "--json", "-", "--fail-on", "never")
+    err = one_line(cp)
+    assert "64 lowercase hex digits" in err and "sha256:" in err
+    assert cp.stdout == b"" and b"pin-mismatch" not in cp.stdout
+
+
+def test_a_matching_pin_is_stated_in_terminal_json_and_html(tmp_path):
+    html = tmp_path / "r.html"
+    cp = run("scan", FORGED, "--expect", MANIFEST, "--expect", f"{REF}@{CONFIG}", "--html", html, "--fail-on", "never")
+    assert cp.returncode == 0, cp.stderr
+    out = " ".join(cp.stdout.decode().split())
+    assert f"pinned: manifest digest {MANIFEST} matches" in out
+    doc = json.loads(run("scan", FORGED, "--expect", MANIFEST, "--json", "-", "--fail-on", "never").stdout)
+    [pin] = doc["pins"]
+    assert pin["matched"] and pin["status"] == "matched" and pin["against"] == "manifest digest"
+    assert pin["detail"].startswith(f"pinned: manifest digest {MANIFEST} matches")
+    assert not [f for f in doc["findings"] if f["code"] == "ref.pin-mismatch"]
+    page = html.read_text()
+    assert re.search(r'class="pin-line pin-ok">pinned: manifest digest ' + MANIFEST + " matches", page)
+    assert "pinned: image ID (config digest) " + CONFIG + " matches for " + REF in page
+
+
+def test_a_named_pin_needs_the_named_ref_to_point_at_it():
+    genuine = json.loads((SAMPLES / "relay-genuine.truth.json").read_text())["manifest_digest"]
+    for pin in (f"{REF}@{genuine}", f"other.example/app:1@{MANIFEST}"):
+        cp = run("scan", FORGED, "--expect", pin, "--json", "-", "-q")
+        assert cp.returncode == 1, pin
+        doc = json.loads(cp.stdout)
+        [f] = [f for f in doc["findings"] if f["code"] == "ref.pin-mismatch"]
+        assert f["severity"] == "critical" and pin in f["detail"]
+        assert doc["pins"][0]["matched"] is False
+
+
+def test_expect_file_is_a_deploy_lock(tmp_path):
+    """One pin a line, comments and blank lines allowed; every ref of the archive that the
+    file names must match; pins for other refs do not apply; a bad line is exit 2 naming
+    FILE:LINE; a file none of whose pins applies is a mismatch."""
+    lock = tmp_path / "deploy.lock"
+    lock.write_text(f"# deployed 2026-01\n\n{REF}@{MANIFEST}\nother.example/app:1@sha256:{'0' * 64}\n")
+    doc = json.loads(run("scan", FORGED, "--expect-file", lock, "--json", "-", "--fail-on", "never").stdout)
+    assert [(p["status"], p["source"]) for p in doc["pins"]] == [("matched", f"{lock}:3"), ("absent", f"{lock}:4")]
+    assert not [f for f in doc["findings"] if f["code"] == "ref.pin-mismatch"]
+    lock.write_text(f"{REF}@sha256:{'0' * 64}\n")
+    cp = run("scan", FORGED, "--expect-file", lock, "--json", "-", "-q", "--fail-on", "critical")
+    assert cp.returncode == 1
+    [f] = [f for f in json.loads(cp.stdout)["findings"] if f["code"] == "ref.pin-mismatch"]
+    assert f"{lock}:1" in f["detail"] and MANIFEST in f["detail"]
+    lock.write_text(f"other.example/app:1@{MANIFEST}\n")
+    cp = run("scan", FORGED, "--expect-file", lock, "--json", "-", "-q")
+    assert cp.returncode == 1 and "none of the 1 pin(s)" in cp.stdout.decode()
+    lock.write_text(f"{REF}@{MANIFEST}\n{MANIFEST[:30]}\n")
+    assert f"{lock}:2" in one_line(run("scan", FORGED, "--expect-file", lock))
+    assert "no such file" in one_line(run("scan", FORGED, "--expect-file", tmp_path / "missing.lock"))
+
+
+# ---------------------------------------------------------------- 2. not an image
+
+
+def _not_images(tmp_path: Path) -> dict[str, Path]:
+    plain = tmp_path / "plain.tar"
+    with tarfile.open(plain, "w") as t:
+        t.add(ROOT / "README.md", "README.md")
+    gz = tmp_path / "export.tar.gz"
+    with tarfile.open(gz, "w:gz") as t:
+        t.add(ROOT / "docs", "docs")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("hello\n")
+    with open(folder / "sub" / "big.bin", "wb") as fh:
+        fh.truncate(256 << 20)  # sparse: free to make, 256 MiB to read
+    zeros = tmp_path / "zeros.img"
+    with open(zeros, "wb") as fh:
+        fh.truncate(64 << 20)
+    return {"plain": plain, "gz": gz, "folder": folder, "zeros": zeros}
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_not_an_image_is_one_line_with_or_without_quiet(tmp_path, quiet):
+    found = {
+        "plain": "found a tar of 1 entry (README.md)",
+        "gz": "found a gzip-compressed tar of ",
+        "folder": "found a directory of 2 entries (notes.txt, sub/big.bin)",
+        "zeros": f"found {64 << 20} bytes with no tar entry in them",
+    }
+    for name, path in _not_images(tmp_path).items():
+        cp = run("scan", path, *(["-q"] if quiet else []))
+        err = one_line(cp)
+        assert cp.stdout == b"", (name, cp.stdout[:200])
+        assert f"{path}: not an image archive: {found[name]}" in err, err
+        assert "expected a `docker save` tar or an OCI image layout" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="reads /proc/self/io (Linux)")
+def test_scan_dir_decides_from_the_layout_files_before_reading_blobs(tmp_path):
+    """A folder without index.json or manifest.json is answered from its listing: its
+    256 MiB file is never read (the process's read count stays far below it)."""
+    folder = _not_images(tmp_path)["folder"]
+    code = (
+        "import sys\nfrom forensics.cli import app\n"
+        "try:\n    app(['scan', sys.argv[1], '-q'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n"
+        "print(code, io['rchar'])\n"
+    )
+    cp = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True)
+    status, rchar = cp.stdout.split()
+    assert status == "2" and "not an image archive" in cp.stderr
+    assert int(rchar) < 64 << 20, f"{rchar} bytes read"
+    # a layout is still read whole: the same folder with an index.json is analyzed
+    (folder / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    cp = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True)
+    assert int(cp.stdout.split()[1]) > 256 << 20
+
+
+# ---------------------------------------------------------------- 3. outputs checked first
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+@pytest.mark.parametrize(
+    ("outputs", "says"),
+    [
+        (["--json", "-", "--html", "-"], "--json - and --html -: both would go to stdout"),
+        (["--html", "-", "--sarif", "-"], "both would go to stdout"),
+        (["--json", "{d}/r.out", "--html", "{d}/r.out"], "the same file"),
+        (["--json", "{d}/no/such/dir/r.json"], "no such directory"),
+        (["--html", "{d}"], "is a directory"),
+    ],
+)
+def test_outputs_are_refused_before_the_input_is_read(tmp_path, outputs, says):
+    """The input is a FIFO nobody writes: reading it would hang, so an answer at all proves
+    the outputs were judged first."""
+    fifo = tmp_path / "input.tar"
+    os.mkfifo(fifo)
+    args = [a.format(d=tmp_path) for a in outputs]
+    cp = subprocess.run([sys.executable, "-m", "forensics", "scan", str(fifo), *args], capture_output=True, timeout=60)
+    assert says in one_line(cp), cp.stderr
+
+
+def test_dash_is_for_one_output_on_diff_too():
+    cp = run("diff", GENUINE, FORGED, "--json", "-", "--html", "-")
+    assert "both would go to stdout" in one_line(cp)
+
+
+def test_a_write_failing_at_the_end_still_gives_the_verdict(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+    from forensics.evidence import AtomicOutput
+
+    def no_space(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(AtomicOutput, "write", no_space)
+    out = tmp_path / "r.json"
+    quiet = CliRunner().invoke(app, ["scan", str(FORGED), "--json", str(out), "-q"])
+    [line] = quiet.stderr.splitlines()
+    assert quiet.exit_code == 2 and "No space left on device" in line
+    assert "the analysis finished: TAMPERED" in line and not out.exists()
+    loud = CliRunner().invoke(app, ["scan", str(FORGED), "--json", str(out)])
+    assert loud.exit_code == 2 and loud.stdout.startswith("TAMPERED") and "F-" in loud.stdout
+    assert "No space left on device" in loud.stderr
+
+
+# ---------------------------------------------------------------- --fail-on
+
+
+@pytest.mark.parametrize("value", ["HIGH", "High", "high", "CRITICAL", "Never"])
+def test_fail_on_takes_any_case(value):
+    expected = 0 if value.lower() == "never" else 1
+    assert run("scan", FORGED, "-q", "--fail-on", value).returncode == expected
+    assert run("history", FORGED, "--fail-on", value).returncode == expected
+
+
+def test_fail_on_a_wrong_value_names_the_choices():
+    cp = run("scan", FORGED, "--fail-on", "severe")
+    err = cp.stderr.decode()
+    assert cp.returncode == 2 and "Traceback" not in err and "pydantic" not in err
+    assert all(c in err for c in ("critical", "high", "medium", "low", "info", "never"))
