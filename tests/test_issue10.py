@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile import M, Oci, sha
+from tests.hostile import Layer, M, Oci, image_tar, sha, tar_bytes
 from tests.test_explain import assert_tour_reproduces, needs_tools, tour_checks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,3 +335,129 @@ def test_fail_on_a_wrong_value_names_the_choices():
     err = cp.stderr.decode()
     assert cp.returncode == 2 and "Traceback" not in err and "pydantic" not in err
     assert all(c in err for c in ("critical", "high", "medium", "low", "info", "never"))
+
+
+# ---------------------------------------------------------------- 4. the terminal
+
+
+def _out(*args, columns: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    cp = subprocess.run([sys.executable, "-m", "forensics", *map(str, args)], capture_output=True, env=env)
+    assert cp.returncode in (0, 1), cp.stderr
+    return cp.stdout.decode()
+
+
+@pytest.mark.parametrize("command", [["scan", FORGED], ["diff", GENUINE, FORGED]])
+def test_scan_and_diff_wrap_at_words_to_the_width(command):
+    """80 columns: every line fits, except a digest or path that cannot be broken, alone on
+    its line; every word of the unwrapped output is still whole; piped without COLUMNS the
+    width is 80 too; the verdict is the first line."""
+    wide, narrow = _out(*command, columns="1000"), _out(*command, columns="80")
+    assert _out(*command, columns=None) == narrow
+    for line in narrow.splitlines():
+        assert len(line) <= 80 or len(line.split()) == 1, line
+    words = set(narrow.split())
+    assert [w for w in wide.split() if w not in words] == []
+    first = narrow.splitlines()[0]
+    assert first.startswith("TAMPERED" if command[0] == "scan" else "CONTENT DIFFERS"), first
+
+
+def test_history_fits_80_columns_and_cuts_nothing_silently(tmp_path):
+    """history at 80 columns: the verdict first, no line wider than 80, a value too long for
+    its column continues with a mark (↩) and joins back to itself, and a cell cut short ends
+    in [+]; piped without COLUMNS, 80 columns too (it used 120)."""
+    out = _out("history", FORGED, columns="80")
+    assert _out("history", FORGED, columns=None) == out
+    assert out.startswith("TAMPERED")
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "\u21a9" in out
+    # the left column, pieces joined where they carry the mark, holds each step's whole command
+    left = "".join(
+        line.split("\u2502")[0].strip().removesuffix("\u21a9") for line in out.splitlines() if "\u2502" in line
+    )
+    for step in TRUTH["history"]:
+        assert "".join(step["created_by"].split()) in "".join(left.split()), step["created_by"]
+    long_cmd = "RUN " + " && ".join(f"echo step-{i:03d}-{'x' * 20}" for i in range(60))
+    img = image_tar(tmp_path, [[M("srv/a", b"1")]], [{"created_by": long_cmd}])
+    cut = _out("history", img, columns="80")
+    assert max(len(line) for line in cut.splitlines()) <= 80
+    assert "[+]" in cut and "step-059" not in cut
+    assert "step-059" in _out("history", img, "--all", columns="80")
+
+
+def test_finding_details_carry_full_digests_and_ids_everywhere(tmp_path):
+    """The digests in a finding's detail are whole in the terminal (never 12 hex digits);
+    each finding has the same identifier in the terminal, the JSON and the HTML, and the
+    same input gives the same identifiers on another run."""
+    html = tmp_path / "r.html"
+    term = _out("scan", FORGED, "--html", html, columns="80")
+    assert not re.findall(r"sha256:[0-9a-f]{1,63}(?![0-9a-f])", term)
+    doc = json.loads(_out("scan", FORGED, "--json", "-", columns="80"))
+    again = json.loads(_out("scan", FORGED, "--json", "-", columns="80"))
+    ids = [f["id"] for f in doc["findings"]]
+    assert ids == [f["id"] for f in again["findings"]] and len(set(ids)) == len(ids) == 3
+    page = html.read_text()
+    for f in doc["findings"]:
+        assert re.fullmatch(r"F-[0-9a-f]{10}", f["id"])
+        assert f["id"] in term
+        assert f'id="{f["id"]}"' in page and f'href="#{f["id"]}"' in page
+        for digest in re.findall(r"sha256:[0-9a-f]{64}", f["detail"]):
+            assert digest in term
+    relayd = next(f for f in doc["findings"] if f["code"] == "file.binary-replaced")
+    assert TRUTH["layers"][2]["diff_id"] not in relayd["detail"]  # the layer's ids are its own fields
+    assert "sha256:5c60638742d128651212d7fa88d47b54c687bc4353b9c88353324dbcaf5f7f26" in term
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_bar_fits_80_columns_and_clears_itself(tmp_path):
+    """On a real terminal (a pty, 80 columns): every state of the progress line fits in
+    79 columns, and once the scan is done the line is blank again: replaying the bytes
+    like a terminal leaves no 'scanning' line on the screen."""
+    import pty
+
+    big = tmp_path / "big.tar"
+    blob = os.urandom(24 << 20)
+    big.write_bytes(
+        Oci(layers=[Layer.of(tar_bytes([M("srv/blob", blob), M("srv/x", b"1")]))]).tar()
+    )  # large enough for several updates
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdout and stderr are the pty
+        os.environ["COLUMNS"] = "80"
+        os.execv(sys.executable, [sys.executable, "-m", "forensics", "scan", str(big), "--fail-on", "never"])
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.waitpid(pid, 0)
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert "scanning big.tar" in text, text[:300]
+    # each state of the line between carriage returns
+    for piece in re.split(r"[\r\n]", text):
+        if "scanning" in piece:
+            assert len(piece.rstrip()) <= 79, piece
+    # a terminal's screen after the run: \r goes back to column 0, text overwrites
+    screen: list[list[str]] = [[]]
+    col = 0
+    for ch in text:
+        if ch == "\n":
+            screen.append([])
+            col = 0
+        elif ch == "\r":
+            col = 0
+        else:
+            row = screen[-1]
+            row.extend(" " * (col + 1 - len(row)))
+            row[col] = ch
+            col += 1
+    lines = ["".join(r).rstrip() for r in screen]
+    assert not [line for line in lines if "scanning" in line], lines[:3]
+    # the screen is exactly the summary a pipe gets: nothing of the bar is left over
+    piped = _out("scan", big, "--fail-on", "never", columns="80").splitlines()
+    assert [line for line in lines if line] == [line.rstrip() for line in piped if line]
