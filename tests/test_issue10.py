@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import html as html_lib
 import json
 import os
 import re
@@ -461,3 +462,123 @@ def test_progress_bar_fits_80_columns_and_clears_itself(tmp_path):
     # the screen is exactly the summary a pipe gets: nothing of the bar is left over
     piped = _out("scan", big, "--fail-on", "never", columns="80").splitlines()
     assert [line for line in lines if line] == [line.rstrip() for line in piped if line]
+
+
+# ---------------------------------------------------------------- 5. the HTML as evidence
+
+
+@pytest.fixture(scope="module")
+def forged_html():
+    from forensics.pipeline import analyze
+    from forensics.render.html import render_html
+
+    report = analyze(str(FORGED), command=["forensics", "scan", str(FORGED)])
+    return report, render_html(report)
+
+
+def _text(fragment: str) -> str:
+    """What a reader sees (and copies) of an HTML fragment: tags dropped, entities decoded."""
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
+def test_html_modified_file_shows_both_sides(forged_html):
+    """The replaced relayd: type, size, mode, owner and full sha256 before and after, in the
+    poisoned step's table (49,152 -> 200 bytes, not only 200) and in its finding's card."""
+    report, page = forged_html
+    elf, script = (
+        "sha256:5c60638742d128651212d7fa88d47b54c687bc4353b9c88353324dbcaf5f7f26",
+        "sha256:5fbba5b019a8a85b27e61ffbd455487ca0b38c4a3d0e0c2a33983fd966acad24",
+    )
+    row = re.search(r'<tr class="change-modified"><td>~</td><td>/usr/local/bin/relayd</td>.*?</tr>', page).group()
+    cells = re.findall(r"<td>(.*?)</td>(?=<td>|</tr>)", row)
+    before, after = _text(cells[-2]), _text(cells[-1])
+    assert before.startswith("file 49,152 bytes 0755 -rwxr-xr-x 0:0") and before.endswith(elf[7:])
+    assert after.startswith("file 200 bytes 0755 -rwxr-xr-x 0:0") and after.endswith(script[7:])
+    [f] = [f for f in report.findings if f.code == "file.binary-replaced"]
+    card = page[page.index(f'<div class="finding" id="{f.id}">') :]
+    card = _text(card[: card.index("</ul>")])
+    assert f"elf, 49,152 bytes, {elf}" in card and f"script file, 200 bytes, {script}" in card
+
+
+def test_html_layer_findings_name_the_layer_by_digest_and_diff_id(forged_html):
+    report, page = forged_html
+    scoped = [f for f in report.findings if f.layer is not None]
+    assert scoped
+    for f in scoped:
+        layer = report.images[f.image or 0].layers[f.layer]
+        card = page[page.index(f'<div class="finding" id="{f.id}">') :]
+        card = _text(card[: card.index("</ul>")])
+        assert f"layer digest {layer.digest}" in card and f"layer diff_id {layer.diff_id}" in card
+
+
+def test_html_digests_are_whole_selectable_and_break_only_between_groups(forged_html):
+    """Every digest the page shows reads (and copies) whole; the markup lets it wrap only
+    between groups of 16 digits, and it is selected as one unit (user-select: all)."""
+    report, page = forged_html
+    text = _text(re.sub(r"<(script|style|svg)\b.*?</\1>", "", page, flags=re.S))
+    assert not re.findall(r"sha256:[0-9a-f]{1,63}(?![0-9a-f])", text)
+    # the drawing's boxes are too small for 64 digits: each short label stands next to the
+    # full digest, in its node's title (shown on hover, read by a screen reader)
+    labels = 0
+    for node in re.findall(r'<g class="node[^"]*">.*?</g>', page, flags=re.S):
+        for short in re.findall(r"sha256:([0-9a-f]{6,63})\u2026", node):
+            labels += 1
+            assert re.search(rf"<title>[^<]*sha256:{short}[0-9a-f]{{{64 - len(short)}}}", node), node
+    for dg in re.findall(r'<span class="dg">(.*?)</span></span>', page):
+        parts = re.findall(r"<span>([^<]*)</span>", dg + "</span>")
+        assert "".join(parts).removeprefix("sha256:").isalnum() and len("".join(parts).removeprefix("sha256:")) == 64
+        assert all(len(p.removeprefix("sha256:")) == 16 for p in parts), parts
+        assert dg.count("<wbr>") == len(parts) - 1
+    assert labels >= 5
+    css = (ROOT / "reports" / "assets" / "report.css").read_text()
+    assert re.search(r"\.dg[^{]*\{[^}]*font-family: var\(--mono\)[^}]*user-select: all", css)
+    for layer in report.images[0].layers:
+        assert layer.digest in text and layer.diff_id in text
+
+
+def test_html_finding_ids_are_stable_anchors(forged_html):
+    from forensics.pipeline import analyze
+
+    report, page = forged_html
+    again = analyze(str(FORGED), command=["other", "command"])
+    assert [f.id for f in again.findings] == [f.id for f in report.findings]
+    for f in report.findings:
+        assert page.count(f'id="{f.id}"') == 1 and f'href="#{f.id}"' in page
+
+
+# ---------------------------------------------------------------- case record
+
+
+def test_case_record_in_json_and_html(tmp_path):
+    html = tmp_path / "r.html"
+    args = ["--case", "IR-2291", "--examiner", "J. Doe", "--note", "pulled from the registry mirror"]
+    cp = run("scan", FORGED, *args, "--json", "-", "--html", html, "--fail-on", "never")
+    assert cp.returncode == 0, cp.stderr
+    case = json.loads(cp.stdout)["case"]
+    assert (case["case"], case["examiner"], case["note"]) == ("IR-2291", "J. Doe", "pulled from the registry mirror")
+    from forensics import __version__
+
+    assert case["tool_version"] == __version__ and case["host"] and case["python"]
+    assert {"pydantic", "typer", "jinja2"} <= set(case["dependencies"])
+    assert case["command"][:3] == ["forensics", "scan", str(FORGED)] and "IR-2291" in case["command"]
+    block = html.read_text()
+    block = _text(block[block.index('<h3 id="case">') : block.index("</table>", block.index('<h3 id="case">'))])
+    for want in (
+        "IR-2291",
+        "J. Doe",
+        "pulled from the registry mirror",
+        case["host"],
+        f"pydantic {case['dependencies']['pydantic']}",
+    ):
+        assert want in block, want
+    assert "--examiner 'J. Doe'" in block
+
+
+# ---------------------------------------------------------------- 8. the vocabulary link
+
+
+def test_readme_links_the_vocabulary_inside_the_clone():
+    readme = (ROOT / "README.md").read_text()
+    assert "](docs/findings.md)" in readme and "../shared/findings.md" not in readme
+    assert (ROOT / "docs" / "findings.md").is_file()
+    assert "sha256:4f..." not in readme  # the placeholder a reader copied into --expect

@@ -323,8 +323,34 @@ def _evidence_rows(f: Finding) -> list[dict]:
     second = ("actual", "computed", "after")
     for key in sorted(ev, key=lambda k: (0 if k in first else 1 if k in second else 2, str(k))):
         label, role = roles.get(key, (str(key), "other"))
-        rows.append({"key": label, "value": _value_text(ev[key]), "role": role})
+        value = ev[key]
+        text = _file_side_text(value) if key in ("before", "after") else None
+        rows.append({"key": label, "value": text or _value_text(value), "role": role})
     return rows
+
+
+_SIDE_KEYS = {"kind", "type", "size", "sha256", "mode", "uid", "gid", "link"}
+
+
+def _file_side_text(v: Any) -> str | None:
+    """One side of a replaced file, as `ls -l` and sha256sum would say it ("elf file,
+    49,152 bytes, sha256:..."), not a JSON object; None for anything else."""
+    if not isinstance(v, dict) or not v or not set(v) <= _SIDE_KEYS:
+        return None
+    what = " ".join(str(v[k]) for k in ("kind", "type") if isinstance(v.get(k), str) and v[k])
+    parts = [what] if what else []
+    if isinstance(v.get("size"), int) and not isinstance(v.get("size"), bool):
+        parts.append(f"{v['size']:,} bytes")
+    if isinstance(v.get("mode"), int) and not isinstance(v.get("mode"), bool):
+        parts.append(f"mode {v['mode']:04o}")
+    if isinstance(v.get("uid"), int) and isinstance(v.get("gid"), int):
+        parts.append(f"owner {v['uid']}:{v['gid']}")
+    if isinstance(v.get("link"), str):
+        parts.append(f"-> {v['link']}")
+    sha = v.get("sha256")
+    if isinstance(sha, str) and sha:
+        parts.append(sha if sha.startswith("sha256:") else "sha256:" + sha)
+    return ", ".join(parts) or None
 
 
 def _finding_item(n: int, f: Finding, report: Report, anchors: list[str]) -> dict:
