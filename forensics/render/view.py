@@ -145,7 +145,8 @@ def explanation(code: str) -> dict:
     summary = ""
     sections = []
     for key, value in raw.items():
-        if key in ("code", "severity", "raised_by", "title"):
+        # "section" is a heading of the vocabulary document, not teaching
+        if key in ("code", "severity", "raised_by", "title", "section"):
             continue
         items = list(value) if isinstance(value, list | tuple) else [value] if value else []
         if not items:
