@@ -582,3 +582,49 @@ def test_readme_links_the_vocabulary_inside_the_clone():
     assert "](docs/findings.md)" in readme and "../shared/findings.md" not in readme
     assert (ROOT / "docs" / "findings.md").is_file()
     assert "sha256:4f..." not in readme  # the placeholder a reader copied into --expect
+
+
+def test_outputs_are_refused_before_stdin_is_read():
+    """On stdin the stream would be gone by the end: `-` twice is refused while the pipe is
+    still open and unread (a read would wait for it forever)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "--html", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.wait(timeout=60)  # stdin stays open and unwritten meanwhile
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 2 and "both would go to stdout" in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- teaching behind each finding
+
+
+def test_each_finding_in_the_html_carries_its_teaching_entry(forged_html):
+    """The text of `forensics explain CODE` is behind each finding's group in the HTML: why,
+    the attack, each by-hand command as code (not a Python dict's repr), false positives."""
+    from forensics.findings import explain_code
+
+    report, page = forged_html
+    for code in {f.code for f in report.findings}:
+        t = explain_code(code)
+        start = page.index(f"About {code}: why it matters")
+        block = page[start : page.index("</details>", start)]
+        text = _text(block)
+        runs = [html_lib.unescape(r) for r in re.findall(r'<pre class="run"><code>(.*?)</code></pre>', block)]
+        assert t["why"] in text and t["attack"] in text
+        for step in t["confirm"]:
+            assert step["say"] in text
+            assert step["run"] in runs
+        for fp in t["false_positives"]:
+            assert fp in text
+        assert "{'say'" not in text and "'run':" not in text
