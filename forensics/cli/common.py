@@ -15,7 +15,6 @@ from forensics.evidence import Custody, EvidenceError, Outputs, StreamCopy, refu
 from forensics.findings import at_or_above
 from forensics.models import Report, Severity
 from forensics.render.safe import visible
-from forensics.serialize import write_json
 from forensics.verify.refs import Pin, PinError, parse_pin, parse_pin_file
 
 EXIT_DOC = """
@@ -202,6 +201,8 @@ def emit(
 
     Files go through `outputs`: all are written and synced, then renamed over their targets
     together (with a kept input, if any); a failure leaves every previous file as it was."""
+    from forensics.serialize import write_json
+
     if text is None or html is None:
         from forensics.render.html import render_html
         from forensics.render.text import render_text
