@@ -507,7 +507,8 @@ def forged_pdf(browser, pages, tmp_path_factory) -> bytes:
 
 def test_printed_forged_report_has_a_footer_on_every_page(forged_pdf, pages):
     """Every page of the PDF, read from its text layer: a footer at the bottom margin naming
-    the input by its sha256, the tool version and 'page N of M'; and a reasonable length
+    the input by its file name and its sha256, the tool version and 'page N of M'; and a
+    reasonable length
     (the 3-layer sample took 15 A4 pages, unreadable, in the issue; 21 with the custody and
     teaching blocks before the print stylesheet was reworked; 14 now)."""
     from forensics import __version__
@@ -523,7 +524,7 @@ def test_printed_forged_report_has_a_footer_on_every_page(forged_pdf, pages):
     assert sorted(footer) == list(range(1, n + 1)), "a page without a footer"
     sha = FORGED_TRUTH["archive_sha256"]
     for page, text in footer.items():
-        assert f"sha256:{sha}" in text, (page, text)
+        assert "relay-forged.oci.tar" in text and f"sha256:{sha}" in text, (page, text)
         assert f"forensics {__version__}" in text, (page, text)
         assert f"page {page} of {n}" in text, (page, text)
     # the body is there too: the verdict on page 1, each finding's identifier somewhere

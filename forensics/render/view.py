@@ -1263,15 +1263,19 @@ _FOOTER_SAFE = re.compile(r"[^A-Za-z0-9 .:+_()/,-]")
 
 
 def print_footer(report: Report) -> str:
-    """The text printed at the foot of every page: the input's sha256 and the tool's version."""
+    """The text printed at the foot of every page: the input's file name (safe characters
+    only, at most 40), its sha256 and the tool's version."""
     inp = report.input
+    name = _FOOTER_SAFE.sub("?", os.path.basename(inp.path.rstrip("/")) or inp.path)
+    name = name if len(name) <= 40 else name[:37] + "..."
     if inp.sha256:
         which = f"input {inp.sha256}"
     elif inp.listing_sha256:
         which = f"input listing {inp.listing_sha256}"
     else:
         which = "input: no single file hash"
-    return _FOOTER_SAFE.sub("?", f"{which} - {report.tool.name} {report.tool.version}")[:200]
+    # two lines: which file, then what proves it is that file (forensics.render.html.print_css)
+    return name + "\n" + _FOOTER_SAFE.sub("?", f"{which} - {report.tool.name} {report.tool.version}")[:200]
 
 
 # ---------------------------------------------------------------- the page
