@@ -527,11 +527,21 @@ def test_printed_forged_report_has_a_footer_on_every_page(forged_pdf, pages):
         assert "relay-forged.oci.tar" in text and f"sha256:{sha}" in text, (page, text)
         assert f"forensics {__version__}" in text, (page, text)
         assert f"page {page} of {n}" in text, (page, text)
-    # the body is there too: the verdict on page 1, each finding's identifier somewhere
-    assert "Tampered" in texts[1]
-    body = "".join(texts.values())
+    # a summary first: page 1 has the verdict, the poisoned step and every finding's id;
+    # the long lists (ledger, file listings, documents) come after the findings, in the appendix
+    squashed = {p: "".join(t.split()) for p, t in texts.items()}
+    assert "Tampered" in texts[1] and "POISONEDSTEP" in squashed[1].upper()
     for f in pages["forged_report"].findings:
-        assert f.id in body, f.id
+        assert f.id in texts[1], f.id
+    appendix = min(p for p, t in squashed.items() if t.startswith("Appendix:") or "Appendix:thedigestledger" in t)
+    findings_end = max(
+        p
+        for p, t in squashed.items()
+        if any(f.detail[:40].replace(" ", "") in t for f in pages["forged_report"].findings)
+    )
+    assert findings_end < appendix
+    for title in ("Everyentryofthearchive,", "Everyentryofeverylayertar", "Howthedocumentsofthearchivepoint"):
+        assert min(p for p, t in squashed.items() if title in t) >= appendix, title
     print(f"\nprinted forged report: {n} A4 pages")
 
 
