@@ -65,6 +65,8 @@ def _file_sha256(path: str, expect: tuple[int, int] | None = None) -> str:
 
 # ---------------------------------------------------------------- the input
 
+NOT_READ = "not read"
+
 # One row per non-directory of a layout: (name, type, sha256 / link target / "").
 Row = tuple[str, str, str]
 
@@ -124,7 +126,8 @@ class Custody:
         if self.kind == "directory":
             for e in inv.entries:
                 if e.type == "file":
-                    value = e.sha256 if e.sha256 and not e.error else "unreadable"
+                    # NOT_READ: a folder that is no layout is listed, never read (archive.scan)
+                    value = e.sha256 if e.sha256 and not e.error else "unreadable" if e.error else NOT_READ
                     self._stats[e.path] = (e.size, e.mtime)
                 else:
                     value = e.linkname if e.type == "symlink" else ""
@@ -175,6 +178,7 @@ class Custody:
         entries = [(rel, full, st) for rel, full, st in walk_layout(self.given) if not isinstance(st, OSError)]
         # Cheap first: the same names, types, sizes and mtimes, before hashing anything.
         before = {r[0]: r[1] for r in self._rows}
+        values = {r[0]: r[2] for r in self._rows}
         after = {rel for rel, _, _ in entries}
         if added := sorted(after - before.keys()):
             raise EvidenceError(f"{shown(added[0])} was added")
@@ -188,6 +192,9 @@ class Custody:
             if stat.S_ISLNK(st.st_mode):
                 rows.append((rel, "symlink", os.readlink(full)))
             elif stat.S_ISREG(st.st_mode):
+                if before.get(rel) == "file" and values.get(rel) == NOT_READ:
+                    rows.append((rel, "file", NOT_READ))  # its size and mtime are checked above
+                    continue
                 try:
                     value = _file_sha256(full)
                 except OSError:

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,29 @@ from forensics.pipeline import analyze
 from forensics.render.html import render_html
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pdftext import glyphs, overlaps, page_texts  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_html_report import PAYLOADS, XSS_SCRIPT, _big_report, build_hostile_archive  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGE_TIMEOUT = 30.0
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+# Asked for (FORENSICS_BROWSER=1): a missing browser fails, or the acceptance would pass unseen.
+ASKED = os.environ.get("FORENSICS_BROWSER") == "1"
+HOW_TO_RUN = (
+    "chromium is not installed, so the HTML report was not checked in a browser; to run this test: "
+    "FORENSICS_BROWSER=1 bash scripts/test.sh (installs Debian's chromium with apt when root), "
+    "or apt-get install chromium, then run it again"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_chromium():
+    if CHROMIUM is None:
+        (pytest.fail if ASKED else pytest.skip)(HOW_TO_RUN)
+
 
 FLAGS = [
     "--headless=new",
@@ -263,13 +280,14 @@ def pages(tmp_path_factory):
     forged = d / "relay-forged.html"
     sample = ROOT / "samples" / "relay-forged.oci.tar"
     command = ["forensics", "scan", "samples/relay-forged.oci.tar", "--html", "relay-forged.html"]
-    forged.write_text(render_html(analyze(str(sample), command=command)), encoding="utf-8")
+    forged_report = analyze(str(sample), command=command)
+    forged.write_text(render_html(forged_report), encoding="utf-8")
     hostile_archive = build_hostile_archive(d / "hostile.oci.tar")
     hostile = d / "hostile.html"
     hostile.write_text(render_html(analyze(str(hostile_archive))), encoding="utf-8")
     big = d / "big.html"
     big.write_text(render_html(_big_report(100_000, 100)), encoding="utf-8")
-    return {"forged": forged, "hostile": hostile, "big": big}
+    return {"forged": forged, "hostile": hostile, "big": big, "forged_report": forged_report}
 
 
 def screenshot_dir(tmp_path_factory) -> Path:
@@ -400,3 +418,186 @@ def test_100k_file_report_opens_quickly(browser, pages):
         assert_clean_load(tab)
     finally:
         tab.close()
+
+
+# ---------------------------------------------------------------- issue 10 acceptance
+
+VIEWPORT = (1280, 900)  # a laptop screen: what an investigator sees before scrolling
+FORGED_TRUTH = json.loads((ROOT / "samples" / "relay-forged.truth.json").read_text())
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_first_screen_of_the_forged_report_shows_what_to_cite(browser, pages, tmp_path_factory):
+    """The screenshot (the first viewport, nothing scrolled) of the forged sample's report
+    holds the verdict, the poisoned step, every top finding's identifier and the full
+    digests of the input, the manifest and the config: each element is checked through the
+    DOM geometry to lie inside the captured area, visible, and to hold the report's values."""
+    report = pages["forged_report"]
+    width, height = VIEWPORT
+    tab = Tab(browser, width=width, height=height)
+    try:
+        tab.open(pages["forged"])
+        assert_clean_load(tab)
+        assert tab.eval("[window.scrollX, window.scrollY]") == [0, 0]
+        boxes = tab.eval("""(() => {
+            const box = (el) => { const r = el.getBoundingClientRect();
+                return {text: el.textContent.replace(/\\s+/g, ' ').trim(), top: r.top, left: r.left,
+                        bottom: r.bottom, right: r.right, visible: el.checkVisibility({opacityProperty: true,
+                        visibilityProperty: true})}; };
+            const all = (sel) => Array.from(document.querySelectorAll(sel)).map(box);
+            return {verdict: all('#verdict-title'), poisoned: all('#summary .alert li'),
+                    ids: all('#summary .top-findings .fid'), digests: all('#summary .key-digests tr')};
+        })()""")
+        inside = {}
+        for name, items in boxes.items():
+            assert items, f"nothing for {name} in the summary"
+            for b in items:
+                inside[(name, b["text"][:40])] = (
+                    b["visible"] and b["top"] >= 0 and b["left"] >= 0 and b["bottom"] <= height and b["right"] <= width
+                )
+        assert all(inside.values()), [k for k, ok in inside.items() if not ok]
+        assert boxes["verdict"][0]["text"] == "Tampered" and report.verdict == "tampered"
+        [step] = boxes["poisoned"]
+        assert "POISONED" in step["text"].upper() and f"step {FORGED_TRUTH['tamper']['history']}" in step["text"]
+        assert "adduser" in step["text"]  # the step's own command, as its history says it
+        ids = [b["text"] for b in boxes["ids"]]
+        assert len(report.findings) == 3 and sorted(ids) == sorted(f.id for f in report.findings)
+        assert all(i.startswith("F-") for i in ids)
+        digests = " ".join(b["text"] for b in boxes["digests"]).replace(" ", "")
+        for full in (
+            "sha256:" + FORGED_TRUTH["archive_sha256"],
+            FORGED_TRUTH["manifest_digest"],
+            FORGED_TRUTH["config_digest"],
+        ):
+            assert full in digests, full
+        # a digest is copied whole: its element's text holds the 64 digits without a space
+        assert tab.eval(
+            "Array.from(document.querySelectorAll('#summary .key-digests .dg'))"
+            ".every(d => /^sha256:[0-9a-f]{64}$/.test(d.textContent))"
+        )
+        out = screenshot_dir(tmp_path_factory) / "report-forged-first-screen.png"
+        tab.screenshot(out)
+        data = out.read_bytes()
+        assert _png_size(data) == VIEWPORT and len(data) > 20_000
+        print(f"\nfirst screen: {out}")
+    finally:
+        tab.close()
+
+
+def _print_forged(browser, pages) -> bytes:
+    tab = Tab(browser)
+    try:
+        tab.open(pages["forged"])
+        assert_clean_load(tab)
+        return tab.pdf()
+    finally:
+        tab.close()
+
+
+@pytest.fixture(scope="module")
+def forged_pdf(browser, pages, tmp_path_factory) -> bytes:
+    pdf = _print_forged(browser, pages)
+    (screenshot_dir(tmp_path_factory) / "report-forged.pdf").write_bytes(pdf)
+    return pdf
+
+
+def test_printed_forged_report_has_a_footer_on_every_page(forged_pdf, pages):
+    """Every page of the PDF, read from its text layer: a footer at the bottom margin naming
+    the input by its file name and its sha256, the tool version and 'page N of M'; and a
+    reasonable length
+    (the 3-layer sample took 15 A4 pages, unreadable, in the issue; 21 with the custody and
+    teaching blocks before the print stylesheet was reworked; 14 now)."""
+    from forensics import __version__
+
+    gs = glyphs(forged_pdf)
+    texts = page_texts(forged_pdf)
+    n = len(texts)
+    assert 4 <= n <= 15, f"{n} pages"  # 21 before the print stylesheet was reworked (14 after)
+    footer: dict[int, str] = {}
+    for g in sorted(gs, key=lambda g: (g.page, -g.y0, g.x0)):
+        if g.y1 < 16 / 25.4 * 72:  # inside the 16 mm bottom margin, where @page puts the footer
+            footer[g.page] = footer.get(g.page, "") + g.char
+    assert sorted(footer) == list(range(1, n + 1)), "a page without a footer"
+    sha = FORGED_TRUTH["archive_sha256"]
+    for page, text in footer.items():
+        assert "relay-forged.oci.tar" in text and f"sha256:{sha}" in text, (page, text)
+        assert f"forensics {__version__}" in text, (page, text)
+        assert f"page {page} of {n}" in text, (page, text)
+    # a summary first: page 1 has the verdict, the poisoned step and every finding's id;
+    # the long lists (ledger, file listings, documents) come after the findings, in the appendix
+    squashed = {p: "".join(t.split()) for p, t in texts.items()}
+    assert "Tampered" in texts[1] and "POISONEDSTEP" in squashed[1].upper()
+    for f in pages["forged_report"].findings:
+        assert f.id in texts[1], f.id
+    appendix = min(p for p, t in squashed.items() if t.startswith("Appendix:") or "Appendix:thedigestledger" in t)
+    findings_end = max(
+        p
+        for p, t in squashed.items()
+        if any(f.detail[:40].replace(" ", "") in t for f in pages["forged_report"].findings)
+    )
+    assert findings_end < appendix
+    for title in ("Everyentryofthearchive,", "Everyentryofeverylayertar", "Howthedocumentsofthearchivepoint"):
+        assert min(p for p, t in squashed.items() if title in t) >= appendix, title
+    print(f"\nprinted forged report: {n} A4 pages")
+
+
+def test_printed_forged_report_has_no_text_over_text(forged_pdf):
+    """No two glyphs of distinct text runs overlap on any page (headers over headers,
+    a digest run into the next column), from the PDF's own text layer."""
+    gs = glyphs(forged_pdf)
+    assert len(gs) > 5_000
+    bad = overlaps(gs)
+    shown = [(a.page, a.char, round(a.x0), round(a.y0), b.char, round(b.x0), round(b.y0)) for a, b in bad[:10]]
+    assert bad == [], shown
+
+
+def test_overlap_check_sees_text_printed_over_text(browser, tmp_path):
+    """The overlap check is not blind: a page with one line drawn over another fails it."""
+    page = tmp_path / "over.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><style>p{font:12pt sans-serif;margin:0}"
+        ".b{position:relative;top:-10pt;left:3pt}</style><p>Layer digest sha256</p><p class=b>Findings 3 high</p>"
+    )
+    tab = Tab(browser)
+    try:
+        tab.open(page)
+        pdf = tab.pdf()
+    finally:
+        tab.close()
+    assert overlaps(glyphs(pdf))
+
+
+def test_finding_cards_are_not_split_across_pages(browser, pages):
+    """Printed, each finding card starts and ends on one page: its first and last glyph
+    (its identifier, then its last evidence line) are on the same page of the PDF."""
+    tab = Tab(browser)
+    try:
+        tab.open(pages["forged"])
+        assert_clean_load(tab)
+        tab.b.call("Emulation.setEmulatedMedia", {"media": "print"}, session=tab.s)
+        rules = tab.eval(
+            "Array.from(document.querySelectorAll('#findings .finding')).map(c => getComputedStyle(c).breakInside)"
+        )
+        cards = tab.eval("Array.from(document.querySelectorAll('#findings .finding')).map(c => c.innerText)")
+        tab.b.call("Emulation.setEmulatedMedia", {"media": ""}, session=tab.s)
+        assert rules and set(rules) == {"avoid"}, rules
+        pdf = tab.pdf()
+    finally:
+        tab.close()
+    # a card whole on one page: its whole text, in order, is on a single page's text layer
+    pages_text = {p: _squash(t) for p, t in page_texts(pdf).items()}
+    assert len(cards) == len(pages["forged_report"].findings)
+    for card in cards:
+        text = _squash(card)
+        assert len(text) > 100
+        on = [p for p, t in pages_text.items() if text in t]
+        assert len(on) == 1, (card[:80], on)
+
+
+def _squash(text: str) -> str:
+    """Text compared across the DOM and the PDF: ligatures unfolded (NFKC), no whitespace."""
+    return "".join(unicodedata.normalize("NFKC", text).split())

@@ -65,3 +65,22 @@ def test_cli_json_file_and_stdout(tmp_path):
     stdout = subprocess.run(cmd + ["--json", "-"], check=True, stdout=subprocess.PIPE).stdout
     a, b = from_json(Report, out.read_bytes()), from_json(Report, stdout)
     assert a.images == b.images and a.findings == b.findings and out.read_bytes().endswith(b"}\n")
+
+
+def test_cli_writes_what_to_json_writes_to_the_byte(tmp_path):
+    """emit streams --json (file and stdout) with write_json: each output is, to the byte, the
+    to_json text of the report it holds, for a scan (a Report) and a diff (a Comparison)."""
+    from forensics.compare.model import Comparison
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    forged, genuine = str(samples / "relay-forged.oci.tar"), str(samples / "relay-genuine.oci.tar")
+    base = [sys.executable, "-m", "forensics"]
+    for cls, args in ((Report, ["scan", forged]), (Comparison, ["diff", genuine, forged])):
+        out = tmp_path / "out.json"
+        assert subprocess.run(base + args + ["-q", "--json", str(out)]).returncode in (0, 1)
+        cp = subprocess.run(base + args + ["--json", "-"], stdout=subprocess.PIPE)
+        assert cp.returncode in (0, 1)
+        stdout = cp.stdout
+        for data in (out.read_bytes(), stdout):
+            assert data == (to_json(from_json(cls, data)) + "\n").encode(), args[0]
+        assert len(stdout) > 10_000 and stdout.count(b"\n}\n") == 1

@@ -247,6 +247,10 @@ def scan_input(
     if keep is not None and source != "-":
         raise ValueError("only a stream read from stdin is kept")
     if source != "-" and os.path.isdir(source):
+        if not any(os.path.lexists(os.path.join(source, name)) for name in LAYOUT_DOCUMENTS):
+            # not a layout: list what is there (the one-line answer names it) without reading
+            # a byte of it; a folder of large files or a FIFO must not be read to learn that
+            return _scan_dir(source, capture, limits, progress, contents=False)
         return _parallel_dir(source, capture, limits, progress) or _scan_dir(source, capture, limits, progress)
     if source == "-":
         f, total = sys.stdin.buffer, None
@@ -410,7 +414,11 @@ def walk_layout(root: str) -> Iterator[tuple[str, str, os.stat_result | OSError]
                 yield rel, full, exc
 
 
-def _scan_dir(root, capture, limits, progress) -> Inventory:
+# Every reader (forensics.read) starts from one of these at the top of a layout directory.
+LAYOUT_DOCUMENTS = ("index.json", "manifest.json")
+
+
+def _scan_dir(root, capture, limits, progress, contents: bool = True) -> Inventory:
     inv = Inventory(source=root, is_dir=True)
     total = 0
     seq = 0
@@ -430,6 +438,8 @@ def _scan_dir(root, capture, limits, progress) -> Inventory:
         if stat.S_ISLNK(st.st_mode):
             entry.type, entry.size = "symlink", 0
             entry.linkname = os.readlink(full)
+        elif stat.S_ISREG(st.st_mode) and not contents:
+            entry.type = "file"
         elif stat.S_ISREG(st.st_mode):
             entry.type = "file"
             try:

@@ -236,7 +236,7 @@ def emit(
     Files go through `outputs`: all are written and synced, then renamed over their targets
     together (with a kept input, if any); a failure leaves every previous file as it was."""
     from forensics.evidence import EvidenceError, Outputs, shown
-    from forensics.serialize import to_json
+    from forensics.serialize import write_json
 
     if text is None or html is None:
         from forensics.render.html import render_html
@@ -248,16 +248,20 @@ def emit(
             return emit(result, json_out, html_out, quiet, text=text, html=html, outputs=own)
     to_stdout: list[str] = []
     try:
-        for opt, path, render in (("--json", json_out, lambda r: to_json(r) + "\n"), ("--html", html_out, html)):
+        for opt, path in (("--json", json_out), ("--html", html_out)):
             if not path:
                 continue
-            body = render(result)
             if path == "-":
-                to_stdout.append(body)
+                # rendered only after the files are committed, as before: stdout cannot be taken back
+                to_stdout.append(opt)
                 continue
             out = outputs.open(opt, path)
             try:
-                out.write(body)
+                if opt == "--json":
+                    # in pieces: one string of a large report (and its UTF-8 copy) doubles the peak memory
+                    write_json(result, out.write)
+                else:
+                    out.write(html(result))
             except OSError as exc:
                 raise EvidenceError(f"cannot write {opt} {shown(path)}: {exc.strerror or exc}") from None
         outputs.commit()
@@ -270,11 +274,23 @@ def emit(
         raise fail(f"{exc}; no output was written; the analysis finished: {verdict}")
     except KeyboardInterrupt:
         raise fail("interrupted; no output was written")
-    for body in to_stdout:
-        sys.stdout.write(body)
+    for opt in to_stdout:
+        if opt == "--json":
+            sys.stdout.flush()
+            binary = getattr(sys.stdout, "buffer", None)
+            write_json(result, binary.write if binary is not None else _text_writer(sys.stdout))
+            if binary is not None:
+                binary.flush()
+        else:
+            sys.stdout.write(html(result))
         sys.stdout.flush()
     if not quiet and json_out != "-":
         typer.echo(text(result), nl=False)
+
+
+def _text_writer(stream):
+    """bytes -> a text stream without a binary buffer (a test runner's capture)."""
+    return lambda data: stream.write(data.decode("utf-8", "surrogateescape"))
 
 
 def sarif_text(result, path: str | None, outputs: Outputs) -> str | None:

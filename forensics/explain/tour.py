@@ -58,24 +58,29 @@ class Access:
         self.kind = report.input.kind
         self.outer = report.input.compression if report.input.compression in DECOMPRESS else None
 
-    def read(self, member: str) -> str:
+    def read(self, member: str, occurrence: int | None = None) -> str:
+        """`occurrence`: the Nth of several entries stored under this name (1-based); without
+        --occurrence, `tar -xO` writes every copy, one after the other, and the digest is wrong."""
         q = shlex.quote(member if not member.startswith("-") else "./" + member)
         if self.kind == "directory":
             return f"cat {shlex.quote(self.path.rstrip('/') + '/' + member)}"
+        which = f"--occurrence={occurrence} " if occurrence else ""
         if self.outer:
-            return f"{DECOMPRESS[self.outer]} {shlex.quote(self.path)} | tar -xOf - {q}"
-        return f"tar -xOf {shlex.quote(self.path)} {q}"
+            return f"{DECOMPRESS[self.outer]} {shlex.quote(self.path)} | tar {which}-xOf - {q}"
+        return f"tar {which}-xOf {shlex.quote(self.path)} {q}"
 
-    def sha256(self, member: str) -> str:
+    def sha256(self, member: str, occurrence: int | None = None) -> str:
         if self.kind == "directory":
             return f"sha256sum {shlex.quote(self.path.rstrip('/') + '/' + member)}"
-        return f"{self.read(member)} | sha256sum"
+        return f"{self.read(member, occurrence)} | sha256sum"
 
-    def diff_id(self, member: str, compression: str | None) -> str:
+    def diff_id(self, member: str, compression: str | None, occurrence: int | None = None) -> str:
         inflate = DECOMPRESS.get(compression or "")
         if self.kind == "directory" and inflate:
             return f"{inflate} {shlex.quote(self.path.rstrip('/') + '/' + member)} | sha256sum"
-        return f"{self.read(member)} | {inflate} | sha256sum" if inflate else self.sha256(member)
+        if inflate:
+            return f"{self.read(member, occurrence)} | {inflate} | sha256sum"
+        return self.sha256(member, occurrence)
 
 
 def _norm(name: str) -> str:
@@ -112,14 +117,24 @@ class _Blobs:
     def __init__(self, blobs: list[Blob]):
         self.by_name: dict[str, Blob] = {}
         self.by_digest: dict[str, Blob] = {}
+        self._nth: dict[int, int] = {}  # id(blob) -> which copy of its stored name, 1-based
+        copies: dict[str, int] = {}
         for b in blobs:
+            copies[b.name] = copies.get(b.name, 0) + 1
+            self._nth[id(b)] = copies[b.name]
             if b.digest is None:  # links and directories hold no bytes to hash
                 continue
-            self.by_name.setdefault(_norm(b.name), b)
+            # a name stored twice: the last copy is the one extraction keeps and the analysis read
+            self.by_name[_norm(b.name)] = b
             self.by_digest.setdefault(b.digest, b)
+        self._copies = copies
 
     def named(self, name: str | None) -> Blob | None:
         return self.by_name.get(_norm(name)) if name else None
+
+    def occurrence(self, b: Blob) -> int | None:
+        """The --occurrence that selects this copy, when its name is stored more than once."""
+        return self._nth.get(id(b)) if self._copies.get(b.name, 0) > 1 else None
 
 
 def build_tour(report: Report) -> Tour:
@@ -165,7 +180,7 @@ def _top_stops(report: Report, acc: Access, blobs: _Blobs) -> list[Stop]:
         stop.checks.append(
             Check(
                 "the sha256 of index.json (it has no digest to match: nothing names it)",
-                acc.sha256(index.name),
+                acc.sha256(index.name, blobs.occurrence(index)),
                 index.digest or "",
             )
         )
@@ -189,7 +204,13 @@ def _top_stops(report: Report, acc: Access, blobs: _Blobs) -> list[Stop]:
                 f"nested index {b.digest}", note="An index inside blobs/, named by index.json: it lists the platforms."
             )
             stop.checks.append(
-                Check("the sha256 of the nested index", acc.sha256(b.name), b.digest, b.declared_digest, "its name")
+                Check(
+                    "the sha256 of the nested index",
+                    acc.sha256(b.name, blobs.occurrence(b)),
+                    b.digest,
+                    b.declared_digest,
+                    "its name",
+                )
             )
             out.append(stop)
     manifest_json = blobs.named("manifest.json")
@@ -201,7 +222,7 @@ def _top_stops(report: Report, acc: Access, blobs: _Blobs) -> list[Stop]:
         stop.checks.append(
             Check(
                 "the sha256 of manifest.json (nothing names it)",
-                acc.sha256(manifest_json.name),
+                acc.sha256(manifest_json.name, blobs.occurrence(manifest_json)),
                 manifest_json.digest or "",
             )
         )
@@ -230,7 +251,7 @@ def _image_stops(img: Image, acc: Access, blobs: _Blobs, findings: list[Finding]
             stop.checks.append(
                 Check(
                     "the sha256 of the manifest",
-                    acc.sha256(blob.name),
+                    acc.sha256(blob.name, blobs.occurrence(blob)),
                     blob.digest or "",
                     img.manifest_digest,
                     "the descriptor that names it",
@@ -264,7 +285,7 @@ def _image_stops(img: Image, acc: Access, blobs: _Blobs, findings: list[Finding]
         stop.checks.append(
             Check(
                 "the sha256 of the config",
-                acc.sha256(cblob.name),
+                acc.sha256(cblob.name, blobs.occurrence(cblob)),
                 cblob.digest or "",
                 img.declared_config_digest,
                 "the manifest (or the file name)",
@@ -306,14 +327,20 @@ def _layer_stop(label: str, layer: Layer, acc: Access, blobs: _Blobs) -> Stop:
         return stop
     if layer.actual_sha256:
         stop.checks.append(
-            Check("the sha256 of the blob", acc.sha256(blob.name), layer.actual_sha256, layer.digest, "the manifest")
+            Check(
+                "the sha256 of the blob",
+                acc.sha256(blob.name, blobs.occurrence(blob)),
+                layer.actual_sha256,
+                layer.digest,
+                "the manifest",
+            )
         )
     if layer.diff_id and layer.compression in ("gzip", "zstd", "none"):
         stop.checks.append(
             Check(
                 "the diff_id: the sha256 of the uncompressed tar"
                 + ("" if layer.compression != "none" else " (an uncompressed layer: the same bytes)"),
-                acc.diff_id(blob.name, layer.compression),
+                acc.diff_id(blob.name, layer.compression, blobs.occurrence(blob)),
                 layer.diff_id,
                 layer.declared_diff_id,
                 f"rootfs.diff_ids[{layer.index}]",

@@ -60,13 +60,15 @@ def content_security_policy(script: str) -> str:
 def print_css(footer: str) -> str:
     """The page box of the printed report: A4, and a footer on every page (the input's sha256,
     the tool's version, the page number) in @page margin boxes, which Chromium prints.
-    `footer` is made of safe characters only (forensics.render.view.print_footer)."""
+    `footer` is made of safe characters only (forensics.render.view.print_footer); a newline
+    in it starts the footer's second line."""
     if any(ch in footer for ch in '"\\<>{};'):
         raise ValueError("the print footer holds characters a stylesheet string cannot take")
+    text = footer.replace("\n", "\\A ")
     return (
         "@page { size: A4; margin: 14mm 12mm 16mm;"
-        f' @bottom-left {{ content: "{footer}"; font: 7pt {FOOTER_FONT}; color: #475569; }}'
-        ' @bottom-right { content: "page " counter(page) " of " counter(pages);'
+        f' @bottom-left {{ content: "{text}"; white-space: pre; font: 7pt {FOOTER_FONT}; color: #475569; }}'
+        ' @bottom-right { content: "page " counter(page) " of " counter(pages); white-space: nowrap;'
         f" font: 7pt {FOOTER_FONT}; color: #475569; }} }}"
     )
 

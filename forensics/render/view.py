@@ -131,7 +131,7 @@ def digest_view(value: str | None) -> dict | None:
 def explanation(code: str) -> dict:
     """What a finding code means, for the card behind each finding: the one place the report
     asks the registry (forensics.findings.explain_code when the registry has it, else
-    EXPLANATIONS). Returns {'summary': sentence, 'sections': [{'label', 'lines'}]}."""
+    EXPLANATIONS). Returns {'summary': sentence, 'sections': [{'label', 'lines': [{'text', 'run'}]}]}."""
     explain_code = getattr(finding_registry, "explain_code", None)
     raw: Any = None
     if callable(explain_code):
@@ -145,14 +145,22 @@ def explanation(code: str) -> dict:
     summary = ""
     sections = []
     for key, value in raw.items():
-        if key in ("code", "severity", "raised_by", "title"):
+        # "section" is a heading of the vocabulary document, not teaching
+        if key in ("code", "severity", "raised_by", "title", "section"):
             continue
-        lines = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] if value else []
-        if not lines:
+        items = list(value) if isinstance(value, list | tuple) else [value] if value else []
+        if not items:
             continue
         if not summary and key in ("summary", "meaning", "what", "explanation", "means"):
-            summary = " ".join(lines)
+            summary = " ".join(str(v) for v in items)
             continue
+        # a by-hand step is {"say", "run"}: the sentence, then the command as code (not a dict's repr)
+        lines = [
+            {"text": str(v.get("say", "")), "run": str(v["run"]) if v.get("run") else None}
+            if isinstance(v, dict)
+            else {"text": str(v), "run": None}
+            for v in items
+        ]
         sections.append({"label": str(key).replace("_", " ").capitalize(), "lines": lines})
     summary = summary or finding_registry.EXPLANATIONS.get(code) or "No explanation recorded for this code."
     return {"summary": summary, "sections": sections}
@@ -316,8 +324,34 @@ def _evidence_rows(f: Finding) -> list[dict]:
     second = ("actual", "computed", "after")
     for key in sorted(ev, key=lambda k: (0 if k in first else 1 if k in second else 2, str(k))):
         label, role = roles.get(key, (str(key), "other"))
-        rows.append({"key": label, "value": _value_text(ev[key]), "role": role})
+        value = ev[key]
+        text = _file_side_text(value) if key in ("before", "after") else None
+        rows.append({"key": label, "value": text or _value_text(value), "role": role})
     return rows
+
+
+_SIDE_KEYS = {"kind", "type", "size", "sha256", "mode", "uid", "gid", "link"}
+
+
+def _file_side_text(v: Any) -> str | None:
+    """One side of a replaced file, as `ls -l` and sha256sum would say it ("elf file,
+    49,152 bytes, sha256:..."), not a JSON object; None for anything else."""
+    if not isinstance(v, dict) or not v or not set(v) <= _SIDE_KEYS:
+        return None
+    what = " ".join(str(v[k]) for k in ("kind", "type") if isinstance(v.get(k), str) and v[k])
+    parts = [what] if what else []
+    if isinstance(v.get("size"), int) and not isinstance(v.get("size"), bool):
+        parts.append(f"{v['size']:,} bytes")
+    if isinstance(v.get("mode"), int) and not isinstance(v.get("mode"), bool):
+        parts.append(f"mode {v['mode']:04o}")
+    if isinstance(v.get("uid"), int) and isinstance(v.get("gid"), int):
+        parts.append(f"owner {v['uid']}:{v['gid']}")
+    if isinstance(v.get("link"), str):
+        parts.append(f"-> {v['link']}")
+    sha = v.get("sha256")
+    if isinstance(sha, str) and sha:
+        parts.append(sha if sha.startswith("sha256:") else "sha256:" + sha)
+    return ", ".join(parts) or None
 
 
 def _finding_item(n: int, f: Finding, report: Report, anchors: list[str]) -> dict:
@@ -1232,15 +1266,19 @@ _FOOTER_SAFE = re.compile(r"[^A-Za-z0-9 .:+_()/,-]")
 
 
 def print_footer(report: Report) -> str:
-    """The text printed at the foot of every page: the input's sha256 and the tool's version."""
+    """The text printed at the foot of every page: the input's file name (safe characters
+    only, at most 40), its sha256 and the tool's version."""
     inp = report.input
+    name = _FOOTER_SAFE.sub("?", os.path.basename(inp.path.rstrip("/")) or inp.path)
+    name = name if len(name) <= 40 else name[:37] + "..."
     if inp.sha256:
         which = f"input {inp.sha256}"
     elif inp.listing_sha256:
         which = f"input listing {inp.listing_sha256}"
     else:
         which = "input: no single file hash"
-    return _FOOTER_SAFE.sub("?", f"{which} - {report.tool.name} {report.tool.version}")[:200]
+    # two lines: which file, then what proves it is that file (forensics.render.html.print_css)
+    return name + "\n" + _FOOTER_SAFE.sub("?", f"{which} - {report.tool.name} {report.tool.version}")[:200]
 
 
 # ---------------------------------------------------------------- the page
