@@ -228,8 +228,9 @@ def analyze_image(
         acct.apply(acct_files, here, deleted)
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
-            explained_at[(layer.index, ch.path)] = ch.explained_by
-            change_at[(layer.index, ch.path)] = ch
+            key = (layer.index, ch.path)  # one tuple for both maps: one per changed path
+            explained_at[key] = ch.explained_by
+            change_at[key] = ch
             from_pkg = base or ch.explained_by in explain.PACKAGE_REASONS
             prior = before.get(ch.path)
             findings += content.check_change(
