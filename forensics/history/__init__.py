@@ -111,7 +111,9 @@ def analyze_image(
     overlay = Overlay()
     pkg = packages.PackageState()
     acct = accounts.AccountState()
-    versions: dict[str, list[tuple[int, str | None]]] = {}
+    # path -> (layer, sha256, layer, sha256, ...) of each write of a file there, flat: one
+    # small tuple per file of the image rather than a list of pairs (pkgdigests.pairs).
+    versions: dict[str, tuple[int | str | None, ...]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
     change_at: dict[tuple[int, str], PathChange] = {}
     claimed: set[tuple[int, str]] = set()  # (layer, path) an exact claim of the layer's command names
@@ -125,7 +127,9 @@ def analyze_image(
         for f in here.values():
             if f.type in ("file", "hardlink"):
                 node = overlay.get(f.path)
-                versions.setdefault(f.path, []).append((layer.index, node.sha256 if node else None))
+                write = (layer.index, node.sha256 if node else None)
+                prev = versions.get(f.path)
+                versions[f.path] = write if prev is None else prev + write
         deleted = {c.path for c in changes if c.change == "deleted"}
         captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
         acct_files = accounts.AccountState.take(captured, also=unitlinks.is_captured)
