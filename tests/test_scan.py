@@ -327,6 +327,24 @@ def test_fast_file_entry_equals_the_validated_one():
         ta.validate_python({**ta.dump_python(slow), "extra": 1})
 
 
+def test_packed_entries_come_back_equal_with_modes_and_mtimes_shared():
+    import pickle
+
+    from forensics.archive.layerfs import member_entry, pack, unpack
+
+    unsafe: list = []
+    files = [
+        member_entry(f"./etc/f{i}", "file", 0o644, 0, 0, i, 1_700_000_000, "", f"{i:064x}", "data", unsafe)
+        for i in range(3)
+    ]
+    files.append(member_entry("./etc/pax", "file", 0o644, 0, 0, 1, 1_700_000_000.5, "", None, None, unsafe))
+    files.append(member_entry("./etc/one", "file", 0o644, 0, 0, 1, 1.0, "", None, None, unsafe))  # 1.0 == 1
+    back = unpack(pickle.loads(pickle.dumps(pack(files))))  # as a worker's result crosses to the parent
+    assert back == files
+    assert [type(f.mtime) for f in back] == [int, int, int, float, float]  # the JSON tells 1 from 1.0
+    assert back[0].mode is back[1].mode is back[4].mode and back[0].mtime is back[2].mtime
+
+
 def test_diff_schema_is_printed():
     cp = run("schema", "--diff")
     schema = json.loads(cp.stdout)
