@@ -10,12 +10,13 @@ everything else is pydantic's output unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -72,11 +73,36 @@ class _Buffered:
 _MANY = 32  # a list of more models than this is written item by item
 
 
+def _is_item(v: object) -> bool:
+    """A model, or one of the slotted dataclasses the report holds one of per file."""
+    return isinstance(v, BaseModel) or dataclasses.is_dataclass(v)
+
+
 def _nests(model: BaseModel) -> bool:
     for v in model.__dict__.values():
-        if isinstance(v, BaseModel) or (isinstance(v, list) and len(v) > _MANY and isinstance(v[0], BaseModel)):
+        if isinstance(v, BaseModel) or (isinstance(v, list) and len(v) > _MANY and _is_item(v[0])):
             return True
     return False
+
+
+_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
+def _adapter(cls: type) -> TypeAdapter:
+    ta = _ADAPTERS.get(cls)
+    if ta is None:
+        ta = _ADAPTERS[cls] = TypeAdapter(cls)
+    return ta
+
+
+def _dump_item(item: object, indent: int) -> str:
+    """A dataclass item as pydantic writes it inside its model."""
+    ta = _adapter(type(item))
+    try:
+        return ta.dump_json(item, indent=indent).decode("utf-8")
+    except PydanticSerializationError:
+        data = _finite(ta.dump_python(item, mode="python"))
+        return _SURROGATE.sub(_escape, json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False))
 
 
 def _dump(model: BaseModel, indent: int, include: set[str] | None = None) -> str:
@@ -99,12 +125,15 @@ def _write_model(model: BaseModel, out: _Buffered, indent: int, depth: int) -> N
         if isinstance(value, BaseModel):
             out(f"{pad}{json.dumps(name)}: ")
             _write_model(value, out, indent, depth + 1)
-        elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        elif isinstance(value, list) and value and all(_is_item(v) for v in value):
             out(f"{pad}{json.dumps(name)}: [")
             inner = " " * (indent * (depth + 2))
             for i, item in enumerate(value):
                 out(f",\n{inner}" if i else f"\n{inner}")
-                _write_model(item, out, indent, depth + 2)
+                if isinstance(item, BaseModel):
+                    _write_model(item, out, indent, depth + 2)
+                else:
+                    out(_dump_item(item, indent).replace("\n", "\n" + " " * (indent * (depth + 2))))
             out(f"\n{pad}]")
         else:
             # pydantic's text for this one field, `{\n<indent>"name": value\n}`, without its braces

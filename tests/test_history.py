@@ -529,13 +529,17 @@ def test_verify_packages_all_catches_a_file_altered_in_the_installing_step(tmp_p
 
 
 def test_fast_path_change_equals_the_validated_model():
+    from pydantic import TypeAdapter
+
     from forensics.history.overlay import _change
     from forensics.models import PathChange
 
     fast = _change(path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab", before_sha256="cd")
-    slow = PathChange(
-        path="/a", change="modified", type="file", what=["content"], size=3, sha256="ab", before_sha256="cd"
+    ta = TypeAdapter(PathChange)
+    slow = ta.validate_python(
+        {"path": "/a", "change": "modified", "type": "file", "what": ["content"], "size": 3, "sha256": "ab"}
+        | {"before_sha256": "cd"}
     )
-    assert fast == slow and set(vars(fast)) == set(vars(slow)) and fast.model_dump_json() == slow.model_dump_json()
+    assert fast == slow and ta.dump_json(fast) == ta.dump_json(slow)
     fast.explained_by = "written by the command"  # the explanation stage assigns it
     assert fast.explained_by == "written by the command"

@@ -135,7 +135,9 @@ def _encode(scan: LayerScan, blob: str, nbytes: int, chars: int) -> dict:
         "compression": scan.compression,
         "diff_id": scan.diff_id,
         "uncompressed_size": scan.uncompressed_size,
-        "files": pack(scan.files),
+        # rows on disk (one JSON array per file, its shape checked on the way back); the
+        # columns of layerfs.pack only cross process boundaries
+        "files": [list(row) for row in zip(*pack(scan.files))],
         "unsafe": [list(u) for u in scan.unsafe],
         "captured": {k: base64.b64encode(v).decode("ascii") for k, v in scan.captured.items()},
         "record_digests": scan.record_digests,
@@ -157,7 +159,7 @@ def _decode(value: dict) -> tuple[LayerScan, int, int, str, int]:
             compression=str(value["compression"]),
             diff_id=value["diff_id"] if isinstance(value["diff_id"], str) else None,
             uncompressed_size=int(value["uncompressed_size"]),
-            files=unpack([tuple(r) for r in rows]),
+            files=unpack(tuple(list(col) for col in zip(*rows))),
             unsafe=[(str(a), str(b)) for a, b in value["unsafe"]],
             captured={str(k): base64.b64decode(v, validate=True) for k, v in value["captured"].items()},
             record_digests={str(k): str(v) for k, v in value["record_digests"].items()},

@@ -5,7 +5,7 @@ the outer headers (seeking over content), keeps the small documents itself, and 
 every layer blob (and every large blob) to a process pool: largest first, the
 whole-input sha256 as one more task. A worker runs the same `_consume` the serial pass
 runs, so each OuterEntry and LayerScan is the one the serial pass would build; its
-entries come back as plain rows (layerfs.pack).
+entries come back as plain columns (layerfs.pack).
 
 The limits hold across workers: the layer entries and name characters all workers may
 keep are drawn from one shared pool, sized by the whole input (the most the serial
@@ -83,7 +83,7 @@ class _Job:
 class _Done:
     index: int
     entry: OuterEntry
-    rows: list[tuple] | None  # the layer's entries, packed
+    rows: tuple[list, ...] | None  # the layer's entries, packed (layerfs.pack)
     at: array  # for each kept layer entry, the member bytes read when it was met
     chars: array  # and the name characters it counts
     refused: bool  # a worker refused an entry: the serial pass decides
@@ -307,7 +307,7 @@ def _run_pool(
                     if result.refused:
                         raise _Fallback
                     if result.entry.layer is not None:  # rows to models now: never both held for all layers
-                        result.entry.layer.files, result.rows = unpack(result.rows or []), None
+                        result.entry.layer.files, result.rows = unpack(result.rows or ()), None
                     done[result.index] = result
                     finished += result.entry.nbytes
                 else:

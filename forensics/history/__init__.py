@@ -118,7 +118,9 @@ def analyze_image(
     pkg = packages.PackageState()
     inv = inventory.Inventory()
     acct = accounts.AccountState()
-    versions: dict[str, list[tuple[int, str | None]]] = {}
+    # path -> (layer, sha256, layer, sha256, ...) of each write of a file there, flat: one
+    # small tuple per file of the image rather than a list of pairs (pkgdigests.pairs).
+    versions: dict[str, tuple[int | str | None, ...]] = {}
     explained_at: dict[tuple[int, str], str | None] = {}  # (layer, path) -> why its step explains it
     change_at: dict[tuple[int, str], PathChange] = {}
     claimed: set[tuple[int, str]] = set()  # (layer, path) an exact claim of the layer's command names
@@ -134,7 +136,9 @@ def analyze_image(
         for f in here.values():
             if f.type in ("file", "hardlink"):
                 node = overlay.get(f.path)
-                versions.setdefault(f.path, []).append((layer.index, node.sha256 if node else None))
+                write = (layer.index, node.sha256 if node else None)
+                prev = versions.get(f.path)
+                versions[f.path] = write if prev is None else prev + write
         deleted = {c.path for c in changes if c.change == "deleted"}
         captured = {norm_layer_path(k)[0]: v for k, v in captured_by_layer[layer.index].items()}
         acct_files = accounts.AccountState.take(captured, also=unitlinks.is_captured)
@@ -239,8 +243,9 @@ def analyze_image(
         acct.apply(acct_files, here, deleted)
         base = h_idx is not None and (squashed_base or any(explain.is_base(ins[i]) for i in group))
         for ch in changes:
-            explained_at[(layer.index, ch.path)] = ch.explained_by
-            change_at[(layer.index, ch.path)] = ch
+            key = (layer.index, ch.path)  # one tuple for both maps: one per changed path
+            explained_at[key] = ch.explained_by
+            change_at[key] = ch
             from_pkg = base or ch.explained_by in explain.PACKAGE_REASONS
             prior = before.get(ch.path)
             findings += content.check_change(

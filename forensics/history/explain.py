@@ -112,25 +112,23 @@ def explain_one(ch: PathChange, ctx: StepContext) -> str | None:
     contradicted claim is also recorded in ctx.mismatches)."""
     why = _explain(ch, ctx)
     if why is not None and ch.assurance is None:
-        ch.__dict__["assurance"] = "unverified"
+        ch.assurance = "unverified"
     return why
 
 
 def _explain(ch: PathChange, ctx: StepContext) -> str | None:
     path = ch.path
     if ch.change == "modified" and ch.what == ["metadata"]:
-        ch.__dict__["assurance"] = "verified"
+        ch.assurance = "verified"
         return "timestamp only"
     if path in BUILDER_NOISE or path.startswith(NOISE_TREES):
-        ch.__dict__["assurance"] = "builder"
+        ch.assurance = "builder"
         return "build container mount point or runtime file"
     claim = ctx.claims_at.get(path)
     if claim is not None:
         verdict = C.judge(claim, ch, ctx.entries.get(path), ctx.before(path), lambda p, below: _source(ctx, p, below))
         if verdict.ok:
-            ch.__dict__["assurance"] = (
-                "verified" if verdict.verified else ("unverified" if claim.precision == C.EXACT else "tree")
-            )
+            ch.assurance = "verified" if verdict.verified else ("unverified" if claim.precision == C.EXACT else "tree")
             return verdict.why
         if ch.change == "added" and claim.produces in C.NEEDS_EXISTING:
             # `sed -i F` / `chmod F` on a file this layer created: something else of the
@@ -153,7 +151,7 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
     for n, ins in enumerate(ctx.instructions):
         cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
-            ch.__dict__["assurance"] = "tree"
+            ch.assurance = "tree"
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
             why = _copy_explains(ch, ins, norm_path(ins.dest, cwd), ctx)
@@ -162,12 +160,12 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
         if ins.kind == "WORKDIR" and ins.dest:
             dest = norm_path(ins.dest, cwd)
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
-                ch.__dict__["assurance"] = "verified" if ch.type == "dir" else None
+                ch.assurance = "verified" if ch.type == "dir" else None
                 if ch.type != "dir":
                     continue
                 return f"WORKDIR {dest}"
     if ctx.package_step:
-        ch.__dict__["assurance"] = "package"  # everything below is the package manager's doing
+        ch.assurance = "package"  # everything below is the package manager's doing
         if any(ctx.package_owned(a) for a in _aliases(path)):
             return "file of a package installed by this step"
         if is_bookkeeping_path(path, ctx.managers or None):
@@ -186,28 +184,28 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
             why = ctx.generated.explain(ch, entry, ch.link)
             if why:
                 return why
-        ch.__dict__["assurance"] = None
+        ch.assurance = None
     skel = _from_skel(ch, ctx)
     if skel:
-        ch.__dict__["assurance"] = "verified" if ch.type != "dir" else "builder"
+        ch.assurance = "verified" if ch.type != "dir" else "builder"
         return skel
     for eff in ctx.effects:
         if eff.bytecode(path) and ch.change != "deleted" and ch.type in ("dir", "file"):
-            ch.__dict__["assurance"] = "unverified"
+            ch.assurance = "unverified"
             return "bytecode written by compileall"
         tree = eff.metadata_tree(path)
         if tree is not None and ch.change == "modified" and set(ch.what) <= {"mode", "owner", "metadata"}:
-            ch.__dict__["assurance"] = "verified"
+            ch.assurance = "verified"
             return f"mode/owner change below {tree} by the command"
     if rescue:
         return None
     for eff in ctx.effects:
         if any(eff.explains(a, ch.change, is_dir=ch.type == "dir") for a in _aliases(path)):
             exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
-            ch.__dict__["assurance"] = "unverified" if exact else "tree"
+            ch.assurance = "unverified" if exact else "tree"
             return "written by the command"
         if any(a in eff.opaque_paths for a in _aliases(path)):
-            ch.__dict__["assurance"] = "tree"
+            ch.assurance = "tree"
             return "named by a program the analysis does not model"
     for eff in ctx.effects:
         tree = eff.metadata_tree(path)
@@ -289,7 +287,7 @@ def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext
     that copies it deletes <name> beside it."""
     path = ch.path
     base = posixpath.basename(dest)
-    ch.__dict__["assurance"] = "unverified" if path == dest else "tree"
+    ch.assurance = "unverified" if path == dest else "tree"
     if ch.change == "deleted" and base.startswith(".wh."):
         parent = posixpath.dirname(dest)
         if base == ".wh..wh..opq" and _ancestor_of(parent, path):
@@ -306,9 +304,9 @@ def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext
     elif _under(path, dest):
         return f"{ins.kind} destination {dest}"
     if _ancestor_of(path, dest) and ch.type == "dir" and ch.change != "deleted":
-        ch.__dict__["assurance"] = "builder"
+        ch.assurance = "builder"
         return f"parent directory of the {ins.kind} destination"  # made or touched, never removed
-    ch.__dict__["assurance"] = None
+    ch.assurance = None
     return None
 
 
@@ -349,7 +347,7 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
     for ch in changes:
         # PathChange is built unvalidated (overlay._change) and set the same way: this
         # runs for every changed path, and pydantic's __setattr__ costs 5 µs a call.
-        ch.__dict__["explained_by"] = explain_one(ch, ctx)
+        ch.explained_by = explain_one(ch, ctx)
     # Directories whose entries change only because a child did (sorted and bisected:
     # the set of all parents would be quadratic in a path's depth).
     explained_paths = sorted(c.path for c in changes if c.explained_by)
@@ -362,8 +360,8 @@ def explain_step(changes: list[PathChange], ctx: StepContext) -> None:
             and has_below(explained_paths, ch.path)
             and ch.path not in mismatched
         ):
-            ch.__dict__["explained_by"] = "parent directory of an explained change"
-            ch.__dict__["assurance"] = "builder"
+            ch.explained_by = "parent directory of an explained change"
+            ch.assurance = "builder"
 
 
 def unexplained_finding(

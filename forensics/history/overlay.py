@@ -11,13 +11,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from forensics.models import FileEntry, PathChange
+from forensics.models import FileEntry, FileType, PathChange
 
 # Mode bits that matter; mtime differences alone are "metadata".
 PERM_MASK = 0o7777
-_FIELDS = set(PathChange.model_fields)
-_new = object.__new__
-_set = object.__setattr__
 
 
 def _change(
@@ -32,38 +29,42 @@ def _change(
     after: FileEntry | None = None,
     before: FileEntry | None = None,
 ) -> PathChange:
-    """A PathChange without validation: one per changed path of every layer, values
-    already of the right types (tests/test_history.py compares it with the validated model)."""
-    obj = _new(PathChange)
-    _set(
-        obj,
-        "__dict__",
-        {
-            "path": path,
-            "change": change,
-            "type": type,
-            "what": what if what is not None else [],
-            "size": size,
-            "sha256": sha256,
-            "before_sha256": before_sha256,
-            "link": link,
-            "explained_by": None,
-            "assurance": None,
-            "mode": after.mode if after is not None else None,
-            "uid": after.uid if after is not None else None,
-            "gid": after.gid if after is not None else None,
-            "before_type": before.type if before is not None else None,
-            "before_size": before.size if before is not None else None,
-            "before_mode": before.mode if before is not None else None,
-            "before_uid": before.uid if before is not None else None,
-            "before_gid": before.gid if before is not None else None,
-            "before_link": before.link if before is not None and before.type == "symlink" else None,
-        },
+    """One PathChange per changed path of every layer: keep it lean."""
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    if after is not None:
+        mode, uid, gid = after.mode, after.uid, after.gid
+    btype: FileType | None = None
+    bsize: int | None = None
+    bmode: int | None = None
+    buid: int | None = None
+    bgid: int | None = None
+    blink: str | None = None
+    if before is not None:
+        btype, bsize, bmode, buid, bgid = before.type, before.size, before.mode, before.uid, before.gid
+        blink = before.link if before.type == "symlink" else None
+    return PathChange(
+        path,
+        change,  # type: ignore[arg-type]
+        type,  # type: ignore[arg-type]
+        what if what is not None else [],
+        size,
+        sha256,
+        before_sha256,
+        link,
+        None,
+        None,
+        mode,
+        uid,
+        gid,
+        btype,
+        bsize,
+        bmode,
+        buid,
+        bgid,
+        blink,
     )
-    _set(obj, "__pydantic_fields_set__", _FIELDS)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
 
 
 @dataclass(slots=True)

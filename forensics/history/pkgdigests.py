@@ -123,6 +123,11 @@ def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at
     return accounts
 
 
+def pairs(flat: tuple) -> list[tuple[int, str | None]]:
+    """The (layer, sha256) writes of one path out of the flat tuple analyze_image keeps."""
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
 def _content_layer(versions: list[tuple[int, str | None]], node_layer: int) -> int:
     """The first layer of the trailing run holding the current bytes: a later `touch` or
     `chmod` rewrites the entry but must not take the blame (or the credit) for its content."""
@@ -172,7 +177,7 @@ def _collect(state: PackageState, overlay, versions) -> tuple[list[_Rec], dict[s
                     continue
                 since = state.record_since.get((db.manager, pkg.source_path, pkg.name, pf.path))
                 rec_layer = since[2] if since is not None else node.layer
-                vs = versions.get(actual, [])
+                vs = pairs(versions.get(actual, ()))
                 earlier = [sha for (lay, sha) in vs if lay <= rec_layer]
                 read = e.link if e.type == "hardlink" and e.link else actual
                 r = _Rec(
@@ -357,7 +362,7 @@ def _finding(
 def check(
     state: PackageState,
     overlay,
-    versions: dict[str, list[tuple[int, str | None]]],
+    versions: dict[str, tuple[int | str | None, ...]],
     *,
     image: int,
     source: MemberSource,
