@@ -24,23 +24,26 @@ app = typer.Typer(
         "really contains. It recomputes every digest in a `docker save` archive or an OCI image layout "
         "(tar, directory or stdin; gzip/zstd/plain layers), indexes every file of every layer, and "
         "reports what the metadata does not explain.\n\n"
-        "Start with:  forensics scan image.tar\n\n" + EXIT_DOC
+        "Start with:  forensics scan image.tar   (then: forensics explain CODE, forensics explain image.tar)\n\n"
+        "Investigate: history, diff, timeline, hashes, extract. Verify and gate: scan --expect, "
+        "--key/--trusted-root, --sarif, --cyclonedx. Many archives: scan-many.\n\n" + EXIT_DOC
     ),
 )
 
 
 # One module per command; each holds a plain function that typer turns into the command.
+# Listed in `--help` in this order: the first look, the investigation, the exports, the rest.
 app.command(epilog=EXIT_DOC)(scan.scan)
-app.command("scan-many")(scan_many.scan_many)
 app.command(epilog=EXIT_DOC)(history.history)
 app.command(epilog=DIFF_EXIT_DOC)(diff.diff)
+app.command()(explain.explain)
+app.command()(timeline.timeline)
+app.command()(hashes.hashes)
+app.command()(extract.extract)
+app.command("scan-many")(scan_many.scan_many)
 app.command("report")(report.report)
 app.command()(schema.schema)
 app.command()(version.version)
-app.command()(explain.explain)
-app.command()(hashes.hashes)
-app.command()(extract.extract)
-app.command()(timeline.timeline)
 
 
 def main() -> None:
