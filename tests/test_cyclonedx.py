@@ -302,3 +302,21 @@ def test_a_forged_tag_or_os_release_that_is_not_unicode_text(tmp_path):
     [hello] = [c for c in doc["components"] if c["type"] == "library"]
     hp = PackageURL.from_string(hello["purl"])
     assert hp.name == "hello" and hp.version == "2.10-3"  # an os-release that is not text is not used
+
+
+def test_names_made_only_of_blanks_and_slashes(tmp_path):
+    """packageurl strips whitespace and '/' from a name and then cannot write the purl:
+    a forged tag or package name made only of those gets a placeholder name in the purl,
+    the component keeps the name as found (found by the fuzz harness' exports)."""
+    layer = [
+        *si.dirs("usr", "usr/lib", "usr/lib/node_modules", "usr/lib/node_modules/evil"),
+        M("usr/lib/node_modules/evil/package.json", b'{"name": " /\\t\\u2028/ ", "version": "1.0"}'),
+    ]
+    img = si.image([layer], si.HISTORY["one"])
+    img.ref = "\t\x0b\x0c"
+    p = tmp_path / "blank-names.tar"
+    p.write_bytes(img.tar())
+    doc = sbom_of(p, tmp_path)
+    assert PackageURL.from_string(doc["metadata"]["component"]["purl"]).name == "image"
+    [c] = [c for c in doc["components"] if c["type"] == "library"]
+    assert c["name"] == " /\t\u2028/ " and PackageURL.from_string(c["purl"]).name == "unnamed"

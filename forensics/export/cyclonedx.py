@@ -54,6 +54,12 @@ def _utf8(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+def _name(text: str, fallback: str) -> str:
+    """packageurl strips whitespace and '/' from a name and then has none to write (a
+    TypeError deep in to_string): a forged name made only of those gets the fallback."""
+    return text if text.replace("/", "").strip() else fallback
+
+
 def package_purl(pkg: InstalledPackage, osr: ImagePackages) -> PackageURL:
     """The purl a scanner matches advisories by."""
     qualifiers: dict[str, str] = {}
@@ -76,7 +82,7 @@ def package_purl(pkg: InstalledPackage, osr: ImagePackages) -> PackageURL:
     return PackageURL(
         type=PURL_TYPE[pkg.manager],
         namespace=namespace,
-        name=name or "unnamed",
+        name=_name(name, "unnamed"),
         version=version or None,
         qualifiers=qualifiers or None,
     )
@@ -98,7 +104,7 @@ def image_purl(img: Image) -> PackageURL | None:
         qualifiers["arch"] = parts[1] if len(parts) > 1 else None
     return PackageURL(
         type="oci",
-        name=(repo.rsplit("/", 1)[-1] or "image").lower(),
+        name=_name(repo.rsplit("/", 1)[-1], "image").lower(),
         version=_utf8(digest),
         qualifiers={k: v for k, v in qualifiers.items() if v} or None,
     )
