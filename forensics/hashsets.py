@@ -54,7 +54,10 @@ def _label(text: str) -> str:
 
 def parse(text: str, name: str, into: HashSet) -> None:
     """Add the entries of one file's text to `into`; raise HashSetError at the first bad line."""
-    lines = text.splitlines()
+    # Lines end at \n only (\r\n too): str.splitlines() would also split a hashdeep filename
+    # at a form feed, \x1c-\x1e, NEL or U+2028 (legal in a Linux name) and number lines
+    # unlike an editor, so FILE:LINE would name the wrong line.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     hashdeep = bool(lines) and lines[0].strip() == "%%%% HASHDEEP-1.0"
     columns: list[str] | None = None
     for n, raw in enumerate(lines, 1):

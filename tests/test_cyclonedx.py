@@ -279,3 +279,44 @@ def test_stdout_sbom_is_the_only_output_and_case_is_recorded(tmp_path):
     assert meta["forensics:case"] == "IR-7" and meta["forensics:examiner"] == "J. Doe"
     assert meta["forensics:input:sha256"] == "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
     assert "pkg:deb/debian/hello@2.10-3?arch=amd64&distro=debian-12" in by_purl(doc)
+
+
+def test_a_forged_tag_or_os_release_that_is_not_unicode_text(tmp_path):
+    """The index's ref annotation may escape a lone surrogate, and /etc/os-release may hold
+    bytes that are not UTF-8: each reaches a purl (the image's, the distro qualifier), which
+    is UTF-8: U+FFFD there, not an internal error (found by the fuzz harness' exports)."""
+    status = b"Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-3\n\n"
+    layer = [
+        *si.dirs("etc", "var", "var/lib", "var/lib/dpkg"),
+        M("etc/os-release", b"ID=deb\xffian\nVERSION_ID=1\xfe2\n"),
+        M("var/lib/dpkg/status", status),
+    ]
+    img = si.image([layer], si.HISTORY["one"])
+    img.ref = "\ud800reg.test/x\udcff:1\ud801"
+    p = tmp_path / "surrogate-ref.tar"
+    p.write_bytes(img.tar())
+    assert b"\\ud800reg.test" in p.read_bytes()  # the archive's own bytes carry the escape
+    doc = sbom_of(p, tmp_path)
+    purl = PackageURL.from_string(doc["metadata"]["component"]["purl"])
+    assert purl.type == "oci" and "\ufffd" in purl.qualifiers["repository_url"]
+    [hello] = [c for c in doc["components"] if c["type"] == "library"]
+    hp = PackageURL.from_string(hello["purl"])
+    assert hp.name == "hello" and hp.version == "2.10-3"  # an os-release that is not text is not used
+
+
+def test_names_made_only_of_blanks_and_slashes(tmp_path):
+    """packageurl strips whitespace and '/' from a name and then cannot write the purl:
+    a forged tag or package name made only of those gets a placeholder name in the purl,
+    the component keeps the name as found (found by the fuzz harness' exports)."""
+    layer = [
+        *si.dirs("usr", "usr/lib", "usr/lib/node_modules", "usr/lib/node_modules/evil"),
+        M("usr/lib/node_modules/evil/package.json", b'{"name": " /\\t\\u2028/ ", "version": "1.0"}'),
+    ]
+    img = si.image([layer], si.HISTORY["one"])
+    img.ref = "\t\x0b\x0c"
+    p = tmp_path / "blank-names.tar"
+    p.write_bytes(img.tar())
+    doc = sbom_of(p, tmp_path)
+    assert PackageURL.from_string(doc["metadata"]["component"]["purl"]).name == "image"
+    [c] = [c for c in doc["components"] if c["type"] == "library"]
+    assert c["name"] == " /\t\u2028/ " and PackageURL.from_string(c["purl"]).name == "unnamed"

@@ -216,3 +216,25 @@ def test_every_layer_names_are_prefixed_even_for_one_layer(tmp_path):
     _, layer0 = hashdeep_rows(hashes(tmp_path, archive, "--layer", "0", name="l0.hashdeep"))
     assert [r[3] for r in every] == ["layer/0/etc/motd"] and [r[3] for r in layer0] == ["etc/motd"]
     assert every[0][:3] == layer0[0][:3] == (3, md5(b"hi\n"), sha256(b"hi\n"))
+
+
+def test_a_filename_with_a_form_feed_or_line_separator_is_one_line(tmp_path):
+    """hashdeep writes a filename as the filesystem holds it; Linux allows \\f, \\x1c-\\x1e, NEL
+    and U+2028 in a name, which str.splitlines() would take as line ends: the set must load
+    and a later bad line be named by its real (\\n-counted) number."""
+    top = layer_members(FORGED, truth_layers(FORGED)[2])
+    digest = sha256(top[WRAPPER[1:]][1])
+    hd = tmp_path / "odd.hashdeep"
+    head = "%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n## Invoked from: /mnt\n"
+    row = f"{len(top[WRAPPER[1:]][1])},{'0' * 32},{digest},/mnt/a\x0cb\x1cc\x1dd\x1ee\x85f\u2028g\u2029h,i\n"
+    hd.write_bytes((head + row).encode())
+    code, report = scan_json(tmp_path, FORGED, "--known-bad", str(hd))
+    assert code == 1
+    [hit] = [f for f in report["findings"] if f["code"] == "file.known-bad"]
+    assert hit["evidence"]["set"] == f"{hd}:4" and hit["evidence"]["label"].startswith("/mnt/a")
+    hd.write_bytes((head + row + "5,x,nothex,/mnt/z\n").encode())
+    with pytest.raises(HashSetError, match=r"odd.hashdeep:5: not a sha256"):
+        load("--known-bad", [str(hd)])
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(f"# made on Windows\r\n{digest} *wrapper\r\n".encode())
+    assert load("--known-bad", [str(crlf)]).get(digest).label == "wrapper"

@@ -179,3 +179,25 @@ def test_debian_corpus_image_with_its_own_sbom_and_a_forged_one(tmp_path):
     assert json.dumps(found[("version", "zlib1g")].evidence["layers"]) == json.dumps(
         [v for n, v, _ in pkgs if n == "zlib1g"]
     )
+
+
+def test_an_sbom_statement_too_deep_or_too_large_says_why_it_was_not_read(tmp_path, monkeypatch):
+    """A statement nested past the JSON reader's depth, or larger than max_json (not kept), is
+    no SBOM to compare: the attestation says which limit, in the JSON and on the terminal
+    (the terminal used to show only 'attestation ?' for an unsigned one)."""
+    tar = alpine_tar()
+    man = si.manifest_digest(tar)
+    head = b'{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","predicate":'
+    deep = head + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    large = json.dumps(si.spdx_statement(man, GENUINE)).encode()[:-1] + b" " * (17 << 20) + b"}"
+    monkeypatch.setattr(si, "_predicate_type", lambda blob: "https://spdx.dev/Document")  # it would parse them
+    for name, blob, why in (
+        ("deep", deep, "JSON nested deeper than the reader follows (max_json_depth)"),
+        ("large", large, "exceed the limit max_json (16,777,216): not kept, not read"),
+    ):
+        p = si.attach(tar, [blob], tmp_path / f"{name}.tar", subject_digest=man)
+        res = runner.invoke(app, ["scan", str(p), "--json", str(tmp_path / f"{name}.json")])
+        assert res.exit_code in (0, 1), res.output
+        [att] = json.loads((tmp_path / f"{name}.json").read_text())["attestations"]
+        assert att["predicate_type"] is None and why in att["detail"], att["detail"]
+        assert why in " ".join(res.output.split())

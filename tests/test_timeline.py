@@ -236,3 +236,31 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(command):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141, err
     assert first and err == b""
+
+
+def test_an_mtime_that_is_no_date_is_placed_at_zero_and_says_so(tmp_path):
+    """A pax header may hold any number as the mtime (1e300, -1e14): such an entry goes on the
+    timeline at 0 with the number in its message, not as a 300-digit body-file time or a
+    Timesketch datetime of 1970 beside a timestamp of 10**306 microseconds."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile import Layer, M, Oci, tar_bytes
+
+    items = [("huge", "1e300"), ("neg", "-99999999999999"), ("fine", "1700000000")]
+    tars = [tar_bytes([M("etc/", type="dir"), M(f"etc/{n}", b"x", pax={"mtime": t})]) for n, t in items]
+    assert b"mtime=1e300" in tars[0]  # the pax record as the header holds it
+    archive = tmp_path / "mtimes.tar"
+    archive.write_bytes(Oci(layers=[Layer.of(t) for t in tars]).tar())
+    recs = {
+        r["path"]: r
+        for r in map(json.loads, timeline(tmp_path, archive, "jsonl").read_text().splitlines())
+        if r.get("data_type") == "container:layer:entry" and r.get("path", "").startswith("/etc/")
+    }
+    assert recs["/etc/huge"]["timestamp"] == 0 and recs["/etc/huge"]["datetime"].startswith("1970-01-01T00:00:00")
+    assert "mtime 1e+300 is no date" in recs["/etc/huge"]["message"]
+    assert recs["/etc/neg"]["timestamp"] == 0 and "mtime -1e+14 is no date" in recs["/etc/neg"]["message"]
+    assert recs["/etc/fine"]["timestamp"] == 1_700_000_000_000_000 and "no date" not in recs["/etc/fine"]["message"]
+    body = {r[1].split(" [")[0]: r for r in body_rows(timeline(tmp_path, archive, "bodyfile"))}
+    assert body["/etc/huge"][8] == "0" and body["/etc/fine"][8] == "1700000000"
+    assert all(len(r[8]) <= 11 for r in body.values())

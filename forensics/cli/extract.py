@@ -114,9 +114,9 @@ def extract(
         written = (
             os.path.join(out_dir, manifest["file"]) if manifest["file"] else "no content file (" + loc.entry.type + ")"
         )
+        digest = f"sha256:{manifest['sha256']}, {manifest['size']} bytes; " if manifest["sha256"] else ""
         typer.echo(
-            f"{shown(wanted)} from {where}: {shown(written)}, sha256:{manifest['sha256']}, "
-            f"{manifest['size']} bytes; manifest {shown(os.path.join(out_dir, MANIFEST))}"
+            f"{shown(wanted)} from {where}: {shown(written)}, {digest}manifest {shown(os.path.join(out_dir, MANIFEST))}"
         )
         if manifest["link"]:
             typer.echo(f"  {loc.entry.type} to {shown(manifest['link'])} (recorded, not followed)")

@@ -54,17 +54,23 @@ def _utf8(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+def _name(text: str, fallback: str) -> str:
+    """packageurl strips whitespace and '/' from a name and then has none to write (a
+    TypeError deep in to_string): a forged name made only of those gets the fallback."""
+    return text if text.replace("/", "").strip() else fallback
+
+
 def package_purl(pkg: InstalledPackage, osr: ImagePackages) -> PackageURL:
     """The purl a scanner matches advisories by."""
     qualifiers: dict[str, str] = {}
     namespace: str | None = None
     name, version = _utf8(pkg.name), _utf8(pkg.version)
     if pkg.manager in OS_MANAGERS:
-        namespace = osr.os_id or DEFAULT_VENDOR.get(pkg.manager)
+        namespace = _utf8(osr.os_id) if osr.os_id else DEFAULT_VENDOR.get(pkg.manager)
         if pkg.arch:
             qualifiers["arch"] = _utf8(pkg.arch)
         if osr.os_id and osr.os_version:
-            qualifiers["distro"] = f"{osr.os_id}-{osr.os_version}"
+            qualifiers["distro"] = _utf8(f"{osr.os_id}-{osr.os_version}")
         if pkg.manager == "rpm":
             epoch, colon, rest = version.partition(":")
             if colon and epoch.isdigit():  # purl-spec: an rpm epoch is a qualifier, not part of the version
@@ -76,7 +82,7 @@ def package_purl(pkg: InstalledPackage, osr: ImagePackages) -> PackageURL:
     return PackageURL(
         type=PURL_TYPE[pkg.manager],
         namespace=namespace,
-        name=name or "unnamed",
+        name=_name(name, "unnamed"),
         version=version or None,
         qualifiers=qualifiers or None,
     )
@@ -87,19 +93,19 @@ def image_purl(img: Image) -> PackageURL | None:
     digest = img.manifest_digest or img.config_digest
     if digest is None:
         return None
-    ref = next((r for r in img.refs if r), "")
+    ref = _utf8(next((r for r in img.refs if r), ""))  # a forged tag: the index's annotation, any JSON string
     repo, tag = ref.split("@", 1)[0], None
     slash = repo.rfind("/")
     if ":" in repo[slash + 1 :]:
         repo, tag = repo.rsplit(":", 1)
     qualifiers = {"repository_url": repo, "tag": tag}
     if img.platform:
-        parts = img.platform.split("/")
+        parts = _utf8(img.platform).split("/")
         qualifiers["arch"] = parts[1] if len(parts) > 1 else None
     return PackageURL(
         type="oci",
-        name=(repo.rsplit("/", 1)[-1] or "image").lower(),
-        version=digest,
+        name=_name(repo.rsplit("/", 1)[-1], "image").lower(),
+        version=_utf8(digest),
         qualifiers={k: v for k, v in qualifiers.items() if v} or None,
     )
 

@@ -97,6 +97,16 @@ def parse_time(text: str | None) -> float | None:
     return dt.timestamp()
 
 
+def placeable(t: float) -> bool:
+    """A tar mtime is any number the header holds (a pax `mtime=1e300`): one that is no date
+    would be a 300-digit body-file time and a Timesketch datetime that contradicts its timestamp."""
+    try:
+        datetime.fromtimestamp(t, UTC)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
 def _short(text: str, n: int = MAX_TEXT) -> str:
     text = " ".join(text.split()) if "\n" in text or "\t" in text else text
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -158,7 +168,7 @@ def events(report: Report, views: list[list[LayerView]], skipped: Skipped | None
         for v in layers:
             if any(key[0] == v.index for key in wanted):
                 for e in v.files:
-                    if (v.index, e.path) in wanted:
+                    if (v.index, e.path) in wanted and placeable(e.mtime):
                         mtimes[(v.index, e.path)] = e.mtime
         for f in mine:
             t = mtimes.get((f.layer, f.path or "")) if f.layer is not None else None
@@ -193,11 +203,12 @@ def events(report: Report, views: list[list[LayerView]], skipped: Skipped | None
                     ftype, ""
                 )
                 link = f" -> {e.link}" if e.link and ftype in ("symlink", "hardlink") else ""
+                ok = placeable(e.mtime)
                 yield Event(
-                    e.mtime,
+                    e.mtime if ok else 0.0,
                     DESC_ENTRY,
                     "container:layer:entry",
-                    f"{e.path}{link}{what} [{label}]",
+                    f"{e.path}{link}{what} [{label}]" + ("" if ok else f" (mtime {e.mtime:g} is no date: placed at 0)"),
                     image=img.index,
                     layer=v.index,
                     layer_digest=v.digest,

@@ -44,7 +44,7 @@ def render_signatures_text(report: Report) -> str:
                 f"                   SLSA {a.slsa.version}: builder {a.slsa.builder_id or '?'}, build type "
                 f"{a.slsa.build_type or '?'}, {len(a.slsa.materials) + a.slsa.materials_omitted} material(s)"
             )
-        if a.detail and a.status != "unsigned":
+        if a.detail and (a.status != "unsigned" or a.predicate_type is None):  # unread: say why
             lines.append(f"                   {a.detail}")
     for n in report.signature_notes:
         lines.append(f"  note: {n}")

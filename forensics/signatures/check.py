@@ -148,6 +148,9 @@ def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, 
         signed=item.format not in ("buildkit", "referrer"),
     )
     if st is None:
+        e = item.blob.entry
+        if e is not None and e.error is None and e.json_limit is not None and e.nbytes > e.json_limit:
+            why = f"its {e.nbytes:,} bytes exceed the limit max_json ({e.json_limit:,}): not kept, not read"
         rec.detail = f"the statement cannot be read: {why}"
         return rec
     rec.predicate_type = st.predicate_type[:300] if st.predicate_type else None

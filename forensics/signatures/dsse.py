@@ -57,5 +57,7 @@ def parse_bytes(data: bytes | None) -> tuple[Envelope | None, str | None]:
         return None, "its blob is not in the archive or was not kept"
     try:
         return parse(json.loads(data))
-    except (ValueError, RecursionError, UnicodeDecodeError):
+    except RecursionError:
+        return None, "JSON nested deeper than the reader follows (max_json_depth)"
+    except (ValueError, UnicodeDecodeError):
         return None, "not valid JSON"

@@ -30,7 +30,9 @@ def parse(data: bytes | None) -> tuple[Statement | None, str | None]:
         return None, "not in the archive or not kept"
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError, UnicodeDecodeError):
+    except RecursionError:
+        return None, "JSON nested deeper than the reader follows (max_json_depth)"
+    except (ValueError, UnicodeDecodeError):
         return None, "not valid JSON"
     if not isinstance(doc, dict) or not isinstance(doc.get("subject"), list):
         return None, "not an in-toto statement (no subject list)"

@@ -16,8 +16,16 @@ timeout, reads the child's peak RSS from wait4(), and checks:
 * stdout and stderr hold no raw ESC, BEL, CR or bidi control, and no line other
   than the first one starts with a verdict (no input can start a line of its own).
 
+With `--commands` (and in the suite's second batch) each child also runs the
+exports on the same input, each through `main()`: `scan --cyclonedx`, `timeline`
+(jsonl and bodyfile), `hashes --merged` and `extract` of one regular file the scan
+listed, with the same exit-code, traceback and terminal checks on each, the
+written files held to the same raw-character rule, the CycloneDX and JSON lines
+parsed, and nothing written but the named outputs (extract: only its DIR, with
+at most the content file and manifest.json in it).
+
 Usage:
-  python tests/fuzz/harness.py --minutes 20 [--seed N] [--keep DIR]
+  python tests/fuzz/harness.py --minutes 20 [--seed N] [--keep DIR] [--commands]
   python tests/fuzz/harness.py --cases 300 --seed 9
 
 A failing input is written to --keep (default tests/fuzz/regressions/) as
@@ -31,6 +39,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import sys
 import tempfile
@@ -72,32 +81,94 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def _child(inp: Path, out_json: Path, out_html: Path, stdout: Path, stderr: Path) -> None:
+# The exports run after the scan with --commands: (name, argv after `forensics`, the
+# files or directory they may write). EXTRACT_PATH is replaced by a regular file the
+# scan listed (or the command is skipped when it listed none).
+EXTRACT_PATH = "<path>"
+EXPORTS: list[tuple[str, list[str], list[str]]] = [
+    ("cyclonedx", ["scan", "input.tar", "--cyclonedx", "sbom.cdx.json", "-q"], ["sbom.cdx.json"]),
+    ("timeline-jsonl", ["timeline", "input.tar", "-f", "jsonl", "-o", "tl.jsonl", "-q"], ["tl.jsonl"]),
+    ("timeline-body", ["timeline", "input.tar", "-f", "bodyfile", "-o", "tl.body", "-q"], ["tl.body"]),
+    ("hashes", ["hashes", "input.tar", "--merged", "-o", "set.hashdeep", "-q"], ["set.hashdeep"]),
+    ("extract", ["extract", "input.tar", EXTRACT_PATH, "-o", "ex"], ["ex"]),
+]
+EXPORT_OUTPUTS = {f for _, _, files in EXPORTS for f in files} | {"exports"}
+
+
+def _run_cli(argv: list[str]) -> int:
+    sys.argv = ["forensics", *argv]
+    try:
+        cli.main()
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 3
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent as a crash
+        sys.stderr.write(f"Traceback (escaped the CLI): {type(exc).__name__}: {exc}\n")
+        return 4
+
+
+def _a_regular_file(out_json: Path) -> str | None:
+    import json
+
+    try:
+        doc = json.loads(out_json.read_bytes())
+        for layer in doc["images"][0]["layers"]:
+            for f in layer["files"]:
+                if f["type"] == "file":
+                    return f["path"]
+    except Exception:  # noqa: BLE001 - no report, or no file: extract is skipped
+        return None
+    return None
+
+
+def _exports(d: Path, out_json: Path) -> None:
+    """Each export's exit code and stdout/stderr go to exports/NAME.{rc,out,err}."""
+    logs = d / "exports"
+    logs.mkdir()
+    path = _a_regular_file(out_json)
+    for name, argv, _files in EXPORTS:
+        if EXTRACT_PATH in argv:
+            if path is None:
+                continue
+            argv = [path if a == EXTRACT_PATH else a for a in argv]
+        fo = os.open(logs / f"{name}.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fe = os.open(logs / f"{name}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fo, 1)
+        os.dup2(fe, 2)
+        rc = _run_cli(argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        (logs / f"{name}.rc").write_text(str(rc))
+
+
+def _child(inp: Path, out_json: Path, out_html: Path, stdout: Path, stderr: Path, exports: bool = False) -> None:
     """In the forked child: the real CLI, then the saved JSON rendered again."""
     fd_out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     fd_err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd_out, 1)
     os.dup2(fd_err, 2)
-    sys.argv = ["forensics", "scan", str(inp), "--json", str(out_json), "--html", str(out_html)]
-    code = 3
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 3
-    except BaseException as exc:  # noqa: BLE001 - reported by the parent as a crash
-        sys.stderr.write(f"Traceback (escaped the CLI): {type(exc).__name__}: {exc}\n")
-        code = 4
+    code = _run_cli(["scan", str(inp), "--json", str(out_json), "--html", str(out_html)])
     try:
         if out_json.exists():
             report = from_json(Report, out_json.read_bytes())
-            sys.stdout.write(render_history(report, width=120))
-            sys.stdout.write(render_text(report))
+            # Each view opens with its own verdict line: each is checked on its own file.
+            (out_json.parent / "history.txt").write_text(render_history(report, width=120), "utf-8")
+            (out_json.parent / "summary.txt").write_text(render_text(report), "utf-8")
     except BaseException as exc:  # noqa: BLE001
         sys.stderr.write(f"Traceback (rendering the saved JSON): {type(exc).__name__}: {exc}\n")
         code = 5
     sys.stdout.flush()
     sys.stderr.flush()
+    if exports and code in (0, 1, 2):
+        try:
+            _exports(out_json.parent, out_json)
+        except BaseException as exc:  # noqa: BLE001 - a harness failure, reported as a crash
+            os.dup2(fd_err, 2)
+            sys.stderr.write(f"Traceback (running the exports): {type(exc).__name__}: {exc}\n")
+            sys.stderr.flush()
+            os._exit(8)
     os._exit(code)
 
 
@@ -130,7 +201,7 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def start(data: bytes | None, workdir: Path, case_seed: int = 0) -> tuple[int, Path]:
+def start(data: bytes | None, workdir: Path, case_seed: int = 0, exports: bool = False) -> tuple[int, Path]:
     """Fork a child on this input (None: the child builds the mutant of `case_seed` itself,
     so that building runs in parallel too); (its pid, its case directory)."""
     d = Path(tempfile.mkdtemp(prefix="case-", dir=workdir))
@@ -149,7 +220,7 @@ def start(data: bytes | None, workdir: Path, case_seed: int = 0) -> tuple[int, P
                     se.write_text(f"mutator: {type(exc).__name__}: {exc}\n")
                     os._exit(7)
             os.chdir(d)
-            _child(inp, oj, oh, so, se)
+            _child(inp, oj, oh, so, se, exports)
         finally:
             os._exit(6)
     return pid, d
@@ -181,17 +252,22 @@ def finish(name: str, d: Path, rc: int | None, seconds: float, rss: float) -> Ou
         p.append("stderr: " + err.strip().splitlines()[-1][:300])
     if err.strip() and len(err.strip().splitlines()) > 1:
         p.append(f"stderr has {len(err.strip().splitlines())} lines, not one")
-    for label, t in (("stdout", text), ("stderr", err)):
+    views = [("stdout", text)] + [
+        (v, (d / v).read_text("utf-8", "replace")) for v in ("history.txt", "summary.txt") if (d / v).exists()
+    ]
+    for label, t in [*views, ("stderr", err)]:
         m = RAW_TERMINAL.search(t)
         if m:
             p.append(f"{label} holds a raw {m.group()!r}")
-    first_verdicts = [m.start() for m in VERDICT.finditer(text)]
-    # The scan prints one verdict line; the replayed summary prints a second one after
-    # the history: each must be the first line of its own block, nothing in between.
-    if len(first_verdicts) > 2:
-        p.append(f"{len(first_verdicts)} lines of stdout start with a verdict")
+    # The scan, the history view and the summary each print one verdict line, their
+    # first: no input can start a line of its own that reads as one.
+    for label, t in views:
+        verdicts = [m.start() for m in VERDICT.finditer(t)]
+        if len(verdicts) > 1 or (verdicts and verdicts[0] != 0):
+            p.append(f"{len(verdicts)} lines of {label} start with a verdict")
+    _check_exports(d, p)
     extra = sorted(x.name for x in d.iterdir()) if d.exists() else []
-    allowed = {"input.tar", "out.json", "out.html", "stdout", "stderr"}
+    allowed = {"input.tar", "out.json", "out.html", "stdout", "stderr", "history.txt", "summary.txt"} | EXPORT_OUTPUTS
     if set(extra) - allowed:
         p.append(f"wrote {sorted(set(extra) - allowed)}")
     if rc in (0, 1):
@@ -215,10 +291,63 @@ def finish(name: str, d: Path, rc: int | None, seconds: float, rss: float) -> Ou
             if m:
                 p.append(f"HTML holds a raw {m.group()!r}")
     if not p:
-        for x in d.iterdir():
-            x.unlink()
-        d.rmdir()
+        shutil.rmtree(d)
     return out
+
+
+def _check_exports(d: Path, p: list[str]) -> None:
+    logs = d / "exports"
+    if not logs.is_dir():
+        return
+    import json
+
+    for name, _argv, files in EXPORTS:
+        rcf = logs / f"{name}.rc"
+        if not rcf.exists():
+            continue
+        rc = int(rcf.read_text())
+        err = (logs / f"{name}.err").read_text("utf-8", "replace")
+        text = (logs / f"{name}.out").read_text("utf-8", "replace")
+        if rc not in (0, 1, 2):
+            p.append(f"{name}: exit code {rc}")
+        if "Traceback" in err or "internal error" in err:
+            p.append(f"{name}: stderr: " + err.strip().splitlines()[-1][:300])
+        if len(err.strip().splitlines()) > 1:
+            p.append(f"{name}: stderr has {len(err.strip().splitlines())} lines, not one")
+        for label, t in (("stdout", text), ("stderr", err)):
+            m = RAW_TERMINAL.search(t)
+            if m:
+                p.append(f"{name}: {label} holds a raw {m.group()!r}")
+        for f in files:
+            target = d / f
+            written = [target] if target.is_file() else sorted(target.rglob("*")) if target.is_dir() else []
+            if target.is_dir():
+                names = sorted(x.name for x in written)
+                if len(names) > 2 or any(x.is_symlink() or not x.is_file() for x in written):
+                    p.append(f"{name}: wrote {names} into its DIR")
+            for w in written:
+                if not w.is_file() or w.is_symlink() or w.name.endswith(".bin"):
+                    continue  # the extracted bytes are the image's, raw by design
+                try:
+                    body = w.read_bytes().decode("utf-8", "strict")
+                except UnicodeDecodeError as exc:
+                    p.append(f"{name}: {w.name} is not UTF-8: {exc}")
+                    continue
+                # JSON escapes what would forge a line; the line formats must escape it themselves
+                if not w.name.endswith((".json", ".jsonl")):
+                    m = RAW_HTML.search(body.replace("\n", " ").replace("\t", " "))
+                    if m:
+                        p.append(f"{name}: {w.name} holds a raw {m.group()!r}")
+                try:
+                    if w.name.endswith(".json"):
+                        json.loads(body)
+                    elif w.name.endswith(".jsonl"):
+                        for line in body.splitlines():
+                            json.loads(line)
+                except ValueError as exc:
+                    p.append(f"{name}: {w.name} does not parse: {str(exc)[:100]}")
+        if rc in (0, 1) and name != "extract" and not all((d / f).exists() for f in files):
+            p.append(f"{name}: exit {rc} without its output")
 
 
 def warm_up() -> None:
@@ -247,6 +376,7 @@ def run(
     quiet: bool = False,
     jobs: int = 2,
     inputs: list[tuple[str, bytes]] | None = None,
+    exports: bool = False,
 ) -> list[Outcome]:
     """`cases` mutants of `seed` (or until `minutes` pass), or the given `inputs`;
     `jobs` children at a time."""
@@ -272,7 +402,7 @@ def run(
                 case_seed = rng.getrandbits(32)
                 name, data = f"{seed}-{case_seed}", None
             base = _rss_now_mb()
-            pid, d = start(data, work, case_seed)
+            pid, d = start(data, work, case_seed, exports)
             running[pid] = (name, data, d, time.monotonic(), base)
             n += 1
         for pid, (name, _data, d, t0, base) in list(running.items()):
@@ -322,13 +452,16 @@ def main() -> int:
     ap.add_argument("--seed", type=int, help="the batch seed (default: random, printed)")
     ap.add_argument("--keep", type=Path, default=REGRESSIONS, help="where failing inputs are written")
     ap.add_argument("--jobs", type=int, default=2, help="cases run at the same time (default 2)")
+    ap.add_argument(
+        "--commands", action="store_true", help="also run cyclonedx, timeline, hashes and extract on each case"
+    )
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(31)
     if args.minutes is None and args.cases is None:
         args.cases = 300
     print(f"seed {seed}", flush=True)
     t0 = time.monotonic()
-    outcomes = run(seed, args.cases, args.minutes, args.keep, jobs=args.jobs)
+    outcomes = run(seed, args.cases, args.minutes, args.keep, jobs=args.jobs, exports=args.commands)
     print(summary(outcomes, time.monotonic() - t0), flush=True)
     return 1 if any(o.problems for o in outcomes) else 0
 

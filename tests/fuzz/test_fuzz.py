@@ -17,6 +17,8 @@ import harness  # noqa: E402
 
 SEED = 9  # fixed: the batch is the same on every run
 CASES = 300
+EXPORTS_SEED = 5  # its batch held a lone surrogate in a tag that broke --cyclonedx
+EXPORTS_CASES = 16
 
 
 def _report(outcomes) -> str:
@@ -35,12 +37,22 @@ def test_fixed_seed_batch(tmp_path: Path) -> None:
     assert {o.rc for o in outcomes} == {0, 1, 2}
 
 
+def test_fixed_seed_batch_with_the_exports(tmp_path: Path) -> None:
+    """A smaller batch through scan --cyclonedx, timeline, hashes and extract as well."""
+    keep = tmp_path / "failing"
+    outcomes = harness.run(EXPORTS_SEED, cases=EXPORTS_CASES, keep=keep, workdir=tmp_path, quiet=True, exports=True)
+    assert len(outcomes) == EXPORTS_CASES
+    assert not any(o.problems for o in outcomes), (
+        f"copy the inputs from {keep} into tests/fuzz/regressions/ once fixed:\n" + _report(outcomes)
+    )
+
+
 REGRESSION_INPUTS = sorted(harness.REGRESSIONS.glob("*.tar*"))  # .tar.gz: the input is a gzip archive
 
 
 @pytest.mark.skipif(not REGRESSION_INPUTS, reason="no regression inputs kept yet")
 def test_regressions(tmp_path: Path) -> None:
     inputs = [(p.name, p.read_bytes()) for p in REGRESSION_INPUTS]
-    outcomes = harness.run(0, inputs=inputs, workdir=tmp_path, quiet=True)
+    outcomes = harness.run(0, inputs=inputs, workdir=tmp_path, quiet=True, exports=True)
     assert len(outcomes) == len(inputs)
     assert not any(o.problems for o in outcomes), _report(outcomes)
