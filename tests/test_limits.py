@@ -74,14 +74,26 @@ def _run(tmp_path: Path, data: bytes) -> tuple[int, float, dict, int]:
     return rc, kb / 1024, json.loads(out.read_text()), html.stat().st_size
 
 
+def _apk_packages(n: int) -> bytes:
+    """An apk database of `n` one-line stanzas: 15 bytes a package, 3 KB each once parsed."""
+    db = b"".join(b"P:p%d\nV:1-r0\n\n" % i for i in range(n))
+    layer = H.tar_bytes([M("lib/apk/db/installed", db)])
+    return Oci(layers=[Layer.of(layer)]).tar()
+
+
+def _many_packages() -> bytes:
+    return _apk_packages(1_000_000)  # 15 MB, under max_capture: 74 s and 3 GB before max_packages
+
+
 @pytest.mark.parametrize(
     "build, limit",
     [
+        (_many_packages, "max_packages"),
         (_missing_layer_1000, None),  # no limit: the ledger is one row for the blob, not 1,000 x 1,000 chips
         (_deep_path, "max_path_length"),  # 80,000 characters: the length limit comes first
         (_many_entries, "input_bytes_per_entry"),
     ],
-    ids=["missing-layer-1000-times", "path-of-40000-components", "100000-tiny-entries"],
+    ids=["a-million-apk-packages", "missing-layer-1000-times", "path-of-40000-components", "100000-tiny-entries"],
 )
 def test_blow_ups_stay_bounded(tmp_path: Path, build, limit) -> None:
     rc, rss, doc, html_size = _run(tmp_path, build())
@@ -153,3 +165,16 @@ def test_a_layer_listed_again_counts_again() -> None:
     (hit,) = _limit_findings(r, "analyzed_entries")
     assert hit.evidence["count"] == 100 * 30 - sum(analyzed)
     assert all(layer.diff_id == layer.declared_diff_id for layer in r.images[0].layers)  # still verified
+
+
+def test_package_database_past_max_packages_is_counted_not_read() -> None:
+    from forensics.packages.model import MAX_PACKAGES
+
+    report = _report(_apk_packages(MAX_PACKAGES + 1234))
+    [f] = _limit_findings(report, "max_packages")
+    assert f.severity == "high" and f.path == "/lib/apk/db/installed" and f.layer == 0
+    assert f.evidence == {"limit": "max_packages", "value": MAX_PACKAGES, "count": 1234, "first": f"p{MAX_PACKAGES}"}
+    [listed] = report.packages
+    assert len(listed.packages) == MAX_PACKAGES  # what was read is still listed (and goes to the SBOM)
+    # below the limit: nothing
+    assert not _limit_findings(_report(_apk_packages(MAX_PACKAGES)), "max_packages")

@@ -125,6 +125,7 @@ def analyze_image(
     change_at: dict[tuple[int, str], PathChange] = {}
     claimed: set[tuple[int, str]] = set()  # (layer, path) an exact claim of the layer's command names
     prev_owner = -1
+    limits_reported: set[tuple[str, str | None]] = set()  # package databases over max_packages
     for layer in img.layers:
         files = layer.files
         here = {f.path: f for f in files if f.type not in ("whiteout", "opaque")}
@@ -145,6 +146,7 @@ def analyze_image(
         inv.take(captured, deleted)
         if pkg.apply(layer.index, captured, deleted):
             inv.note(layer.index, pkg.dbs)
+            findings += pkg.limit_findings(img.index, layer.index, limits_reported)
         h_idx = owner.get(layer.index)
         group: list[int] = []
         squashed_base = False

@@ -13,9 +13,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from forensics.findings import Code, finding
+from forensics.models import Finding
 from forensics.packages import is_maintainer_script, parse_package_dbs
 from forensics.packages.langdb import lang_db_kind, parse_language_dbs
 from forensics.read.source import MemberSource
+
+RAISES: tuple[Code, ...] = ("archive.limit-exceeded",)
 
 SHARED_DB_FILES = {"/var/lib/dpkg/status"}
 # Front ends (forensics.history.shellwords) whose runs write pip or npm records.
@@ -86,6 +90,39 @@ class PackageState:
             if own & set(getattr(pkg, "source_paths", [pkg.source_path]))
         }
         return bool(changed)
+
+    def limit_findings(self, image: int, layer: int, reported: set[tuple[str, str | None]]) -> list[Finding]:
+        """archive.limit-exceeded for a database that holds more than MAX_PACKAGES packages,
+        once per database file and image (`reported`): high, as every limit, since an attacker
+        who knows it would list a package past it to have its files vouched for by nothing."""
+        out = []
+        for db in self.dbs:
+            key = (db.manager, db.dropped_in)
+            if not db.dropped or key in reported:
+                continue
+            reported.add(key)
+            where = f"the {db.manager} database {db.dropped_in}"
+            out.append(
+                finding(
+                    "archive.limit-exceeded",
+                    "high",
+                    f"{db.dropped_in}: max_packages",
+                    f"{where} in layer {layer} exceeds the limit max_packages (more than {db.limit:,} "
+                    f"packages in one database): {db.dropped:,} packages after the first {db.limit:,} "
+                    f"(the first: {db.first_dropped!r}) were counted, not read; the files they record are "
+                    "not vouched for by them",
+                    evidence={
+                        "limit": "max_packages",
+                        "value": db.limit,
+                        "count": db.dropped,
+                        "first": db.first_dropped,
+                    },
+                    image=image,
+                    layer=layer,
+                    path=db.dropped_in,
+                )
+            )
+        return out
 
     def scripts_of(self, names: set[str]) -> list[bytes]:
         out = []

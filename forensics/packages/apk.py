@@ -62,6 +62,9 @@ def _finish(st: _Stanza, source: str, db: PackageDB, log: ErrorLog) -> None:
     if not name:
         log.add(f"{source}:{st.start}: stanza without P: (package name)")
         return
+    if db.full():  # counted before its files are built: the cost is in those
+        db.drop(name, source)
+        return
     sha256_160 = "S" in st.flags
     files = []
     for path, z, mode in st.files:
@@ -73,7 +76,7 @@ def _finish(st: _Stanza, source: str, db: PackageDB, log: ErrorLog) -> None:
             else:
                 f.digest, f.algo = got
         files.append(f)
-    db.packages.append(
+    db.add(
         Package(
             manager="apk",
             name=name,

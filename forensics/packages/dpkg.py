@@ -12,6 +12,7 @@ the database says. Facts it relies on (formats-and-peers.md 3.11):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .model import ErrorLog, Package, PackageDB, PackageFile, clean_digest, norm_path
@@ -41,10 +42,11 @@ class _Stanza:
     cont: dict[str, list[str]] = field(default_factory=dict)  # lowercase name -> continuation lines
 
 
-def parse_stanzas(data: bytes, source: str, log: ErrorLog) -> list[_Stanza]:
-    """RFC-822 style paragraphs; junk lines are logged and skipped."""
-    stanzas: list[_Stanza] = []
+def parse_stanzas(data: bytes, source: str, log: ErrorLog) -> Iterator[_Stanza]:
+    """RFC-822 style paragraphs, one at a time (a status file may be forged to hold a
+    million); junk lines are logged and skipped."""
     cur: _Stanza | None = None
+    pending: _Stanza | None = None  # yielded once the next one starts: its continuation lines are in
     last: str | None = None
     for lineno, line in enumerate(_text(data), 1):
         if not line.strip():
@@ -61,11 +63,13 @@ def parse_stanzas(data: bytes, source: str, log: ErrorLog) -> list[_Stanza]:
             log.add(f"{source}:{lineno}: not a field line")
             continue
         if cur is None:
-            cur = _Stanza()
-            stanzas.append(cur)
+            if pending is not None:
+                yield pending
+            cur = pending = _Stanza()
         last = name.lower()
         cur.fields[last] = value.strip()
-    return stanzas
+    if pending is not None:
+        yield pending
 
 
 def parse_md5sums(data: bytes, source: str, log: ErrorLog) -> dict[str, str]:
@@ -133,12 +137,17 @@ class _Candidate:
     info_keys: list[str]  # keys into info files, most specific first
 
 
-def _candidates(stanzas: list[_Stanza], source: str, need_status: bool, log: ErrorLog) -> list[_Candidate]:
-    out = []
+def _candidates(
+    stanzas: Iterable[_Stanza], source: str, need_status: bool, log: ErrorLog, db: PackageDB
+) -> list[_Candidate]:
+    out: list[_Candidate] = []
     for st in stanzas:
         name = st.fields.get("package", "")
         if not name:
             log.add(f"{source}: stanza without Package")
+            continue
+        if len(out) >= db.limit:  # counted, not read (forensics.packages.model)
+            db.drop(name, source)
             continue
         status = st.fields.get("status")
         if status is None:
@@ -241,7 +250,7 @@ def parse_dpkg(files: dict[str, bytes]) -> PackageDB:
 
     candidates: list[_Candidate] = []
     if STATUS in files:
-        candidates += _candidates(parse_stanzas(files[STATUS], STATUS, log), STATUS, True, log)
+        candidates += _candidates(parse_stanzas(files[STATUS], STATUS, log), STATUS, True, log, db)
 
     # distroless: status.d/<x> holds stanzas, status.d/<x>.md5sums their digests.
     sd_info = _info_files(files, STATUS_D)
@@ -249,7 +258,7 @@ def parse_dpkg(files: dict[str, bytes]) -> PackageDB:
         base = path[len(STATUS_D) :]
         if not path.startswith(STATUS_D) or "/" in base or base.endswith(INFO_EXTS):
             continue
-        found = _candidates(parse_stanzas(files[path], path, log), path, False, log)
+        found = _candidates(parse_stanzas(files[path], path, log), path, False, log, db)
         if len(found) == 1:
             found[0].info_keys.insert(0, base)
         candidates += found
@@ -265,7 +274,10 @@ def parse_dpkg(files: dict[str, bytes]) -> PackageDB:
         if (c.name, c.arch) in seen:
             continue
         seen.add((c.name, c.arch))
-        db.packages.append(_build(c, info, diversions, log))
+        if db.full():
+            db.drop(c.name, c.source)
+        else:
+            db.packages.append(_build(c, info, diversions, log))
     log.finish()
     return db
 

@@ -23,7 +23,7 @@ import json
 import posixpath
 import re
 
-from .model import ErrorLog, Package, PackageDB, PackageFile, norm_path
+from .model import MAX_LANG_PACKAGES, ErrorLog, Package, PackageDB, PackageFile, norm_path
 
 # Bounds for capturing these files in the one pass (bytes): real ones are far smaller.
 MAX_RECORD = 16 << 20  # tensorflow's RECORD is ~2 MiB
@@ -190,19 +190,19 @@ def parse_package_json(data: bytes, path: str, log: ErrorLog) -> Package | None:
 
 def parse_language_dbs(files: dict[str, bytes]) -> list[PackageDB]:
     """One PackageDB for the pip records (RECORD, installed-files.txt) and one for npm, if any."""
-    pip = PackageDB(manager="pip")
-    npm = PackageDB(manager="npm")
+    pip = PackageDB(manager="pip", limit=MAX_LANG_PACKAGES)
+    npm = PackageDB(manager="npm", limit=MAX_LANG_PACKAGES)
     pip_log, npm_log = ErrorLog(pip.errors), ErrorLog(npm.errors)
     for path in sorted(files):
         kind = lang_db_kind(path)
         if kind == "record":
-            pip.packages.append(parse_record(files[path], path, pip_log))
+            pip.add(parse_record(files[path], path, pip_log))
         elif kind == "egg":
-            pip.packages.append(parse_installed_files(files[path], path, pip_log))
+            pip.add(parse_installed_files(files[path], path, pip_log))
         elif kind == "npm":
             pkg = parse_package_json(files[path], path, npm_log)
             if pkg is not None:
-                npm.packages.append(pkg)
+                npm.add(pkg)
     pip_log.finish()
     npm_log.finish()
     return [db for db in (pip, npm) if db.packages or db.errors]

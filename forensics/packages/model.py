@@ -90,10 +90,42 @@ class Package(BaseModel):
     trees: list[str] = Field(default_factory=list)
 
 
+# Packages read from one database. A real image holds a few thousand at most (a full Fedora
+# install about 6,000, a large node_modules some thousands); each costs about 3 KB once parsed,
+# and a database is parsed again after every layer that writes it, so an apk `installed` of
+# a million one-line stanzas (24 MB, under Limits.max_capture) cost 3 GB. Past this the rest
+# is counted, not read, and the image gets archive.limit-exceeded (history.packages). pip and
+# npm records are one file each (already bounded by the entry limits) and a large JavaScript
+# tree holds tens of thousands: they get more room.
+MAX_PACKAGES = 20_000
+MAX_LANG_PACKAGES = 100_000
+
+
 class PackageDB(BaseModel):
     manager: Manager
     packages: list[Package] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    # Packages past MAX_PACKAGES, counted and not read; the first one's name or place.
+    dropped: int = 0
+    first_dropped: str | None = None
+    # The database file the limit was met in (its source path).
+    dropped_in: str | None = None
+    limit: int = MAX_PACKAGES
+
+    def full(self) -> bool:
+        return len(self.packages) >= self.limit
+
+    def drop(self, what: str, source: str) -> None:
+        """Count one package past MAX_PACKAGES (`what` names it for the finding)."""
+        if not self.dropped:
+            self.first_dropped, self.dropped_in = what, source
+        self.dropped += 1
+
+    def add(self, pkg: Package) -> None:
+        if self.full():
+            self.drop(pkg.name, pkg.source_path)
+        else:
+            self.packages.append(pkg)
 
     def file_owners(self) -> dict[str, Package]:
         """Map each claimed path to the package whose claim should be verified.

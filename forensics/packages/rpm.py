@@ -226,6 +226,7 @@ def parse_header_blobs(blobs, source_path: str) -> PackageDB:
     """Packages from an iterable of header blobs; bad blobs become errors."""
     db = PackageDB(manager="rpm")
     log = ErrorLog(db.errors)
+    blobs = iter(blobs)
     for n, blob in enumerate(blobs):
         try:
             if not isinstance(blob, (bytes, bytearray, memoryview)):
@@ -235,7 +236,11 @@ def parse_header_blobs(blobs, source_path: str) -> PackageDB:
             log.add(f"{source_path}: package #{n + 1}: malformed header: {e}")
             continue
         if pkg is not None:
-            db.packages.append(pkg)
+            db.add(pkg)
+        if db.full():  # the rest is counted, not parsed (forensics.packages.model.MAX_PACKAGES)
+            for _ in blobs:
+                db.drop(f"header #{n + 2 + db.dropped}", source_path)
+            break
     log.finish()
     return db
 
