@@ -119,7 +119,9 @@ def _write_model(model: BaseModel, out: _Buffered, indent: int, depth: int) -> N
         return
     pad = " " * (indent * (depth + 1))
     out("{")
-    for n, name in enumerate(type(model).model_fields):
+    # a field declared exclude=True is kept in memory only (as model_dump_json leaves it out)
+    names = [name for name, info in type(model).model_fields.items() if not info.exclude]
+    for n, name in enumerate(names):
         out(",\n" if n else "\n")
         value = getattr(model, name)
         if isinstance(value, BaseModel):

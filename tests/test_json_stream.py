@@ -84,3 +84,22 @@ def test_cli_writes_what_to_json_writes_to_the_byte(tmp_path):
         for data in (out.read_bytes(), stdout):
             assert data == (to_json(from_json(cls, data)) + "\n").encode(), args[0]
         assert len(stdout) > 10_000 and stdout.count(b"\n}\n") == 1
+
+
+def test_a_field_kept_in_memory_only_is_left_out_as_to_json_leaves_it(tmp_path):
+    """AttestationRecord.sbom_predicate (exclude=True): the streamed writer once wrote its
+    separator and no field, an invalid document, for any archive with an SBOM attestation."""
+    import json
+
+    import sigdata as sd
+
+    layout = sd.Layout()
+    _, digest = sd.image(layout)
+    sd.buildkit_attestation(layout, digest, [sd.statement(digest), sd.sbom_statement(digest)])
+    report = analyze(str(layout.write_tar(tmp_path / "sbom.tar")), command=["t"])
+    assert report.attestations[1].sbom_predicate is not None  # kept for the SBOM comparison
+    streamed = _streamed(report)
+    assert streamed == (to_json(report) + "\n").encode()
+    doc = json.loads(streamed)
+    assert [a["sbom"] for a in doc["attestations"]] == [False, True]
+    assert all("sbom_predicate" not in a for a in doc["attestations"])

@@ -92,7 +92,7 @@ def signatures_view(report: Report) -> dict:
                 if a.slsa is not None
                 else None
             ),
-            "sbom": a.sbom_predicate is not None,
+            "sbom": a.sbom,
             "verified_with": a.verified_with or "",
             "detail": a.detail,
         }

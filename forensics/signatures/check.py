@@ -158,6 +158,7 @@ def _statement_record(item: Item, st: intoto.Statement | None, why: str | None, 
     rec.slsa = intoto.slsa_summary(st.predicate_type, st.predicate)
     if intoto.is_sbom(st.predicate_type):
         rec.sbom_predicate = st.predicate
+        rec.sbom = True
     return rec
 
 
