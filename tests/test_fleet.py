@@ -205,6 +205,13 @@ def test_planted_cache_entries_are_detected_and_recomputed(fleet, pool_out, tmp_
         scan_many(str(fleet.forged), "--out", str(out), "--cache", str(cache))
         assert fleet_json(out)["stats"]["cache"]["rejected"] == 1
         assert stable(index(out)) == stable(index(tmp_path / "a"))
+    # 5. a body nested past the JSON parser's recursion limit, its digest recomputed (a
+    # RecursionError, not a ValueError): rejected, not a crash of the batch
+    raw = b"[" * 100_000 + b"]" * 100_000
+    path.write_bytes(json.dumps({"key": key, "sha256": hashlib.sha256(raw).hexdigest()}).encode() + b"\n" + raw)
+    scan_many(str(fleet.forged), "--out", str(tmp_path / "f"), "--cache", str(cache))
+    assert fleet_json(tmp_path / "f")["stats"]["cache"]["rejected"] == 1
+    assert stable(index(tmp_path / "f")) == stable(index(tmp_path / "a"))
 
 
 def test_merged_sarif_is_valid_with_one_run_per_archive(fleet, pool_out):

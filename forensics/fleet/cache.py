@@ -53,7 +53,7 @@ class LayerCache:
             return None
         try:
             decoded = decode(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.rejected += 1
             return None
         self.hits += 1
@@ -71,7 +71,7 @@ class LayerCache:
             if header.get("sha256") != hashlib.sha256(body).hexdigest():
                 return None
             value = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # planted past the parser's depth
             return None
         return value if isinstance(value, dict) else None
 

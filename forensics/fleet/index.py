@@ -24,7 +24,7 @@ def read_index(out: str) -> dict[str, dict]:
             for raw in fh:
                 try:
                     line = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # the folder may be shared: a line nested past the parser
                     continue
                 if isinstance(line, dict) and isinstance(line.get("sha256"), str):
                     lines[line["sha256"]] = line
