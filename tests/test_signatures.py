@@ -257,6 +257,16 @@ def test_terminal_summary_lists_signatures(tmp_path, key, keys_dir):
     assert "Signatures (1) and attestations (1)" in out and "VERIFIED" in out and "SLSA v1" in out
 
 
+def test_forensics_report_shows_the_signature_block_of_a_saved_result(tmp_path, key, keys_dir):
+    signed = sd.build(key, parts=("sig", "att")).layout.write_tar(tmp_path / "signed.tar")
+    saved = tmp_path / "scan.json"
+    scanned = _cli(signed, "--key", keys_dir / "cosign.pub", "--json", saved)
+    shown = CliRunner().invoke(app, ["report", str(saved)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    block = scanned.output[scanned.output.index("Signatures (1) and attestations (1)") :]
+    assert block.strip() and block in shown.output  # what scan showed, from the JSON alone
+
+
 def test_bad_key_files_are_usage_errors(tmp_path):
     priv = tmp_path / "cosign.key"
     from cryptography.hazmat.primitives import serialization

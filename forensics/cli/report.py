@@ -113,9 +113,11 @@ def report(
 
             _write(html_out, render_html(loaded))
         else:
+            from forensics.render.signatures import render_signatures_text
             from forensics.render.text import render_text
 
-            _write("-", render_text(loaded))
+            # the same terminal view as `scan` gives: the summary, then the signature block
+            _write("-", render_text(loaded) + render_signatures_text(loaded))
     except typer.Exit:
         raise
     except Exception as exc:  # a bug must not dump a traceback on an investigator
