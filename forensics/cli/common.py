@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ from forensics.render.safe import visible
 # it is used (tests/test_startup.py holds the light commands to that).
 if TYPE_CHECKING:
     from forensics.evidence import Custody, Outputs
+    from forensics.export.layers import LayerView
     from forensics.models import Report
+    from forensics.read.model import Resolved
     from forensics.verify.refs import Pin
 
 EXIT_DOC = """
@@ -301,17 +304,57 @@ def sarif_text(result, path: str | None, outputs: Outputs) -> str | None:
     import json
 
     from forensics.compare.model import Comparison
-    from forensics.evidence import EvidenceError, shown
     from forensics.export.sarif import comparison_to_sarif, report_to_sarif
 
     doc = comparison_to_sarif(result) if isinstance(result, Comparison) else report_to_sarif(result)
     body = json.dumps(doc, indent=1, ensure_ascii=True) + "\n"  # ASCII: no raw control character anywhere
+    return side_output("--sarif", path, body, outputs)
+
+
+def side_output(opt: str, path: str, body: str, outputs: Outputs) -> str | None:
+    """An extra output (--sarif, --cyclonedx) into `outputs`, committed with the others by
+    emit; the text itself when it goes to stdout ('-'), for the caller to print last."""
     if path == "-":
         return body
+    with writing(opt, path):
+        outputs.open(opt, path).write(body)
+    return None
+
+
+@contextmanager
+def writing(opt: str, path: str | None):
+    """Writing an output: its failure is one line naming it (exit 2), a reader that left the
+    pipe early ends the command quietly (reader_gone)."""
+    from forensics.evidence import EvidenceError, shown
+
     try:
-        outputs.open("--sarif", path).write(body)
+        yield
+    except BrokenPipeError:
+        raise reader_gone()
     except EvidenceError as exc:
         raise fail(str(exc))
     except OSError as exc:
-        raise fail(f"cannot write --sarif {shown(path)}: {exc.strerror or exc}")
-    return None
+        raise fail(f"cannot write {opt} {shown(path or '-')}: {exc.strerror or exc}")
+
+
+def analyze_model(archive: str, history: bool, quiet: bool, custody: Custody, **options) -> tuple[Report, Resolved]:
+    """For the commands that read contents again (timeline, hashes, extract): the report and
+    the read model it was built from; not an image archive is the one-line error."""
+    models: list[Resolved] = []
+    report = run_analysis(archive, [], history, quiet, custody=custody, on_read=models.append, **options)
+    unreadable = not_an_image(report, archive)
+    if unreadable is not None:
+        raise fail(unreadable)
+    return report, models[0]
+
+
+def layers_of(archive: str, report: Report, model: Resolved, image: int) -> list[LayerView]:
+    """The layers of --image N (from 0) of `archive`, each with its history step."""
+    from forensics.export.layers import layer_views
+
+    if not report.images:
+        raise fail(f"{visible(archive)}: no image could be read from the archive (`forensics scan` says why)")
+    if not 0 <= image < len(report.images):
+        raise fail(f"--image {image}: the archive holds {len(report.images)} image(s), numbered from 0")
+    img = report.images[image]
+    return layer_views(model, image, {h.layer_index: h.index for h in img.history if h.layer_index is not None})

@@ -7,7 +7,7 @@ import os
 import typer
 
 from forensics import __version__
-from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, run_analysis
+from forensics.cli.common import CASE, EXAMINER, NOTE, analyze_model, fail, finish, guard, layers_of
 from forensics.render.safe import visible as shown
 
 
@@ -56,7 +56,6 @@ def extract(
     from forensics.case import case_record
     from forensics.export.extract import MANIFEST, ExtractError, file_name, image_path, locate
     from forensics.export.extract import extract as write_out
-    from forensics.export.layers import layer_views
     from forensics.pipeline import member_source
 
     if archive == "-":
@@ -78,18 +77,9 @@ def extract(
     else:
         outputs = [("--output", out_dir)]
     [custody] = guard([archive], outputs)  # never into the evidence (an input directory)
-    models: list = []
-    report = run_analysis(archive, [], False, quiet, custody=custody, on_read=models.append)
-    unreadable = not_an_image(report, archive)
-    if unreadable is not None:
-        raise fail(unreadable)
-    if not report.images:
-        raise fail(f"{shown(archive)}: no image could be read from the archive (`forensics scan` says why)")
-    if not 0 <= image < len(report.images):
-        raise fail(f"--image {image}: the archive holds {len(report.images)} image(s), numbered from 0")
+    report, model = analyze_model(archive, False, quiet, custody)
+    views = layers_of(archive, report, model, image)
     img = report.images[image]
-    steps = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
-    views = layer_views(models[0], image, steps)
     about = {
         "tool": {"name": report.tool.name, "version": __version__},
         "input": {"path": report.input.path, "sha256": report.input.sha256, "size": report.input.size},

@@ -9,8 +9,7 @@ import time
 import typer
 
 from forensics import __version__
-from forensics.cli.common import CASE, EXAMINER, NOTE, fail, finish, guard, not_an_image, reader_gone, run_analysis
-from forensics.render.safe import visible as shown
+from forensics.cli.common import CASE, EXAMINER, NOTE, analyze_model, fail, finish, guard, layers_of, writing
 
 
 def hashes(
@@ -50,9 +49,8 @@ def hashes(
 
       forensics hashes image.tar --layer 2 | grep -v '^#'
     """
-    from forensics.evidence import EvidenceError, Outputs
+    from forensics.evidence import Outputs
     from forensics.export.hashdeep import hashdeep_lines, rows
-    from forensics.export.layers import layer_views
     from forensics.export.layers import merged as merge
     from forensics.pipeline import member_source
 
@@ -61,19 +59,10 @@ def hashes(
     if archive == "-":
         raise fail("hashes reads the input twice (md5s the pass did not take): give a file or a directory, not stdin")
     [custody] = guard([archive], [("--output", out)])
-    models: list = []
     with Outputs() as outputs:
-        report = run_analysis(archive, [], False, quiet, custody=custody, on_read=models.append, md5_in_pass=True)
-        unreadable = not_an_image(report, archive)
-        if unreadable is not None:
-            raise fail(unreadable)
-        if not report.images:
-            raise fail(f"{shown(archive)}: no image could be read from the archive (`forensics scan` says why)")
-        if not 0 <= image < len(report.images):
-            raise fail(f"--image {image}: the archive holds {len(report.images)} image(s), numbered from 0")
+        report, model = analyze_model(archive, False, quiet, custody, md5_in_pass=True)
+        views = layers_of(archive, report, model, image)
         img = report.images[image]
-        steps = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
-        views = layer_views(models[0], image, steps)
         if layer is not None and not 0 <= layer < len(views):
             raise fail(f"--layer {layer}: image {image} has {len(views)} layer(s), numbered from 0")
         chosen = [views[layer]] if layer is not None else views
@@ -89,7 +78,7 @@ def hashes(
         stats: dict[str, int] = {}
         t0 = time.monotonic()
         lines = hashdeep_lines(selected, member_source(archive), comments, stats)
-        try:
+        with writing("--output", out):
             if out is None:
                 for line in lines:
                     sys.stdout.write(line)
@@ -100,12 +89,6 @@ def hashes(
                     target.write(line)
             finish(custody, report)  # after the second read: still the bytes analyzed
             outputs.commit()
-        except BrokenPipeError:
-            raise reader_gone()
-        except EvidenceError as exc:
-            raise fail(str(exc))
-        except OSError as exc:
-            raise fail(f"cannot write --output {shown(out or '-')}: {exc.strerror or exc}")
     if not quiet:
         typer.echo(
             f"forensics: {stats['files']} files ({what}); md5 taken in the pass for {stats['md5_from_pass']}, "

@@ -20,6 +20,7 @@ from forensics.cli.common import (
     read_pins,
     run_analysis,
     sarif_text,
+    side_output,
 )
 from forensics.render.safe import visible
 
@@ -254,22 +255,13 @@ def cyclonedx_text(report, path: str | None, outputs: "Outputs") -> str | None:
     """--cyclonedx into `outputs` (committed with the others); the text itself for '-'."""
     if not path:
         return None
-    from forensics.evidence import EvidenceError, shown
     from forensics.export.cyclonedx import report_to_cyclonedx
 
     try:
         body = report_to_cyclonedx(report)
     except Exception as exc:  # a bug must not dump a traceback, nor leave the other outputs half done
         raise fail(f"internal error while writing --cyclonedx: {type(exc).__name__}: {exc} (please report it)")
-    if path == "-":
-        return body
-    try:
-        outputs.open("--cyclonedx", path).write(body)
-    except EvidenceError as exc:
-        raise fail(str(exc))
-    except OSError as exc:
-        raise fail(f"cannot write --cyclonedx {shown(path)}: {exc.strerror or exc}")
-    return None
+    return side_output("--cyclonedx", path, body, outputs)
 
 
 # --ignore / --no-ignore / --show-suppressed (forensics.suppress)

@@ -7,8 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from forensics.cli.common import fail, finish, guard, not_an_image, reader_gone, run_analysis
-from forensics.render.safe import visible as shown
+from forensics.cli.common import analyze_model, finish, guard, layers_of, writing
 
 
 class TimelineFormat(StrEnum):
@@ -58,24 +57,16 @@ def timeline(
 
       forensics timeline image.tar -f csv --no-history | less -S
     """
-    from forensics.evidence import EvidenceError, Outputs
-    from forensics.export.layers import layer_views
+    from forensics.evidence import Outputs
     from forensics.export.timeline import WRITERS, Skipped, events
 
     [custody] = guard([archive], [("--output", out)])
-    models: list = []
     with Outputs() as outputs:
-        report = run_analysis(archive, [], history, quiet, custody=custody, on_read=models.append)
-        unreadable = not_an_image(report, archive)
-        if unreadable is not None:
-            raise fail(unreadable)
-        views = []
-        for img in report.images:
-            steps = {h.layer_index: h.index for h in img.history if h.layer_index is not None}
-            views.append(layer_views(models[0], img.index, steps))
+        report, model = analyze_model(archive, history, quiet, custody)
+        views = [layers_of(archive, report, model, img.index) for img in report.images]
         skipped = Skipped()
         stream = events(report, views, skipped)
-        try:
+        with writing("--output", out):
             finish(custody, report)
             if out is None:
                 n = WRITERS[fmt.value](stream, sys.stdout.write)
@@ -84,12 +75,6 @@ def timeline(
                 target = outputs.open("--output", out)
                 n = WRITERS[fmt.value](stream, target.write)
                 outputs.commit()
-        except BrokenPipeError:
-            raise reader_gone()
-        except EvidenceError as exc:
-            raise fail(str(exc))
-        except OSError as exc:
-            raise fail(f"cannot write --output {shown(out or '-')}: {exc.strerror or exc}")
     if not quiet:
         left = [
             f"{k} {v}"
