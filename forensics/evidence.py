@@ -78,6 +78,28 @@ def _listing_sha256(rows: list[Row]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def input_sha256(path: str) -> str:
+    """The digest a scan of `path` reports as its input, computed without scanning it (the
+    fleet decides from it whether an input is already done): the file's sha256, or for a
+    layout folder the sha256 of its listing, rows as Custody lists them."""
+    if not os.path.isdir(path):
+        return "sha256:" + _file_sha256(path)
+    rows: list[Row] = []
+    for rel, full, st in walk_layout(path):
+        if isinstance(st, OSError):
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            rows.append((rel, "symlink", os.readlink(full)))
+        elif stat.S_ISREG(st.st_mode):
+            try:
+                rows.append((rel, "file", _file_sha256(full)))
+            except OSError:
+                rows.append((rel, "file", "unreadable"))
+        else:
+            rows.append((rel, "other", ""))
+    return _listing_sha256(rows)
+
+
 @dataclass
 class Custody:
     """One input: what it was when the run started, and the check after the analysis."""

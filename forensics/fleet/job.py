@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from forensics.evidence import input_sha256
 from forensics.models import Report, Severity
 
 REPORTS = "reports"
@@ -52,35 +52,11 @@ def files_digest(files) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _input_sha256(path: str) -> str:
-    """The digest a scan of `path` reports as its input: the file's sha256, or for a layout
-    folder the sha256 of its listing (forensics.evidence)."""
-    from forensics.archive.scan import walk_layout
-    from forensics.evidence import _file_sha256, _listing_sha256
-
-    if not os.path.isdir(path):
-        return "sha256:" + _file_sha256(path)
-    rows = []
-    for rel, full, st in walk_layout(path):  # the rows Custody.input_info lists, from the same walk
-        if isinstance(st, OSError):
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            rows.append((rel, "symlink", os.readlink(full)))
-        elif stat.S_ISREG(st.st_mode):
-            try:
-                rows.append((rel, "file", _file_sha256(full)))
-            except OSError:
-                rows.append((rel, "file", "unreadable"))
-        else:
-            rows.append((rel, "other", ""))
-    return _listing_sha256(rows)
-
-
 def digest_job(path: str) -> dict:
     """The first half of a resumed run's job: the input's digest, to decide whether it is done
     (the set of what is done stays in the submitting process, not shipped with every job)."""
     try:
-        return {"path": path, "sha256": _input_sha256(path)}
+        return {"path": path, "sha256": input_sha256(path)}
     except OSError as exc:
         return {"path": path, "sha256": None, "error": f"cannot read: {exc.strerror or exc}"}
 
@@ -187,7 +163,7 @@ def _run(job: Job, line: dict, stats: dict) -> None:
         line["errors"].append(str(exc))
         if line["sha256"] is None and os.path.isfile(job.path):
             try:
-                line["sha256"] = _input_sha256(job.path)
+                line["sha256"] = input_sha256(job.path)
             except OSError:
                 pass
         return
