@@ -9,6 +9,7 @@ from __future__ import annotations
 from forensics.findings import Code, finding
 from forensics.hashsets import HashSet
 from forensics.models import Finding, Image
+from forensics.read.model import Digest
 
 RAISES: tuple[Code, ...] = ("file.known-bad",)
 
@@ -36,7 +37,7 @@ def check(images: list[Image], known_bad: HashSet | None) -> list[Finding]:
                         image=img.index,
                         layer=layer.index,
                         path=f.path,
-                        digest="sha256:" + f.sha256,
+                        digest=Digest.of_hex(f.sha256),
                         evidence={"set": hit.where, "label": hit.label, "size": f.size, "mode": f.mode},
                     )
                 )
