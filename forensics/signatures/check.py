@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from forensics.findings import Code, finding
 from forensics.models import AttestationRecord, AttestationSubject, Finding, Image, SignatureRecord
-from forensics.read.model import Resolved
+from forensics.read.model import Digest, Resolved
 from forensics.signatures import Signing, bundle, cosign, dsse, intoto, keyless, notation
 from forensics.signatures.inventory import Held, Item, blob_bytes_mismatch, held, items
 from forensics.signatures.keys import PublicKey, certificate_identity, key_id, load_certificate
@@ -220,7 +220,7 @@ def _bundle(item: Item, signing: Signing, h: Held) -> tuple[_Judged, intoto.Stat
         rec: SignatureRecord | AttestationRecord = _statement_record(item, st, why, h)
         rec.identity, rec.key_id = b.identity, b.key_hint
     else:
-        signed = "sha256:" + b.message_digest.hex() if b.message_digest and len(b.message_digest) == 32 else None
+        signed = Digest.of_hex(b.message_digest.hex()) if b.message_digest and len(b.message_digest) == 32 else None
         rec = SignatureRecord(
             index=0,
             format="sigstore-bundle",
