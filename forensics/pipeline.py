@@ -15,6 +15,7 @@ from forensics.findings import SEVERITY_RANK, assign_ids, sort_findings
 from forensics.hashsets import HashSet
 from forensics.history import accounts, analyze_images, inventory, unitlinks
 from forensics.history.coverage import set_absent_platforms
+from forensics.history.early import EarlyHistory
 from forensics.models import (
     Analysis,
     Artifact,
@@ -419,7 +420,18 @@ def analyze(
     # (`forensics hashes`: a dpkg/apk layer's md5s in the pass, not in a second read)
     if (not history or verify_packages != "all") and not md5_in_pass:
         limits = dataclasses.replace(limits or Limits(), record_digests=False)
-    res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep)
+    lim = limits or Limits()
+    # The history replay of each layer as soon as the layers below it are read, while the
+    # workers read the rest (forensics.history.early); the images are built again below.
+    early = (
+        EarlyHistory(
+            lambda rimg: _build_image(rimg, {}, [], lim, _Allowance(lim, 0)),
+            lambda size: _Allowance(lim, size),
+        )
+        if history
+        else None
+    )
+    res = read_input(source, capture=_capture, limits=limits, progress=progress, keep=custody.keep, early=early)
     inv = res.archive
     if on_read is not None:
         on_read(res)
@@ -433,7 +445,9 @@ def analyze(
         stage = getattr(progress, "stage", None)
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
-        findings += analyze_images(images, res, member_source(source), verify_packages, packages, known_good=known_good)
+        findings += analyze_images(
+            images, res, member_source(source), verify_packages, packages, known_good=known_good, early=early
+        )
     findings += knownbad.check(images, known_bad)
     signed = check_signatures(res, images, signing)  # forensics.signatures: --key, --trusted-root
     findings += signed.findings

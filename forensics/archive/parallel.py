@@ -33,6 +33,7 @@ from forensics.archive.scan import (
     Inventory,
     OuterEntry,
     ProgressFn,
+    Watch,
     _consume,
     _MemberReader,
     is_layer_kind,
@@ -278,6 +279,8 @@ def _run_pool(
     limits: Limits,
     progress: ProgressFn | None,
     total: int | None,
+    watch: Watch | None = None,
+    preview: Inventory | None = None,
 ) -> tuple[dict[int, _Done], tuple[str, int] | None]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -288,6 +291,13 @@ def _run_pool(
     if hash_path is not None:
         tasks.append((input_size // HASH_WEIGHT, _hash_file, (hash_path,)))
     tasks.sort(key=lambda t: -t[0])  # largest first: the last task to start is a small one
+    if watch is not None and preview is not None:
+        # The watcher's order first (the history replays layers bottom up: a small layer
+        # read last would hold back the replay of every layer above it), then the rest.
+        want = watch.planned(preview, {j.entry.seq for j in jobs})
+        rank = {seq: n for n, seq in enumerate(want)}
+        far = len(rank)
+        tasks.sort(key=lambda t: rank.get(t[2][0].entry.seq, far) if t[1] is _run else far)
     done: dict[int, _Done] = {}
     digest = None
     finished = 0
@@ -309,6 +319,8 @@ def _run_pool(
                     if result.entry.layer is not None:  # rows to models now: never both held for all layers
                         result.entry.layer.files, result.rows = unpack(result.rows or ()), None
                     done[result.index] = result
+                    if watch is not None:
+                        watch.scanned(result.entry)
                     finished += result.entry.nbytes
                 else:
                     digest = result
@@ -343,17 +355,28 @@ def _merge(
         inv.add(entry)
 
 
-def scan_tar(source: str, path: str, total: int, capture, limits: Limits, progress, workers: int) -> Inventory | None:
+def scan_tar(
+    source: str, path: str, total: int, capture, limits: Limits, progress, workers: int, watch: Watch | None = None
+) -> Inventory | None:
     """The pass over a plain tar file, or None: the serial pass must run (see above)."""
     try:
-        return _scan_tar(source, path, total, capture, limits, progress, workers)
+        return _scan_tar(source, path, total, capture, limits, progress, workers, watch)
     except (_Fallback, TarError, OSError):
         return None
     except Exception:  # noqa: BLE001 - a broken pool or a worker's exception: the serial pass decides
         return None
 
 
-def _scan_tar(source, path, total, capture, limits, progress, workers) -> Inventory:
+def _preview(source: str, is_dir: bool, entries: list[OuterEntry], size: int) -> Inventory:
+    """The walk's entries as an inventory, layer blobs not read yet (for a Watch)."""
+    inv = Inventory(source=source, is_dir=is_dir, input_compression=None if is_dir else "none")
+    for entry in entries:
+        inv.add(entry)
+    inv.input_size = size
+    return inv
+
+
+def _scan_tar(source, path, total, capture, limits, progress, workers, watch=None) -> Inventory:
     inv = Inventory(source=source, is_dir=False, input_compression="none")
     entries: list[OuterEntry] = []
     jobs: list[_Job] = []
@@ -397,7 +420,8 @@ def _scan_tar(source, path, total, capture, limits, progress, workers) -> Invent
             entries.append(entry)
     if progress:
         progress(0, total)
-    done, digest = _run_pool(jobs, path, total, workers, capture, limits, progress, total)
+    preview = _preview(source, False, entries, total) if watch is not None else None
+    done, digest = _run_pool(jobs, path, total, workers, capture, limits, progress, total, watch, preview)
     if digest is None or len(done) != len(jobs) or any(d.entry.error for d in done.values()):
         raise _Fallback
     _merge(inv, entries, done, bases, limits)
@@ -408,17 +432,19 @@ def _scan_tar(source, path, total, capture, limits, progress, workers) -> Invent
     return inv
 
 
-def scan_dir(root: str, capture, limits: Limits, progress, workers: int) -> Inventory | None:
+def scan_dir(
+    root: str, capture, limits: Limits, progress, workers: int, watch: Watch | None = None
+) -> Inventory | None:
     """The pass over a layout directory, or None: the serial pass must run."""
     try:
-        return _scan_dir(root, capture, limits, progress, workers)
+        return _scan_dir(root, capture, limits, progress, workers, watch)
     except (_Fallback, OSError):
         return None
     except Exception:  # noqa: BLE001
         return None
 
 
-def _scan_dir(root, capture, limits, progress, workers) -> Inventory:
+def _scan_dir(root, capture, limits, progress, workers, watch=None) -> Inventory:
     inv = Inventory(source=root, is_dir=True)
     entries: list[OuterEntry] = []
     jobs: list[_Job] = []
@@ -461,7 +487,8 @@ def _scan_dir(root, capture, limits, progress, workers) -> Inventory:
                 sizes[len(entries)] = st.st_size
                 total += st.st_size  # checked against what the worker read, below
         entries.append(entry)
-    done, _ = _run_pool(jobs, None, total, workers, capture, limits, progress, None)
+    preview = _preview(root, True, entries, total) if watch is not None else None
+    done, _ = _run_pool(jobs, None, total, workers, capture, limits, progress, None, watch, preview)
     if len(done) != len(jobs) or any(done[i].entry.nbytes != sizes[i] for i in done):
         raise _Fallback  # a file changed size while it was read
     # The serial pass's allowance grows with the bytes of the files before this one.

@@ -91,6 +91,18 @@ class Inventory:
         return found[-1] if found else None
 
 
+class Watch(Protocol):
+    """Told how the pass over a seekable input goes (forensics.archive.parallel), so later
+    stages can start before it ends: first every outer entry the walk found (layer blobs
+    not read yet, `pending` by seq), then each of those as its worker is done. `planned`
+    returns the seqs in the order the watcher wants them (the rest follow, largest first).
+    Runs on the parent's main thread while workers read; must not raise."""
+
+    def planned(self, inv: Inventory, pending: set[int]) -> list[int]: ...
+
+    def scanned(self, entry: OuterEntry) -> None: ...
+
+
 class Sink(Protocol):
     """Where a copy of the raw input goes as it is read (--keep-input); must not raise."""
 
@@ -240,8 +252,11 @@ def scan_input(
     limits: Limits | None = None,
     progress: ProgressFn | None = None,
     keep: Sink | None = None,
+    watch: Watch | None = None,
 ) -> Inventory:
-    """Read the input once. `keep` (stdin only) receives every raw byte read, in order."""
+    """Read the input once. `keep` (stdin only) receives every raw byte read, in order;
+    `watch` hears of the pass as it goes when it runs in worker processes (a stream, read
+    in order by one process, has nothing to tell before it ends)."""
     capture = capture or _default_capture
     limits = limits or Limits()
     if keep is not None and source != "-":
@@ -251,7 +266,7 @@ def scan_input(
             # not a layout: list what is there (the one-line answer names it) without reading
             # a byte of it; a folder of large files or a FIFO must not be read to learn that
             return _scan_dir(source, capture, limits, progress, contents=False)
-        return _parallel_dir(source, capture, limits, progress) or _scan_dir(source, capture, limits, progress)
+        return _parallel_dir(source, capture, limits, progress, watch) or _scan_dir(source, capture, limits, progress)
     if source == "-":
         f, total = sys.stdin.buffer, None
     else:
@@ -265,7 +280,7 @@ def scan_input(
         total = st.st_size if stat.S_ISREG(st.st_mode) else None
     try:
         if keep is None and total is not None:
-            inv = _parallel_tar(source, f, total, capture, limits, progress)
+            inv = _parallel_tar(source, f, total, capture, limits, progress, watch)
             if inv is not None:
                 return inv
         return _scan_tar(source, f, total, capture, limits, progress, keep)
@@ -274,7 +289,7 @@ def scan_input(
             f.close()
 
 
-def _parallel_tar(source, f, total, capture, limits, progress) -> Inventory | None:
+def _parallel_tar(source, f, total, capture, limits, progress, watch=None) -> Inventory | None:
     """A plain tar file, its blobs analyzed by worker processes (forensics.archive.parallel);
     None when the input does not qualify or the serial pass must decide. `f` is left at 0."""
     from forensics.archive import parallel  # the process pool only where it is used
@@ -286,10 +301,10 @@ def _parallel_tar(source, f, total, capture, limits, progress) -> Inventory | No
     f.seek(0)
     if sniff(head) != "tar":
         return None  # a compressed archive is one stream: read it once, in order
-    return parallel.scan_tar(source, source, total, capture, limits, progress, workers)
+    return parallel.scan_tar(source, source, total, capture, limits, progress, workers, watch)
 
 
-def _parallel_dir(root, capture, limits, progress) -> Inventory | None:
+def _parallel_dir(root, capture, limits, progress, watch=None) -> Inventory | None:
     from forensics.archive import parallel
 
     size = 0
@@ -299,7 +314,7 @@ def _parallel_dir(root, capture, limits, progress) -> Inventory | None:
             if size >= parallel.AUTO_MIN_INPUT:
                 break
     workers = parallel.workers_for(size)
-    return parallel.scan_dir(root, capture, limits, progress, workers) if workers >= 2 else None
+    return parallel.scan_dir(root, capture, limits, progress, workers, watch) if workers >= 2 else None
 
 
 def _scan_tar(source, f, total, capture, limits, progress, keep=None) -> Inventory:

@@ -11,14 +11,15 @@ contents, a member source (forensics.read.source).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from forensics.archive.layerscan import Limits
-from forensics.archive.scan import ProgressFn, Sink, scan_input
+from forensics.archive.scan import Inventory, OuterEntry, ProgressFn, Sink, scan_input
 from forensics.findings import Code, finding
 from forensics.read import docker, dual, oci
 from forensics.read.builder import Builder
-from forensics.read.convert import archive_of
-from forensics.read.model import Archive, Resolved
+from forensics.read.convert import archive_of, layer_index_of
+from forensics.read.model import Archive, LayerIndex, Resolved
 
 RAISES: tuple[Code, ...] = ("archive.unknown-format",)
 
@@ -50,6 +51,42 @@ def read_archive(archive: Archive) -> Resolved:
     return b.done()
 
 
+class Early(Protocol):
+    """A later stage that starts while a seekable input is still being read (the history
+    replay, forensics.history.early). `planned` gets the model as the walk of the outer
+    entries left it: every document read, no layer blob yet (those are `pending`, by
+    Entry.seq), and answers the seqs in the order it needs them; `layer` then gets each
+    blob's index as it is read. Nothing it is told is final: the model read_input returns
+    is, and the stage checks that what it used is what that model holds."""
+
+    def planned(self, res: Resolved, pending: set[int]) -> list[int]: ...
+
+    def layer(self, seq: int, index: LayerIndex | None) -> None: ...
+
+
+class _Watch:
+    """The pass's Watch (forensics.archive.scan) in the model's terms, for an Early stage.
+    A stage that raises is dropped, and the pass goes on: its work is redone at the end."""
+
+    def __init__(self, early: Early) -> None:
+        self.early: Early | None = early
+
+    def planned(self, inv: Inventory, pending: set[int]) -> list[int]:
+        try:
+            return self.early.planned(read_archive(archive_of(inv)), pending) if self.early else []
+        except Exception:  # noqa: BLE001 - the stage is an optimization; the final model decides
+            self.early = None
+            return []
+
+    def scanned(self, entry: OuterEntry) -> None:
+        if self.early is None:
+            return
+        try:
+            self.early.layer(entry.seq, layer_index_of(entry.layer) if entry.layer is not None else None)
+        except Exception:  # noqa: BLE001
+            self.early = None
+
+
 def read_input(
     source: str,
     *,
@@ -57,8 +94,11 @@ def read_input(
     limits: Limits | None = None,
     progress: ProgressFn | None = None,
     keep: Sink | None = None,
+    early: Early | None = None,
 ) -> Resolved:
     """Read `source` (a tar, plain or compressed, a layout directory, or "-") once and
-    return the model; raises forensics.archive.scan.InputError if it cannot be read."""
-    inv = scan_input(source, capture=capture, limits=limits, progress=progress, keep=keep)
+    return the model; raises forensics.archive.scan.InputError if it cannot be read.
+    `early` is told of the pass as it goes, when it runs in worker processes."""
+    watch = _Watch(early) if early is not None else None
+    inv = scan_input(source, capture=capture, limits=limits, progress=progress, keep=keep, watch=watch)
     return read_archive(archive_of(inv))

@@ -13,7 +13,7 @@ def _hits(hits: dict) -> dict[str, LimitHit]:
     return {k: LimitHit(h.limit, h.value, h.count, h.example) for k, h in hits.items()}
 
 
-def _layer(scan: LayerScan) -> LayerIndex:
+def layer_index_of(scan: LayerScan) -> LayerIndex:
     return LayerIndex(
         compression=scan.compression,
         diff_id=Digest.parse(scan.diff_id),
@@ -57,7 +57,7 @@ def archive_of(inv: Inventory) -> Archive:
                 e.nbytes,
                 e.sniffed,
                 e.data,
-                _layer(e.layer) if e.layer is not None else None,
+                layer_index_of(e.layer) if e.layer is not None else None,
                 e.error,
                 e.json_limit,
             )
