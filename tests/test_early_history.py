@@ -90,10 +90,11 @@ def test_generated_images_replayed_early_and_identical(tmp_path, monkeypatch, ke
         kept.clear()
 
 
-def test_layers_asked_for_bottom_up(tmp_path, monkeypatch):
-    """The workers read the layers in the order the replay needs them, not largest first:
-    a small layer read last would hold back the replay of every layer above it."""
-    sizes = [40, 400, 4, 4000]
+@pytest.mark.parametrize(("sizes", "order"), [([40, 400, 4, 4000], [3, 0, 1, 2]), ([4000, 40, 4, 400], [0, 1, 2, 3])])
+def test_layers_asked_for_bottom_up(tmp_path, monkeypatch, sizes, order):
+    """The workers read the largest blob first (started last, it would be the pool's
+    tail), then the layers in the order the replay needs them, not by size: a small
+    layer read last would hold back the replay of every layer above it."""
     layers = [Layer.of(H.tar_bytes([M(f"l{k}/f{i}", b"x" * 64) for i in range(n)])) for k, n in enumerate(sizes)]
     img = tmp_path / "order.tar"
     img.write_bytes(Oci(layers=layers).tar())
@@ -108,7 +109,7 @@ def test_layers_asked_for_bottom_up(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "_run_pool", _inline_pool(parallel._run_pool))
     monkeypatch.setenv(parallel.WORKERS_ENV, "2")
     analyze(str(img), command=["test"])
-    want = [f"blobs/sha256/{H.sha(layer.blob).split(':')[1]}" for layer in layers]
+    want = [f"blobs/sha256/{H.sha(layers[k].blob).split(':')[1]}" for k in order]
     assert seen == want
 
 

@@ -291,13 +291,16 @@ def _run_pool(
     if hash_path is not None:
         tasks.append((input_size // HASH_WEIGHT, _hash_file, (hash_path,)))
     tasks.sort(key=lambda t: -t[0])  # largest first: the last task to start is a small one
-    if watch is not None and preview is not None:
-        # The watcher's order first (the history replays layers bottom up: a small layer
-        # read last would hold back the replay of every layer above it), then the rest.
+    if watch is not None and preview is not None and tasks:
+        # The largest task still first (started last, it would be the pool's tail), then the
+        # watcher's order (the history replays layers bottom up: a small layer read last
+        # would hold back the replay of every layer above it), then the rest, largest first.
         want = watch.planned(preview, {j.entry.seq for j in jobs})
         rank = {seq: n for n, seq in enumerate(want)}
         far = len(rank)
-        tasks.sort(key=lambda t: rank.get(t[2][0].entry.seq, far) if t[1] is _run else far)
+        top = tasks[0]
+        rest = sorted(tasks[1:], key=lambda t: rank.get(t[2][0].entry.seq, far) if t[1] is _run else far)
+        tasks = [top, *rest]
     done: dict[int, _Done] = {}
     digest = None
     finished = 0
