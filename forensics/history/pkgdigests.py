@@ -373,13 +373,16 @@ def check(
     mode: str = "all",
     known: list[dict[str, str]] | None = None,
     status_out: dict[str, str] | None = None,
+    more: dict[str, tuple[str, int]] | None = None,
 ) -> tuple[list[Finding], PackageCoverage]:
     """`accounts(layer, path)`: an exact claim of the layer's command says what the path
     holds; `by_package(layer, path)`: the package manager's own run in that layer explains
     the path (never enough for a content change, but it grades configuration files);
     `known[layer][path]`: md5/sha1 the first pass already took (archive.layerscan).
     `status_out`, if given, receives each checked file's outcome for the image coverage
-    (forensics.history.coverage): "earlier", "same-step" or "mismatch"."""
+    (forensics.history.coverage): "earlier", "same-step" or "mismatch". `more`: outcomes
+    another check reached ({path: ("earlier" | "same" | "mismatched", size)}: npm files
+    held to their tarballs, forensics.history.npmcache), counted with these."""
     recs, owned, absent = _collect(state, overlay, versions)
     unproven = _reread(recs, source, layer_entries, mode, known or [])
     findings: list[Finding] = []
@@ -419,6 +422,8 @@ def check(
                 proven=False,
             )
         )
+    for path, (label, size) in (more or {}).items():
+        mark(path, {"mismatched": 0, "earlier": 1, "same": 2}[label], label, size)
     for path, (reason, size) in owned.items():
         mark(path, 4, reason, size)
 

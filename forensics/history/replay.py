@@ -20,6 +20,7 @@ from forensics.history import (
     inventory,
     maintainer,
     mapping,
+    npmcache,
     packages,
     pkgdigests,
     timeline,
@@ -297,6 +298,17 @@ class ImageReplay:
         for h in img.history:
             if h.analysis is None:
                 h.analysis = StepAnalysis(instruction=_step_instruction(ins[h.index]))
+        # npm package files against the tarballs in npm's cache (second read of those tarballs).
+        accounts_at = _command_accounts(change_at, claimed)
+        npm_findings, npm_outcome = npmcache.check(
+            pkg,
+            overlay,
+            image=img.index,
+            source=source,
+            layer_entries=layer_entries,
+            history_of_layer=owner,
+            accounts=accounts_at,
+        )
         # Every recorded package digest against its file (forensics.history.pkgdigests).
         record_status: dict[str, str] = {}
         pkg_findings, img.package_coverage = pkgdigests.check(
@@ -307,13 +319,14 @@ class ImageReplay:
             source=source,
             layer_entries=layer_entries,
             history_of_layer=owner,
-            accounts=_command_accounts(change_at, claimed),
+            accounts=accounts_at,
             by_package=_package_accounts(change_at, pkgdigests.package_accounting(explained_at)),
             mode=verify_packages,
             known=[{norm_layer_path(k)[0]: v for k, v in d.items()} for d in known_digests or []],
             status_out=record_status,
+            more=npm_outcome,
         )
-        findings += pkg_findings
+        findings += pkg_findings + npm_findings
         # COPY/ADD source hashes recorded in created_by, recomputed from the layer (second read of those files).
         copy_status, copy_findings = copyhash.check_image(img, ins, layer_entries, source)
         for h_i, st in copy_status.items():

@@ -30,7 +30,14 @@ MAX_RECORD = 16 << 20  # tensorflow's RECORD is ~2 MiB
 MAX_INSTALLED_FILES = 4 << 20
 MAX_PACKAGE_JSON = 1 << 20
 
-_ENDINGS = ("/RECORD", "/installed-files.txt", "/package.json")
+MAX_LOCKFILE = 16 << 20  # a lockfile of a large monorepo is some MB
+_ENDINGS = (
+    "/RECORD",
+    "/installed-files.txt",
+    "/package.json",
+    "/package-lock.json",
+    "/node_modules/.package-lock.json",
+)
 # RECORD hash names accepted (the wheel spec requires sha256 or stronger); hex lengths.
 _RECORD_ALGOS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _SITE = re.compile(r"^(.*)/lib(?:32|64|x32)?/(?:python|pypy)[^/]*/(?:site|dist)-packages$")
@@ -54,6 +61,8 @@ def lang_db_kind(path: str, size: int = 0) -> str | None:
         return "egg" if parent.endswith(".egg-info") and size <= MAX_INSTALLED_FILES else None
     if path.endswith("/package.json") and "/node_modules/" in path:
         return "npm" if _NPM_PKG.match(path) and size <= MAX_PACKAGE_JSON else None
+    if path.endswith(("/package-lock.json", "/node_modules/.package-lock.json")):
+        return "npm-lock" if size <= MAX_LOCKFILE else None
     return None
 
 
@@ -185,7 +194,60 @@ def parse_package_json(data: bytes, path: str, log: ErrorLog) -> Package | None:
         trees=[pkg_dir],
         source_path=path,
         source_paths=[path],
+        integrity=_sri(doc.get("_integrity")),  # npm 6 wrote it into the installed package.json
     )
+
+
+def _sri(value: object) -> str | None:
+    """The sha512 member of an SRI string (`sha512-<base64>`, maybe among others), or None."""
+    if not isinstance(value, str):
+        return None
+    for part in value.split()[:8]:
+        if part.startswith("sha512-") and len(part) <= 7 + 128:
+            return part
+    return None
+
+
+def parse_lockfile(data: bytes, path: str, log: ErrorLog) -> dict[str, str]:
+    """{package directory: sha512 SRI} from a package-lock.json or the hidden lockfile
+    node_modules/.package-lock.json (npm 7+: `packages`, keyed by the path from the
+    project; npm 6: nested `dependencies`)."""
+    project = posixpath.dirname(path)
+    if path.endswith("/node_modules/.package-lock.json"):
+        project = posixpath.dirname(project)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):
+        log.add(f"{path}: not a JSON object: its integrity values are not read")
+        return {}
+    out: dict[str, str] = {}
+    packages = doc.get("packages")
+    if isinstance(packages, dict):
+        for key, val in list(packages.items())[:MAX_LANG_PACKAGES]:
+            if isinstance(key, str) and key.startswith("node_modules/") and isinstance(val, dict):
+                sri = _sri(val.get("integrity"))
+                target = norm_path(f"{project}/{key}")
+                if sri and _inside(target, project):
+                    out[target] = sri
+        return out
+    stack = [(f"{project}/node_modules", doc.get("dependencies"), 0)]
+    while stack and len(out) < MAX_LANG_PACKAGES:
+        base, deps, depth = stack.pop()
+        if not isinstance(deps, dict) or depth > 64:
+            continue
+        for name, val in deps.items():
+            if not isinstance(name, str) or not isinstance(val, dict) or "/" in name.lstrip("@").split("/", 1)[-1]:
+                continue
+            target = norm_path(f"{base}/{name}")
+            if not _inside(target, project):
+                continue
+            sri = _sri(val.get("integrity"))
+            if sri:
+                out[target] = sri
+            stack.append((f"{target}/node_modules", val.get("dependencies"), depth + 1))
+    return out
 
 
 def parse_language_dbs(files: dict[str, bytes]) -> list[PackageDB]:
@@ -193,6 +255,8 @@ def parse_language_dbs(files: dict[str, bytes]) -> list[PackageDB]:
     pip = PackageDB(manager="pip", limit=MAX_LANG_PACKAGES)
     npm = PackageDB(manager="npm", limit=MAX_LANG_PACKAGES)
     pip_log, npm_log = ErrorLog(pip.errors), ErrorLog(npm.errors)
+    locked: dict[str, str] = {}  # package directory -> sha512 SRI, from the hidden lockfiles
+    asked: dict[str, str] = {}  # and from the projects' package-lock.json
     for path in sorted(files):
         kind = lang_db_kind(path)
         if kind == "record":
@@ -203,6 +267,14 @@ def parse_language_dbs(files: dict[str, bytes]) -> list[PackageDB]:
             pkg = parse_package_json(files[path], path, npm_log)
             if pkg is not None:
                 npm.add(pkg)
+        elif kind == "npm-lock":
+            # The hidden lockfile is what npm installed; the project's says what it asked for.
+            hidden = path.endswith("/.package-lock.json")
+            (locked if hidden else asked).update(parse_lockfile(files[path], path, npm_log))
+    for pkg in npm.packages:  # a lockfile's word over npm 6's own `_integrity`
+        if pkg.trees:
+            tree = pkg.trees[0]
+            pkg.integrity = locked.get(tree) or asked.get(tree) or pkg.integrity
     pip_log.finish()
     npm_log.finish()
     return [db for db in (pip, npm) if db.packages or db.errors]

@@ -88,6 +88,9 @@ class Package(BaseModel):
     source_paths: list[str] = Field(default_factory=list)
     # Directories owned with everything below them (npm: the package directory).
     trees: list[str] = Field(default_factory=list)
+    # npm: the sha512 of the tarball it was installed from, as a lockfile (or npm 6's
+    # package.json `_integrity`) gives it, in SRI form (history.npmcache). Not in the report.
+    integrity: str | None = Field(default=None, exclude=True)
 
 
 # Packages read from one database. A real image holds a few thousand at most (a full Fedora

