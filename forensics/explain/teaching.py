@@ -397,6 +397,9 @@ TEACHING: dict[str, Teaching] = {
         (
             "A step that edits a conffile (sed -i) is explained only when its command names the file.",
             "dpkg-divert and update-alternatives move files; a diverted path is not the package's file.",
+            "npm records no per-file digest: an npm file is held to the package's tarball in npm's cache "
+            "(~/.npm/_cacache/content-v2/sha512/, named by the lockfile's integrity), when the build kept it; "
+            "the integrity can be checked against the registry, which publishes it for every version.",
         ),
     ),
     "history.effect-mismatch": Teaching(
