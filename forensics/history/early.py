@@ -79,11 +79,8 @@ class EarlyHistory:
                 if e is not None and e.seq not in pending:
                     self._ready[e.seq] = e.layer  # read already (not a blob a worker reads)
         self._advance()
-        order: list[int] = []
-        for _, _, seq, _ in self._plan:
-            if seq is not None and seq in pending and seq not in order:
-                order.append(seq)
-        return order
+        order = [seq for _, _, seq, _ in self._plan if seq is not None and seq in pending]
+        return list(dict.fromkeys(order))  # a blob two images share: asked for once
 
     def layer(self, seq: int, index: LayerIndex | None) -> None:
         self._ready[seq] = index
