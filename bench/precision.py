@@ -200,15 +200,22 @@ def _table(title: str, agg: dict[str, dict]) -> None:
         )
 
 
-def _analyze(sample: str) -> tuple[list, str, str | None]:
+def _analyze(sample: str, npm_cache: tuple[str, ...] = ()) -> tuple[list, str, str | None]:
     try:
-        report = analyze(sample)
+        tarballs = None
+        if npm_cache:
+            from forensics.history.npmcache import Tarballs
+
+            tarballs = Tarballs(list(npm_cache))
+        report = analyze(sample, npm_tarballs=tarballs)
     except Exception as e:  # a sample the tool cannot read counts as a miss, with the reason
         return [], "error", f"{type(e).__name__}: {e}"
     return report.findings, report.verdict, None
 
 
-def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs: int) -> int:
+def redteam_main(
+    directory: Path, json_out: Path | None, only: str | None, jobs: int, npm_cache: tuple[str, ...] = ()
+) -> int:
     truths = sorted(directory.glob("*.truth.json"))
     if only:
         truths = [t for t in truths if only in t.name]
@@ -222,9 +229,9 @@ def redteam_main(directory: Path, json_out: Path | None, only: str | None, jobs:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_analyze, samples))
+            results = list(pool.map(_analyze, samples, [npm_cache] * len(samples)))
     else:
-        results = map(_analyze, samples)
+        results = map(_analyze, samples, [npm_cache] * len(samples))
     for truth, (findings, verdict, error) in zip(docs, results):
         if error:
             print(f"  {truth['sample']}: analysis failed: {error}")
@@ -282,9 +289,16 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, metavar="FILE")
     ap.add_argument("--only", default=None, metavar="SUBSTRING", help="red-team samples whose name contains this")
     ap.add_argument("--jobs", type=int, default=1, help="red-team samples analyzed in parallel processes")
+    ap.add_argument(
+        "--npm-cache",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="score as `scan --npm-cache DIR` would (e.g. `npm cache add ms@2.1.3 --cache DIR` on a host)",
+    )
     a = ap.parse_args()
     if a.redteam is not None:
-        return redteam_main(a.redteam, a.json, a.only, a.jobs)
+        return redteam_main(a.redteam, a.json, a.only, a.jobs, tuple(a.npm_cache))
     return corpus_main(a.corpus)
 
 

@@ -16,6 +16,7 @@ from forensics.hashsets import HashSet
 from forensics.history import accounts, analyze_images, inventory, unitlinks
 from forensics.history.coverage import set_absent_platforms
 from forensics.history.early import EarlyHistory
+from forensics.history.npmcache import Tarballs
 from forensics.models import (
     Analysis,
     Artifact,
@@ -403,6 +404,7 @@ def analyze(
     known_good: HashSet | None = None,
     on_read: Callable[[Resolved], None] | None = None,
     md5_in_pass: bool = False,
+    npm_tarballs: Tarballs | None = None,
 ) -> Report:
     """Scan, resolve, verify and (optionally) analyze history; raises InputError if unreadable.
 
@@ -411,7 +413,8 @@ def analyze(
     `known_bad` / `known_good` are the user's hash sets (forensics.hashsets); `on_read` is
     handed the model once read (forensics.export needs the layer blobs and the md5s taken
     in the pass, which the report does not carry); `md5_in_pass` takes those md5s even
-    without the history analysis."""
+    without the history analysis. `npm_tarballs`: package tarballs from outside the image
+    that installed npm packages are held to (scan --npm-cache, forensics.history.npmcache)."""
     # Pins are parsed before anything is read: a malformed one is bad usage (PinError), not evidence.
     pins = [p if isinstance(p, refs.Pin) else refs.parse_pin(p) for p in expect or []]
     started, t0 = _now(), time.monotonic()
@@ -446,7 +449,14 @@ def analyze(
         if stage is not None:
             stage(f"comparing the history with {sum(len(i.layers) for i in images)} layers")
         findings += analyze_images(
-            images, res, member_source(source), verify_packages, packages, known_good=known_good, early=early
+            images,
+            res,
+            member_source(source),
+            verify_packages,
+            packages,
+            known_good=known_good,
+            early=early,
+            npm_tarballs=npm_tarballs,
         )
     findings += knownbad.check(images, known_bad)
     signed = check_signatures(res, images, signing)  # forensics.signatures: --key, --trusted-root

@@ -165,3 +165,49 @@ def test_stdin_cannot_read_the_tarball_again(tmp_path):
     assert out.returncode in (0, 1), out.stderr
     doc = json.loads(out.stdout)
     assert "history.package-file-modified" not in {f["code"] for f in doc["findings"]}
+
+
+def _outside(tmp_path: Path, kind: str) -> Path:
+    """The tarball outside the image: as `npm pack` leaves it, or in an npm cache."""
+    out = tmp_path / f"outside-{kind}"
+    with tarfile.open(DATA) as t:
+        tgz = t.extractfile(".npm/" + TARBALL.split("/.npm/", 1)[1]).read()  # type: ignore[union-attr]
+        if kind == "tgz":
+            out.mkdir()
+            (out / "ms-2.1.3.tgz").write_bytes(tgz)
+            (out / "other.tgz").write_bytes(b"not a tarball")
+        else:
+            t.extractall(out, members=[m for m in t.getmembers() if m.name.startswith(".npm")], filter="data")
+            out = out / ".npm"
+    return out
+
+
+def test_npm_cache_from_outside_the_image(tmp_path):
+    """The build cleaned npm's cache (npm cache clean --force, as the red-team image does):
+    the image holds nothing to hold index.js to, the user's tarball does."""
+    img = _image(tmp_path, _install({"app/node_modules/ms/index.js": EVIL}, drop=("root/.npm",)))
+    from forensics.history.npmcache import Tarballs
+
+    for kind in ("tgz", "cacache"):
+        outside = Tarballs([str(_outside(tmp_path, kind))])
+        rep = analyze(str(img), command=["test"], npm_tarballs=outside)
+        found = _modified(rep)
+        assert [f.path for f in found] == [INDEX], kind
+        assert found[0].evidence["outside_image"] is True and found[0].evidence["record_layer"] is None
+        assert found[0].evidence["same_step_record"] is False
+        assert "outside the image" in found[0].detail
+        cov = rep.images[0].coverage
+        assert cov is not None and cov.verified_earlier_record.files >= 3, kind  # license, readme, package.json
+
+
+def test_npm_cache_cli(tmp_path):
+    img = _image(tmp_path, _install(drop=("root/.npm",)))
+    outside = _outside(tmp_path, "tgz")
+    run = [sys.executable, "-m", "forensics", "scan", str(img), "-q", "--json", "-"]
+    out = subprocess.run(run + ["--npm-cache", str(outside)], capture_output=True, check=False)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["verdict"] == "clean" and doc["images"][0]["coverage"]["verified_earlier_record"]["files"] >= 4
+    bad = subprocess.run(run + ["--npm-cache", str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "--npm-cache" in bad.stderr and "not a folder" in bad.stderr and "Traceback" not in bad.stderr

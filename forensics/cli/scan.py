@@ -121,6 +121,17 @@ def scan(
         help="a hash set of files you trust, in the same formats: a file of the final filesystem in it counts "
         "as verified in the coverage where nothing stronger vouches for it. It never hides a finding. Repeatable.",
     ),
+    npm_cache: list[str] = typer.Option(
+        [],
+        "--npm-cache",
+        metavar="DIR",
+        help="package tarballs to hold the image's npm packages to: an npm cache (~/.npm, or its _cacache; "
+        "the build host's, or one filled with `npm cache add NAME@VERSION`) or a folder of .tgz files "
+        "(`npm pack NAME@VERSION`). A tarball whose sha512 is the integrity the image's lockfile gives is "
+        "compared file by file with the installed package; a file that differs is "
+        "history.package-file-modified. Without it, a tarball left in the image's own npm cache is used. "
+        "Repeatable.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no terminal summary and no progress bar."),
     key: list[str] = typer.Option(
         [],
@@ -189,6 +200,7 @@ def scan(
     [custody] = guard([archive], outs, keep_input)
     suppressions = load_suppressions(archive, ignore, no_ignore)  # a malformed file: exit 2 before reading
     hash_sets = load_hash_sets(known_bad, known_good)
+    npm_tarballs = load_npm_cache(npm_cache)  # a folder that cannot be read: exit 2 before the input is
     with Outputs() as outputs:
         report = run_analysis(
             archive,
@@ -200,6 +212,7 @@ def scan(
             outputs=outputs,
             keep_input=keep_input,
             signing=signing,
+            npm_tarballs=npm_tarballs,
             **hash_sets,
         )
         finish(custody, report)
@@ -295,6 +308,20 @@ def apply_suppressions(report, loaded) -> None:
     apply(report, loaded)
     for line in notice(report):
         typer.echo(f"forensics: {line}", err=True)
+
+
+# --npm-cache (forensics.history.npmcache)
+
+
+def load_npm_cache(dirs: list[str]):
+    if not dirs:
+        return None
+    from forensics.history.npmcache import TarballError, Tarballs
+
+    try:
+        return Tarballs(dirs)
+    except (TarballError, OSError) as exc:
+        raise fail(str(exc))
 
 
 # --known-bad / --known-good (forensics.hashsets)

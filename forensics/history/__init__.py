@@ -14,6 +14,7 @@ from collections.abc import Container
 
 from forensics.history import config, provenance, records, timeline
 from forensics.history.early import EarlyHistory
+from forensics.history.npmcache import Tarballs
 from forensics.history.replay import ImageReplay
 from forensics.models import Finding, Image, ImagePackages
 from forensics.read.model import Resolved
@@ -34,6 +35,7 @@ def analyze_image(
     packages_out: list[ImagePackages] | None = None,
     known_good: Container[str] | None = None,
     replay: ImageReplay | None = None,
+    npm_tarballs: Tarballs | None = None,
 ) -> list[Finding]:
     """The history analysis of one image. `replay`: its layers already replayed while the
     input was read (forensics.history.early), so only what needs the whole image is left."""
@@ -42,7 +44,7 @@ def analyze_image(
         for layer in img.layers:
             replay.layer(layer.index, layer.files, captured_by_layer[layer.index])
     return replay.finish(
-        layer_entries, source, now, archive_time, verify_packages, known_digests, packages_out, known_good
+        layer_entries, source, now, archive_time, verify_packages, known_digests, packages_out, known_good, npm_tarballs
     )
 
 
@@ -55,6 +57,7 @@ def analyze_images(
     *,
     known_good: Container[str] | None = None,
     early: EarlyHistory | None = None,
+    npm_tarballs: Tarballs | None = None,
 ) -> list[Finding]:
     """`early`: the replays started while the input was read (forensics.history.early);
     an image it did not replay as the final model holds it is replayed here.
@@ -91,6 +94,7 @@ def analyze_images(
             inventories,
             known_good=known_good,
             replay=early.replay_for(slot, img, captured) if early is not None else None,
+            npm_tarballs=npm_tarballs,
         )
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)

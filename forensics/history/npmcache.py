@@ -23,13 +23,16 @@ import base64
 import binascii
 import hashlib
 import io
+import os
 import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from forensics.findings import Code, finding
-from forensics.history.overlay import Node
+from forensics.history.overlay import Node, Overlay
+from forensics.history.packages import PackageState
 from forensics.models import Finding
 from forensics.read.source import MemberSource
 
@@ -90,6 +93,73 @@ def _unpack(data: bytes) -> dict[str, str] | None:
         return None
 
 
+class TarballError(Exception):
+    """An --npm-cache folder that cannot be read: bad usage, a one-line error."""
+
+
+class Tarballs:
+    """Package tarballs from outside the image (`scan --npm-cache DIR`): an npm cache
+    (a folder holding `_cacache`, such as ~/.npm, or the `_cacache` itself) or a folder of
+    `.tgz` files (`npm pack NAME@VERSION`). Looked up by sha512, each read when first asked
+    for and held to that sha512 then; a folder of .tgz files is hashed once, up front."""
+
+    def __init__(self, dirs: list[str]) -> None:
+        self.dirs = dirs
+        self._by_hex: dict[str, str] = {}
+        self._unpacked: dict[str, dict[str, str] | None] = {}
+        for d in dirs:
+            if not os.path.isdir(d):
+                raise TarballError(f"--npm-cache {d}: not a folder")
+            for root in (os.path.join(d, "_cacache"), d):
+                content = os.path.join(root, "content-v2", "sha512")
+                if os.path.isdir(content):
+                    self._index_cacache(content)
+                    break
+            else:
+                self._index_tgz(d)
+
+    def _index_cacache(self, content: str) -> None:
+        for a in sorted(os.listdir(content)):
+            pa = os.path.join(content, a)
+            if len(a) != 2 or not os.path.isdir(pa):
+                continue
+            for b in sorted(os.listdir(pa)):
+                pb = os.path.join(pa, b)
+                if len(b) == 2 and os.path.isdir(pb):
+                    for rest in sorted(os.listdir(pb)):
+                        if len(rest) == 124:
+                            self._by_hex.setdefault(a + b + rest, os.path.join(pb, rest))
+
+    def _index_tgz(self, d: str) -> None:
+        for name in sorted(os.listdir(d)):
+            path = os.path.join(d, name)
+            if name.endswith((".tgz", ".tar.gz")) and os.path.isfile(path) and os.path.getsize(path) <= MAX_TARBALL:
+                try:
+                    with open(path, "rb") as fh:
+                        self._by_hex.setdefault(hashlib.sha512(fh.read()).hexdigest(), path)
+                except OSError as exc:
+                    raise TarballError(f"--npm-cache {path}: cannot read: {exc.strerror}") from None
+
+    def __len__(self) -> int:
+        return len(self._by_hex)
+
+    def files(self, hexd: str) -> tuple[str, dict[str, str]] | None:
+        """(where, {path in the package: sha256}) of the tarball whose sha512 is `hexd`."""
+        path = self._by_hex.get(hexd)
+        if path is None:
+            return None
+        if hexd not in self._unpacked:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read(MAX_TARBALL + 1)
+            except OSError:
+                data = b""
+            ok = len(data) <= MAX_TARBALL and hashlib.sha512(data).hexdigest() == hexd
+            self._unpacked[hexd] = _unpack(data) if ok else None
+        found = self._unpacked[hexd]
+        return (path, found) if found else None
+
+
 def check(
     state,
     overlay,
@@ -99,17 +169,33 @@ def check(
     layer_entries: list[str | None],
     history_of_layer: dict[int, int],
     accounts: Callable[[int, str], bool],
+    outside: Tarballs | None = None,
 ) -> tuple[list[Finding], Outcome]:
-    """Every npm package with an integrity and its tarball in the cache (see above).
+    """Every npm package with an integrity and its tarball in the cache (see above), or
+    in `outside` (--npm-cache), which is preferred: it is evidence the image cannot forge.
     `accounts(layer, path)`: an exact claim of that layer's command says what goes there."""
     pkgs = [(tree, p) for tree, p in sorted(state.trees.items()) if p.manager == "npm" and p.integrity]
-    if not pkgs or not source.readable:
+    if not pkgs:
         return [], {}
+    ctx = _Holder(state, overlay, image, history_of_layer, accounts)
+    findings, outcome = ctx.findings, ctx.outcome
+    if outside is not None:
+        left = []
+        for tree, pkg in pkgs:
+            hexd = sha512_hex(pkg.integrity or "")
+            ext = outside.files(hexd) if hexd else None
+            if ext is None:
+                left.append((tree, pkg))
+            else:
+                ctx.hold(tree, pkg, ext[1], ext[0], None)
+        pkgs = left
+    if not pkgs or not source.readable:
+        return findings, outcome
     cached = _cached(overlay)
     plan = []
     wanted: dict[str, set[str]] = {}
     for tree, pkg in pkgs:
-        hexd = sha512_hex(pkg.integrity)
+        hexd = sha512_hex(pkg.integrity or "")
         hit = cached.get(hexd) if hexd else None
         if hit is None:
             continue
@@ -120,7 +206,7 @@ def check(
         plan.append((tree, pkg, path, node.layer))
         wanted.setdefault(entry, set()).add(path)
     if not plan:
-        return [], {}
+        return findings, outcome
     tarballs: dict[str, dict[str, str] | None] = {}  # cache path -> its files, None: not the tarball
 
     def consume(entry_path: str, path: str, member, read) -> None:
@@ -135,12 +221,29 @@ def check(
         tarballs[path] = _unpack(b"".join(parts)) if h.hexdigest() == hexd else None
 
     source.stream(wanted, consume)
-    findings: list[Finding] = []
-    outcome: Outcome = {}
     for tree, pkg, cache_path, cache_layer in plan:
         files = tarballs.get(cache_path)
-        if not files:
-            continue  # not read, or its bytes are not the sha512 it is named by
+        if files:  # else not read, or its bytes are not the sha512 it is named by
+            ctx.hold(tree, pkg, files, cache_path, cache_layer)
+    return findings, outcome
+
+
+@dataclass
+class _Holder:
+    """One image's npm packages held to their tarballs: the findings and outcomes so far."""
+
+    state: PackageState
+    overlay: Overlay
+    image: int
+    history_of_layer: dict[int, int]
+    accounts: Callable[[int, str], bool]
+    findings: list[Finding] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=dict)
+
+    def hold(self, tree: str, pkg, files: dict[str, str], where: str, cache_layer: int | None) -> None:
+        """Each file of the package directory against the tarball's (`cache_layer` None: the
+        tarball came from outside the image)."""
+        overlay, state = self.overlay, self.state
         for path in overlay._descendants(tree):
             node = overlay.get(path)
             if node is None or node.entry.type != "file":
@@ -149,19 +252,22 @@ def check(
             if want is None:
                 continue  # not in the tarball (a build output of an install script): stays owned
             if node.sha256 == want:
-                outcome[path] = ("same" if node.layer == cache_layer else "earlier", node.entry.size)
+                self.outcome[path] = ("same" if node.layer == cache_layer else "earlier", node.entry.size)
                 continue
             if path == f"{tree}/package.json" and any(f in (state.files.get(path) or b"") for f in _NPM6_FIELDS):
                 continue  # npm 6 rewrote it with its own fields
-            outcome[path] = ("mismatched", node.entry.size)
-            findings.append(_finding(pkg, path, node, want, cache_path, cache_layer, image, history_of_layer, accounts))
-    return findings, outcome
+            self.outcome[path] = ("mismatched", node.entry.size)
+            self.findings.append(
+                _finding(pkg, path, node, want, where, cache_layer, self.image, self.history_of_layer, self.accounts)
+            )
 
 
 def _finding(pkg, path, node, want, cache_path, cache_layer, image, history_of_layer, accounts) -> Finding:
     layer = node.layer
     acc = accounts(layer, path)
-    if layer == cache_layer:
+    if cache_layer is None:
+        where = "the tarball is from --npm-cache, outside the image: nothing in the image could have forged it"
+    elif layer == cache_layer:
         where = (
             f"the tarball was cached in the same step as the file (layer {layer}): whoever controlled that step "
             "could have written both, so a match there would prove little, but this mismatch stands"
@@ -181,7 +287,7 @@ def _finding(pkg, path, node, want, cache_path, cache_layer, image, history_of_l
         f"layer[{layer}]:{path}",
         f"{path} is a file of npm package {pkg.name}@{pkg.version} whose content differs from the same file in "
         f"the package's own tarball: its sha256 is {node.sha256}, the tarball's is {want} (the tarball is "
-        f"{cache_path}, whose sha512 is the lockfile's integrity); {where}; {step}",
+        f"{cache_path}, whose sha512 is the integrity the image's lockfile gives); {where}; {step}",
         image=image,
         layer=layer,
         history=history_of_layer.get(layer),
@@ -196,7 +302,8 @@ def _finding(pkg, path, node, want, cache_path, cache_layer, image, history_of_l
             "integrity": pkg.integrity,
             "record_layer": cache_layer,
             "file_layer": layer,
-            "same_step_record": layer <= cache_layer,
+            "outside_image": cache_layer is None,
+            "same_step_record": cache_layer is not None and layer <= cache_layer,
             "accounted": acc,
         },
     )

@@ -287,8 +287,10 @@ class ImageReplay:
         known_digests: list[dict[str, str]] | None = None,
         packages_out: list[ImagePackages] | None = None,
         known_good: Container[str] | None = None,
+        npm_tarballs: npmcache.Tarballs | None = None,
     ) -> list[Finding]:
-        """What needs the whole image; every finding of the image's history analysis."""
+        """What needs the whole image; every finding of the image's history analysis.
+        `npm_tarballs`: package tarballs from outside the image (scan --npm-cache)."""
         img, ins, owner = self.img, self.ins, self.owner
         overlay, pkg, inv = self.overlay, self.pkg, self.inv
         versions, explained_at, change_at, claimed = self.versions, self.explained_at, self.change_at, self.claimed
@@ -308,6 +310,7 @@ class ImageReplay:
             layer_entries=layer_entries,
             history_of_layer=owner,
             accounts=accounts_at,
+            outside=npm_tarballs,
         )
         # Every recorded package digest against its file (forensics.history.pkgdigests).
         record_status: dict[str, str] = {}
