@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from zlib import adler32 as _adler32
 
 BLOCK = 512
 MAX_META = 1 << 20  # pax/GNU long-name records larger than this are hostile
@@ -144,8 +145,8 @@ class Member:
 
 
 def _num(field_: bytes) -> int:
-    try:  # the common case: NUL/space-terminated octal ASCII
-        return int(field_.rstrip(b"\0 ").lstrip(b" ") or b"0", 8)
+    try:  # the common case: NUL/space-terminated octal ASCII (int() strips the spaces)
+        return int(field_.rstrip(b"\0") or b"0", 8)
     except ValueError:
         pass
     if field_ and field_[0] & 0x80:
@@ -179,7 +180,15 @@ def _checksum_ok(block: bytes) -> bool:
         want = int(stored, 8)
     except ValueError:
         return False
-    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+    # The unsigned byte sum, the checksum field counted as spaces. sum(block) costs ~2.5 us
+    # a header (one int per byte); adler32 started at 0 keeps the plain byte sum in its low
+    # 16 bits, modulo 65521, which is exact for runs of at most 256 bytes (<= 65,280).
+    unsigned = (
+        (_adler32(block[:148], 0) & 0xFFFF)
+        + (_adler32(block[156:400], 0) & 0xFFFF)
+        + (_adler32(block[400:], 0) & 0xFFFF)
+        + 8 * 32
+    )
     if unsigned == want:
         return True
     # Some old writers summed signed chars.
