@@ -208,6 +208,7 @@ class Overlay:
         written: set[str] = set()
         same_layer: dict[str, FileEntry] | None = None  # built at the first hardlink
         compare = self._compare
+        no_what = _what(None)
         for f in files:
             path = f.path
             ftype = f.type
@@ -223,9 +224,28 @@ class Overlay:
             if path in written:
                 before = None  # duplicate in the same layer: reported by verify.structure
             written.add(path)
-            change = compare(before, f, sha)
-            if change is not None:
-                changes.append(change)
+            if before is None:  # most changes: _compare's first case without its two calls
+                changes.append(
+                    PathChange(
+                        path,
+                        "added",
+                        ftype,
+                        no_what,
+                        f.size,
+                        sha,
+                        None,
+                        f.link if ftype == "symlink" else None,
+                        None,
+                        None,
+                        f.mode,
+                        f.uid,
+                        f.gid,
+                    )
+                )
+            else:
+                change = compare(before, f, sha)
+                if change is not None:
+                    changes.append(change)
             if before is not None and before.entry.type == "dir" and ftype != "dir":
                 self._deleted(self._descendants(path), changes)  # a non-dir replaces a whole subtree
             new = path not in nodes
