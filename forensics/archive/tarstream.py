@@ -116,6 +116,9 @@ class FileSource(Source):
 _HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s")
 _NO_CONTENT = frozenset(("hardlink", "symlink", "dir", "char", "block", "fifo"))
 
+_META = frozenset((b"x", b"X", b"g", b"L", b"K"))  # headers that describe the next one
+_FLAGS = {bytes([c]): chr(c) for c in b"01234567"}  # typeflag as text, for the usual ones
+
 TYPES = {
     b"0": "file",
     b"\0": "file",
@@ -279,9 +282,14 @@ class TarReader:
             if not _checksum_ok(block):
                 raise TarError(f"bad header checksum at offset {offset}")
             flag = block[156:157]
-            size = _num(block[124:136])
+            try:  # _num's first case, without the call: this runs for every header
+                size = int(block[124:136].rstrip(b"\0") or b"0", 8)
+            except ValueError:
+                size = _num(block[124:136])
             if size < 0:
                 raise TarError(f"negative size at offset {offset}")
+            if flag not in _META:
+                break
             if flag in (b"x", b"X"):
                 pax.update(_parse_pax(self._read_meta(size)))
                 continue
@@ -314,14 +322,23 @@ class TarReader:
             _min,
             prefix_f,
         ) = _HEADER.unpack_from(block)
-        name = _decode(name_f.partition(b"\0")[0])
+        name = name_f.partition(b"\0")[0].decode("utf-8", "backslashreplace")  # _decode, inline
         if magic == b"ustar\x00" and prefix_f[0]:
             name = _decode(prefix_f.partition(b"\0")[0]) + "/" + name
         if long_name is not None:
             name = long_name
         linkname = long_link if long_link is not None else (_decode(link_f.partition(b"\0")[0]) if link_f[0] else "")
-        mtime: float = _num(mtime_f)
-        uid, gid = _num(uid_f), _num(gid_f)
+        mtime: float
+        mode: int | None
+        try:  # as size above; on any miss, _num field by field in the order it always ran
+            mtime = int(mtime_f.rstrip(b"\0") or b"0", 8)
+            uid = int(uid_f.rstrip(b"\0") or b"0", 8)
+            gid = int(gid_f.rstrip(b"\0") or b"0", 8)
+            mode = int(mode_f.rstrip(b"\0") or b"0", 8) & 0o7777
+        except ValueError:
+            mtime = _num(mtime_f)
+            uid, gid = _num(uid_f), _num(gid_f)
+            mode = None
         if pax or self._global_pax:
             merged = {**self._global_pax, **pax}
             name = merged.get("path", name)
@@ -352,12 +369,12 @@ class TarReader:
             name,
             mtype,
             content,
-            _num(mode_f) & 0o7777,
+            mode if mode is not None else _num(mode_f) & 0o7777,
             uid,
             gid,
             mtime,
             linkname,
             offset,
-            flag.decode("latin-1") or "0",
+            _FLAGS.get(flag) or flag.decode("latin-1") or "0",
             pax,
         )

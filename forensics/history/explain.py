@@ -420,6 +420,7 @@ def unexplained_finding(
     if not bad:
         return None
     reasons: list[str] = []
+    privileged = False
     for c in bad:
         if c.change == "modified" and c.type != "dir":
             reasons.append(f"{c.path} existed in a lower layer")
@@ -429,10 +430,10 @@ def unexplained_finding(
             reasons.append(f"{c.path} belongs to a package this step did not touch")
         if c.change != "deleted" and is_persistence_path(c.path):
             reasons.append(f"{c.path} is a persistence point")
+            privileged = privileged or c.type != "dir"
     unknown = all(i.kind == "UNKNOWN" for i in ctx.instructions)
     opaque = any(e.opaque for e in ctx.effects)
     only_dirs = all(c.type == "dir" for c in bad)
-    privileged = any(c.change != "deleted" and c.type != "dir" and is_persistence_path(c.path) for c in bad)
     if ctx.squashed_base:
         # A squashed base no step describes: debootstrap writes files no package owns
         # (/etc/fstab, /etc/apt/sources.list), so nothing here is evidence. Without a
