@@ -90,13 +90,10 @@ def is_base(ins: Instruction) -> bool:
 
 def _aliases(path: str) -> list[str]:
     """Merged-/usr: /bin/x and /usr/bin/x are one file on Debian 12+, Fedora, Arch."""
-    out = [path]
-    for prefix in MERGED_USR:
-        if path.startswith("/usr" + prefix):
-            out.append(path[4:])
-        elif path.startswith(prefix):
-            out.append("/usr" + path)
-    return out
+    # The prefixes are distinct top-level names: a path matches one at most, either way.
+    if path.startswith("/usr/"):
+        return [path, path[4:]] if path[4:].startswith(MERGED_USR) else [path]
+    return [path, "/usr" + path] if path.startswith(MERGED_USR) else [path]
 
 
 def _ancestor_of(path: str, target: str) -> bool:

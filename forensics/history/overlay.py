@@ -216,8 +216,13 @@ class Overlay:
                 continue  # the root directory entry ("./") is not a change of the image
             sha = f.sha256
             if ftype == "hardlink" and f.link:
-                if same_layer is None:
-                    same_layer = {g.path: g for g in files if g.type not in _GONE and not g.path.startswith("..")}
+                if same_layer is None:  # the last entry of this layer at each hardlink target
+                    targets = {g.link for g in files if g.type == "hardlink" and g.link}
+                    same_layer = {
+                        g.path: g
+                        for g in files
+                        if g.path in targets and g.type not in _GONE and not g.path.startswith("..")
+                    }
                 target = same_layer.get(f.link) or (nodes[f.link].entry if f.link in nodes else None)
                 sha = target.sha256 if target is not None else None
             before = nodes.get(path)
