@@ -91,11 +91,13 @@ def unpack(columns: tuple[list, ...]) -> list[FileEntry]:
 def _shared(values: list) -> list:
     """`values` with one object per distinct int (at most _SHARED_MAX of them)."""
     seen: dict = {}
-    kinds = set(map(type, values))
-    if kinds <= {int} and len(set(values)) <= _SHARED_MAX:
+    if set(map(type, values)) <= {int}:
         # The common case in C: ints only (1 == 1.0 as keys, and a pax float must stay a
-        # float), few distinct values.
-        return list(map(seen.setdefault, values, values))
+        # float), few distinct values (else the loop below, which stops sharing at the cap).
+        out = list(map(seen.setdefault, values, values))
+        if len(seen) <= _SHARED_MAX:
+            return out
+        seen = {}
     out = []
     for v in values:
         if type(v) is not int:
