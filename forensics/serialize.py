@@ -105,6 +105,26 @@ def _dump_item(item: object, indent: int) -> str:
         return _SURROGATE.sub(_escape, json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False))
 
 
+_BATCH = 512  # dataclass items serialized per call
+_LIST_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
+def _dump_items(items: list, indent: int, prefix: str) -> str:
+    """Items of one dataclass type as `_dump_item` writes each, joined by `,\n`, every line
+    after the first indented by `prefix`: pydantic's text for the list, brackets off."""
+    cls = type(items[0])
+    ta = _LIST_ADAPTERS.get(cls)
+    if ta is None:
+        ta = _LIST_ADAPTERS[cls] = TypeAdapter(list[cls])  # type: ignore[valid-type]
+    try:
+        text = ta.dump_json(items, indent=indent).decode("utf-8")
+    except PydanticSerializationError:  # a string that is not Unicode text: item by item
+        return ",\n".join(_dump_item(item, indent) for item in items).replace("\n", "\n" + prefix)
+    # "[\n" + " " * indent + item + ",\n" + ... + "\n]": every line one level in, which
+    # `prefix` replaces (a JSON string holds no raw newline)
+    return text[2 + indent : -2].replace("\n" + " " * indent, "\n" + prefix)
+
+
 def _dump(model: BaseModel, indent: int, include: set[str] | None = None) -> str:
     try:
         return model.model_dump_json(indent=indent, include=include)
@@ -130,12 +150,22 @@ def _write_model(model: BaseModel, out: _Buffered, indent: int, depth: int) -> N
         elif isinstance(value, list) and value and all(_is_item(v) for v in value):
             out(f"{pad}{json.dumps(name)}: [")
             inner = " " * (indent * (depth + 2))
-            for i, item in enumerate(value):
+            i = 0
+            while i < len(value):
+                item = value[i]
                 out(f",\n{inner}" if i else f"\n{inner}")
                 if isinstance(item, BaseModel):
                     _write_model(item, out, indent, depth + 2)
-                else:
-                    out(_dump_item(item, indent).replace("\n", "\n" + " " * (indent * (depth + 2))))
+                    i += 1
+                    continue
+                # A run of dataclass items (a layer's files, a step's changes) in one call
+                # of pydantic's list serializer: one call per item costs more than the item.
+                cls = type(item)
+                end = i + 1
+                while end < len(value) and end - i < _BATCH and type(value[end]) is cls:
+                    end += 1
+                out(_dump_items(value[i:end], indent, inner))
+                i = end
             out(f"\n{pad}]")
         else:
             # pydantic's text for this one field, `{\n<indent>"name": value\n}`, without its braces

@@ -52,6 +52,21 @@ def test_whiteout_deletes_lower_path_and_its_children():
     assert set(o.nodes) == {"/b"}
 
 
+def test_whiteout_deletes_a_path_written_again_below_a_deleted_parent():
+    """/a/b deleted, then /a/b/c written again with no entry for /a/b: a whiteout of /a
+    still deletes /a/b/c (the tree index keeps every path it has seen below /a)."""
+    o = Overlay()
+    o.apply(0, [fe("/a", "dir"), fe("/a/b", "dir"), fe("/a/b/c", sha="1")])
+    o.apply(1, [fe("/a/b", "whiteout")])
+    o.apply(2, [fe("/a/b/c", sha="2")])
+    changes = o.apply(3, [fe("/a", "whiteout")])
+    assert [c.path for c in changes if c.change == "deleted"] == ["/a", "/a/b/c"]
+    assert o.nodes == {}
+    o.apply(4, [fe("/a", "dir"), fe("/a/x", sha="3")])
+    o.apply(5, [fe("/a", "dir"), fe("/a/x", sha="4")])  # written again: listed once
+    assert [c.path for c in o.apply(6, [fe("/a", "whiteout")])] == ["/a", "/a/x"]
+
+
 def test_opaque_hides_lower_children_but_not_same_layer_entries():
     o = Overlay()
     o.apply(0, [fe("/d", "dir"), fe("/d/old", sha="1"), fe("/d/sub", "dir"), fe("/d/sub/deep", sha="2")])

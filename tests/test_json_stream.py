@@ -103,3 +103,24 @@ def test_a_field_kept_in_memory_only_is_left_out_as_to_json_leaves_it(tmp_path):
     doc = json.loads(streamed)
     assert [a["sbom"] for a in doc["attestations"]] == [False, True]
     assert all("sbom_predicate" not in a for a in doc["attestations"])
+
+
+def test_text_that_is_not_unicode_inside_a_run_of_files(tmp_path):
+    """A layer's entries are written in runs (one pydantic call per run); a run holding a
+    string pydantic refuses to encode is written item by item, the others stay runs: the
+    text parses back to the same entries, and without it the bytes are to_json's, at any
+    indent."""
+    files = [M(f"srv/f{i:04d}", b"%d" % i) for i in range(1200)]
+    img = tmp_path / "img.tar"
+    img.write_bytes(H.Oci(layers=[H.Layer.of(H.tar_bytes(files))]).tar())
+    for indent in (0, 1, 2):
+        clean = analyze(str(img), command=["t"])
+        buf = io.BytesIO()
+        write_json(clean, buf.write, indent=indent)
+        assert buf.getvalue() == (to_json(clean, indent=indent) + "\n").encode()
+    report = analyze(str(img), command=["t"])
+    entries = report.images[0].layers[0].files
+    assert len(entries) > 1000
+    entries[700].link = "\ud800 lone"  # as a surrogate from a config would reach a string field
+    back = from_json(Report, _streamed(report))
+    assert back.images[0].layers[0].files == entries

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from operator import attrgetter
 
 from forensics.models import FileEntry
 from forensics.paths import norm_layer_path, resolve_link_target  # noqa: F401 - re-exported
@@ -73,7 +74,7 @@ def pack(files: list[FileEntry]) -> tuple[list, ...]:
     """Entries as one list per field, to cross a process boundary: pickling lists of plain
     values costs a fraction of pickling the objects, and unpickling them in the parent
     makes no per-entry tuple next to the entries being rebuilt."""
-    return tuple([getattr(f, name) for f in files] for name in FIELDS)
+    return tuple(list(map(attrgetter(name), files)) for name in FIELDS)
 
 
 def unpack(columns: tuple[list, ...]) -> list[FileEntry]:
@@ -81,22 +82,28 @@ def unpack(columns: tuple[list, ...]) -> list[FileEntry]:
     mtime (layerscan._walk): they are shared again here, 64 bytes less per entry."""
     if not columns:
         return []
-    modes: dict[int, int] = {}
-    mtimes: dict[float, float] = {}
-
-    def shared(values: list, seen: dict) -> list:
-        out = []
-        for v in values:
-            if type(v) is not int:  # 1 == 1.0 as keys: a pax float stays a float
-                out.append(v)
-            elif len(seen) < _SHARED_MAX:
-                out.append(seen.setdefault(v, v))
-            else:
-                out.append(seen.get(v, v))
-        return out
-
     cols = list(columns)
-    cols[_MODE] = shared(cols[_MODE], modes)
-    cols[_MTIME] = shared(cols[_MTIME], mtimes)
-    new = FileEntry
-    return [new(*row) for row in zip(*cols, strict=True)]
+    cols[_MODE] = _shared(cols[_MODE])
+    cols[_MTIME] = _shared(cols[_MTIME])
+    return list(map(FileEntry, *cols))
+
+
+def _shared(values: list) -> list:
+    """`values` with one object per distinct int (at most _SHARED_MAX of them)."""
+    seen: dict = {}
+    if set(map(type, values)) <= {int}:
+        # The common case in C: ints only (1 == 1.0 as keys, and a pax float must stay a
+        # float), few distinct values (else the loop below, which stops sharing at the cap).
+        out = list(map(seen.setdefault, values, values))
+        if len(seen) <= _SHARED_MAX:
+            return out
+        seen = {}
+    out = []
+    for v in values:
+        if type(v) is not int:
+            out.append(v)
+        elif len(seen) < _SHARED_MAX:
+            out.append(seen.setdefault(v, v))
+        else:
+            out.append(seen.get(v, v))
+    return out

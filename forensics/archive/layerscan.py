@@ -296,7 +296,16 @@ def _walk(
                 digest = h.hexdigest()
                 if h2 is not None:
                     record_digests[m.name] = f"{h2_name}:{h2.hexdigest()}"
-                kind = content_kind(bytes(first[:4]), m.size)
+                # content_kind, inline (a memoryview compares with bytes by content)
+                kind = (
+                    "empty"
+                    if m.size == 0
+                    else "elf"
+                    if first[:4] == b"\x7fELF"
+                    else "script"
+                    if first[:2] == b"#!"
+                    else "data"
+                )
                 if keep is not None:
                     scan.captured[m.name] = b"".join(keep)
             if budget is not None:

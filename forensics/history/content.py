@@ -91,12 +91,18 @@ def check_change(
     assurance: str | None = None,
 ) -> list[Finding]:
     out: list[Finding] = []
-    where = dict(image=image, layer=layer, history=history, path=change.path)
-    subject = f"layer[{layer}]:{change.path}"
     if change.change == "deleted" or entry is None:
         return out
-    if change.change == "modified" and before is not None:
-        if before.kind == "elf" and entry.kind != "elf" and entry.type in ("file", "hardlink", "symlink"):
+    # Most changes raise nothing here: the cheap tests first, the finding's fields after.
+    elf_gone = change.change == "modified" and before is not None and before.kind == "elf"
+    special = entry.type in ("file", "hardlink") and entry.mode & 0o6000
+    persistent = entry.type != "dir" and not from_package and is_persistence_path(change.path)
+    if not (elf_gone or special or persistent):
+        return out
+    where = dict(image=image, layer=layer, history=history, path=change.path)
+    subject = f"layer[{layer}]:{change.path}"
+    if elf_gone and before is not None:
+        if entry.kind != "elf" and entry.type in ("file", "hardlink", "symlink"):
             now = entry.kind if entry.type != "symlink" else f"symlink to {entry.link}"
             out.append(
                 finding(
@@ -113,7 +119,7 @@ def check_change(
                     **where,
                 )
             )
-    if entry.type in ("file", "hardlink") and entry.mode & 0o6000:
+    if special:
         was = before is not None and before.mode & 0o6000 and before.sha256 == entry.sha256
         if not was:
             bits = " and ".join(b for b, m in (("setuid", 0o4000), ("setgid", 0o2000)) if entry.mode & m)
@@ -129,7 +135,7 @@ def check_change(
                     **where,
                 )
             )
-    if entry.type != "dir" and not from_package and is_persistence_path(change.path):
+    if persistent:
         if not explained:
             severity, why = "high", "; its history line does not account for it"
         elif assurance == "tree":

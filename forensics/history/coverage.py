@@ -56,16 +56,19 @@ def image_coverage(
     }
     gaps: dict[int | None, list] = {}  # history -> [files, bytes, why]
     status_slot = {MISMATCH: "contradicted", EARLIER: "verified_earlier_record", SAME_STEP: "verified_same_step"}
+    total = slots["total"]
     for path, node in overlay.nodes.items():
         entry = node.entry
-        if entry.type not in ("file", "hardlink"):
+        etype = entry.type
+        if etype != "file" and etype != "hardlink":
             continue
-        size = entry.size if entry.type == "file" else 0
-        ch = change_at.get((node.layer, path))
+        size = entry.size if etype == "file" else 0
+        key = (node.layer, path)
+        ch = change_at.get(key)
         status = records.get(path)
         slot = status_slot.get(status) if status is not None else None
         if slot is None:
-            if (node.layer, path) in copy_verified:
+            if key in copy_verified:
                 slot = "verified_copy_hash"
             elif ch is None or ch.explained_by is None:
                 slot = "unexplained"
@@ -80,10 +83,11 @@ def image_coverage(
                 gap[1] += size
         elif slot == "verified_same_step" and known_good is not None and node.sha256 in known_good:
             slot = "verified_known_good"
-        for k in (slot, "total"):
-            c = slots[k]
-            c[0] += 1
-            c[1] += size
+        c = slots[slot]
+        c[0] += 1
+        c[1] += size
+        total[0] += 1
+        total[1] += size
     cov = Coverage(
         absent_platforms=absent_platforms,
         files=slots["total"][0],

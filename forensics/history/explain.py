@@ -79,6 +79,7 @@ class StepContext:
     mismatches: list[tuple[PathChange, C.Claim, C.Verdict]] = field(default_factory=list)
     claims_at: dict = field(default_factory=dict)  # landing path -> Claim
     deleted_before: dict = field(default_factory=dict)  # path -> (type, sha256) deleted by this layer
+    copy_dests: dict = field(default_factory=dict)  # instruction position -> _CopyDest, made once a step
 
 
 def is_base(ins: Instruction) -> bool:
@@ -89,18 +90,10 @@ def is_base(ins: Instruction) -> bool:
 
 def _aliases(path: str) -> list[str]:
     """Merged-/usr: /bin/x and /usr/bin/x are one file on Debian 12+, Fedora, Arch."""
-    out = [path]
-    for prefix in MERGED_USR:
-        if path.startswith("/usr" + prefix):
-            out.append(path[4:])
-        elif path.startswith(prefix):
-            out.append("/usr" + path)
-    return out
-
-
-def _under(path: str, root: str) -> bool:
-    root = root.rstrip("/") or "/"
-    return root == "/" or path == root or path.startswith(root + "/")
+    # The prefixes are distinct top-level names: a path matches one at most, either way.
+    if path.startswith("/usr/"):
+        return [path, path[4:]] if path[4:].startswith(MERGED_USR) else [path]
+    return [path, "/usr" + path] if path.startswith(MERGED_USR) else [path]
 
 
 def _ancestor_of(path: str, target: str) -> bool:
@@ -149,24 +142,29 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
     """The explanations that are not a claim at the path. With `rescue`, only those that
     say who made a file a claim expects to exist (not the command's own mention of it)."""
     for n, ins in enumerate(ctx.instructions):
-        cwd = ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
         if ins.kind in WHOLE_LAYER:
             ch.assurance = "tree"
             return f"{ins.kind.lower()} layer: records no per-file command"
         if ins.kind in ("COPY", "ADD") and ins.dest:
-            why = _copy_explains(ch, ins, norm_path(ins.dest, cwd), ctx)
+            d = ctx.copy_dests.get(n)
+            if d is None:
+                d = ctx.copy_dests[n] = _CopyDest(ins, norm_path(ins.dest, _cwd(ctx, n)), ctx)
+            why = _copy_explains(ch, d)
             if why:
                 return why
         if ins.kind == "WORKDIR" and ins.dest:
-            dest = norm_path(ins.dest, cwd)
+            dest = norm_path(ins.dest, _cwd(ctx, n))
             if path == dest or (_ancestor_of(path, dest) and ch.type == "dir"):
                 ch.assurance = "verified" if ch.type == "dir" else None
                 if ch.type != "dir":
                     continue
                 return f"WORKDIR {dest}"
+    aliases: list[str] | None = None
     if ctx.package_step:
         ch.assurance = "package"  # everything below is the package manager's doing
-        if any(ctx.package_owned(a) for a in _aliases(path)):
+        aliases = _aliases(path)
+        owned = any(ctx.package_owned(a) for a in aliases)
+        if owned:
             return "file of a package installed by this step"
         if is_bookkeeping_path(path, ctx.managers or None):
             return "package manager bookkeeping"
@@ -174,11 +172,7 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
         link = entry.link if entry is not None and entry.type == "symlink" else ch.link
         if (link or "").startswith("/etc/alternatives/"):
             return "alternatives link made by a package's maintainer script (update-alternatives)"
-        if (
-            ch.change == "deleted"
-            and any(ctx.owned_before(a) for a in _aliases(path))
-            and not any(ctx.package_owned(a) for a in _aliases(path))
-        ):
+        if ch.change == "deleted" and any(ctx.owned_before(a) for a in aliases) and not owned:
             return "removed with its package"
         if ctx.generated is not None:
             why = ctx.generated.explain(ch, entry, ch.link)
@@ -199,12 +193,14 @@ def _explain_unclaimed(ch: PathChange, ctx: StepContext, path: str, rescue: bool
             return f"mode/owner change below {tree} by the command"
     if rescue:
         return None
+    if ctx.effects and aliases is None:
+        aliases = _aliases(path)
     for eff in ctx.effects:
-        if any(eff.explains(a, ch.change, is_dir=ch.type == "dir") for a in _aliases(path)):
-            exact = any(a in eff.written_paths for a in _aliases(path)) and not eff.opaque
+        if any(eff.explains(a, ch.change, is_dir=ch.type == "dir") for a in aliases):  # type: ignore[union-attr]
+            exact = any(a in eff.written_paths for a in aliases) and not eff.opaque  # type: ignore[union-attr]
             ch.assurance = "unverified" if exact else "tree"
             return "written by the command"
-        if any(a in eff.opaque_paths for a in _aliases(path)):
+        if any(a in eff.opaque_paths for a in aliases):  # type: ignore[union-attr]
             ch.assurance = "tree"
             return "named by a program the analysis does not model"
     for eff in ctx.effects:
@@ -279,33 +275,77 @@ def _index_claims(ctx: StepContext) -> dict:
     return out
 
 
-def _copy_explains(ch: PathChange, ins: Instruction, dest: str, ctx: StepContext) -> str | None:
+def _cwd(ctx: StepContext, n: int) -> str:
+    return ctx.workdirs[n] if n < len(ctx.workdirs) else "/"
+
+
+class _CopyDest:
+    """What one COPY/ADD destination of a step says about any path, worked out once a step
+    rather than once a changed path (and its reasons one string each, not one a path)."""
+
+    __slots__ = (
+        "dest",
+        "file_dest",
+        "prefix",
+        "root",
+        "whiteout",
+        "opaque_parent",
+        "wh_target",
+        "why_dest",
+        "why_parent",
+        "why_opq",
+        "why_wh",
+    )
+
+    def __init__(self, ins: Instruction, dest: str, ctx: StepContext) -> None:
+        self.dest = dest
+        base = posixpath.basename(dest)
+        self.whiteout = base.startswith(".wh.")
+        self.opaque_parent: str | None = None
+        self.wh_target: str | None = None
+        self.why_opq = self.why_wh = ""
+        if self.whiteout:
+            parent = posixpath.dirname(dest)
+            if base == ".wh..wh..opq":
+                self.opaque_parent = parent
+                self.why_opq = f"{ins.kind} of an opaque-directory marker into {parent}"
+            if base[4:] not in ("", ".", ".."):
+                self.wh_target = norm_path(base[4:], parent)
+                self.why_wh = f"{ins.kind} of a file named {base}, which deletes {self.wh_target}"
+        # The merged tree after this layer does not change while the step is explained.
+        node = ctx.lookup(dest) if not ins.dest_is_dir else None
+        entry = getattr(node, "entry", None)
+        self.file_dest = entry is not None and entry.type in ("file", "hardlink")
+        self.root = dest.rstrip("/") or "/"
+        self.prefix = self.root + "/"
+        self.why_dest = f"{ins.kind} destination {dest}"
+        self.why_parent = f"parent directory of the {ins.kind} destination"
+
+
+def _copy_explains(ch: PathChange, d: _CopyDest) -> str | None:
     """A COPY/ADD destination resolved as the builder resolved it: relative ones against
-    the WORKDIR in force (`dest` comes resolved); `x` is the file x unless the step left a
+    the WORKDIR in force (`d.dest` comes resolved); `x` is the file x unless the step left a
     directory there (trailing slash, several sources, a `dir:` source or an existing
     directory); a file named `.wh.<name>` is a whiteout to every reader, so the line
     that copies it deletes <name> beside it."""
     path = ch.path
-    base = posixpath.basename(dest)
+    dest = d.dest
     ch.assurance = "unverified" if path == dest else "tree"
-    if ch.change == "deleted" and base.startswith(".wh."):
-        parent = posixpath.dirname(dest)
-        if base == ".wh..wh..opq" and _ancestor_of(parent, path):
-            return f"{ins.kind} of an opaque-directory marker into {parent}"
-        if base[4:] not in ("", ".", "..") and path == norm_path(base[4:], parent):
-            return f"{ins.kind} of a file named {base}, which deletes {path}"
-    node = ctx.lookup(dest) if not ins.dest_is_dir else None
-    entry = getattr(node, "entry", None)
-    if entry is not None and entry.type in ("file", "hardlink"):
+    if ch.change == "deleted" and d.whiteout:
+        if d.opaque_parent is not None and _ancestor_of(d.opaque_parent, path):
+            return d.why_opq
+        if d.wh_target is not None and path == d.wh_target:
+            return d.why_wh
+    if d.file_dest:
         # A file at the destination: the step wrote that one path, not a tree an
         # attacker could fill under its name.
         if path == dest:
-            return f"{ins.kind} destination {dest}"
-    elif _under(path, dest):
-        return f"{ins.kind} destination {dest}"
-    if _ancestor_of(path, dest) and ch.type == "dir" and ch.change != "deleted":
+            return d.why_dest
+    elif d.root == "/" or path == d.root or path.startswith(d.prefix):
+        return d.why_dest
+    if ch.type == "dir" and ch.change != "deleted" and _ancestor_of(path, dest):
         ch.assurance = "builder"
-        return f"parent directory of the {ins.kind} destination"  # made or touched, never removed
+        return d.why_parent  # made or touched, never removed
     ch.assurance = None
     return None
 
@@ -377,6 +417,7 @@ def unexplained_finding(
     if not bad:
         return None
     reasons: list[str] = []
+    privileged = False
     for c in bad:
         if c.change == "modified" and c.type != "dir":
             reasons.append(f"{c.path} existed in a lower layer")
@@ -386,10 +427,10 @@ def unexplained_finding(
             reasons.append(f"{c.path} belongs to a package this step did not touch")
         if c.change != "deleted" and is_persistence_path(c.path):
             reasons.append(f"{c.path} is a persistence point")
+            privileged = privileged or c.type != "dir"
     unknown = all(i.kind == "UNKNOWN" for i in ctx.instructions)
     opaque = any(e.opaque for e in ctx.effects)
     only_dirs = all(c.type == "dir" for c in bad)
-    privileged = any(c.change != "deleted" and c.type != "dir" and is_persistence_path(c.path) for c in bad)
     if ctx.squashed_base:
         # A squashed base no step describes: debootstrap writes files no package owns
         # (/etc/fstab, /etc/apt/sources.list), so nothing here is evidence. Without a
