@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 from forensics import __version__
 from forensics.archive.layerscan import Limits
@@ -49,6 +52,8 @@ from forensics.verify import blobs, knownbad, layers, refs, structure
 from forensics.verify.limits import check_limits, limit_finding
 
 ProgressFn = Callable[[int, int | None], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 # Every package-database path contains one of these; the regexes run only on those names.
@@ -389,6 +394,27 @@ def verdict_for(findings: list[Finding], fmt: str) -> Verdict:
     return "clean"
 
 
+# The analysis allocates millions of small objects that live to its end (a FileEntry and a
+# PathChange per layer entry, their strings), none of them in cycles; at the default gen-0
+# threshold (700 allocations) the cyclic collector traverses them about 2,400 times on a
+# 375,000-entry image, 2 of its 7 parent CPU-s. Collections still run, a hundred times less often.
+GC_GEN0 = 70_000
+
+
+def _fewer_collections(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        old = gc.get_threshold()
+        gc.set_threshold(max(old[0], GC_GEN0), *old[1:])
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.set_threshold(*old)
+
+    return run
+
+
+@_fewer_collections
 def analyze(
     source: str,
     *,
