@@ -211,3 +211,22 @@ def test_npm_cache_cli(tmp_path):
     bad = subprocess.run(run + ["--npm-cache", str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stdout == ""
     assert "--npm-cache" in bad.stderr and "not a folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_scan_many_npm_cache(tmp_path):
+    """Every archive of a fleet held to the same --npm-cache: the edited build is flagged,
+    the clean one is not."""
+    (tmp_path / "in").mkdir()
+    _image(tmp_path / "in", _install(drop=("root/.npm",)), name="clean.tar")
+    _image(tmp_path / "in", _install({"app/node_modules/ms/index.js": EVIL}, drop=("root/.npm",)), name="edited.tar")
+    outside = _outside(tmp_path, "tgz")
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "forensics", "scan-many", str(tmp_path / "in"), "--out", str(out), "-q"]
+    done = subprocess.run(run + ["--workers", "1", "--npm-cache", str(outside)], capture_output=True, check=False)
+    assert done.returncode == 1, done.stderr
+    lines = {Path(d["path"]).name: d for d in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
+    assert lines["clean.tar"]["verdict"] == "clean"
+    assert lines["edited.tar"]["verdict"] == "tampered"
+    assert "history.package-file-modified" in lines["edited.tar"]["codes"]
+    bad = subprocess.run(run + ["--npm-cache", str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "not a folder" in bad.stderr

@@ -358,3 +358,18 @@ def layers_of(archive: str, report: Report, model: Resolved, image: int) -> list
         raise fail(f"--image {image}: the archive holds {len(report.images)} image(s), numbered from 0")
     img = report.images[image]
     return layer_views(model, image, {h.layer_index: h.index for h in img.history if h.layer_index is not None})
+
+
+# --npm-cache (forensics.history.npmcache)
+
+
+def load_npm_cache(dirs: list[str]):
+    """The --npm-cache folders, indexed before the input is read (scan, scan-many)."""
+    if not dirs:
+        return None
+    from forensics.history.npmcache import TarballError, Tarballs
+
+    try:
+        return Tarballs(dirs)
+    except (TarballError, OSError) as exc:
+        raise fail(str(exc))

@@ -16,6 +16,7 @@ from forensics.cli.common import (
     fail_on_option,
     finish,
     guard,
+    load_npm_cache,
     not_an_image,
     read_pins,
     run_analysis,
@@ -308,20 +309,6 @@ def apply_suppressions(report, loaded) -> None:
     apply(report, loaded)
     for line in notice(report):
         typer.echo(f"forensics: {line}", err=True)
-
-
-# --npm-cache (forensics.history.npmcache)
-
-
-def load_npm_cache(dirs: list[str]):
-    if not dirs:
-        return None
-    from forensics.history.npmcache import TarballError, Tarballs
-
-    try:
-        return Tarballs(dirs)
-    except (TarballError, OSError) as exc:
-        raise fail(str(exc))
 
 
 # --known-bad / --known-good (forensics.hashsets)

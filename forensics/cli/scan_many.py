@@ -7,7 +7,7 @@ import traceback
 
 import typer
 
-from forensics.cli.common import FailOn, VerifyPackages, fail, fail_on_option
+from forensics.cli.common import FailOn, VerifyPackages, fail, fail_on_option, load_npm_cache
 from forensics.render.safe import visible
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -93,6 +93,13 @@ def scan_many(
     verify_packages: VerifyPackages = typer.Option(
         VerifyPackages.all, "--verify-packages", help="which package records to check (see `forensics scan --help`)."
     ),
+    npm_cache: list[str] = typer.Option(
+        [],
+        "--npm-cache",
+        metavar="DIR",
+        help="package tarballs to hold every archive's npm packages to (see `forensics scan --help`). "
+        "Repeatable; the folders must be readable where the workers run.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no summary."),
     fail_on: FailOn = fail_on_option(FailOn.high),
 ) -> None:
@@ -128,6 +135,7 @@ def scan_many(
     if not given and from_list is None:
         raise fail("no input: name archives or folders, or --from LIST")
     _check_outputs(given, out, cache)
+    load_npm_cache(npm_cache)  # an unreadable folder is bad usage: exit 2 before any archive is read
     try:
         found = discover(given, from_list)
     except InputsError as exc:
@@ -150,6 +158,7 @@ def scan_many(
         force=force,
         history=history,
         verify_packages=verify_packages.value,
+        npm_cache=tuple(os.path.abspath(d) for d in npm_cache),
     )
     try:
         result = run(found, opts, progress)

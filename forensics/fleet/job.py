@@ -36,6 +36,7 @@ class Job:
     history: bool = True
     verify_packages: str = "all"
     cache: str | None = None  # the layer cache folder (forensics.fleet.cache)
+    npm_cache: tuple[str, ...] = ()  # scan --npm-cache (forensics.history.npmcache)
 
 
 def report_name(sha256: str) -> str:
@@ -128,6 +129,19 @@ def _one_process():
             os.environ[WORKERS_ENV] = before
 
 
+_TARBALLS: dict[tuple[str, ...], object] = {}  # per worker process: a folder of .tgz is hashed once
+
+
+def _tarballs(dirs: tuple[str, ...]):
+    if not dirs:
+        return None
+    if dirs not in _TARBALLS:
+        from forensics.history.npmcache import Tarballs
+
+        _TARBALLS[dirs] = Tarballs(list(dirs))
+    return _TARBALLS[dirs]
+
+
 def run_job(job: Job) -> dict:
     """Analyze one archive; never raises for anything the archive does."""
     t0 = time.monotonic()
@@ -157,6 +171,7 @@ def _run(job: Job, line: dict, stats: dict) -> None:
                 verify_packages=job.verify_packages,
                 command=["forensics", "scan-many", job.path],
                 custody=custody,
+                npm_tarballs=_tarballs(job.npm_cache),
             )
         custody.finish(report.input)
     except (InputError, EvidenceError) as exc:

@@ -35,6 +35,7 @@ class Options:
     force: bool = False
     history: bool = True
     verify_packages: str = "all"
+    npm_cache: tuple[str, ...] = ()  # scan --npm-cache, for every archive
 
 
 @dataclass
@@ -58,6 +59,7 @@ def scan_many(inputs: list[Input], opts: Options, progress=None) -> Result:
             history=opts.history,
             verify_packages=opts.verify_packages,
             cache=opts.cache,
+            npm_cache=opts.npm_cache,
         )
         for i in inputs
     ]
