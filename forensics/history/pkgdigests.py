@@ -27,6 +27,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from forensics.findings import Code, finding
 from forensics.history.content import is_persistence_path
@@ -85,7 +86,13 @@ def whole_rootfs(why: str) -> bool:
     return why.endswith(" destination /") or "records no per-file command" in why
 
 
-def package_accounting(explained_at: dict[tuple[int, str], str | None]) -> Accounts:
+class Reasons(Protocol):
+    """(layer, path) -> why its step explains the change there (None: nothing does)."""
+
+    def get(self, key: tuple[int, str], /) -> str | None: ...
+
+
+def package_accounting(explained_at: Reasons) -> Accounts:
     """Default `by_package`: the package manager's run in that layer explains the path, or
     the layer is a whole base system (whose packages' scripts ran where it was built)."""
 
@@ -96,7 +103,7 @@ def package_accounting(explained_at: dict[tuple[int, str], str | None]) -> Accou
     return by_package
 
 
-def exact_accounting(explained_at: dict[tuple[int, str], str | None], effects_at: dict[int, list]) -> Accounts:
+def exact_accounting(explained_at: Reasons, effects_at: dict[int, list]) -> Accounts:
     """Default `accounts`: the layer's history line says exactly what goes at the path.
 
     A COPY/ADD destination or an exact write (`sed -i F`, `echo > F`, `cp A F`) accounts
