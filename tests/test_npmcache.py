@@ -230,3 +230,19 @@ def test_scan_many_npm_cache(tmp_path):
     assert "history.package-file-modified" in lines["edited.tar"]["codes"]
     bad = subprocess.run(run + ["--npm-cache", str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_tarball_that_inflates_past_the_bound_is_not_a_tarball(monkeypatch):
+    """A cached 'tarball' that is a gzip bomb costs the bound, then counts as no tarball
+    (its package stays unverified), and a real one within the bound still unpacks."""
+    import gzip
+
+    from forensics.history import npmcache
+
+    with tarfile.open(DATA) as t:
+        tgz = t.extractfile(".npm/" + TARBALL.split("/.npm/", 1)[1]).read()  # type: ignore[union-attr]
+    assert set(npmcache._unpack(tgz) or {}) == {"index.js", "license.md", "package.json", "readme.md"}
+    monkeypatch.setattr(npmcache, "MAX_UNPACKED", 1 << 20)
+    bomb = gzip.compress(H.tar_bytes([M("package/index.js", b"\0" * (4 << 20))]))
+    assert len(bomb) < 16 << 10 and npmcache._unpack(bomb) is None
+    assert npmcache._unpack(b"not gzip") is None

@@ -23,31 +23,6 @@ from forensics.sbom.attestations import sbom_statements
 from forensics.sbom.compare import compare_statement
 
 
-def analyze_image(
-    img: Image,
-    captured_by_layer: list[dict[str, bytes]],
-    layer_entries: list[str | None],
-    source: MemberSource,
-    now: float,
-    archive_time: float | None = None,
-    verify_packages: str = "all",
-    known_digests: list[dict[str, str]] | None = None,
-    packages_out: list[ImagePackages] | None = None,
-    known_good: Container[str] | None = None,
-    replay: ImageReplay | None = None,
-    npm_tarballs: Tarballs | None = None,
-) -> list[Finding]:
-    """The history analysis of one image. `replay`: its layers already replayed while the
-    input was read (forensics.history.early), so only what needs the whole image is left."""
-    if replay is None:
-        replay = ImageReplay(img)
-        for layer in img.layers:
-            replay.layer(layer.index, layer.files, captured_by_layer[layer.index])
-    return replay.finish(
-        layer_entries, source, now, archive_time, verify_packages, known_digests, packages_out, known_good, npm_tarballs
-    )
-
-
 def analyze_images(
     images: list[Image],
     res: Resolved,
@@ -82,19 +57,13 @@ def analyze_images(
             captured.append(e.layer.captured if e is not None and e.layer is not None else {})
             known.append(e.layer.record_digests if e is not None and e.layer is not None else {})
             entries.append(e.path if e is not None else None)
-        out += analyze_image(
-            img,
-            captured,
-            entries,
-            source,
-            now,
-            archive_time,
-            verify_packages,
-            known,
-            inventories,
-            known_good=known_good,
-            replay=early.replay_for(slot, img, captured) if early is not None else None,
-            npm_tarballs=npm_tarballs,
+        replay = early.replay_for(slot, img, captured) if early is not None else None
+        if replay is None:
+            replay = ImageReplay(img)
+            for layer in img.layers:
+                replay.layer(layer.index, layer.files, captured[layer.index])
+        out += replay.finish(
+            entries, source, now, archive_time, verify_packages, known, inventories, known_good, npm_tarballs
         )
         out += records.check_records(img, rimg, archive)
         out += config.check_config(img, doc=rimg.config_doc if isinstance(rimg.config_doc, dict) else None)

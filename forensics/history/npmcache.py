@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import io
 import os
 import posixpath
 import tarfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,24 +70,48 @@ def _cached(overlay) -> dict[str, tuple[str, Node]]:
     return out
 
 
+class _Bounded(io.BufferedIOBase):
+    """A reader that gives out at most `limit` bytes of `f`, then raises: a gzip bomb in a
+    cached tarball costs its limit, not the memory it would inflate to."""
+
+    def __init__(self, f, limit: int) -> None:
+        super().__init__()
+        self._f, self._left = f, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        n = -1 if n is None else n
+        data = self._f.read(n if n >= 0 else self._left + 1)
+        self._left -= len(data)
+        if self._left < 0:
+            raise ValueError("the tarball inflates past MAX_UNPACKED")
+        return data
+
+
 def _unpack(data: bytes) -> dict[str, str] | None:
     """{path inside the package: sha256} of a package tarball's regular files, or None if
-    it is not one. npm drops the first path component (`package/` in every published one)."""
+    it is not one. npm drops the first path component (`package/` in every published one).
+    Read as a stream, one member at a time."""
     try:
-        raw = zlib.decompressobj(wbits=47).decompress(data, MAX_UNPACKED)
-        tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
+        stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_UNPACKED)
         out: dict[str, str] = {}
-        for n, m in enumerate(tar):
-            if n >= MAX_MEMBERS:
-                break
-            if not m.isreg():
-                continue
-            rel = posixpath.normpath(m.name.lstrip("/").partition("/")[2] or "")
-            if rel in ("", ".") or rel.startswith("../"):
-                continue
-            fh = tar.extractfile(m)
-            if fh is not None:
-                out[rel] = hashlib.sha256(fh.read()).hexdigest()
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for n, m in enumerate(tar):
+                if n >= MAX_MEMBERS:
+                    break
+                if not m.isreg():
+                    continue
+                rel = posixpath.normpath(m.name.lstrip("/").partition("/")[2] or "")
+                if rel in ("", ".") or rel.startswith("../"):
+                    continue
+                fh = tar.extractfile(m)
+                if fh is not None:
+                    h = hashlib.sha256()
+                    while chunk := fh.read(1 << 20):
+                        h.update(chunk)
+                    out[rel] = h.hexdigest()
         return out
     except Exception:  # noqa: BLE001 - forged bytes in any form: not a tarball we can hold files to
         return None

@@ -131,7 +131,7 @@ def exact_accounting(explained_at: Reasons, effects_at: dict[int, list]) -> Acco
 
 
 def pairs(flat: tuple) -> list[tuple[int, str | None]]:
-    """The (layer, sha256) writes of one path out of the flat tuple analyze_image keeps."""
+    """The (layer, sha256) writes of one path out of the flat tuple the replay keeps (ImageReplay.versions)."""
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 
