@@ -241,8 +241,27 @@ def test_tarball_that_inflates_past_the_bound_is_not_a_tarball(monkeypatch):
 
     with tarfile.open(DATA) as t:
         tgz = t.extractfile(".npm/" + TARBALL.split("/.npm/", 1)[1]).read()  # type: ignore[union-attr]
-    assert set(npmcache._unpack(tgz) or {}) == {"index.js", "license.md", "package.json", "readme.md"}
+    files, manifest = npmcache._unpack(tgz) or ({}, None)
+    assert set(files) == {"index.js", "license.md", "package.json", "readme.md"} and b'"name": "ms"' in (
+        manifest or b""
+    )
     monkeypatch.setattr(npmcache, "MAX_UNPACKED", 1 << 20)
     bomb = gzip.compress(H.tar_bytes([M("package/index.js", b"\0" * (4 << 20))]))
     assert len(bomb) < 16 << 10 and npmcache._unpack(bomb) is None
     assert npmcache._unpack(b"not gzip") is None
+
+
+def test_npm6_fields_do_not_excuse_another_entry_point(tmp_path):
+    """npm 6's rewritten package.json is excused only while what runs stays the tarball's:
+    a forger who adds `_resolved` to point `main` at a file of their own is caught."""
+    with tarfile.open(DATA) as t:
+        pj = json.loads(t.extractfile("node_modules/ms/package.json").read())  # type: ignore[union-attr]
+        lock = json.loads(t.extractfile("node_modules/.package-lock.json").read())  # type: ignore[union-attr]
+    pj["_integrity"] = lock["packages"]["node_modules/ms"]["integrity"]
+    pj["_resolved"] = "https://registry.npmjs.org/ms/-/ms-2.1.3.tgz"
+    pj["main"] = "./lib.js"
+    edit = {"app/node_modules/ms/package.json": json.dumps(pj).encode()}
+    members = _install(edit, drop=("app/node_modules/.package-lock.json", "app/package-lock.json"))
+    members.append(M("app/node_modules/ms/lib.js", EVIL))
+    rep = analyze(str(_image(tmp_path, members)), command=["test"])
+    assert [f.path for f in _modified(rep)] == ["/app/node_modules/ms/package.json"]

@@ -24,6 +24,7 @@ import binascii
 import gzip
 import hashlib
 import io
+import json
 import os
 import posixpath
 import tarfile
@@ -90,13 +91,30 @@ class _Bounded(io.BufferedIOBase):
         return data
 
 
-def _unpack(data: bytes) -> dict[str, str] | None:
-    """{path inside the package: sha256} of a package tarball's regular files, or None if
-    it is not one. npm drops the first path component (`package/` in every published one).
-    Read as a stream, one member at a time."""
+# (path inside the package -> sha256, the bytes of its package.json): what a tarball holds
+Unpacked = tuple[dict[str, str], bytes | None]
+MAX_MANIFEST = 1 << 20
+# What npm 6's rewrite of package.json must leave as the tarball has it: where the code
+# that runs is named. The rest it normalizes (repository, bugs, homepage, ...).
+_ENTRY_FIELDS = ("main", "exports", "module", "browser", "type", "scripts")
+
+
+def _entry_points(data: bytes | None) -> list[str] | None:
+    try:
+        doc = json.loads(data or b"")
+    except (ValueError, RecursionError):
+        return None
+    return [json.dumps(doc.get(k), sort_keys=True) for k in _ENTRY_FIELDS] if isinstance(doc, dict) else None
+
+
+def _unpack(data: bytes) -> Unpacked | None:
+    """{path inside the package: sha256} of a package tarball's regular files and its
+    package.json, or None if it is not a tarball. npm drops the first path component
+    (`package/` in every published one). Read as a stream, one member at a time."""
     try:
         stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_UNPACKED)
         out: dict[str, str] = {}
+        manifest = None
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for n, m in enumerate(tar):
                 if n >= MAX_MEMBERS:
@@ -111,8 +129,10 @@ def _unpack(data: bytes) -> dict[str, str] | None:
                     h = hashlib.sha256()
                     while chunk := fh.read(1 << 20):
                         h.update(chunk)
+                        if rel == "package.json" and m.size <= MAX_MANIFEST:
+                            manifest = (manifest or b"") + chunk
                     out[rel] = h.hexdigest()
-        return out
+        return out, manifest
     except Exception:  # noqa: BLE001 - forged bytes in any form: not a tarball we can hold files to
         return None
 
@@ -130,7 +150,7 @@ class Tarballs:
     def __init__(self, dirs: list[str]) -> None:
         self.dirs = dirs
         self._by_hex: dict[str, str] = {}
-        self._unpacked: dict[str, dict[str, str] | None] = {}
+        self._unpacked: dict[str, Unpacked | None] = {}
         for d in dirs:
             if not os.path.isdir(d):
                 raise TarballError(f"--npm-cache {d}: not a folder")
@@ -167,8 +187,8 @@ class Tarballs:
     def __len__(self) -> int:
         return len(self._by_hex)
 
-    def files(self, hexd: str) -> tuple[str, dict[str, str]] | None:
-        """(where, {path in the package: sha256}) of the tarball whose sha512 is `hexd`."""
+    def files(self, hexd: str) -> tuple[str, Unpacked] | None:
+        """(where, what it holds) of the tarball whose sha512 is `hexd`."""
         path = self._by_hex.get(hexd)
         if path is None:
             return None
@@ -181,7 +201,7 @@ class Tarballs:
             ok = len(data) <= MAX_TARBALL and hashlib.sha512(data).hexdigest() == hexd
             self._unpacked[hexd] = _unpack(data) if ok else None
         found = self._unpacked[hexd]
-        return (path, found) if found else None
+        return (path, found) if found is not None and found[0] else None
 
 
 def check(
@@ -231,7 +251,7 @@ def check(
         wanted.setdefault(entry, set()).add(path)
     if not plan:
         return findings, outcome
-    tarballs: dict[str, dict[str, str] | None] = {}  # cache path -> its files, None: not the tarball
+    tarballs: dict[str, Unpacked | None] = {}  # cache path -> its files, None: not the tarball
 
     def consume(entry_path: str, path: str, member, read) -> None:
         h, parts, size = hashlib.sha512(), [], 0
@@ -246,9 +266,9 @@ def check(
 
     source.stream(wanted, consume)
     for tree, pkg, cache_path, cache_layer in plan:
-        files = tarballs.get(cache_path)
-        if files:  # else not read, or its bytes are not the sha512 it is named by
-            ctx.hold(tree, pkg, files, cache_path, cache_layer)
+        unpacked = tarballs.get(cache_path)
+        if unpacked is not None and unpacked[0]:  # else not read, or not the sha512 it is named by
+            ctx.hold(tree, pkg, unpacked, cache_path, cache_layer)
     return findings, outcome
 
 
@@ -264,10 +284,11 @@ class _Holder:
     findings: list[Finding] = field(default_factory=list)
     outcome: Outcome = field(default_factory=dict)
 
-    def hold(self, tree: str, pkg, files: dict[str, str], where: str, cache_layer: int | None) -> None:
+    def hold(self, tree: str, pkg, unpacked: Unpacked, where: str, cache_layer: int | None) -> None:
         """Each file of the package directory against the tarball's (`cache_layer` None: the
         tarball came from outside the image)."""
         overlay, state = self.overlay, self.state
+        files, manifest = unpacked
         for path in overlay._descendants(tree):
             node = overlay.get(path)
             if node is None or node.entry.type != "file":
@@ -278,8 +299,11 @@ class _Holder:
             if node.sha256 == want:
                 self.outcome[path] = ("same" if node.layer == cache_layer else "earlier", node.entry.size)
                 continue
-            if path == f"{tree}/package.json" and any(f in (state.files.get(path) or b"") for f in _NPM6_FIELDS):
-                continue  # npm 6 rewrote it with its own fields
+            if path == f"{tree}/package.json":
+                installed = state.files.get(path) or b""
+                entry = _entry_points(installed)
+                if any(f in installed for f in _NPM6_FIELDS) and entry is not None and entry == _entry_points(manifest):
+                    continue  # npm 6 rewrote it with its own fields, and left what runs as it was
             self.outcome[path] = ("mismatched", node.entry.size)
             self.findings.append(
                 _finding(pkg, path, node, want, where, cache_layer, self.image, self.history_of_layer, self.accounts)
